@@ -1,0 +1,25 @@
+# featflow: one DAG from data to features, their complexity, their visualizations and their frequencies.
+#
+# Results path grammar (every file is written atomically; HDF5 files carry provenance attributes):
+#   results/data/{dataset}.h5                        materialized data set (train/test splits, factors)
+#   results/models/{model}.pt                        checkpoint: state_dict + spec + accuracies
+#   results/{experiment}/activations/{split}.h5      pooled activations of the experiment's layers
+# Logs: logs/{rule}/{wildcards}.log; benchmarks: benchmarks/{rule}/{wildcards}.tsv.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/activations.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        TARGETS,

@@ -1,0 +1,260 @@
+"""Config validation and the typed, frozen specs every stage is built from.
+
+The config is checked against the JSON Schema in ``workflow/schemas/`` (draft 2020-12; sibling
+``*.schema.yaml`` files are reachable by ``$ref`` to their file name) before any job runs. Missing keys take
+the schema's defaults. Errors name the key, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jsonschema
+import yaml
+from referencing import Registry, Resource
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+MAIN_SCHEMA = "config.schema.yaml"
+
+# Dataset kinds read from a local folder, whose ``path`` must exist.
+FOLDER_DATASETS = ("cifar10", "imagefolder")
+
+
+class ConfigError(ValueError):
+    """The config does not match the schema, or names a missing file."""
+
+
+def load_schema(schema_dir: str | Path = SCHEMA_DIR) -> tuple[dict[str, Any], Registry]:
+    """The main schema and a registry of every ``*.schema.yaml`` beside it, keyed by file name."""
+    schema_dir = Path(schema_dir)
+    resources = []
+    for path in sorted(schema_dir.glob("*.schema.yaml")):
+        contents = yaml.safe_load(path.read_text())
+        resources.append((path.name, Resource.from_contents(contents)))
+    registry = Registry().with_resources(resources)
+    main = registry.contents(MAIN_SCHEMA)
+    return main, registry
+
+
+def _with_defaults(validator_class: type) -> type:
+    """Extend a validator so that ``properties`` fills in each missing key's ``default`` (jsonschema FAQ)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator: Any, properties: Mapping, instance: Any, schema: Mapping) -> Any:
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultingValidator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """One line naming the key, the value and what was expected."""
+    key = _key_path(error)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        hints = []
+        for name in extra:
+            close = difflib.get_close_matches(name, allowed, n=1)
+            hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        where = key if error.absolute_path else "the top level"
+        return f"config: unknown key {', '.join(hints)} under {where}; expected keys: {', '.join(allowed)}"
+    description = error.schema.get("description") if isinstance(error.schema, dict) else None
+    expected = f" Expected: {description}" if description else ""
+    return f"config key '{key}': {error.message}.{expected}"
+
+
+def validate_config(config: Mapping[str, Any], schema_dir: str | Path = SCHEMA_DIR) -> dict[str, Any]:
+    """Validate ``config`` against the schema, fill in defaults, check cross-references and data paths.
+
+    Returns a new dict; raises :class:`ConfigError` with every problem, one per line.
+    """
+    schema, registry = load_schema(schema_dir)
+    filled = copy.deepcopy(dict(config))
+    validator = _DefaultingValidator(schema, registry=registry)
+    errors = sorted(validator.iter_errors(filled), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("\n".join(_describe(e) for e in errors))
+    problems = _check_references(filled) + _check_paths(filled)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return filled
+
+
+def _check_references(config: Mapping[str, Any]) -> list[str]:
+    """Names used across sections (experiment -> model, model -> dataset) must exist."""
+    problems = []
+    datasets, models = config.get("datasets", {}), config.get("models", {})
+    for name, model in models.items():
+        if model["dataset"] not in datasets:
+            problems.append(
+                f"config key 'models.{name}.dataset': '{model['dataset']}' is not a data set; "
+                f"expected one of {sorted(datasets)}"
+            )
+    for name, exp in config.get("experiments", {}).items():
+        for key, pool in (("model", models), ("dataset", datasets)):
+            if exp[key] not in pool:
+                problems.append(
+                    f"config key 'experiments.{name}.{key}': '{exp[key]}' is not defined; "
+                    f"expected one of {sorted(pool)}"
+                )
+    return problems
+
+
+def _check_paths(config: Mapping[str, Any]) -> list[str]:
+    """Local data folders and weights files must exist before any job runs."""
+    problems = []
+    for name, ds in config.get("datasets", {}).items():
+        if ds["kind"] in FOLDER_DATASETS:
+            path = ds.get("path")
+            if not path or not Path(path).is_dir():
+                problems.append(
+                    f"config key 'datasets.{name}.path': '{path}' is not a folder; "
+                    f"expected the local {ds['kind']} data folder (downloads are disabled)"
+                )
+    for name, model in config.get("models", {}).items():
+        weights = model.get("weights")
+        if weights and not Path(weights).is_file():
+            problems.append(
+                f"config key 'models.{name}.weights': '{weights}' is not a file; "
+                "expected a local state_dict or featflow checkpoint"
+            )
+    return problems
+
+
+# --- typed specs -------------------------------------------------------------------------------------------
+
+S = TypeVar("S", bound="Spec")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """Base of the frozen specs: built from a validated config section, and back to a plain dict."""
+
+    @classmethod
+    def from_dict(cls: type[S], data: Mapping[str, Any]) -> S:
+        """Build from a mapping, converting nested specs and lists to tuples; unknown keys are an error."""
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"{cls.__name__}: unknown keys {sorted(unknown)}; expected {sorted(names)}")
+        kwargs = {key: _convert(hints[key], value) for key, value in data.items()}
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, JSON-serializable dict (tuples become lists)."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if isinstance(hint, type) and issubclass(hint, Spec) and isinstance(value, Mapping):
+        return hint.from_dict(value)
+    if origin in (types.UnionType, typing.Union):
+        for arg in typing.get_args(hint):
+            if isinstance(arg, type) and issubclass(arg, Spec) and isinstance(value, Mapping):
+                return arg.from_dict(value)
+        return value
+    if origin is tuple and isinstance(value, (list, tuple)):
+        args = typing.get_args(hint)
+        inner = args[0] if args else Any
+        return tuple(_convert(inner, v) for v in value)
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ShiSpec(Spec):
+    """Shi, Wei & Liang's synthetic data model (SPEC 4.1)."""
+
+    d: int = 500
+    D: int = 100
+    k: int = 5
+    p0: float = 0.5
+    structured: bool = True
+    noise: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec(Spec):
+    """A data set: generated (planted, shi, digits) or read from a local folder (cifar10, imagefolder)."""
+
+    kind: str
+    n_train: int = 2000
+    n_test: int = 500
+    image_size: int = 32
+    seed: int = 0
+    path: str | None = None
+    grayscale: bool = False
+    shi: ShiSpec = ShiSpec()
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec(Spec):
+    """SGD with momentum and a cosine learning-rate schedule."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    augment: str = "none"
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec(Spec):
+    """An architecture from the registry, trained on ``dataset`` or loaded from a local ``weights`` file."""
+
+    arch: str
+    dataset: str
+    width: int = 32
+    cifar_stem: bool = True
+    weights: str | None = None
+    train: TrainSpec = TrainSpec()
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivationsSpec(Spec):
+    """How layers are pooled and batched during extraction."""
+
+    pool: str = "gap"
+    batch_size: int = 256
+    splits: tuple[str, ...] = ("train", "test")
+    max_samples: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSpec(Spec):
+    """One experiment: a model, a data set to evaluate it on, and the layers to read."""
+
+    model: str
+    dataset: str
+    layers: tuple[str, ...]
+    activations: ActivationsSpec = ActivationsSpec()

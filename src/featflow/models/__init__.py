@@ -1,0 +1,10 @@
+"""Model registry, training, checkpoints and layer hooks."""
+
+from featflow.models.checkpoint import load_checkpoint, save_checkpoint
+from featflow.models.hooks import capture, forward_to
+from featflow.models.registry import Classifier, build_model, classifier_head, layer_names, resolve_layer
+
+__all__ = [
+    "Classifier", "build_model", "capture", "classifier_head", "forward_to", "layer_names", "load_checkpoint",
+    "resolve_layer", "save_checkpoint",
+]

@@ -1,0 +1,114 @@
+"""Training (SGD with momentum, cosine schedule) or loading local weights, then a checkpoint with accuracies."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from featflow.config import ModelSpec
+from featflow.data import LoadedSplit, load_split
+from featflow.models.checkpoint import FORMAT, save_checkpoint
+from featflow.models.registry import Classifier, build_model
+
+log = logging.getLogger(__name__)
+
+
+def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of images (N, C, H, W), or per-feature of vectors (N, d)."""
+    dims = (0, 2, 3) if x.ndim == 4 else (0,)
+    return x.mean(dim=dims), x.std(dim=dims).clamp_min(1e-6)
+
+
+def augmentation(name: str) -> nn.Module | None:
+    """The torchvision transform for a training augmentation name (None for ``none``)."""
+    from torchvision.transforms import v2
+
+    transforms = {"none": None, "flip": v2.RandomHorizontalFlip()}
+    if name not in transforms:
+        raise ValueError(f"models.train.augment '{name}': expected one of {sorted(transforms)}")
+    return transforms[name]
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, split: LoadedSplit, device: torch.device, batch_size: int = 512) -> float:
+    """Top-1 accuracy of ``model`` on a split, evaluated in batches under no_grad."""
+    model.eval()
+    correct = 0
+    for start in range(0, split.x.shape[0], batch_size):
+        xb = split.x[start : start + batch_size].to(device)
+        correct += (model(xb).argmax(1).cpu() == split.y[start : start + batch_size]).sum().item()
+    return correct / max(1, split.x.shape[0])
+
+
+def fit(model: Classifier, train: LoadedSplit, test: LoadedSplit, spec: ModelSpec, device: torch.device,
+        generator: torch.Generator) -> list[dict[str, float]]:
+    """Train in place; returns the per-epoch history (loss, train and test accuracy, learning rate)."""
+    cfg = spec.train
+    n = train.x.shape[0]
+    steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+    augment = augmentation(cfg.augment)
+    loss_fn = nn.CrossEntropyLoss()
+    history = []
+    for epoch in tqdm(range(cfg.epochs), desc="train", unit="epoch"):
+        model.train()
+        order = torch.randperm(n, generator=generator)
+        total = 0.0
+        for start in range(0, n, cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            xb, yb = train.x[idx], train.y[idx]
+            if augment is not None:
+                xb = augment(xb)
+            loss = loss_fn(model(xb.to(device)), yb.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * idx.numel()
+        row = {"epoch": epoch + 1, "loss": total / n, "lr": sched.get_last_lr()[0],
+               "train_acc": accuracy(model, train, device), "test_acc": accuracy(model, test, device)}
+        log.info("epoch %(epoch)d loss %(loss).4f train_acc %(train_acc).4f test_acc %(test_acc).4f", row)
+        history.append(row)
+    return history
+
+
+def _load_weights(model: Classifier, path: str) -> None:
+    """Load a featflow checkpoint, or a plain state_dict of the network body (torchvision style)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and state.get("format") == FORMAT:
+        model.load_state_dict(state["state_dict"])
+    else:
+        missing, unexpected = model.body.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"models.weights '{path}': state_dict does not fit the architecture; "
+                             f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+def train_model(spec: ModelSpec, data_path: str | Path, out_path: str | Path, device: torch.device,
+                attrs: dict[str, Any]) -> dict[str, float]:
+    """Train ``spec`` on the data set file (or load ``spec.weights``), then write the checkpoint.
+
+    Returns the final train and test accuracy, which also go to the log and the checkpoint.
+    """
+    train, test = load_split(data_path, "train"), load_split(data_path, "test")
+    generator = torch.Generator().manual_seed(spec.train.seed)
+    torch.manual_seed(spec.train.seed)  # layer initialization draws from the global generator
+    mean, std = channel_stats(train.x) if spec.weights is None else (None, None)
+    model = build_model(spec, tuple(train.x.shape[1:]), train.num_classes, mean, std).to(device)
+    if spec.weights is None:
+        history = fit(model, train, test, spec, device, generator)
+    else:
+        _load_weights(model, spec.weights)
+        model.to(device)
+        history = []
+    result = {"train_acc": accuracy(model, train, device), "test_acc": accuracy(model, test, device)}
+    log.info("final train_acc %.4f test_acc %.4f", result["train_acc"], result["test_acc"])
+    save_checkpoint(out_path, model.cpu(), spec, tuple(train.x.shape[1:]), train.num_classes,
+                    {**result, "history": history, "provenance": dict(attrs)})
+    return result

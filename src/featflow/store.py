@@ -1,0 +1,189 @@
+"""The one place that reads and writes featflow's HDF5 files, tables and figures.
+
+Every write goes to ``<name>.tmp`` and is renamed into place only when it finished, so a crash never leaves a
+half-written file behind. Every HDF5 file carries ``featflow_schema`` and ``featflow_kind`` attributes that
+readers check, plus the provenance attributes of the stage that wrote it (see :mod:`featflow.repro`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(ValueError):
+    """A file is missing, truncated, foreign, or of the wrong kind."""
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _attr_value(value: Any) -> Any:
+    """HDF5 attributes hold scalars, strings and arrays; anything nested is stored as JSON text."""
+    if isinstance(value, (str, int, float, bool, np.integer, np.floating, np.bool_)):
+        return value
+    if isinstance(value, np.ndarray):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _set_attrs(node: h5py.HLObject, attrs: Mapping[str, Any]) -> None:
+    for key, value in attrs.items():
+        if value is None:
+            continue
+        node.attrs[key] = _attr_value(value)
+
+
+@contextmanager
+def h5_writer(path: str | os.PathLike, kind: str, attrs: Mapping[str, Any]) -> Iterator[h5py.File]:
+    """Open a new HDF5 file for incremental writing; it appears at ``path`` only when the block succeeds.
+
+    Parameters
+    ----------
+    path : final file path.
+    kind : what the file holds (``"activations"``, ``"dictionary"``, ...); readers check it.
+    attrs : provenance and stage attributes stored on the root group.
+    """
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as handle:
+            handle.attrs["featflow_schema"] = SCHEMA_VERSION
+            handle.attrs["featflow_kind"] = kind
+            _set_attrs(handle, attrs)
+            yield handle
+
+
+def create_array(
+    group: h5py.Group, name: str, data: np.ndarray | None = None, *, shape: tuple[int, ...] | None = None,
+    dtype: Any = None, attrs: Mapping[str, Any] | None = None,
+) -> h5py.Dataset:
+    """Create a chunked, compressed dataset (lzf), from ``data`` or empty with ``shape`` and ``dtype``."""
+    if data is not None:
+        data = np.asarray(data)
+        shape, dtype = data.shape, data.dtype
+    if shape is None:
+        raise ValueError(f"create_array('{name}'): give either data or shape")
+    if np.dtype(dtype).kind in "OU":
+        dset = group.create_dataset(name, data=np.asarray(data, dtype=h5py.string_dtype()))
+    elif len(shape) == 0 or int(np.prod(shape)) == 0:
+        dset = group.create_dataset(name, data=data, shape=shape, dtype=dtype)
+    else:
+        dset = group.create_dataset(name, data=data, shape=shape, dtype=dtype, chunks=True, compression="lzf")
+    if attrs:
+        _set_attrs(dset, attrs)
+    return dset
+
+
+def _write_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            _write_tree(group.create_group(key), value)
+        else:
+            create_array(group, key, value)
+
+
+def write_h5(
+    path: str | os.PathLike, kind: str, arrays: Mapping[str, Any], attrs: Mapping[str, Any]
+) -> None:
+    """Write a (possibly nested) mapping of arrays atomically; nested mappings become groups."""
+    with h5_writer(path, kind, attrs) as handle:
+        _write_tree(handle, arrays)
+
+
+@contextmanager
+def h5_reader(path: str | os.PathLike, kind: str | None = None) -> Iterator[h5py.File]:
+    """Open a featflow HDF5 file for reading, failing clearly on a missing, truncated or foreign file."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: file not found")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as err:
+        raise StoreError(f"{path}: not a readable HDF5 file (truncated or foreign?): {err}") from err
+    with handle:
+        schema = handle.attrs.get("featflow_schema")
+        if schema is None:
+            raise StoreError(f"{path}: not a featflow file (no 'featflow_schema' attribute)")
+        if int(schema) != SCHEMA_VERSION:
+            raise StoreError(f"{path}: schema version {schema}, expected {SCHEMA_VERSION}; rerun the stage")
+        found = handle.attrs.get("featflow_kind")
+        if kind is not None and found != kind:
+            raise StoreError(f"{path}: holds '{found}', expected '{kind}'")
+        yield handle
+
+
+def _read_tree(group: h5py.Group) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, node in group.items():
+        if isinstance(node, h5py.Group):
+            out[key] = _read_tree(node)
+        elif h5py.check_string_dtype(node.dtype) is not None:
+            out[key] = node.asstr()[()]
+        else:
+            out[key] = node[()]
+    return out
+
+
+def read_h5(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
+    """Read a whole featflow HDF5 file into a nested dict of numpy arrays."""
+    with h5_reader(path, kind) as handle:
+        return _read_tree(handle)
+
+
+def read_attrs(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
+    """Root attributes of a featflow HDF5 file, JSON-valued ones decoded."""
+    with h5_reader(path, kind) as handle:
+        return {key: decode_attr(value) for key, value in handle.attrs.items()}
+
+
+def decode_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def write_table(frame: Any, csv_path: str | os.PathLike, parquet_path: str | os.PathLike | None = None) -> None:
+    """Write a pandas DataFrame as CSV (and Parquet), atomically."""
+    with atomic_path(csv_path) as tmp:
+        frame.to_csv(tmp, index=False)
+    if parquet_path is not None:
+        with atomic_path(parquet_path) as tmp:
+            frame.to_parquet(tmp, index=False)
+
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> None:
+    """Save a matplotlib Figure atomically (format from the suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    final = Path(path)
+    with atomic_path(final) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=final.suffix.lstrip("."))
+    plt.close(fig)

@@ -1,0 +1,78 @@
+"""The structured / unstructured data model of Shi, Wei & Liang (SPEC 4.1).
+
+x~ = M phi~ with M (d x D) orthonormal columns and phi~ in {0, 1}^D; the label is the parity of the patterns in
+the class-relevant set A. Structured family: with probability p0 the A-block is uniform (pure parity), else all
+ones or all zeros with equal chance; patterns outside A are Bernoulli(p0). Unstructured: all Bernoulli(1/2).
+Written by hand: no library ships this generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from featflow.config import ShiSpec
+
+
+@dataclass(frozen=True)
+class ShiSample:
+    """One draw of the model: normalized inputs, labels in {-1, +1}, and the latent patterns."""
+
+    x: np.ndarray  # (N, d) float32, normalized with the training statistics
+    y: np.ndarray  # (N,) int64 in {-1, +1}
+    phi: np.ndarray  # (N, D) float32 in {0, 1}
+
+
+def dictionary(spec: ShiSpec, rng: np.random.Generator) -> np.ndarray:
+    """M: (d, D) with orthonormal columns, from the QR factorization of a Gaussian matrix."""
+    if spec.D > spec.d:
+        raise ValueError(f"shi: D = {spec.D} must be <= d = {spec.d}")
+    if spec.k > spec.D:
+        raise ValueError(f"shi: k = {spec.k} must be <= D = {spec.D}")
+    q, r = np.linalg.qr(rng.standard_normal((spec.d, spec.D)))
+    return q * np.sign(np.diag(r))[None, :]
+
+
+def sample_patterns(spec: ShiSpec, n: int, rng: np.random.Generator) -> np.ndarray:
+    """phi~: (n, D) in {0, 1}; the class-relevant set A is the first k patterns."""
+    if not spec.structured:
+        return (rng.random((n, spec.D)) < 0.5).astype(np.float32)
+    phi = (rng.random((n, spec.D)) < spec.p0).astype(np.float32)
+    uniform = rng.random(n) < spec.p0
+    block = np.where(uniform[:, None], rng.random((n, spec.k)) < 0.5, (rng.random(n) < 0.5)[:, None])
+    phi[:, : spec.k] = block
+    return phi
+
+
+def parity_labels(phi: np.ndarray, k: int) -> np.ndarray:
+    """y = +1 when the number of active patterns in A (the first k) is odd, else -1."""
+    return np.where(phi[:, :k].sum(axis=1) % 2 == 1, 1, -1).astype(np.int64)
+
+
+def gamma(phi: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """gamma_i = E[y phi_i] - E[y] E[phi_i] for i in A (empirical), shape (k,)."""
+    a = phi[:, :k]
+    return (y[:, None] * a).mean(axis=0) - y.mean() * a.mean(axis=0)
+
+
+def generate_shi(spec: ShiSpec, n_train: int, n_test: int, rng: np.random.Generator) -> tuple[
+    ShiSample, ShiSample, np.ndarray
+]:
+    """Draw a train and a test sample; both are normalized with the training mean and sigma~.
+
+    sigma~^2 = sum_i Var(x~_i), so the normalized training inputs have unit expected squared norm.
+    Returns (train, test, M).
+    """
+    m = dictionary(spec, rng)
+    phis = [sample_patterns(spec, n, rng) for n in (n_train, n_test)]
+    raw = [phi @ m.T for phi in phis]
+    mean = raw[0].mean(axis=0)
+    sigma = np.sqrt(raw[0].var(axis=0).sum())
+    samples = []
+    for phi, xr in zip(phis, raw):
+        x = (xr - mean) / sigma
+        if spec.noise > 0:
+            x = x + rng.normal(0.0, spec.noise, size=x.shape)
+        samples.append(ShiSample(x.astype(np.float32), parity_labels(phi, spec.k), phi))
+    return samples[0], samples[1], m.astype(np.float32)

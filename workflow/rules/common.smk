@@ -1,0 +1,37 @@
+# Plumbing only: config validation, wildcard constraints, target lists, stage params.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from featflow.config import validate_config
+from featflow.repro import code_version
+
+# Validated before any job runs: a bad key, type, range or missing data path stops here.
+CFG = validate_config(config, Path(workflow.basedir) / "workflow" / "schemas")
+SEED = CFG["seed"]
+ENV = "../../envs/featflow.yaml"
+
+
+def _names(section):
+    return "|".join(sorted(CFG.get(section, {}))) or "__none__"
+
+
+wildcard_constraints:
+    dataset=_names("datasets"),
+    model=_names("models"),
+    experiment=_names("experiments"),
+    split="train|test",
+
+
+def stage_params(stage, spec):
+    """The params every rule carries, so a change of spec, seed or stage code reruns exactly that stage."""
+    return {"stage": stage, "spec": spec, "seed": SEED, "code": code_version(stage)}
+
+
+def experiment(name):
+    return CFG["experiments"][name]
+
+
+# Final outputs of every branch; each rule file appends its own.
+TARGETS = []

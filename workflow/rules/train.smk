@@ -1,0 +1,26 @@
+rule train:
+    input:
+        data=lambda wc: f"results/data/{CFG['models'][wc.model]['dataset']}.h5",
+    output:
+        "results/models/{model}.pt",
+    log:
+        "logs/train/{model}.log",
+    benchmark:
+        "benchmarks/train/{model}.tsv"
+    params:
+        stage="train",
+        spec=lambda wc: CFG["models"][wc.model],
+        seed=SEED,
+        code=code_version("train"),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=1,  # SGD over the whole training set: worth an accelerator when there is one
+    conda:
+        ENV
+    script:
+        "../scripts/train.py"
+
+
+TARGETS += [f"results/models/{name}.pt" for name in CFG["models"]]

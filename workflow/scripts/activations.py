@@ -1,0 +1,10 @@
+"""Rule activations: pooled activations of the experiment's layers for one split."""
+
+from featflow import smk
+from featflow.activations import extract_to_h5
+from featflow.config import ExperimentSpec
+
+with smk.job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
+    spec = ExperimentSpec.from_dict(job.spec)
+    extract_to_h5(snakemake.input.checkpoint, snakemake.input.data, snakemake.wildcards.split,  # noqa: F821
+                  spec.layers, spec.activations, snakemake.output[0], job.device, job.attrs)  # noqa: F821
