@@ -17,6 +17,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/activations.smk"
+include: "workflow/rules/fv.smk"
+include: "workflow/rules/ifv.smk"
 
 
 rule all:

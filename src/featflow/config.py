@@ -82,10 +82,13 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"config key '{key}': {error.message}.{expected}"
 
 
-def validate_config(config: Mapping[str, Any], schema_dir: str | Path = SCHEMA_DIR) -> dict[str, Any]:
+def validate_config(config: Mapping[str, Any], schema_dir: str | Path = SCHEMA_DIR,
+                    check_paths: bool = True) -> dict[str, Any]:
     """Validate ``config`` against the schema, fill in defaults, check cross-references and data paths.
 
-    Returns a new dict; raises :class:`ConfigError` with every problem, one per line.
+    ``check_paths=False`` skips the existence checks of local data folders and weights files (presets
+    written for another machine). Returns a new dict; raises :class:`ConfigError` with every problem,
+    one per line.
     """
     schema, registry = load_schema(schema_dir)
     filled = copy.deepcopy(dict(config))
@@ -93,7 +96,7 @@ def validate_config(config: Mapping[str, Any], schema_dir: str | Path = SCHEMA_D
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("\n".join(_describe(e) for e in errors))
-    problems = _check_references(filled) + _check_paths(filled)
+    problems = _check_references(filled) + (_check_paths(filled) if check_paths else [])
     if problems:
         raise ConfigError("\n".join(problems))
     return filled
@@ -116,6 +119,11 @@ def _check_references(config: Mapping[str, Any]) -> list[str]:
                     f"config key 'experiments.{name}.{key}': '{exp[key]}' is not defined; "
                     f"expected one of {sorted(pool)}"
                 )
+    for name, fv in config.get("fv", {}).items():
+        if fv["model"] not in models:
+            problems.append(
+                f"config key 'fv.{name}.model': '{fv['model']}' is not defined; expected one of {sorted(models)}"
+            )
     return problems
 
 
@@ -225,6 +233,9 @@ class TrainSpec(Spec):
     momentum: float = 0.9
     weight_decay: float = 5e-4
     augment: str = "none"
+    pgd_eps: float = 8 / 255
+    pgd_steps: int = 10
+    pgd_step: float = 0.125
     seed: int = 0
 
 
@@ -242,12 +253,13 @@ class ModelSpec(Spec):
 
 @dataclasses.dataclass(frozen=True)
 class ActivationsSpec(Spec):
-    """How layers are pooled and batched during extraction."""
+    """How layers are pooled and batched during extraction, and in how many jobs (shards) per split."""
 
     pool: str = "gap"
     batch_size: int = 256
     splits: tuple[str, ...] = ("train", "test")
     max_samples: int | None = None
+    shards: int = 1
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,8 +26,11 @@ _CORE = ("store.py", "repro.py", "config.py")
 # Package files (or folders) each stage depends on, relative to the package root.
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "data": ("data",),
-    "train": ("data", "models"),
+    "train": ("data", "models", "frequency/attacks.py"),
     "activations": ("data", "models", "activations.py"),
+    "fv": ("models", "fv"),  # fv_targets, fv_optimize
+    "ifv": ("models", "fv", "ifv"),  # jacobian, critical_space, ifv, reoptimize
+    "fv_plots": ("plots/fv.py",),
 }
 
 

@@ -1,7 +1,55 @@
-rule activations:
+# Paths: results/{experiment}/activations/{split}.h5 (the merged file every downstream rule reads);
+#        results/{experiment}/activations/shards/{split}_{shard}.h5 (temporary slices when activations.shards > 1).
+
+
+def activations_inputs(wc):
+    """The model and data for a single-job extraction, or the shard files to merge (activations.shards > 1)."""
+    exp = experiment(wc.experiment)
+    shards = exp["activations"]["shards"]
+    if shards == 1:
+        return {
+            "checkpoint": f"results/models/{exp['model']}.pt",
+            "data": f"results/data/{exp['dataset']}.h5",
+        }
+    return {
+        "shards": [
+            f"results/{wc.experiment}/activations/shards/{wc.split}_{shard}.h5"
+            for shard in range(shards)
+        ]
+    }
+
+
+rule activations_shard:
     input:
         checkpoint=lambda wc: f"results/models/{experiment(wc.experiment)['model']}.pt",
         data=lambda wc: f"results/data/{experiment(wc.experiment)['dataset']}.h5",
+    output:
+        temp("results/{experiment}/activations/shards/{split}_{shard}.h5"),
+    log:
+        "logs/activations_shard/{experiment}_{split}_{shard}.log",
+    benchmark:
+        "benchmarks/activations_shard/{experiment}_{split}_{shard}.tsv"
+    wildcard_constraints:
+        shard=r"\d+",
+    params:
+        stage="activations",
+        spec=lambda wc: experiment(wc.experiment),
+        seed=SEED,
+        code=code_version("activations"),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,  # batched forward passes through the network
+    conda:
+        ENV
+    script:
+        "../scripts/activations_shard.py"
+
+
+rule activations:
+    input:
+        unpack(activations_inputs),
     output:
         "results/{experiment}/activations/{split}.h5",
     log:
@@ -17,7 +65,8 @@ rule activations:
     resources:
         mem_mb=8000,
         runtime=60,
-        gpu=1,  # batched forward passes through the network
+        # batched forward passes through the network; merging shards needs no GPU
+        gpu=lambda wc: int(experiment(wc.experiment)["activations"]["shards"] == 1),
     conda:
         ENV
     script:

@@ -3,7 +3,7 @@
 - ``color``: the background hue (warm or cool), linearly readable from the input pixels;
 - ``orientation``: a horizontal or vertical grating in a patch at a random place, which needs local filters
   (its pixel average is the same for both orientations);
-- ``parity``: the parity of the number (1 to 4) of small squares, which needs counting and a non-linear
+- ``parity``: the parity of the number (1 to 3) of small green squares, which needs counting and a non-linear
   read-out of the count.
 
 The label is ``4 * color + 2 * orientation + parity`` (8 classes). A faithful complexity pipeline must rank
@@ -18,6 +18,11 @@ FACTOR_NAMES = ("color", "orientation", "parity", "count")
 CLASS_NAMES = tuple(
     f"{c}-{o}-{p}" for c in ("warm", "cool") for o in ("horizontal", "vertical") for p in ("even", "odd")
 )
+_SQUARE_RGB = np.array([0.1, 0.95, 0.1], dtype=np.float32)  # saturated green, unlike any background
+# Counts 1-3 with 3 rare: parity has a weak first-order (count) signal, so SGD can start learning it, but the
+# exact parity needs a non-linear read-out of the count (decodable only after the hidden layer).
+_COUNTS = np.array([1, 2, 3])
+_COUNT_PROBS = np.array([0.45, 0.45, 0.10])
 _GRID = 4  # the image is a 4 x 4 grid of cells; the grating takes a 2 x 2 block, squares single cells
 
 
@@ -49,12 +54,12 @@ def generate_planted(n: int, image_size: int, rng: np.random.Generator) -> tuple
     cell = image_size // _GRID
     color = rng.integers(0, 2, n)
     orientation = rng.integers(0, 2, n)
-    count = rng.integers(1, 5, n)
+    count = rng.choice(_COUNTS, size=n, p=_COUNT_PROBS)
     parity = count % 2
     images = np.empty((n, 3, image_size, image_size), dtype=np.float32)
     images[:] = _backgrounds(color, rng)[:, :, None, None]
     patch = int(round(1.5 * cell))
-    square = max(2, cell // 3)
+    square = max(2, cell // 2)
     for i in range(n):
         # grating: a 2 x 2 block of cells, top-left cell (r, c) with r, c in {0, .., GRID-2}
         r, c = rng.integers(0, _GRID - 1, 2)
@@ -66,7 +71,7 @@ def generate_planted(n: int, image_size: int, rng: np.random.Generator) -> tuple
             a, b = free[k]
             sy = a * cell + rng.integers(0, cell - square + 1)
             sx = b * cell + rng.integers(0, cell - square + 1)
-            images[i, :, sy : sy + square, sx : sx + square] = 1.0
+            images[i, :, sy : sy + square, sx : sx + square] = _SQUARE_RGB[:, None, None]
     images = np.clip(images + rng.normal(0.0, 0.02, size=images.shape), 0.0, 1.0)
     labels = (4 * color + 2 * orientation + parity).astype(np.int64)
     factors = np.stack([color, orientation, parity, count], axis=1).astype(np.float32)

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from featflow.config import ModelSpec
 from featflow.data import LoadedSplit, load_split
+from featflow.frequency.attacks import pgd_linf
 from featflow.models.checkpoint import FORMAT, save_checkpoint
 from featflow.models.registry import Classifier, build_model
 
@@ -28,7 +29,15 @@ def augmentation(name: str) -> nn.Module | None:
     """The torchvision transform for a training augmentation name (None for ``none``)."""
     from torchvision.transforms import v2
 
-    transforms = {"none": None, "flip": v2.RandomHorizontalFlip()}
+    transforms = {
+        "none": None,
+        "flip": v2.RandomHorizontalFlip(),
+        # Karantzas et al. 2022: scale 0.5-1.5, translation up to 0.4 of the side, rotation up to 180 degrees
+        "scale": v2.RandomAffine(degrees=0, scale=(0.5, 1.5)),
+        "translate": v2.RandomAffine(degrees=0, translate=(0.4, 0.4)),
+        "rotate": v2.RandomRotation(180),
+        "pgd": None,  # adversarial examples need the model: made in fit()
+    }
     if name not in transforms:
         raise ValueError(f"models.train.augment '{name}': expected one of {sorted(transforms)}")
     return transforms[name]
@@ -65,6 +74,11 @@ def fit(model: Classifier, train: LoadedSplit, test: LoadedSplit, spec: ModelSpe
             xb, yb = train.x[idx], train.y[idx]
             if augment is not None:
                 xb = augment(xb)
+            if cfg.augment == "pgd":  # PGD adversarial training; BatchNorm statistics frozen during the attack
+                model.eval()
+                xb = pgd_linf(model, xb.to(device), yb.to(device), cfg.pgd_eps, cfg.pgd_steps,
+                              step_size=cfg.pgd_step * cfg.pgd_eps, generator=generator)
+                model.train()
             loss = loss_fn(model(xb.to(device)), yb.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()

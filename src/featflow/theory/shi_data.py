@@ -9,9 +9,11 @@ Written by hand: no library ships this generator.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from featflow import store
 from featflow.config import ShiSpec
 
 
@@ -30,6 +32,11 @@ def dictionary(spec: ShiSpec, rng: np.random.Generator) -> np.ndarray:
         raise ValueError(f"shi: D = {spec.D} must be <= d = {spec.d}")
     if spec.k > spec.D:
         raise ValueError(f"shi: k = {spec.k} must be <= D = {spec.D}")
+    if spec.structured and spec.k % 2 == 0:
+        # All-ones and all-zeros A-blocks must fall in opposite classes for balanced classes (A0) and gamma > 0.
+        raise ValueError(f"shi.k = {spec.k}: the structured family needs an odd k")
+    if not 0 < spec.p0 <= 0.5:
+        raise ValueError(f"shi.p0 = {spec.p0}: expected a value in (0, 0.5]")
     q, r = np.linalg.qr(rng.standard_normal((spec.d, spec.D)))
     return q * np.sign(np.diag(r))[None, :]
 
@@ -76,3 +83,46 @@ def generate_shi(spec: ShiSpec, n_train: int, n_test: int, rng: np.random.Genera
             x = x + rng.normal(0.0, spec.noise, size=x.shape)
         samples.append(ShiSample(x.astype(np.float32), parity_labels(phi, spec.k), phi))
     return samples[0], samples[1], m.astype(np.float32)
+
+
+def design_gamma(spec: ShiSpec) -> float:
+    """gamma of the structured member at ``spec.p0``: (1 - p0) / 2 (the uniform A-block contributes nothing,
+    the all-ones block, of probability (1 - p0) / 2, has y = +1 and phi_i = 1)."""
+    return (1.0 - spec.p0) / 2.0
+
+
+@dataclass(frozen=True)
+class ShiData:
+    """A ``shi`` data set read back from ``results/data/{dataset}.h5``; labels in {-1, +1}."""
+
+    train: ShiSample
+    test: ShiSample
+    M: np.ndarray  # (d, D)
+    spec: ShiSpec
+
+    @property
+    def sigma2(self) -> float:
+        """sigma~^2 = sum_i Var(x~_i) = sum_j Var(phi~_j) (M has orthonormal columns), on the training sample."""
+        return float(self.train.phi.var(axis=0).sum())
+
+    @property
+    def effective_features(self) -> np.ndarray:
+        """The two effective features +-sum_{j in A} M_j (Lemma 4), unit norm: (2, d)."""
+        v = self.M[:, : self.spec.k].sum(axis=1)
+        v = v / np.linalg.norm(v)
+        return np.stack([v, -v])
+
+
+def load_shi(path: str | Path) -> ShiData:
+    """Read a data set of kind ``shi`` (written by the ``data`` rule): x, labels, patterns and M."""
+    arrays = store.read_h5(path, "dataset")
+    attrs = store.read_attrs(path, "dataset")
+    config = attrs.get("config", {})
+    if attrs.get("kind_of_data") != "shi" or "extra" not in arrays:
+        raise ValueError(f"{path}: expected a data set of kind 'shi', found '{attrs.get('kind_of_data')}'")
+    spec = ShiSpec.from_dict(config.get("shi", {}))
+    splits = [
+        ShiSample(arrays[s]["x"], np.where(arrays[s]["y"] > 0, 1, -1).astype(np.int64), arrays[s]["factors"])
+        for s in ("train", "test")
+    ]
+    return ShiData(splits[0], splits[1], arrays["extra"]["M"], spec)

@@ -1,0 +1,170 @@
+"""Non-negative matrix factorization ``A ~ Z D`` (Z, D >= 0) in PyTorch on the device (SPEC 1.2).
+
+Two fits with the same result type: :func:`fit_nmf` (HALS on the whole matrix, the setting of Cichocki & Phan
+2009 and scikit-learn's ``cd`` solver; or multiplicative updates, Lee & Seung 2001) and :func:`fit_nmf_online`
+(minibatch NMF after Mairal et al. 2010: codes per batch with D fixed, running sufficient statistics
+``Z^T Z`` and ``Z^T A``, HALS steps on D) for activations that do not fit in memory. Written by hand: no
+library fits NMF in torch on a GPU, and scikit-learn's MiniBatchNMF is CPU only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+
+from featflow.dictionary.nnls import hals_sweeps, nnls_codes
+
+log = logging.getLogger(__name__)
+
+SOLVERS = ("hals", "mu")
+_EPS = 1e-12
+
+
+@dataclass
+class NMFDictionary:
+    """A fitted dictionary: atoms ``D`` (k, d) with unit-norm rows, and the one encode/decode contract.
+
+    ``encode`` gives the non-negative codes of new activations (batched NNLS with D fixed), ``decode`` maps
+    codes back to activation space.
+    """
+
+    atoms: torch.Tensor
+    code_iterations: int = 300
+
+    @property
+    def k(self) -> int:
+        return self.atoms.shape[0]
+
+    def encode(self, a: torch.Tensor) -> torch.Tensor:
+        """(n, d) activations -> (n, k) codes >= 0."""
+        return nnls_codes(a.to(self.atoms), self.atoms, self.code_iterations)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(n, k) codes -> (n, d) reconstructions ``z D``."""
+        return z.to(self.atoms) @ self.atoms
+
+
+@dataclass
+class NMFResult:
+    """Atoms (k, d), unit-norm rows; codes (n, k) of the fitted data (rescaled to match); error trace."""
+
+    atoms: torch.Tensor
+    codes: torch.Tensor
+    errors: list[float]
+
+
+def relative_error(a: torch.Tensor, codes: torch.Tensor, atoms: torch.Tensor) -> float:
+    """``||A - Z D||_F / ||A||_F``."""
+    return float((a - codes @ atoms).norm() / a.norm().clamp_min(_EPS))
+
+
+def _check(a: torch.Tensor, k: int) -> None:
+    if a.ndim != 2:
+        raise ValueError(f"nmf: expected activations (n, d), got shape {tuple(a.shape)}")
+    if k < 1:
+        raise ValueError(f"nmf: k {k}, expected >= 1")
+    if bool((a < 0).any()):
+        raise ValueError(f"nmf: activations must be non-negative (min {float(a.min()):.3g}); "
+                         "pick a layer after a ReLU")
+
+
+def _init(a: torch.Tensor, k: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random init scaled like scikit-learn's ``init='random'``: entries ~ |N(0, 1)| * sqrt(mean(A) / k)."""
+    scale = float(a.mean().clamp_min(_EPS) / k) ** 0.5
+    z = torch.randn(a.shape[0], k, generator=generator, device=a.device, dtype=a.dtype).abs_() * scale
+    d = torch.randn(k, a.shape[1], generator=generator, device=a.device, dtype=a.dtype).abs_() * scale
+    return z, d
+
+
+def _normalize(codes: torch.Tensor, atoms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit-norm atoms, codes rescaled so that ``Z D`` is unchanged (dead atoms stay zero)."""
+    norms = atoms.norm(dim=1)
+    safe = torch.where(norms > _EPS, norms, torch.ones_like(norms))
+    return codes * safe, atoms / safe[:, None]
+
+
+def fit_nmf(a: torch.Tensor, k: int, iterations: int = 200, solver: str = "hals", tol: float = 1e-5,
+            generator: torch.Generator | None = None) -> NMFResult:
+    """Fit ``A ~ Z D`` on a matrix held in (device) memory.
+
+    Parameters
+    ----------
+    a : (n, d) non-negative activations.
+    k : number of atoms (k > d: overcomplete).
+    iterations : maximal outer iterations (one update of Z then of D).
+    solver : ``hals`` (one HALS sweep per factor per iteration) or ``mu`` (multiplicative updates).
+    tol : stop when the relative error improves by less than ``tol`` (checked every 10 iterations).
+
+    Returns
+    -------
+    NMFResult with unit-norm atoms.
+    """
+    _check(a, k)
+    if solver not in SOLVERS:
+        raise ValueError(f"nmf: solver '{solver}', expected one of {SOLVERS}")
+    generator = generator or torch.Generator(device=a.device).manual_seed(0)
+    z, d = _init(a, k, generator)
+    errors = [relative_error(a, z, d)]
+    for it in range(1, iterations + 1):
+        if solver == "hals":
+            hals_sweeps(z, d @ d.T, a @ d.T, 1)
+            d = _hals_atoms(d, z.T @ z, z.T @ a)
+        else:
+            z.mul_((a @ d.T) / (z @ (d @ d.T)).clamp_min(_EPS))
+            d.mul_((z.T @ a) / ((z.T @ z) @ d).clamp_min(_EPS))
+        if it % 10 == 0 or it == iterations:
+            errors.append(relative_error(a, z, d))
+            if errors[-2] - errors[-1] < tol * errors[-2]:
+                break
+    log.info("nmf (%s): k=%d, %d iterations, relative error %.4f", solver, k, it, errors[-1])
+    z, d = _normalize(z, d)
+    return NMFResult(d, z, errors)
+
+
+def _hals_atoms(atoms: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, sweeps: int = 1) -> torch.Tensor:
+    """HALS sweeps on the atoms for ``min_{D >= 0} ||A - Z D||`` from ``Z^T Z`` (k, k) and ``Z^T A`` (k, d)."""
+    dt = atoms.T.contiguous()
+    hals_sweeps(dt, gram, cross.T.contiguous(), sweeps)
+    return dt.T.contiguous()
+
+
+def fit_nmf_online(batches: Callable[[], Iterable[torch.Tensor]], k: int, epochs: int = 5,
+                   code_iterations: int = 100, forget: float = 0.9,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Minibatch (online) NMF over data streamed in batches; memory O(k^2 + k d), independent of n.
+
+    Parameters
+    ----------
+    batches : called once per epoch, yields (b, d) non-negative tensors on the device.
+    k : number of atoms.
+    epochs : passes over the data.
+    code_iterations : NNLS iterations for the codes of each batch.
+    forget : weight of the past sufficient statistics at each batch (Mairal et al.'s forgetting factor).
+
+    Returns
+    -------
+    (k, d) unit-norm atoms.
+    """
+    if not 0.0 <= forget <= 1.0:
+        raise ValueError(f"nmf: forget {forget}, expected in [0, 1]")
+    atoms: torch.Tensor | None = None
+    gram = cross = None
+    for epoch in range(epochs):
+        for batch in batches():
+            _check(batch, k)
+            if atoms is None:
+                generator = generator or torch.Generator(device=batch.device).manual_seed(0)
+                _, atoms = _init(batch, k, generator)
+                gram = torch.zeros(k, k, dtype=batch.dtype, device=batch.device)
+                cross = torch.zeros(k, batch.shape[1], dtype=batch.dtype, device=batch.device)
+            z = nnls_codes(batch, atoms, code_iterations)
+            gram = forget * gram + z.T @ z / batch.shape[0]
+            cross = forget * cross + z.T @ batch / batch.shape[0]
+            atoms = _hals_atoms(atoms, gram, cross)
+        log.info("online nmf: epoch %d/%d done", epoch + 1, epochs)
+    if atoms is None:
+        raise ValueError("nmf: the batch stream was empty")
+    return _normalize(torch.ones(1, k, dtype=atoms.dtype, device=atoms.device), atoms)[1]

@@ -1,0 +1,56 @@
+"""Projected gradient descent under an L_inf budget (Madry et al. 2018), shared by adversarial training and by
+the adversarial frequency maps.
+
+Written by hand: a dozen lines, and no dependency on an attack library is worth it for one attack.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def pgd_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 10,
+             step_size: float | None = None, random_start: bool = True,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Untargeted L_inf PGD on inputs in [0, 1], maximizing the cross-entropy of the labels ``y``.
+
+    Parameters
+    ----------
+    model : classifier taking (N, C, H, W) inputs in [0, 1]; its mode (train / eval) is left as the caller set it.
+    x : (N, C, H, W) clean inputs in [0, 1].
+    y : (N,) labels to move away from.
+    eps : L_inf radius (in pixel units, e.g. 8/255).
+    steps : number of signed-gradient steps.
+    step_size : step length; ``eps / 8`` when None (the Fourier-mask paper's setting).
+    random_start : start from a uniform point of the eps-ball (drawn with ``generator``, on its device).
+    generator : torch.Generator for the random start.
+
+    Returns
+    -------
+    (N, C, H, W) adversarial inputs, detached, within the eps-ball of ``x`` and in [0, 1].
+    """
+    if eps < 0 or steps < 0:
+        raise ValueError(f"pgd_linf: eps {eps} and steps {steps} must be >= 0")
+    alpha = eps / 8 if step_size is None else step_size
+    x = x.detach()
+    x_adv = x.clone()
+    if random_start and eps > 0:
+        gen_device = generator.device if generator is not None else x.device
+        noise = torch.rand(x.shape, generator=generator, device=gen_device).to(x.device)
+        x_adv = (x + (2 * noise - 1) * eps).clamp(0, 1)
+    requires = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():  # no parameter gradients: the attack only needs d loss / d input
+        p.requires_grad_(False)
+    try:
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            loss = F.cross_entropy(model(x_adv), y)
+            (grad,) = torch.autograd.grad(loss, x_adv)
+            x_adv = x_adv.detach() + alpha * grad.sign()
+            x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
+    finally:
+        for p, flag in zip(model.parameters(), requires):
+            p.requires_grad_(flag)
+    return x_adv.detach()

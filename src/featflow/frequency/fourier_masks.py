@@ -1,0 +1,316 @@
+"""Fourier masks of essential frequencies (Karantzas et al. 2022; SPEC 3.1).
+
+A mask M holds one weight in [0, 1] per DFT frequency of the full fft2 grid (shared by the channels, or one per
+channel); the masked input is x_M = Re(ifft2(M * fft2(x))). With the classifier frozen, M minimizes
+
+    L(M) = exp((CE(N(x_M), y) - CE(N(x), y))^2) + lambda / |M_0|_1 * |M|_1,
+
+|M_0|_1 being the L1 norm of the all-ones start, and is clamped to [0, 1] after every Adam step. Written by
+hand: no library implements these masks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from featflow import store
+from featflow.data import load_split
+from featflow.frequency.spec import DatasetMaskSpec, ImageMaskSpec, MasksSpec
+from featflow.models import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+KIND = "fourier_masks"
+CHANNEL_MODES = ("shared", "per_channel")
+
+
+def apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """x_M = Re(ifft2(M * fft2(x))) for x (N, C, H, W) and M broadcastable to it ((Cm, H, W) or (N, Cm, H, W))."""
+    return torch.fft.ifft2(torch.fft.fft2(x) * mask).real
+
+
+def complement(mask: torch.Tensor) -> torch.Tensor:
+    """M' = 1 - 1[M > 0]: keeps exactly the frequencies the mask dropped."""
+    return 1.0 - (mask > 0).to(mask.dtype)
+
+
+def mask_shape(channels: str, n_channels: int, height: int, width: int) -> tuple[int, int, int]:
+    """(Cm, H, W): Cm = 1 for a mask shared by the channels, C for one mask per channel."""
+    if channels not in CHANNEL_MODES:
+        raise ValueError(f"frequency.masks.channels '{channels}': expected one of {CHANNEL_MODES}")
+    return (1 if channels == "shared" else n_channels, height, width)
+
+
+def invariance_loss(ce_masked: torch.Tensor, ce_clean: torch.Tensor, mask: torch.Tensor, lam: float) -> torch.Tensor:
+    """exp((CE_M - CE)^2) + lam * |M|_1 / |M_0|_1, per mask.
+
+    ``mask`` is (Cm, H, W) for one data-set mask (CEs are batch means) or (N, Cm, H, W) with CEs (N,).
+    """
+    l1 = mask.abs().flatten(-3).sum(-1) / mask.shape[-3:].numel()
+    return torch.exp((ce_masked - ce_clean) ** 2) + lam * l1
+
+
+def _frozen(model: nn.Module) -> nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None, batch_size: int = 256,
+            device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits argmax and the logits of (masked) inputs, batched; a per-image mask has one row per input.
+
+    Returns (N,) predictions and (N, K) logits on the CPU.
+    """
+    logits = []
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start : start + batch_size].to(device)
+        if mask is not None:
+            mb = mask if mask.ndim == 3 else mask[start : start + batch_size]
+            xb = apply_mask(xb, mb.to(device))
+        logits.append(model(xb).cpu())
+    out = torch.cat(logits)
+    return out.argmax(1), out
+
+
+def learn_dataset_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: DatasetMaskSpec,
+                       shape: tuple[int, int, int], device: torch.device | str,
+                       generator: torch.Generator) -> tuple[torch.Tensor, list[dict[str, float]]]:
+    """One mask (Cm, H, W) for the whole set ``x`` (N, C, H, W) with true labels ``y`` (N,).
+
+    Adam with a one-cycle schedule over minibatches; stops after an epoch where the masked accuracy reaches
+    ``target_ratio`` of the clean accuracy and the mask density (mean weight) moved less than ``stall``.
+    Returns the mask on the CPU and the per-epoch history.
+    """
+    model = _frozen(model)
+    n = x.shape[0]
+    _, clean_logits = predict(model, x, device=device)
+    ce_clean = F.cross_entropy(clean_logits, y, reduction="none")
+    clean_acc = (clean_logits.argmax(1) == y).float().mean().item()
+    mask = torch.ones(shape, device=device, requires_grad=True)
+    opt = torch.optim.Adam([mask], lr=spec.lr)
+    steps_per_epoch = math.ceil(n / spec.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=spec.lr, total_steps=spec.epochs * steps_per_epoch)
+    history: list[dict[str, float]] = []
+    density = 1.0
+    for epoch in tqdm(range(spec.epochs), desc="dataset mask", unit="epoch"):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, spec.batch_size):
+            idx = order[start : start + spec.batch_size]
+            xb, yb = x[idx].to(device), y[idx].to(device)
+            ce_masked = F.cross_entropy(model(apply_mask(xb, mask)), yb)
+            loss = invariance_loss(ce_masked, ce_clean[idx].mean().to(device), mask, spec.lam)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                mask.clamp_(0.0, 1.0)
+        pred, _ = predict(model, x, mask.detach(), device=device)
+        row = {"epoch": epoch + 1, "masked_acc": (pred == y).float().mean().item(),
+               "density": mask.detach().mean().item(), "loss": loss.item()}
+        history.append(row)
+        log.info("dataset mask epoch %(epoch)d masked_acc %(masked_acc).4f density %(density).4f", row)
+        stalled = abs(row["density"] - density) < spec.stall
+        density = row["density"]
+        if row["masked_acc"] >= spec.target_ratio * clean_acc and stalled:
+            break
+    return mask.detach().cpu(), history
+
+
+def learn_image_masks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, spec: ImageMaskSpec,
+                      shape: tuple[int, int, int], device: torch.device | str) -> tuple[torch.Tensor, np.ndarray]:
+    """Per-image masks (N, Cm, H, W) toward ``target`` (N,) (the network's own prediction), optimized at once.
+
+    The per-image losses are summed, so each mask gets its own gradient and Adam moment. A chunk stops when,
+    for every image, the masked prediction equals its target and the loss changed by less than ``tol`` for
+    ``patience`` consecutive steps (prediction, invariance and sparsity stable), or after ``max_steps``.
+    Returns the masks on the CPU and the number of steps each image's chunk ran (N,).
+    """
+    model = _frozen(model)
+    masks, steps = [], np.zeros(x.shape[0], dtype=np.int64)
+    for start in range(0, x.shape[0], spec.batch_size):
+        xb = x[start : start + spec.batch_size].to(device)
+        tb = target[start : start + spec.batch_size].to(device)
+        with torch.no_grad():
+            ce_clean = F.cross_entropy(model(xb), tb, reduction="none")
+        mask = torch.ones((xb.shape[0], *shape), device=device, requires_grad=True)
+        opt = torch.optim.Adam([mask], lr=spec.lr)
+        calm = torch.zeros(xb.shape[0], dtype=torch.long, device=device)
+        previous = torch.full((xb.shape[0],), float("inf"), device=device)
+        for step in tqdm(range(spec.max_steps), desc="image masks", unit="step", mininterval=5):
+            logits = model(apply_mask(xb, mask))
+            loss = invariance_loss(F.cross_entropy(logits, tb, reduction="none"), ce_clean, mask, spec.lam)
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
+            with torch.no_grad():
+                mask.clamp_(0.0, 1.0)
+                stable = (logits.argmax(1) == tb) & ((loss - previous).abs() < spec.tol)
+                calm = (calm + 1) * stable
+                previous = loss.detach()
+            if bool((calm >= spec.patience).all()):
+                break
+        steps[start : start + xb.shape[0]] = step + 1
+        masks.append(mask.detach().cpu())
+    return torch.cat(masks), steps
+
+
+def band_index(height: int, width: int, n_bands: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Radial and angular band of every frequency of the fftshifted (H, W) grid, each (H * W,) in [0, B).
+
+    Radial: B equal-width annuli of the distance to the zero frequency (at (H // 2, W // 2) after fftshift),
+    up to the corner. Angular: B equal wedges of the direction atan2(f_y, f_x) over [-pi, pi).
+    """
+    fy = torch.arange(height, dtype=torch.float64) - height // 2
+    fx = torch.arange(width, dtype=torch.float64) - width // 2
+    gy, gx = torch.meshgrid(fy, fx, indexing="ij")
+    radius = torch.sqrt(gy**2 + gx**2).flatten()
+    radial = (radius / radius.max() * n_bands).long().clamp_max(n_bands - 1)
+    angle = torch.atan2(gy, gx).flatten()
+    angular = ((angle + math.pi) / (2 * math.pi) * n_bands).long() % n_bands
+    return radial, angular
+
+
+def band_energies(masks: torch.Tensor, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
+    """Energy of each fftshifted, L2-normalized mask in B radial annuli and B angular wedges.
+
+    Parameters
+    ----------
+    masks : (N, Cm, H, W) masks.
+
+    Returns
+    -------
+    radial, angular : (N, B) energies; each row sums to 1 (channels pooled).
+    """
+    shifted = torch.fft.fftshift(masks.double(), dim=(-2, -1))
+    norm = shifted.flatten(1).norm(dim=1).clamp_min(1e-12)
+    energy = ((shifted / norm[:, None, None, None]) ** 2).sum(1).flatten(1)  # (N, H * W)
+    radial, angular = band_index(masks.shape[-2], masks.shape[-1], n_bands)
+    onehot = [F.one_hot(idx, n_bands).double() for idx in (radial, angular)]
+    return (energy @ onehot[0]).numpy(), (energy @ onehot[1]).numpy()
+
+
+def mask_probe(masks: np.ndarray, labels: np.ndarray, folds: int, seed: int) -> tuple[float, float]:
+    """Cross-validated accuracy of a linear classifier predicting the class from per-image masks, and the same
+    with shuffled labels (the paper's control: 82% vs 21%). ``masks`` (N, D), ``labels`` (N,)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, cross_val_score
+
+    rng = np.random.default_rng(seed)
+    folds = min(folds, labels.shape[0])
+    split = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    clf = LogisticRegression(max_iter=2000)
+    real = cross_val_score(clf, masks, labels, cv=split).mean()
+    shuffled = cross_val_score(clf, masks, rng.permutation(labels), cv=split).mean()
+    return float(real), float(shuffled)
+
+
+def fourier_mask_analysis(checkpoint: str | Path, data_path: str | Path, spec: MasksSpec, out_path: str | Path,
+                          device: torch.device | str, seed: int, attrs: dict[str, Any]) -> dict[str, float]:
+    """Data-set and per-image Fourier masks of one model on the test split, with their accuracies, densities,
+    band energies and class probe, written to ``out_path`` (HDF5 kind ``fourier_masks``).
+
+    The evaluated images are the first ``max_samples`` of a seeded permutation of the test split, so that two
+    models evaluated with the same seed see the same images (their masks are compared image by image).
+    """
+    model, _ = load_checkpoint(checkpoint, device)
+    split = load_split(data_path, "test")
+    if split.x.ndim != 4:
+        raise ValueError(f"frequency.masks.dataset: Fourier masks need images (N, C, H, W), got {tuple(split.x.shape)}")
+    generator = torch.Generator().manual_seed(seed)
+    keep = torch.randperm(split.x.shape[0], generator=generator)[: spec.max_samples]
+    x, y = split.x[keep], split.y[keep]
+    shape = mask_shape(spec.channels, *x.shape[1:])
+    mask, history = learn_dataset_mask(model, x, y, spec.dataset_mask, shape, device, generator)
+    clean_pred, _ = predict(model, x, device=device)
+    masked_pred, _ = predict(model, x, mask, device=device)
+    comp_pred, _ = predict(model, x, complement(mask), device=device)
+
+    n_img = min(spec.image_masks.n_images, x.shape[0])
+    xi, target = x[:n_img], clean_pred[:n_img]
+    img_masks, steps = learn_image_masks(model, xi, target, spec.image_masks, shape, device)
+    img_pred, _ = predict(model, xi, img_masks, device=device)
+    img_comp, _ = predict(model, xi, complement(img_masks), device=device)
+    probe, probe_shuffled = mask_probe(img_masks.flatten(1).numpy(), y[:n_img].numpy(), spec.probe_folds, seed)
+
+    radial_d, angular_d = band_energies(mask[None], spec.n_bands)
+    radial_i, angular_i = band_energies(img_masks, spec.n_bands)
+    summary = {
+        "clean_acc": (clean_pred == y).float().mean().item(),
+        "masked_acc": (masked_pred == y).float().mean().item(),
+        "complement_acc": (comp_pred == y).float().mean().item(),
+        "density": mask.mean().item(),
+        "support": (mask > 0).float().mean().item(),
+        "image_kept": (img_pred == target).float().mean().item(),
+        "image_complement_kept": (img_comp == target).float().mean().item(),
+        "image_density": img_masks.mean().item(),
+        "image_support": (img_masks > 0).float().mean().item(),
+        "image_steps_max": int(steps.max()),
+        "probe_acc": probe,
+        "probe_acc_shuffled": probe_shuffled,
+    }
+    log.info("masks: %s", summary)
+    arrays = {
+        "dataset_mask": mask.numpy(),
+        "image_masks": img_masks.numpy(),
+        "images": xi.numpy(),
+        "indices": keep.numpy(),
+        "labels": y.numpy(),
+        "image_targets": target.numpy(),
+        "image_steps": steps,
+        "history": {k: np.asarray([row[k] for row in history]) for k in history[0]},
+        "bands": {"radial_dataset": radial_d[0], "angular_dataset": angular_d[0],
+                  "radial_images": radial_i, "angular_images": angular_i},
+    }
+    store.write_h5(out_path, KIND, arrays, {**attrs, **summary, "n_bands": spec.n_bands, "channels": spec.channels})
+    return summary
+
+
+def compare_masks(paths: dict[str, str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Compare the per-image mask band energies of several models with the first (the reference).
+
+    Parameters
+    ----------
+    paths : model name -> masks HDF5 file, the reference first; all evaluated on the same images.
+
+    Returns
+    -------
+    bands : one row per (model, family, band): mean energy, difference to the reference, and the share of
+        images whose mask has more energy in that band than the reference network's mask of the same image.
+    summary : one row per model with its accuracies, densities and probe accuracies.
+    """
+    data = {name: store.read_h5(path, KIND) for name, path in paths.items()}
+    names = list(data)
+    ref = data[names[0]]
+    for name in names[1:]:
+        if not np.array_equal(data[name]["indices"], ref["indices"]):
+            raise ValueError(f"frequency.masks.models: '{name}' was evaluated on other images than '{names[0]}'")
+    rows = []
+    for name in names:
+        for family in ("radial", "angular"):
+            energy, base = data[name]["bands"][f"{family}_images"], ref["bands"][f"{family}_images"]
+            n_bands = energy.shape[1]
+            rows.append(pd.DataFrame({
+                "model": name, "family": family, "band": np.arange(n_bands),
+                "energy": energy.mean(0), "dataset_energy": data[name]["bands"][f"{family}_dataset"],
+                "diff_to_reference": energy.mean(0) - base.mean(0),
+                "share_more_than_reference": (energy > base).mean(0),
+            }))
+    keys = ("clean_acc", "masked_acc", "complement_acc", "density", "support", "image_kept",
+            "image_complement_kept", "image_density", "probe_acc", "probe_acc_shuffled")
+    summary = pd.DataFrame([{"model": name, **{k: store.read_attrs(paths[name], KIND)[k] for k in keys}}
+                            for name in names])
+    return pd.concat(rows, ignore_index=True), summary

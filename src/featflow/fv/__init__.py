@@ -1,0 +1,1 @@
+"""Feature visualization: parametrizations, objectives, target sampling and batched optimization (SPEC 2.1)."""

@@ -1,0 +1,68 @@
+"""Image parametrizations P: v -> image in [0, 1], each returned as (params, render function) (SPEC 2.1).
+
+Written by hand after Lucid's ``pixel_image`` / ``fft_image`` (no maintained PyTorch library exposes them with
+the exact scaling the paper uses): ``rgb`` is sigmoid(v); ``fft`` is the orthonormal inverse real FFT of a
+learned spectrum, then sigmoid; ``fft_energy`` scales the spectrum by 1 / max(|f|, 1 / max(H, W)) first, so
+that low frequencies dominate. Lucid's color decorrelation is optional for both FFT variants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+PARAMETRIZATIONS = ("rgb", "fft", "fft_energy")
+
+# Lucid's square root of the ImageNet color covariance, normalized by its largest column norm.
+_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+_COLOR_SQRT = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
+
+Render = Callable[[torch.Tensor], torch.Tensor]
+
+
+def frequency_scale(height: int, width: int) -> torch.Tensor:
+    """1 / max(|f|, 1 / max(H, W)) on the rfft2 grid, shape (H, W // 2 + 1)."""
+    fy = torch.fft.fftfreq(height)[:, None]
+    fx = torch.fft.rfftfreq(width)[None, :]
+    freq = torch.sqrt(fx**2 + fy**2)
+    return 1.0 / torch.clamp(freq, min=1.0 / max(height, width))
+
+
+def make_render(kind: str, shape: tuple[int, int, int], decorrelate: bool = False) -> Render:
+    """The render function of parametrization ``kind`` for images of ``shape`` (C, H, W).
+
+    The returned function maps params (B, *param_shape) to images (B, C, H, W) in [0, 1].
+    """
+    if kind not in PARAMETRIZATIONS:
+        raise ValueError(f"fv.parametrization '{kind}': expected one of {PARAMETRIZATIONS}")
+    channels, height, width = shape
+    if decorrelate and channels != 3:
+        raise ValueError(f"fv.decorrelate: color decorrelation needs 3 channels, the model takes {channels}")
+    if kind == "rgb":
+        return torch.sigmoid
+    scale = frequency_scale(height, width) if kind == "fft_energy" else None
+
+    def render(v: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.view_as_complex(v.contiguous())
+        if scale is not None:
+            spectrum = spectrum * scale.to(v.device)
+        img = torch.fft.irfft2(spectrum, s=(height, width), norm="ortho")
+        if decorrelate:
+            img = torch.einsum("dc,bchw->bdhw", _COLOR_SQRT.to(v.device), img)
+        return torch.sigmoid(img)
+
+    return render
+
+
+def param_shape(kind: str, shape: tuple[int, int, int]) -> tuple[int, ...]:
+    """Shape of one sample's params: (C, H, W) for ``rgb``, (C, H, W // 2 + 1, 2) for the FFT variants."""
+    channels, height, width = shape
+    return (channels, height, width) if kind == "rgb" else (channels, height, width // 2 + 1, 2)
+
+
+def init_params(kind: str, shape: tuple[int, int, int], batch: int, generator: torch.Generator,
+                decorrelate: bool = False, std: float = 0.01) -> tuple[torch.Tensor, Render]:
+    """Small Gaussian params (batch, *param_shape) (Lucid's init, sd 0.01) and their render function."""
+    params = std * torch.randn((batch, *param_shape(kind, shape)), generator=generator)
+    return params, make_render(kind, shape, decorrelate)

@@ -1,0 +1,108 @@
+"""Helpers of the cluster tests: the local SLURM cluster (tests/cluster/slurm_up.sh), a tiny config, Snakemake runs.
+
+The cluster is started once per session and always stopped by pid in the teardown (or put back as it was when
+it was already running, e.g. brought up by .ci/run). Machines that cannot host it (not root, no apt-get) skip
+these tests with the reason; a cluster that was installed but does not come up fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).with_name("slurm_up.sh")
+STATE = Path(os.environ.get("FEATFLOW_SLURM_DIR", "/tmp/featflow-slurm"))
+FAKE_GPUS = 2
+
+
+def daemons_alive(state: Path) -> bool:
+    for name in ("slurmctld", "slurmd"):
+        pidfile = state / "run" / f"{name}.pid"
+        try:
+            os.kill(int(pidfile.read_text()), 0)
+        except (OSError, ValueError):
+            return False
+    return True
+
+
+@dataclass
+class Cluster:
+    """Handle on the local test cluster: its environment, and restarts with another fake-GPU count."""
+
+    state: Path
+    gpus: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    def _script(self, *args: str, gpus: int | None = None) -> subprocess.CompletedProcess:
+        env = {**os.environ, "FEATFLOW_SLURM_DIR": str(self.state),
+               "FEATFLOW_SLURM_GPUS": str(self.gpus if gpus is None else gpus)}
+        return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=300)
+
+    def up(self, gpus: int) -> None:
+        proc = self._script(gpus=gpus)
+        if proc.returncode == 3:
+            pytest.skip(f"no local SLURM cluster on this machine: {proc.stderr.strip()}")
+        if proc.returncode != 0:
+            pytest.fail(f"slurm_up.sh failed (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        self.gpus = gpus
+        self.env = {**os.environ, "SLURM_CONF": str(self.state / "slurm.conf")}
+
+    def down(self) -> None:
+        self._script("--stop")
+
+    def restart(self, gpus: int) -> None:
+        """Stop the daemons and start them with ``gpus`` fake GPUs (gres changes need a restart)."""
+        self.down()
+        self.up(gpus)
+
+    def slurm(self, *cmd: str) -> str:
+        return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=30, check=True).stdout
+
+
+def tiny_config(broken: bool) -> dict:
+    """The embedded default with tiny data and model; experiment ``planted`` in 2 shards, and ``broken``
+    (one job that fails at run time on a misspelled layer when ``broken``)."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["datasets"]["planted"].update(n_train=64, n_test=24)
+    config["models"]["cnn"].update(width=4)
+    config["models"]["cnn"]["train"].update(epochs=1, batch_size=32)
+    planted = config["experiments"]["planted"]
+    planted["activations"].update(splits=["test"], shards=2, batch_size=16)
+    config["experiments"]["broken"] = {
+        "model": "cnn", "dataset": "planted", "layers": ["block1", "no_such_layer" if broken else "act"],
+        "activations": {"splits": ["test"], "batch_size": 16},
+    }
+    return config
+
+
+def write_config(work: Path, broken: bool) -> None:
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(tiny_config(broken), sort_keys=False))
+
+
+def run_snakemake(work: Path, env: dict[str, str], *args: str, timeout: float = 150) -> tuple[int, str]:
+    """Run Snakemake through the SLURM profile; on timeout stop it with SIGINT (on SIGTERM it waits for its
+    jobs), then kill. Returns the exit status and the combined output."""
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm",
+           "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs",
+           "--slurm-no-account", "--latency-wait", "5", "--cores", "2", *args]
+    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        pytest.fail(f"snakemake on SLURM did not finish in {timeout} s (hang?):\n{out[-4000:]}")
+    return proc.returncode, out

@@ -1,0 +1,122 @@
+"""The DAG on a real SLURM cluster through profiles/slurm: every rule an sbatch job with its declared resources.
+
+One module, run in order on one workflow copy: (1) data -> train -> 2 activation shards -> merge, plus one
+job that fails; (2) a rerun builds only what is missing; (3) GPU requests reach SLURM, a GPU model the cluster
+lacks and a cluster without GPUs fail at once with sbatch's message, and gpu=0 overrides run on a CPU-only
+cluster. About 2 minutes; each DAG level costs ~14 s of status polling.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from featflow import store
+
+from cluster_helpers import Cluster, run_snakemake, write_config
+
+pytestmark = pytest.mark.cluster
+
+GOOD = "results/planted/activations/test.h5"
+BROKEN = "results/broken/activations/test.h5"
+
+
+def slurm_jobs(work: Path) -> dict[int, tuple[str, str]]:
+    """SLURM job id -> (rule, wildcards) from the plugin's logs: .snakemake/slurm_logs/rule_<rule>/<wc>/<id>.log"""
+    jobs = {}
+    for path in (work / ".snakemake" / "slurm_logs").glob("rule_*/**/*.log"):
+        if path.stem.isdigit():
+            jobs[int(path.stem)] = (path.relative_to(work / ".snakemake" / "slurm_logs").parts[0][5:],
+                                    path.parent.name)
+    return jobs
+
+
+def job_info(cluster: Cluster, job_id: int) -> dict[str, str]:
+    """``scontrol show job`` as a dict (finished jobs stay visible for MinJobAge = 300 s)."""
+    text = cluster.slurm("scontrol", "-o", "show", "job", str(job_id))
+    return dict(re.findall(r"(\w+)=(\S*)", text))
+
+
+def gpus_requested(info: dict[str, str]) -> int:
+    match = re.search(r"gres[/:]gpu(?::\w+)?[:=](\d+)", info.get("TresPerJob", ""))
+    return int(match.group(1)) if match else 0
+
+
+def test_dag_runs_as_slurm_jobs_and_surfaces_a_failure(slurm_cluster: Cluster, workdir: Path) -> None:
+    write_config(workdir, broken=True)
+    rc, out = run_snakemake(workdir, slurm_cluster.env, GOOD, BROKEN)
+    assert rc != 0, out[-3000:]
+
+    jobs = slurm_jobs(workdir)
+    rules = sorted(rule for rule, _ in jobs.values())
+    assert rules == ["activations", "activations", "activations_shard", "activations_shard", "data", "train"], out
+    states = {jobs[j]: job_info(slurm_cluster, j)["JobState"] for j in jobs}
+    assert states.pop(("activations", "broken_test")) == "FAILED"
+    assert set(states.values()) == {"COMPLETED"}, states
+
+    # The failed job's logs are named in Snakemake's output and hold the error.
+    (failed_id,) = [j for j, key in jobs.items() if key == ("activations", "broken_test")]
+    slurm_log = f".snakemake/slurm_logs/rule_activations/broken_test/{failed_id}.log"
+    assert slurm_log in out, out[-3000:]
+    assert "logs/activations/broken_test.log" in out
+    assert "no_such_layer" in (workdir / "logs/activations/broken_test.log").read_text()
+
+    # The finished branch went through: merged shards, temporary shard files removed.
+    merged = store.read_h5(workdir / GOOD, "activations")
+    np.testing.assert_array_equal(merged["indices"], np.arange(24))
+    assert merged["layers"]["act"].shape == (24, 16)
+    assert not list((workdir / "results/planted/activations/shards").glob("*.h5"))
+    assert not (workdir / BROKEN).exists()
+
+
+def test_rerun_builds_only_the_missing_output(slurm_cluster: Cluster, workdir: Path) -> None:
+    finished = [workdir / p for p in ("results/data/planted.h5", "results/models/cnn.pt", GOOD)]
+    mtimes = [p.stat().st_mtime_ns for p in finished]
+    before = set(slurm_jobs(workdir))
+    write_config(workdir, broken=False)
+    rc, out = run_snakemake(workdir, slurm_cluster.env, GOOD, BROKEN)
+    assert rc == 0, out[-3000:]
+    new = {j: key for j, key in slurm_jobs(workdir).items() if j not in before}
+    assert list(new.values()) == [("activations", "broken_test")], new
+    assert [p.stat().st_mtime_ns for p in finished] == mtimes
+
+    # 2 shards merged (planted) agree with one job (broken, now fixed) on the layers both read.
+    two, one = store.read_h5(workdir / GOOD, "activations"), store.read_h5(workdir / BROKEN, "activations")
+    for name in ("block1", "act"):
+        np.testing.assert_allclose(two["layers"][name], one["layers"][name], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(two["labels"], one["labels"])
+
+
+def test_gpu_rules_request_gpus_from_slurm(slurm_cluster: Cluster, workdir: Path) -> None:
+    requested = {key: gpus_requested(job_info(slurm_cluster, j)) for j, key in slurm_jobs(workdir).items()}
+    assert requested[("train", "cnn")] == 1
+    assert requested[("activations_shard", "planted_test_0")] == 1
+    assert requested[("activations", "broken_test")] == 1  # a single-job extraction
+    assert requested[("data", "planted")] == 0
+    assert requested[("activations", "planted_test")] == 0  # merging shards needs no GPU
+
+
+def test_missing_gpu_model_fails_at_submission(slurm_cluster: Cluster, workdir: Path) -> None:
+    rc, out = run_snakemake(workdir, slurm_cluster.env, "--set-resources", "train:gpu_model=h100",
+                            "--forcerun", "train", "results/models/cnn.pt", timeout=60)
+    assert rc != 0
+    assert "Requested node configuration is not available" in out, out[-3000:]
+
+
+def test_cpu_only_cluster_fails_clearly_and_runs_with_gpu_zero(slurm_cluster: Cluster, workdir: Path) -> None:
+    slurm_cluster.restart(gpus=0)
+    rc, out = run_snakemake(workdir, slurm_cluster.env, "--forcerun", "train", "results/models/cnn.pt", timeout=60)
+    assert rc != 0
+    assert "Invalid generic resource" in out, out[-3000:]
+
+    before = set(slurm_jobs(workdir))
+    rc, out = run_snakemake(workdir, slurm_cluster.env, "--set-resources", "train:gpu=0", "--forcerun", "train",
+                            "results/models/cnn.pt")
+    assert rc == 0, out[-3000:]
+    new = {j: key for j, key in slurm_jobs(workdir).items() if j not in before}
+    assert list(new.values()) == [("train", "cnn")]
+    (job_id,) = new
+    assert gpus_requested(job_info(slurm_cluster, job_id)) == 0

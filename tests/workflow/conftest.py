@@ -1,0 +1,60 @@
+"""Run the whole DAG once on tests/workflow/tiny.yaml in a temporary copy of the workflow."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+COPIED = ("Snakefile", "workflow", "envs", "profiles", "src")
+
+
+def copy_workflow(dest: Path, config: Path) -> Path:
+    """A runnable copy of the workflow in ``dest`` with ``config`` as its config/config.yaml."""
+    for name in COPIED:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, dest / name)
+    (dest / "config").mkdir()
+    shutil.copy2(config, dest / "config" / "config.yaml")
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run snakemake in ``workdir`` with 2 cores; output captured as text."""
+    env = {**os.environ, "PYTHONPATH": str(workdir / "src")}
+    return subprocess.run([SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> count from the 'Job stats' table of a dry run (empty when nothing is to be done)."""
+    lines = (result.stdout + result.stderr).splitlines()
+    jobs: dict[str, int] = {}
+    if "Job stats:" not in lines:
+        return jobs
+    for line in lines[lines.index("Job stats:") + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        if parts[0] != "total":
+            jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+@pytest.fixture(scope="session")
+def dag_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temp directory of one full run of the tiny DAG (fails the dependent tests if the run fails)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("dag"), ROOT / "tests" / "workflow" / "tiny.yaml")
+    result = snakemake(workdir)
+    if result.returncode != 0:
+        pytest.fail(f"tiny DAG failed:\n{result.stderr[-6000:]}")
+    return workdir

@@ -1,0 +1,67 @@
+"""The DAG runs end to end on a tiny config, plans nothing when nothing changed, reruns only what a change
+touches, refuses a bad config before writing anything, and passes `snakemake --lint`."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from featflow import store
+from tests.workflow.conftest import ROOT, copy_workflow, planned_jobs, snakemake
+
+
+def test_foundation_outputs(dag_run):
+    assert (dag_run / "results/models/cnn.pt").stat().st_size > 0
+    for split in ("train", "test"):
+        path = dag_run / f"results/planted/activations/{split}.h5"
+        data = store.read_h5(path, "activations")
+        attrs = store.read_attrs(path)
+        assert list(attrs["layers"]) == ["block1", "block2", "block3", "pool", "act"]
+        n = data["labels"].shape[0]
+        assert data["layers"]["act"].shape == (n, 32)  # 4 * width
+        assert data["factors"].shape == (n, 4)
+        assert attrs["stage"] == "activations" and len(attrs["code_version"]) == 16
+        assert attrs["config"]["layers"][-1] == "act"
+    assert (dag_run / "logs/train/cnn.log").read_text().count("test_acc") >= 2
+
+
+def test_nothing_planned_after_full_run(dag_run):
+    result = snakemake(dag_run, "-n")
+    assert result.returncode == 0, result.stderr
+    assert planned_jobs(result) == {}, result.stdout
+
+
+def test_activation_change_reruns_only_activations_and_dependents(dag_run, tmp_path):
+    config = yaml.safe_load((dag_run / "config/config.yaml").read_text())
+    config["experiments"]["planted"]["activations"]["pool"] = "grid2"
+    (dag_run / "config/config.yaml").write_text(yaml.safe_dump(config))
+    try:
+        result = snakemake(dag_run, "-n")
+    finally:
+        (dag_run / "config/config.yaml").write_text((ROOT / "tests/workflow/tiny.yaml").read_text())
+    jobs = planned_jobs(result)
+    assert jobs.get("activations") == 2, result.stdout
+    assert "data" not in jobs and "train" not in jobs
+    assert not any(name.startswith("theory") for name in jobs)
+
+
+def test_bad_config_is_refused_before_any_job(tmp_path):
+    config = yaml.safe_load((ROOT / "tests/workflow/tiny.yaml").read_text())
+    config["models"]["cnn"]["train"]["lrr"] = 0.1
+    config["datasets"]["planted"]["n_train"] = -3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    workdir = copy_workflow(tmp_path / "wf", bad)
+    result = snakemake(workdir, timeout=300)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "unknown key 'lrr' (did you mean 'lr'?) under models.cnn.train" in message
+    assert re.search(r"config key 'datasets\.planted\.n_train': -3 is less than the minimum of 8", message)
+    assert not (workdir / "results").exists()
+
+
+def test_lint_is_clean():
+    result = snakemake(ROOT, "--lint", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr

@@ -1,0 +1,100 @@
+# Feature visualization (SPEC 2.1). Results path grammar of the FV/IFV branch (fv.smk, ifv.smk):
+#   results/fv/{fv}/targets.h5               sparse + canonical targets x (n, n_f)           rule fv_targets
+#   results/fv/{fv}/realizations.h5          FV realizations: params, images, responses y     rule fv_optimize
+#   results/fv/{fv}/jacobian.h5              Dy Dy^T (and Dy) of every realization            rule jacobian
+#   results/fv/{fv}/critical_space.h5        critical spaces of Algorithm 1 over rho          rule critical_space
+#   results/fv/{fv}/ifv.h5, ifv.csv          predicted objectives x*, angular distances       rule ifv
+#   results/fv/{fv}/reoptimize.h5            SSIM after re-optimization per objective         rule reoptimize
+#   results/fv/{fv}/figures/*.png            realizations, angular, alpha, ssim               figure rules
+# {fv} is a name under the config's `fv:` section.
+
+
+wildcard_constraints:
+    fv="|".join(sorted(CFG.get("fv", {}))) or "__none__",
+
+
+def fv_spec(name):
+    return CFG["fv"][name]
+
+
+def fv_checkpoint(wc):
+    return f"results/models/{fv_spec(wc.fv)['model']}.pt"
+
+
+rule fv_targets:
+    input:
+        checkpoint=fv_checkpoint,
+    output:
+        "results/fv/{fv}/targets.h5",
+    log:
+        "logs/fv_targets/{fv}.log",
+    params:
+        stage="fv",
+        spec=lambda wc: fv_spec(wc.fv),
+        seed=SEED,
+        code=code_version("fv"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,  # a projection per target: no accelerator needed
+    conda:
+        ENV
+    script:
+        "../scripts/fv_targets.py"
+
+
+rule fv_optimize:
+    input:
+        checkpoint=fv_checkpoint,
+        targets="results/fv/{fv}/targets.h5",
+    output:
+        "results/fv/{fv}/realizations.h5",
+    log:
+        "logs/fv_optimize/{fv}.log",
+    benchmark:
+        "benchmarks/fv_optimize/{fv}.tsv"
+    params:
+        stage="fv",
+        spec=lambda wc: fv_spec(wc.fv),
+        seed=SEED,
+        code=code_version("fv"),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,  # thousands of batched forward/backward passes: the costliest FV step
+    conda:
+        ENV
+    script:
+        "../scripts/fv_optimize.py"
+
+
+rule fv_figure:
+    input:
+        "results/fv/{fv}/realizations.h5",
+    output:
+        report(
+            "results/fv/{fv}/figures/realizations.png",
+            caption="../report/fv_realizations.rst",
+            category="FV",
+        ),
+    log:
+        "logs/fv_figure/{fv}.log",
+    params:
+        stage="fv_plots",
+        spec=lambda wc: fv_spec(wc.fv),
+        seed=SEED,
+        code=code_version("fv_plots"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+        gpu=0,  # plotting
+    conda:
+        ENV
+    script:
+        "../scripts/fv_figure.py"
+
+
+TARGETS += [f"results/fv/{name}/figures/realizations.png" for name in CFG.get("fv", {})]

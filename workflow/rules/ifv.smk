@@ -1,0 +1,172 @@
+# Inverse feature visualization (SPEC 2.2-2.5); the path grammar is at the top of fv.smk.
+
+
+rule jacobian:
+    input:
+        checkpoint=fv_checkpoint,
+        realizations="results/fv/{fv}/realizations.h5",
+    output:
+        "results/fv/{fv}/jacobian.h5",
+    log:
+        "logs/jacobian/{fv}.log",
+    benchmark:
+        "benchmarks/jacobian/{fv}.tsv"
+    params:
+        stage="ifv",
+        spec=lambda wc: fv_spec(wc.fv),
+        seed=SEED,
+        code=code_version("ifv"),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=1,  # n_f batched backward passes per realization
+    conda:
+        ENV
+    script:
+        "../scripts/jacobian.py"
+
+
+rule critical_space:
+    input:
+        "results/fv/{fv}/jacobian.h5",
+    output:
+        "results/fv/{fv}/critical_space.h5",
+    log:
+        "logs/critical_space/{fv}.log",
+    benchmark:
+        "benchmarks/critical_space/{fv}.tsv"
+    params:
+        stage="ifv",
+        spec=lambda wc: fv_spec(wc.fv),
+        seed=SEED,
+        code=code_version("ifv"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=0,  # small n_f x n_f decompositions, sequential merges (the paper runs it on the CPU too)
+    conda:
+        ENV
+    script:
+        "../scripts/critical_space.py"
+
+
+rule ifv:
+    input:
+        realizations="results/fv/{fv}/realizations.h5",
+        jacobian="results/fv/{fv}/jacobian.h5",
+        critical="results/fv/{fv}/critical_space.h5",
+    output:
+        h5="results/fv/{fv}/ifv.h5",
+        table="results/fv/{fv}/ifv.csv",
+    log:
+        "logs/ifv/{fv}.log",
+    params:
+        stage="ifv",
+        spec=lambda wc: fv_spec(wc.fv),
+        seed=SEED,
+        code=code_version("ifv"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+        gpu=0,  # batched n_f x n_f eigendecompositions
+    conda:
+        ENV
+    script:
+        "../scripts/ifv.py"
+
+
+rule reoptimize:
+    input:
+        checkpoint=fv_checkpoint,
+        realizations="results/fv/{fv}/realizations.h5",
+        ifv="results/fv/{fv}/ifv.h5",
+    output:
+        "results/fv/{fv}/reoptimize.h5",
+    log:
+        "logs/reoptimize/{fv}.log",
+    benchmark:
+        "benchmarks/reoptimize/{fv}.tsv"
+    params:
+        stage="ifv",
+        spec=lambda wc: fv_spec(wc.fv),
+        seed=SEED,
+        code=code_version("ifv"),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=1,  # four Adam re-optimizations per realization
+    conda:
+        ENV
+    script:
+        "../scripts/reoptimize.py"
+
+
+rule ifv_figures:
+    input:
+        "results/fv/{fv}/ifv.h5",
+    output:
+        angular=report(
+            "results/fv/{fv}/figures/angular.png",
+            caption="../report/ifv_angular.rst",
+            category="IFV",
+        ),
+        alpha=report(
+            "results/fv/{fv}/figures/alpha.png",
+            caption="../report/ifv_alpha.rst",
+            category="IFV",
+        ),
+    log:
+        "logs/ifv_figures/{fv}.log",
+    params:
+        stage="fv_plots",
+        spec=lambda wc: fv_spec(wc.fv),
+        seed=SEED,
+        code=code_version("fv_plots"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+        gpu=0,  # plotting
+    conda:
+        ENV
+    script:
+        "../scripts/ifv_figures.py"
+
+
+rule reoptimize_figure:
+    input:
+        ifv="results/fv/{fv}/ifv.h5",
+        reoptimize="results/fv/{fv}/reoptimize.h5",
+    output:
+        report(
+            "results/fv/{fv}/figures/ssim.png",
+            caption="../report/ifv_ssim.rst",
+            category="IFV",
+        ),
+    log:
+        "logs/reoptimize_figure/{fv}.log",
+    params:
+        stage="fv_plots",
+        spec=lambda wc: fv_spec(wc.fv),
+        seed=SEED,
+        code=code_version("fv_plots"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+        gpu=0,  # plotting
+    conda:
+        ENV
+    script:
+        "../scripts/reoptimize_figure.py"
+
+
+TARGETS += [
+    f"results/fv/{name}/{path}"
+    for name in CFG.get("fv", {})
+    for path in ("ifv.csv", "figures/angular.png", "figures/alpha.png", "figures/ssim.png")
+]
