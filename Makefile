@@ -23,6 +23,9 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -q tests
 
+report: setup
+	$(BIN)/snakemake --cores 1 --report results/report.html
+
 lint: setup
 	$(BIN)/snakemake --lint
 

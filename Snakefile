@@ -19,6 +19,8 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/fv.smk"
 include: "workflow/rules/ifv.smk"
+include: "workflow/rules/frequency.smk"
+include: "workflow/rules/theory.smk"
 
 
 rule all:

@@ -99,7 +99,16 @@ def validate_config(config: Mapping[str, Any], schema_dir: str | Path = SCHEMA_D
     problems = _check_references(filled) + (_check_paths(filled) if check_paths else [])
     if problems:
         raise ConfigError("\n".join(problems))
-    return filled
+    return _key_sorted(filled)
+
+
+def _key_sorted(value: Any) -> Any:
+    """Key-sort every mapping, so a section passed to a rule's ``params`` compares equal whatever the YAML order."""
+    if isinstance(value, Mapping):
+        return {key: _key_sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_key_sorted(v) for v in value]
+    return value
 
 
 def _check_references(config: Mapping[str, Any]) -> list[str]:

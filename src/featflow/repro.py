@@ -25,12 +25,16 @@ _CORE = ("store.py", "repro.py", "config.py")
 
 # Package files (or folders) each stage depends on, relative to the package root.
 STAGE_CODE: dict[str, tuple[str, ...]] = {
-    "data": ("data",),
+    "data": ("data", "theory/shi_data.py"),
     "train": ("data", "models", "frequency/attacks.py"),
     "activations": ("data", "models", "activations.py"),
     "fv": ("models", "fv"),  # fv_targets, fv_optimize
     "ifv": ("models", "fv", "ifv"),  # jacobian, critical_space, ifv, reoptimize
     "fv_plots": ("plots/fv.py",),
+    "frequency": ("data", "models", "frequency"),  # fourier_mask, adversarial_maps, idcor
+    "frequency_plots": ("frequency", "plots/frequency.py"),
+    "theory": ("theory",),  # theory_train, theory_baselines, theory_alignment
+    "theory_plots": ("theory", "plots/theory.py"),
 }
 
 

@@ -20,7 +20,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("slurm_up.sh")
 STATE = Path(os.environ.get("FEATFLOW_SLURM_DIR", "/tmp/featflow-slurm"))
-FAKE_GPUS = 2
+FAKE_GPUS = 4  # three GPU jobs of one DAG level run side by side
 
 
 def daemons_alive(state: Path) -> bool:
@@ -53,7 +53,7 @@ class Cluster:
         if proc.returncode != 0:
             pytest.fail(f"slurm_up.sh failed (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         self.gpus = gpus
-        self.env = {**os.environ, "SLURM_CONF": str(self.state / "slurm.conf")}
+        self.env = dict(os.environ)
 
     def down(self) -> None:
         self._script("--stop")
@@ -87,12 +87,12 @@ def write_config(work: Path, broken: bool) -> None:
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(tiny_config(broken), sort_keys=False))
 
 
-def run_snakemake(work: Path, env: dict[str, str], *args: str, timeout: float = 150) -> tuple[int, str]:
+def run_snakemake(work: Path, env: dict[str, str], *args: str, timeout: float = 240) -> tuple[int, str]:
     """Run Snakemake through the SLURM profile; on timeout stop it with SIGINT (on SIGTERM it waits for its
     jobs), then kill. Returns the exit status and the combined output."""
     cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm",
            "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs",
-           "--slurm-no-account", "--latency-wait", "5", "--cores", "2", *args]
+           "--latency-wait", "5", "--cores", "2", *args]
     proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:

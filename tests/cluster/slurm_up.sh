@@ -7,16 +7,17 @@
 #
 # Environment: FEATFLOW_SLURM_DIR (state, config, logs, pid files; default /tmp/featflow-slurm),
 #              FEATFLOW_SLURM_GPUS (fake GPUs in the node's gres, character devices made with mknod; default 1).
-# Clients find the cluster through SLURM_CONF=$FEATFLOW_SLURM_DIR/slurm.conf (printed on success); nothing is
-# written to /etc/slurm, so a real site configuration is never touched.
+# The configuration goes to /etc/slurm (slurm.conf, gres.conf): the slurm-jobstep plugin strips SLURM_CONF from
+# the environment of the srun it calls inside each job, so only the default path works. A slurm.conf that this
+# script did not write (a real site's) is never touched: the script then exits 3.
 # Exit status: 0 cluster up; 3 this machine cannot host it (not root, no apt-get, install failed), reason on
 # stderr (tests skip); anything else: the daemons did not come up (tests fail, logs under $DIR/log).
 set -euo pipefail
 
 DIR=${FEATFLOW_SLURM_DIR:-/tmp/featflow-slurm}
 GPUS=${FEATFLOW_SLURM_GPUS:-1}
-CONF=$DIR/slurm.conf
-export SLURM_CONF=$CONF
+CONF=/etc/slurm/slurm.conf
+MARK="# Written by tests/cluster/slurm_up.sh"
 
 cannot() { echo "slurm_up: $*" >&2; exit 3; }
 
@@ -66,18 +67,23 @@ start_munge() {
 }
 
 configure() {
-    local host node mem
+    local host node
     host=$(hostname -s)
-    # The node line as slurmd sees this machine, memory lowered to 90% so the node is never drained for it.
     # Rules declare the memory of paper-scale runs (8 GB and more) and a CI machine may have less: nothing
     # enforces memory here (no cgroups), so the node advertises at least 64 GB (SlurmdParameters=
     # config_overrides lets slurmd take the configured value) and every declared request stays schedulable.
-    node=$(slurmd -C | head -n 1)
-    mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$node")
+    # Likewise at least 8 CPUs, so that the jobs of one DAG level run side by side on a 2-core machine (most of
+    # their time is Snakemake's status polling, not computation).
+    local cpus mem
+    cpus=$(nproc)
+    cpus=$((cpus > 8 ? cpus : 8))
+    mem=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
     mem=$((mem * 9 / 10 > 65536 ? mem * 9 / 10 : 65536))
-    node=$(sed "s/RealMemory=[0-9]*/RealMemory=$mem/" <<<"$node")
+    node="NodeName=$host CPUs=$cpus Boards=1 SocketsPerBoard=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$mem"
     local gres_line="" gres_types=""
-    rm -f "$DIR/gres.conf"
+    [[ ! -e $CONF ]] || grep -qF "$MARK" "$CONF" || cannot "$CONF exists and is not a test cluster's; not touching it"
+    mkdir -p /etc/slurm
+    rm -f /etc/slurm/gres.conf
     if ((GPUS > 0)); then
         mkdir -p "$DIR/dev"
         for ((i = 0; i < GPUS; i++)); do
@@ -86,10 +92,10 @@ configure() {
         done
         gres_types="GresTypes=gpu"
         gres_line="Gres=gpu:fake:$GPUS"
-        echo "NodeName=$host Name=gpu Type=fake File=$DIR/dev/fakegpu[0-$((GPUS - 1))]" >"$DIR/gres.conf"
+        echo "NodeName=$host Name=gpu Type=fake File=$DIR/dev/fakegpu[0-$((GPUS - 1))]" >/etc/slurm/gres.conf
     fi
     cat >"$CONF" <<EOF
-# Written by tests/cluster/slurm_up.sh: a single-node test cluster, no accounting storage (use squeue).
+$MARK: a single-node test cluster, no accounting storage (use squeue).
 ClusterName=featflow
 SlurmctldHost=$host(127.0.0.1)
 SlurmUser=slurm
@@ -136,7 +142,7 @@ wait_idle() {
 mkdir -p "$DIR/run" "$DIR/log" "$DIR/spool"
 if alive "$DIR/run/slurmctld.pid" && alive "$DIR/run/slurmd.pid"; then
     wait_idle
-    echo "SLURM_CONF=$CONF"
+    echo "slurm_up: cluster up ($CONF, $GPUS fake GPUs), state in $DIR"
     exit 0
 fi
 install_packages
@@ -149,4 +155,4 @@ configure
 slurmctld -c -f "$CONF"
 slurmd -f "$CONF"
 wait_idle
-echo "SLURM_CONF=$CONF"
+echo "slurm_up: cluster up ($CONF, $GPUS fake GPUs), state in $DIR"

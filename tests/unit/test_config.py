@@ -20,8 +20,9 @@ def test_default_config_validates_and_fills_defaults():
     filled = validate_config(minimal)
     assert filled["seed"] == 0
     assert filled["models"]["m"]["train"]["epochs"] == 10
-    assert filled["experiments"]["e"]["activations"] == {"pool": "gap", "batch_size": 256,
-                                                          "splits": ["train", "test"], "max_samples": None}
+    activations = filled["experiments"]["e"]["activations"]
+    assert activations["pool"] == "gap" and activations["splits"] == ["train", "test"]
+    assert activations["max_samples"] is None
     assert "train" not in minimal["models"]["m"]  # the input is not mutated
     validate_config(DEFAULT)
 
@@ -64,3 +65,10 @@ def test_specs_round_trip():
     assert exp.activations.splits == ("train", "test")
     with pytest.raises(ConfigError, match="unknown keys"):
         ModelSpec.from_dict({"arch": "x", "dataset": "y", "colour": 1})
+
+
+def test_validated_config_is_key_sorted_so_params_ignore_yaml_order():
+    reordered = dict(reversed(list(copy.deepcopy(DEFAULT).items())))
+    reordered["datasets"]["planted"] = dict(reversed(list(reordered["datasets"]["planted"].items())))
+    assert validate_config(reordered) == validate_config(DEFAULT)
+    assert repr(validate_config(reordered)) == repr(validate_config(DEFAULT))

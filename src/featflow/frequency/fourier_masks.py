@@ -314,3 +314,17 @@ def compare_masks(paths: dict[str, str | Path]) -> tuple[pd.DataFrame, pd.DataFr
     summary = pd.DataFrame([{"model": name, **{k: store.read_attrs(paths[name], KIND)[k] for k in keys}}
                             for name in names])
     return pd.concat(rows, ignore_index=True), summary
+
+
+def write_mask_comparison(paths: dict[str, str | Path], bands_csv: str | Path, summary_csv: str | Path,
+                          radial_png: str | Path, angular_png: str | Path, gallery_png: str | Path) -> None:
+    """Tables and figures comparing the models' masks (the first model is the reference)."""
+    from featflow.plots import frequency as plots
+
+    bands, summary = compare_masks(paths)
+    store.write_table(bands, bands_csv)
+    store.write_table(summary, summary_csv)
+    store.save_figure(plots.band_differences(bands, "radial"), radial_png)
+    store.save_figure(plots.band_differences(bands, "angular"), angular_png)
+    store.save_figure(plots.mask_gallery({name: store.read_h5(path, KIND) for name, path in paths.items()}),
+                      gallery_png)

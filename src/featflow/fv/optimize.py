@@ -95,7 +95,7 @@ def visualize(fn: FeatureFn, image_shape: tuple[int, int, int], targets: torch.T
                                                              "grad_norm")}
     for start in range(0, targets.shape[0], batch_size):
         x = targets[start:start + batch_size].to(device)
-        v = optimize_batch(fn, render, v0[start:start + batch_size].to(device), x, k, adam_steps,
+        v = optimize_batch(fn, render, v0[start:start + batch_size].to(device, x.dtype), x, k, adam_steps,
                            lbfgs_steps, lr)
         value, y, grad_norm = _objective_and_grad(fn, render, v, x, k)
         with torch.no_grad():

@@ -36,9 +36,8 @@ def random_features(
 
 def ntk_kernels(init: Params, x: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Tangent kernels at initialization (+1 for the output bias): train (S, N, N) and test-train (S, Nt, N)."""
-    h, slope = hidden(init, x)
-    h_test, slope_test = hidden(init, x_test)
-    a2 = init.a[:, None, :] ** 2
+    h, slope, h_test, slope_test = (v.astype(x.dtype) for v in (*hidden(init, x), *hidden(init, x_test)))
+    a2 = (init.a[:, None, :] ** 2).astype(x.dtype)
     train = h @ h.transpose(0, 2, 1) + ((slope * a2) @ slope.transpose(0, 2, 1)) * (x @ x.T + 1.0)[None] + 1.0
     test = h_test @ h.transpose(0, 2, 1) + ((slope_test * a2) @ slope.transpose(0, 2, 1)) * (
         x_test @ x.T + 1.0)[None] + 1.0
@@ -54,10 +53,10 @@ def ntk(
     GD on theta: theta <- (1 - lr wd) theta - lr Phi^T g, so with theta = Phi^T beta:
     beta <- (1 - lr wd) beta - lr g, and f = K beta. The step size is lr_scale / lambda_max(K / N).
     """
-    kern, kern_test = ntk_kernels(init, x, x_test)
+    kern, kern_test = ntk_kernels(init, x.astype(np.float32), x_test.astype(np.float32))
     n = x.shape[0]
-    lr = lr_scale * n / np.linalg.eigvalsh(kern)[:, -1]
-    beta = np.zeros((kern.shape[0], n))
+    lr = lr_scale * n / top_eigenvalue(kern)
+    beta = np.zeros((kern.shape[0], n), dtype=np.float32)
     curve = np.empty((kern.shape[0], len(record)))
     slots = {int(t): i for i, t in enumerate(record)}
     for t in range(steps + 1):
@@ -66,8 +65,17 @@ def ntk(
         if t == steps:
             break
         g = hinge_grad(np.einsum("smn,sn->sm", kern, beta), y)
-        beta = (1.0 - lr[:, None] * weight_decay) * beta - lr[:, None] * g
+        beta = ((1.0 - lr[:, None] * weight_decay) * beta - lr[:, None] * g).astype(np.float32)
     return curve
+
+
+def top_eigenvalue(kern: np.ndarray, iters: int = 50) -> np.ndarray:
+    """Largest eigenvalue of each PSD matrix in (S, N, N) by power iteration (a full eigvalsh is O(N^3))."""
+    v = np.ones(kern.shape[:2] + (1,), dtype=kern.dtype)
+    for _ in range(iters):
+        v = kern @ v
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return (v.transpose(0, 2, 1) @ kern @ v)[:, 0, 0].astype(float)
 
 
 def rbf_svm(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, C: float) -> float:

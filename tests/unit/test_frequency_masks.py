@@ -1,0 +1,113 @@
+"""Fourier masks (SPEC 3.1): a network that only sees a low-pass band gets a mask that keeps that band and
+drops the rest; band energies and the complement mask behave as defined."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from featflow.frequency.attacks import pgd_linf
+from featflow.frequency.fourier_masks import (
+    apply_mask, band_energies, complement, learn_dataset_mask, learn_image_masks, mask_shape, predict,
+)
+from featflow.frequency.spec import DatasetMaskSpec, ImageMaskSpec
+
+SIZE = 16
+
+
+def low_pass_band(size: int = SIZE, cutoff: int = 2) -> torch.Tensor:
+    """(H, W) indicator of the frequencies with |f_y|, |f_x| <= cutoff (in DFT index units, unshifted grid)."""
+    f = torch.fft.fftfreq(size) * size
+    return ((f.abs()[:, None] <= cutoff) & (f.abs()[None, :] <= cutoff)).float()
+
+
+class LowPassNet(nn.Module):
+    """A fixed linear classifier of the low-pass-filtered image: only the band's frequencies matter."""
+
+    def __init__(self, band: torch.Tensor, classes: int = 4, seed: int = 0) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.register_buffer("band", band)
+        self.fc = nn.Linear(band.numel(), classes)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.randn(self.fc.weight.shape, generator=gen) * 0.5)
+            self.fc.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(apply_mask(x, self.band).flatten(1))
+
+
+@pytest.fixture(scope="module")
+def setup() -> tuple[LowPassNet, torch.Tensor, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    band = low_pass_band()
+    net = LowPassNet(band).eval()
+    x = torch.rand(128, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    y, _ = predict(net, x)
+    return net, x, y, band
+
+
+def test_dataset_mask_keeps_the_band_and_drops_the_rest(setup) -> None:
+    net, x, y, band = setup
+    spec = DatasetMaskSpec(lam=0.2, lr=0.05, epochs=40, batch_size=64, target_ratio=1.0, stall=0.0)
+    mask, history = learn_dataset_mask(net, x, y, spec, mask_shape("shared", 1, SIZE, SIZE), "cpu",
+                                       torch.Generator().manual_seed(0))
+    inside, outside = mask[0][band > 0], mask[0][band == 0]
+    assert inside.mean() > 0.9, inside
+    assert outside.max() < 0.05, outside.max()
+    assert mask.min() >= 0 and mask.max() <= 1  # clamped after every step
+    masked_pred, _ = predict(net, x, mask)
+    assert (masked_pred == y).float().mean() > 0.97
+    comp_pred, _ = predict(net, x, complement(mask))
+    assert (comp_pred == y).float().mean() < 0.6  # without the band the network is near chance (4 classes)
+    assert history[-1]["density"] < 0.2
+
+
+def test_image_masks_keep_the_band_all_at_once(setup) -> None:
+    net, x, y, band = setup
+    spec = ImageMaskSpec(lam=0.07, lr=0.05, max_steps=150, patience=20, tol=1e-4, n_images=8, batch_size=8)
+    masks, steps = learn_image_masks(net, x[:8], y[:8], spec, mask_shape("shared", 1, SIZE, SIZE), "cpu")
+    assert masks.shape == (8, 1, SIZE, SIZE) and steps.shape == (8,)
+    outside = masks[:, 0][:, band == 0]
+    inside = masks[:, 0][:, band > 0]
+    assert outside.max() < 0.05
+    assert inside.mean() > 0.5
+    pred, _ = predict(net, x[:8], masks)
+    assert torch.equal(pred, y[:8])
+
+
+def test_band_energies_locate_the_energy() -> None:
+    dc = torch.zeros(1, 1, SIZE, SIZE)
+    dc[0, 0, 0, 0] = 3.0  # zero frequency: the center after fftshift, radial band 0
+    radial, angular = band_energies(dc, 8)
+    assert radial.shape == (1, 8) and angular.shape == (1, 8)
+    np.testing.assert_allclose(radial[0], np.eye(8)[0])
+    masks = torch.rand(5, 3, SIZE, SIZE)
+    radial, angular = band_energies(masks, 8)
+    np.testing.assert_allclose(radial.sum(1), 1.0)
+    np.testing.assert_allclose(angular.sum(1), 1.0)
+    high = torch.zeros(1, 1, SIZE, SIZE)
+    high[0, 0, SIZE // 2, SIZE // 2] = 1.0  # Nyquist corner: the outermost radial band
+    assert band_energies(high, 8)[0][0].argmax() == 7
+
+
+def test_all_ones_mask_is_the_identity_and_complement_inverts() -> None:
+    x = torch.rand(2, 3, SIZE, SIZE)
+    torch.testing.assert_close(apply_mask(x, torch.ones(1, SIZE, SIZE)), x)
+    m = torch.tensor([0.0, 0.3, 1.0])
+    torch.testing.assert_close(complement(m), torch.tensor([1.0, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="channels"):
+        mask_shape("per_pixel", 3, SIZE, SIZE)
+
+
+def test_pgd_stays_in_the_ball_and_raises_the_loss(setup) -> None:
+    net, x, y, _ = setup
+    eps = 8 / 255
+    x_adv = pgd_linf(net, x, y, eps, steps=10, generator=torch.Generator().manual_seed(0))
+    assert (x_adv - x).abs().max() <= eps + 1e-6
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    ce = nn.functional.cross_entropy
+    assert ce(net(x_adv), y) > ce(net(x), y) + 0.05
+    assert all(p.requires_grad for p in net.parameters())  # restored after the attack

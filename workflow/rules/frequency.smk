@@ -1,0 +1,210 @@
+# Frequency analysis (SPEC 3). Results path grammar of this branch:
+#   results/frequency/models/{model}/masks.h5        data-set + per-image Fourier masks, bands     rule fourier_mask
+#   results/frequency/compare/mask_bands.csv         band energies vs the reference model          rule fourier_mask_figures
+#   results/frequency/compare/mask_summary.csv       accuracies, densities, class probe per model
+#   results/frequency/compare/{bands_radial,bands_angular,masks}.png
+#   results/frequency/models/{model}/maps.h5, maps.csv   essential vs adversarial maps, IdCor      rule adversarial_maps
+#   results/frequency/models/{model}/maps.png                                                     rule adversarial_maps_figure
+#   results/{experiment}/frequency/idcor_layers.csv  IdCor between layer pairs                     rule idcor
+#   results/{experiment}/frequency/idcor_layers.png                                                rule idcor_figure
+# Models come from `frequency.masks.models` / `frequency.maps.models`, experiments from `frequency.idcor`.
+
+FREQ = CFG.get("frequency", {})
+
+
+def _frequency_check():
+    """Names used by the frequency section must exist (checked when the rules are parsed)."""
+    for part in ("masks", "maps"):
+        sec = FREQ.get(part, {})
+        for name in sec.get("models", []):
+            if name not in CFG["models"]:
+                raise ValueError(f"config key 'frequency.{part}.models': '{name}' is not a model; "
+                                 f"expected one of {sorted(CFG['models'])}")
+        if sec.get("models") and sec["dataset"] not in CFG["datasets"]:
+            raise ValueError(f"config key 'frequency.{part}.dataset': '{sec['dataset']}' is not a data set; "
+                             f"expected one of {sorted(CFG['datasets'])}")
+    sec = FREQ.get("idcor", {})
+    for name in sec.get("experiments", []):
+        exp = CFG["experiments"].get(name)
+        if exp is None:
+            raise ValueError(f"config key 'frequency.idcor.experiments': '{name}' is not an experiment; "
+                             f"expected one of {sorted(CFG['experiments'])}")
+        if sec["split"] not in exp["activations"]["splits"]:
+            raise ValueError(f"config key 'frequency.idcor.split': '{sec['split']}' is not extracted by "
+                             f"experiment '{name}' (activations.splits {exp['activations']['splits']})")
+        for layer in (l for pair in sec["pairs"] for l in pair):
+            if layer not in exp["layers"]:
+                raise ValueError(f"config key 'frequency.idcor.pairs': layer '{layer}' is not among the layers "
+                                 f"of experiment '{name}' ({exp['layers']})")
+
+
+_frequency_check()
+
+
+def _without_models(part):
+    """The section's spec without its model list: adding a model does not rerun the others."""
+    return {k: v for k, v in FREQ[part].items() if k != "models"}
+
+
+rule fourier_mask:
+    input:
+        checkpoint="results/models/{model}.pt",
+        data=lambda wc: f"results/data/{FREQ['masks']['dataset']}.h5",
+    output:
+        "results/frequency/models/{model}/masks.h5",
+    log:
+        "logs/fourier_mask/{model}.log",
+    benchmark:
+        "benchmarks/fourier_mask/{model}.tsv"
+    params:
+        stage="frequency",
+        spec=lambda wc: _without_models("masks"),
+        seed=SEED,
+        code=code_version("frequency"),
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=1,  # thousands of forward/backward passes through the frozen network
+    conda:
+        ENV
+    script:
+        "../scripts/fourier_mask.py"
+
+
+rule fourier_mask_figures:
+    input:
+        masks=expand("results/frequency/models/{model}/masks.h5", model=FREQ.get("masks", {}).get("models", [])),
+    output:
+        bands="results/frequency/compare/mask_bands.csv",
+        summary="results/frequency/compare/mask_summary.csv",
+        radial=report("results/frequency/compare/bands_radial.png", caption="../report/frequency_bands.rst",
+                      category="Frequency"),
+        angular=report("results/frequency/compare/bands_angular.png", caption="../report/frequency_bands.rst",
+                       category="Frequency"),
+        gallery=report("results/frequency/compare/masks.png", caption="../report/frequency_masks.rst",
+                       category="Frequency"),
+    log:
+        "logs/fourier_mask_figures/compare.log",
+    params:
+        stage="frequency_plots",
+        spec=lambda wc: {"models": FREQ["masks"]["models"]},
+        seed=SEED,
+        code=code_version("frequency_plots"),
+        models=FREQ.get("masks", {}).get("models", []),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,  # tables and plots only
+    conda:
+        ENV
+    script:
+        "../scripts/fourier_mask_figures.py"
+
+
+rule adversarial_maps:
+    input:
+        checkpoint="results/models/{model}.pt",
+        data=lambda wc: f"results/data/{FREQ['maps']['dataset']}.h5",
+    output:
+        maps="results/frequency/models/{model}/maps.h5",
+        table="results/frequency/models/{model}/maps.csv",
+    log:
+        "logs/adversarial_maps/{model}.log",
+    benchmark:
+        "benchmarks/adversarial_maps/{model}.tsv"
+    params:
+        stage="frequency",
+        spec=lambda wc: _without_models("maps"),
+        seed=SEED,
+        code=code_version("frequency"),
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=1,  # PGD and per-image map optimization: many forward/backward passes
+    conda:
+        ENV
+    script:
+        "../scripts/adversarial_maps.py"
+
+
+rule adversarial_maps_figure:
+    input:
+        maps="results/frequency/models/{model}/maps.h5",
+        table="results/frequency/models/{model}/maps.csv",
+    output:
+        report("results/frequency/models/{model}/maps.png", caption="../report/frequency_maps.rst",
+               category="Frequency"),
+    log:
+        "logs/adversarial_maps_figure/{model}.log",
+    params:
+        stage="frequency_plots",
+        spec=lambda wc: {"model": wc.model},
+        seed=SEED,
+        code=code_version("frequency_plots"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,  # one plot
+    conda:
+        ENV
+    script:
+        "../scripts/adversarial_maps_figure.py"
+
+
+rule idcor:
+    input:
+        lambda wc: f"results/{wc.experiment}/activations/{FREQ['idcor']['split']}.h5",
+    output:
+        "results/{experiment}/frequency/idcor_layers.csv",
+    log:
+        "logs/idcor/{experiment}.log",
+    benchmark:
+        "benchmarks/idcor/{experiment}.tsv"
+    params:
+        stage="frequency",
+        spec=lambda wc: FREQ["idcor"],
+        seed=SEED,
+        code=code_version("frequency"),
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=1,  # chunked nearest-neighbor search, repeated for every permutation
+    conda:
+        ENV
+    script:
+        "../scripts/idcor.py"
+
+
+rule idcor_figure:
+    input:
+        "results/{experiment}/frequency/idcor_layers.csv",
+    output:
+        report("results/{experiment}/frequency/idcor_layers.png", caption="../report/frequency_idcor.rst",
+               category="Frequency"),
+    log:
+        "logs/idcor_figure/{experiment}.log",
+    params:
+        stage="frequency_plots",
+        spec=lambda wc: {"experiment": wc.experiment},
+        seed=SEED,
+        code=code_version("frequency_plots"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+        gpu=0,  # one plot
+    conda:
+        ENV
+    script:
+        "../scripts/idcor_figure.py"
+
+
+if FREQ.get("masks", {}).get("models"):
+    TARGETS += rules.fourier_mask_figures.output
+TARGETS += [f"results/frequency/models/{m}/maps.png" for m in FREQ.get("maps", {}).get("models", [])]
+TARGETS += [f"results/{e}/frequency/idcor_layers.png" for e in FREQ.get("idcor", {}).get("experiments", [])]

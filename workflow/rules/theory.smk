@@ -1,0 +1,145 @@
+# Feature learning theory (SPEC 4; Shi, Wei & Liang). Results path grammar of this branch:
+#   results/theory/{dataset}/network.h5       two-layer network: curves (seeds x steps), snapshots  rule theory_train
+#   results/theory/{dataset}/baselines.h5     random features, NTK curves; RBF SVM accuracy         rule theory_baselines
+#   results/theory/{dataset}/alignment.h5     cosines to +-sum_A M_j, MDS maps, linear probes       rule theory_alignment
+#   results/theory/accuracy.csv, results/theory/figures/accuracy.png                               rule theory_figure_accuracy
+#   results/theory/figures/alignment.png                                                           rule theory_figure_alignment
+# {dataset} is one of the two shi data sets named by `theory.structured` and `theory.unstructured`.
+
+from featflow.theory.run import check_theory_config
+
+THEORY = check_theory_config(CFG).to_dict()  # names checked when the rules are parsed
+THEORY_SETS = [THEORY["structured"], THEORY["unstructured"]]
+THEORY_FAMILIES = ["structured", "unstructured"]
+
+
+rule theory_train:
+    input:
+        data="results/data/{dataset}.h5",
+    output:
+        "results/theory/{dataset}/network.h5",
+    log:
+        "logs/theory_train/{dataset}.log",
+    benchmark:
+        "benchmarks/theory_train/{dataset}.tsv"
+    params:
+        stage="theory",
+        spec=THEORY,
+        seed=SEED,
+        code=code_version("theory"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=0,  # two full-batch steps and a linear model in numpy
+    conda:
+        ENV
+    script:
+        "../scripts/theory_train.py"
+
+
+rule theory_baselines:
+    input:
+        data="results/data/{dataset}.h5",
+    output:
+        "results/theory/{dataset}/baselines.h5",
+    log:
+        "logs/theory_baselines/{dataset}.log",
+    benchmark:
+        "benchmarks/theory_baselines/{dataset}.tsv"
+    params:
+        stage="theory",
+        spec=THEORY,
+        seed=SEED,
+        code=code_version("theory"),
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=0,  # numpy kernels and scikit-learn SVM
+    conda:
+        ENV
+    script:
+        "../scripts/theory_baselines.py"
+
+
+rule theory_alignment:
+    input:
+        network="results/theory/{dataset}/network.h5",
+        data="results/data/{dataset}.h5",
+    output:
+        "results/theory/{dataset}/alignment.h5",
+    log:
+        "logs/theory_alignment/{dataset}.log",
+    params:
+        stage="theory",
+        spec=THEORY,
+        seed=SEED,
+        code=code_version("theory"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+        gpu=0,  # cosines, a small MDS and logistic probes
+    conda:
+        ENV
+    script:
+        "../scripts/theory_alignment.py"
+
+
+rule theory_figure_accuracy:
+    input:
+        networks=expand("results/theory/{dataset}/network.h5", dataset=THEORY_SETS),
+        baselines=expand("results/theory/{dataset}/baselines.h5", dataset=THEORY_SETS),
+    output:
+        figure=report("results/theory/figures/accuracy.png", caption="../report/theory_accuracy.rst",
+                      category="Theory"),
+        table="results/theory/accuracy.csv",
+    log:
+        "logs/theory_figure_accuracy/all.log",
+    params:
+        stage="theory_plots",
+        spec=THEORY,
+        seed=SEED,
+        code=code_version("theory_plots"),
+        families=THEORY_FAMILIES,
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+        gpu=0,  # plotting
+    conda:
+        ENV
+    script:
+        "../scripts/theory_figure_accuracy.py"
+
+
+rule theory_figure_alignment:
+    input:
+        alignments=expand("results/theory/{dataset}/alignment.h5", dataset=THEORY_SETS),
+    output:
+        report("results/theory/figures/alignment.png", caption="../report/theory_alignment.rst", category="Theory"),
+    log:
+        "logs/theory_figure_alignment/all.log",
+    params:
+        stage="theory_plots",
+        spec=THEORY,
+        seed=SEED,
+        code=code_version("theory_plots"),
+        families=THEORY_FAMILIES,
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+        gpu=0,  # plotting
+    conda:
+        ENV
+    script:
+        "../scripts/theory_figure_alignment.py"
+
+
+TARGETS += [
+    "results/theory/accuracy.csv",
+    "results/theory/figures/accuracy.png",
+    "results/theory/figures/alignment.png",
+]
