@@ -4,6 +4,7 @@
 #   results/data/{dataset}.h5                        materialized data set (train/test splits, factors)
 #   results/models/{model}.pt                        checkpoint: state_dict + spec + accuracies
 #   results/{experiment}/activations/{split}.h5      pooled activations of the experiment's layers
+#   results/fv/{fv}/*.h5, figures/*.png              FV / IFV of an `fv:` experiment (see workflow/rules/fv.smk)
 # Logs: logs/{rule}/{wildcards}.log; benchmarks: benchmarks/{rule}/{wildcards}.tsv.
 from snakemake.utils import min_version
 

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 import jsonschema
 import yaml
-from referencing import Registry, Resource
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 MAIN_SCHEMA = "config.schema.yaml"
@@ -37,7 +38,11 @@ def load_schema(schema_dir: str | Path = SCHEMA_DIR) -> tuple[dict[str, Any], Re
     resources = []
     for path in sorted(schema_dir.glob("*.schema.yaml")):
         contents = yaml.safe_load(path.read_text())
-        resources.append((path.name, Resource.from_contents(contents)))
+        if path.name != MAIN_SCHEMA:
+            # A sibling's own "$schema" would make jsonschema switch to the stock validator class when a $ref
+            # enters it (Validator.evolve -> validator_for), which fills no defaults; all files are 2020-12.
+            contents.pop("$schema", None)
+        resources.append((path.name, DRAFT202012.create_resource(contents)))
     registry = Registry().with_resources(resources)
     main = registry.contents(MAIN_SCHEMA)
     return main, registry
@@ -133,6 +138,10 @@ def _check_references(config: Mapping[str, Any]) -> list[str]:
             problems.append(
                 f"config key 'fv.{name}.model': '{fv['model']}' is not defined; expected one of {sorted(models)}"
             )
+        for other in fv.get("invert_with", []):
+            if other not in models:
+                problems.append(f"config key 'fv.{name}.invert_with': '{other}' is not defined; "
+                                f"expected model names from {sorted(models)}")
     return problems
 
 

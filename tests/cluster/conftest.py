@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster_helpers import FAKE_GPUS, ROOT, STATE, Cluster, daemons_alive
+from tests.cluster.cluster_helpers import FAKE_GPUS, ROOT, STATE, Cluster, daemons_alive
 
 
 @pytest.fixture(scope="session")
@@ -17,12 +17,13 @@ def slurm_cluster() -> Iterator[Cluster]:
     was_running = daemons_alive(STATE)
     cluster = Cluster(STATE, FAKE_GPUS)
     try:
-        cluster.restart(FAKE_GPUS) if was_running else cluster.up(FAKE_GPUS)
+        cluster.up(FAKE_GPUS)
         yield cluster
     finally:
-        cluster.down()
-        if was_running:  # brought up by someone else (.ci/run): leave it as found
+        if was_running:  # brought up before the tests (.ci/run): leave it running, as it was configured
             cluster.up(FAKE_GPUS)
+        else:
+            cluster.down()
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A single-node SLURM cluster on localhost for tests/cluster: Debian's slurmctld, slurmd and munge, started
-# without systemd, every file under one state folder. Measured recipe: ../shared/notes/slurm.md.
+# without systemd; state, logs and pid files under one folder. Measured recipe: ../shared/notes/slurm.md.
 #
 #   tests/cluster/slurm_up.sh           install when missing (root + apt-get), configure, start; idempotent
+#                                       (restarts a running cluster only to change its number of fake GPUs)
 #   tests/cluster/slurm_up.sh --stop    stop the daemons this script started, by their pid files
 #
 # Environment: FEATFLOW_SLURM_DIR (state, config, logs, pid files; default /tmp/featflow-slurm),
-#              FEATFLOW_SLURM_GPUS (fake GPUs in the node's gres, character devices made with mknod; default 1).
+#              FEATFLOW_SLURM_GPUS (fake GPUs in the node's gres, character devices made with mknod; default 4).
 # The configuration goes to /etc/slurm (slurm.conf, gres.conf): the slurm-jobstep plugin strips SLURM_CONF from
 # the environment of the srun it calls inside each job, so only the default path works. A slurm.conf that this
 # script did not write (a real site's) is never touched: the script then exits 3.
@@ -15,7 +16,7 @@
 set -euo pipefail
 
 DIR=${FEATFLOW_SLURM_DIR:-/tmp/featflow-slurm}
-GPUS=${FEATFLOW_SLURM_GPUS:-1}
+GPUS=${FEATFLOW_SLURM_GPUS:-4}
 CONF=/etc/slurm/slurm.conf
 MARK="# Written by tests/cluster/slurm_up.sh"
 
@@ -46,9 +47,9 @@ install_packages() {
     command -v apt-get >/dev/null || cannot "SLURM is not installed and there is no apt-get to install it"
     local pkgs=(slurmctld slurmd slurm-client munge)
     export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q --no-install-recommends "${pkgs[@]}" >"$DIR/log/apt.log" 2>&1; then
-        apt-get update -q >>"$DIR/log/apt.log" 2>&1 \
-            && apt-get install -y -q --no-install-recommends "${pkgs[@]}" >>"$DIR/log/apt.log" 2>&1 \
+    if ! timeout 240 apt-get install -y -q --no-install-recommends "${pkgs[@]}" >"$DIR/log/apt.log" 2>&1; then
+        timeout 120 apt-get update -q >>"$DIR/log/apt.log" 2>&1 \
+            && timeout 240 apt-get install -y -q --no-install-recommends "${pkgs[@]}" >>"$DIR/log/apt.log" 2>&1 \
             || cannot "apt-get install ${pkgs[*]} failed: $(tail -n 3 "$DIR/log/apt.log" | tr '\n' ' ')"
     fi
 }
@@ -140,7 +141,10 @@ wait_idle() {
 }
 
 mkdir -p "$DIR/run" "$DIR/log" "$DIR/spool"
-if alive "$DIR/run/slurmctld.pid" && alive "$DIR/run/slurmd.pid"; then
+want=""
+((GPUS > 0)) && want="Gres=gpu:fake:$GPUS"
+have=$(grep -o "Gres=gpu:fake:[0-9]*" "$CONF" 2>/dev/null || true)
+if alive "$DIR/run/slurmctld.pid" && alive "$DIR/run/slurmd.pid" && [[ $have == "$want" ]]; then
     wait_idle
     echo "slurm_up: cluster up ($CONF, $GPUS fake GPUs), state in $DIR"
     exit 0
@@ -148,7 +152,7 @@ fi
 install_packages
 [[ $(id -u) == 0 ]] || cannot "starting slurmd needs root (uid $(id -u))"
 id slurm >/dev/null 2>&1 || cannot "no 'slurm' user (the slurmctld package creates it)"
-stop  # leftovers of an earlier, half-started cluster
+stop  # leftovers of an earlier, half-started cluster, or one with another GPU count (gres needs a restart)
 install -d -o slurm -g slurm "$DIR/state"
 start_munge
 configure

@@ -1,8 +1,9 @@
 """The DAG on a real SLURM cluster through profiles/slurm: every rule an sbatch job with its declared resources.
 
-One module, run in order on one workflow copy: (1) data -> train -> 2 activation shards -> merge, plus one
-job that fails; (2) a rerun builds only what is missing; (3) GPU requests reach SLURM, a GPU model the cluster
-lacks and a cluster without GPUs fail at once with sbatch's message, and a gpu=0 override requests none.
+One module, run in order on one workflow copy: (1) data -> train -> 2 activation shards, plus one job that
+fails, GPU requests (declared and overridden) as SLURM saw them; (2) the rerun builds only what is missing (the
+failed job and the merge of the shards); (3) a GPU model the cluster lacks and a cluster without GPUs fail at
+once with sbatch's message.
 Each DAG level costs 15-40 s (Snakemake's status polling and each job's start-up).
 """
 
@@ -16,7 +17,7 @@ import pytest
 
 from featflow import store
 
-from cluster_helpers import Cluster, run_snakemake, write_config
+from tests.cluster.cluster_helpers import Cluster, run_snakemake, write_config
 
 pytestmark = pytest.mark.cluster
 
@@ -47,20 +48,26 @@ def gpus_requested(info: dict[str, str]) -> int:
 
 def test_dag_runs_as_slurm_jobs_and_surfaces_a_failure(slurm_cluster: Cluster, workdir: Path) -> None:
     write_config(workdir, broken=True)
-    rc, out = run_snakemake(workdir, slurm_cluster.env, GOOD, BROKEN)
+    # activations_shard:gpu=0 from the command line, as a CPU-only site would set it for every GPU rule.
+    rc, out = run_snakemake(workdir, GOOD, BROKEN, "--set-resources", "activations_shard:gpu=0")
     assert rc != 0, out[-3000:]
 
+    # data -> train -> (2 shards | broken); the merge of the shards is submitted only when Snakemake saw the
+    # shards finish before the failure (both land in one status check), after it no new job is submitted.
     jobs = slurm_jobs(workdir)
-    assert sorted(jobs.values()) == [("activations", "broken_test"), ("activations", "planted_test"),
-                                     ("activations_shard", "planted_test_0"), ("activations_shard", "planted_test_1"),
-                                     ("data", "planted"), ("train", "cnn")], out[-3000:]
+    merged = (workdir / GOOD).exists()
+    assert sorted(jobs.values()) == sorted([("activations", "broken_test"), ("activations_shard", "planted_test_0"),
+                                            ("activations_shard", "planted_test_1"), ("data", "planted"),
+                                            ("train", "cnn")] + [("activations", "planted_test")] * merged), out
     info = {key: job_info(slurm_cluster, j) for j, key in jobs.items()}
-    assert info.pop(("activations", "broken_test"))["JobState"] == "FAILED"
-    assert {i["JobState"] for i in info.values()} == {"COMPLETED"}
+    assert info[("activations", "broken_test")]["JobState"] == "FAILED"
+    assert {i["JobState"] for key, i in info.items() if key != ("activations", "broken_test")} == {"COMPLETED"}
 
-    # Each rule's declared gpu reached sbatch (--gpus=N), none where a rule declares gpu=0.
-    assert {key[0]: gpus_requested(i) for key, i in info.items()} == {
-        "data": 0, "train": 1, "activations_shard": 1, "activations": 0}  # merging shards needs no GPU
+    # Each rule's gpu reached sbatch as --gpus=N: declared (train, activations), overridden (shards), none (data).
+    assert {key: gpus_requested(i) for key, i in info.items() if key[0] != "activations_shard"} == {
+        ("data", "planted"): 0, ("train", "cnn"): 1, ("activations", "broken_test"): 1,
+        **({("activations", "planted_test"): 0} if merged else {})}  # a merge needs no GPU
+    assert gpus_requested(info[("activations_shard", "planted_test_0")]) == 0
 
     # The failed job's logs are named in Snakemake's output and hold the error.
     (failed_id,) = [j for j, key in jobs.items() if key == ("activations", "broken_test")]
@@ -68,44 +75,40 @@ def test_dag_runs_as_slurm_jobs_and_surfaces_a_failure(slurm_cluster: Cluster, w
     assert slurm_log in out and (workdir / slurm_log).is_file(), out[-3000:]
     assert "logs/activations/broken_test.log" in out
     assert "no_such_layer" in (workdir / "logs/activations/broken_test.log").read_text()
-
-    # The finished branch went through: merged shards, temporary shard files removed.
-    merged = store.read_h5(workdir / GOOD, "activations")
-    np.testing.assert_array_equal(merged["indices"], np.arange(24))
-    assert merged["layers"]["act"].shape == (24, 16)
-    assert not list((workdir / "results/planted/activations/shards").glob("*.h5"))
     assert not (workdir / BROKEN).exists()
 
 
-def test_rerun_builds_only_the_missing_output(slurm_cluster: Cluster, workdir: Path) -> None:
-    finished = [workdir / p for p in ("results/data/planted.h5", "results/models/cnn.pt", GOOD)]
+def test_rerun_builds_only_the_missing_outputs(slurm_cluster: Cluster, workdir: Path) -> None:
+    missing = [("activations", "broken_test")] + [("activations", "planted_test")] * (not (workdir / GOOD).exists())
+    finished = [workdir / p for p in ("results/data/planted.h5", "results/models/cnn.pt")]
     mtimes = [p.stat().st_mtime_ns for p in finished]
     before = set(slurm_jobs(workdir))
     write_config(workdir, broken=False)
-    # gpu=0 set from the command line, as a CPU-only site would: the job must request no GPU.
-    rc, out = run_snakemake(workdir, slurm_cluster.env, GOOD, BROKEN, "--set-resources", "activations:gpu=0")
+    rc, out = run_snakemake(workdir, GOOD, BROKEN)
     assert rc == 0, out[-3000:]
-    new = {j: key for j, key in slurm_jobs(workdir).items() if j not in before}
-    assert list(new.values()) == [("activations", "broken_test")], new
+    new = {key: j for j, key in slurm_jobs(workdir).items() if j not in before}
+    assert sorted(new) == sorted(missing), new  # the shards, data and model are not built again
     assert [p.stat().st_mtime_ns for p in finished] == mtimes
-    assert gpus_requested(job_info(slurm_cluster, next(iter(new)))) == 0
 
-    # 2 shards merged (planted) agree with one job (broken, now fixed) on the layers both read.
+    # The merge of 2 shards, temporary shard files removed, agrees with one job (broken, now fixed).
     two, one = store.read_h5(workdir / GOOD, "activations"), store.read_h5(workdir / BROKEN, "activations")
+    np.testing.assert_array_equal(two["indices"], np.arange(24))
+    assert two["layers"]["act"].shape == (24, 16)
+    assert not list((workdir / "results/planted/activations/shards").glob("*.h5"))
     for name in ("block1", "act"):
         np.testing.assert_allclose(two["layers"][name], one["layers"][name], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(two["labels"], one["labels"])
 
 
 def test_missing_gpu_model_fails_at_submission(slurm_cluster: Cluster, workdir: Path) -> None:
-    rc, out = run_snakemake(workdir, slurm_cluster.env, "results/models/cnn.pt", "--forcerun", "train",
+    rc, out = run_snakemake(workdir, "results/models/cnn.pt", "--forcerun", "train",
                             "--set-resources", "train:gpu_model=h100", timeout=90)
     assert rc != 0
     assert "Requested node configuration is not available" in out, out[-3000:]
 
 
 def test_cluster_without_gpus_fails_at_submission(slurm_cluster: Cluster, workdir: Path) -> None:
-    slurm_cluster.restart(gpus=0)
-    rc, out = run_snakemake(workdir, slurm_cluster.env, "results/models/cnn.pt", "--forcerun", "train", timeout=90)
+    slurm_cluster.up(gpus=0)
+    rc, out = run_snakemake(workdir, "results/models/cnn.pt", "--forcerun", "train", timeout=90)
     assert rc != 0
     assert "Invalid generic resource" in out, out[-3000:]

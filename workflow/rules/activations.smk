@@ -2,23 +2,6 @@
 #        results/{experiment}/activations/shards/{split}_{shard}.h5 (temporary slices when activations.shards > 1).
 
 
-def activations_inputs(wc):
-    """The model and data for a single-job extraction, or the shard files to merge (activations.shards > 1)."""
-    exp = experiment(wc.experiment)
-    shards = exp["activations"]["shards"]
-    if shards == 1:
-        return {
-            "checkpoint": f"results/models/{exp['model']}.pt",
-            "data": f"results/data/{exp['dataset']}.h5",
-        }
-    return {
-        "shards": [
-            f"results/{wc.experiment}/activations/shards/{wc.split}_{shard}.h5"
-            for shard in range(shards)
-        ]
-    }
-
-
 rule activations_shard:
     input:
         checkpoint=lambda wc: f"results/models/{experiment(wc.experiment)['model']}.pt",

@@ -33,5 +33,22 @@ def experiment(name):
     return CFG["experiments"][name]
 
 
+def activations_inputs(wc):
+    """Model and data for one extraction job, or the shard files to merge (activations.shards > 1)."""
+    exp = experiment(wc.experiment)
+    shards = exp["activations"]["shards"]
+    if shards == 1:
+        return {
+            "checkpoint": f"results/models/{exp['model']}.pt",
+            "data": f"results/data/{exp['dataset']}.h5",
+        }
+    return {
+        "shards": [
+            f"results/{wc.experiment}/activations/shards/{wc.split}_{shard}.h5"
+            for shard in range(shards)
+        ]
+    }
+
+
 # Final outputs of every branch; each rule file appends its own.
 TARGETS = []

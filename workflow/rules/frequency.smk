@@ -9,36 +9,11 @@
 #   results/{experiment}/frequency/idcor_layers.png                                                rule idcor_figure
 # Models come from `frequency.masks.models` / `frequency.maps.models`, experiments from `frequency.idcor`.
 
+from featflow.frequency.spec import reference_problems
+
 FREQ = CFG.get("frequency", {})
-
-
-def _frequency_check():
-    """Names used by the frequency section must exist (checked when the rules are parsed)."""
-    for part in ("masks", "maps"):
-        sec = FREQ.get(part, {})
-        for name in sec.get("models", []):
-            if name not in CFG["models"]:
-                raise ValueError(f"config key 'frequency.{part}.models': '{name}' is not a model; "
-                                 f"expected one of {sorted(CFG['models'])}")
-        if sec.get("models") and sec["dataset"] not in CFG["datasets"]:
-            raise ValueError(f"config key 'frequency.{part}.dataset': '{sec['dataset']}' is not a data set; "
-                             f"expected one of {sorted(CFG['datasets'])}")
-    sec = FREQ.get("idcor", {})
-    for name in sec.get("experiments", []):
-        exp = CFG["experiments"].get(name)
-        if exp is None:
-            raise ValueError(f"config key 'frequency.idcor.experiments': '{name}' is not an experiment; "
-                             f"expected one of {sorted(CFG['experiments'])}")
-        if sec["split"] not in exp["activations"]["splits"]:
-            raise ValueError(f"config key 'frequency.idcor.split': '{sec['split']}' is not extracted by "
-                             f"experiment '{name}' (activations.splits {exp['activations']['splits']})")
-        for layer in (l for pair in sec["pairs"] for l in pair):
-            if layer not in exp["layers"]:
-                raise ValueError(f"config key 'frequency.idcor.pairs': layer '{layer}' is not among the layers "
-                                 f"of experiment '{name}' ({exp['layers']})")
-
-
-_frequency_check()
+if reference_problems(CFG):
+    raise ValueError("\n".join(reference_problems(CFG)))
 
 
 def _without_models(part):

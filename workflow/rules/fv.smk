@@ -11,26 +11,19 @@
 
 wildcard_constraints:
     fv="|".join(sorted(CFG.get("fv", {}))) or "__none__",
-
-
-def fv_spec(name):
-    return CFG["fv"][name]
-
-
-def fv_checkpoint(wc):
-    return f"results/models/{fv_spec(wc.fv)['model']}.pt"
+    other="|".join(sorted(CFG["models"])) or "__none__",
 
 
 rule fv_targets:
     input:
-        checkpoint=fv_checkpoint,
+        checkpoint=lambda wc: f"results/models/{CFG['fv'][wc.fv]['model']}.pt",
     output:
         "results/fv/{fv}/targets.h5",
     log:
         "logs/fv_targets/{fv}.log",
     params:
         stage="fv",
-        spec=lambda wc: fv_spec(wc.fv),
+        spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
         code=code_version("fv"),
     threads: 1
@@ -46,7 +39,7 @@ rule fv_targets:
 
 rule fv_optimize:
     input:
-        checkpoint=fv_checkpoint,
+        checkpoint=lambda wc: f"results/models/{CFG['fv'][wc.fv]['model']}.pt",
         targets="results/fv/{fv}/targets.h5",
     output:
         "results/fv/{fv}/realizations.h5",
@@ -56,7 +49,7 @@ rule fv_optimize:
         "benchmarks/fv_optimize/{fv}.tsv"
     params:
         stage="fv",
-        spec=lambda wc: fv_spec(wc.fv),
+        spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
         code=code_version("fv"),
     threads: 2
@@ -83,7 +76,7 @@ rule fv_figure:
         "logs/fv_figure/{fv}.log",
     params:
         stage="fv_plots",
-        spec=lambda wc: fv_spec(wc.fv),
+        spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
         code=code_version("fv_plots"),
     threads: 1

@@ -3,7 +3,7 @@
 
 rule jacobian:
     input:
-        checkpoint=fv_checkpoint,
+        checkpoint=lambda wc: f"results/models/{CFG['fv'][wc.fv]['model']}.pt",
         realizations="results/fv/{fv}/realizations.h5",
     output:
         "results/fv/{fv}/jacobian.h5",
@@ -13,7 +13,7 @@ rule jacobian:
         "benchmarks/jacobian/{fv}.tsv"
     params:
         stage="ifv",
-        spec=lambda wc: fv_spec(wc.fv),
+        spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
         code=code_version("ifv"),
     threads: 2
@@ -38,7 +38,7 @@ rule critical_space:
         "benchmarks/critical_space/{fv}.tsv"
     params:
         stage="ifv",
-        spec=lambda wc: fv_spec(wc.fv),
+        spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
         code=code_version("ifv"),
     threads: 1
@@ -64,7 +64,7 @@ rule ifv:
         "logs/ifv/{fv}.log",
     params:
         stage="ifv",
-        spec=lambda wc: fv_spec(wc.fv),
+        spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
         code=code_version("ifv"),
     threads: 1
@@ -80,7 +80,7 @@ rule ifv:
 
 rule reoptimize:
     input:
-        checkpoint=fv_checkpoint,
+        checkpoint=lambda wc: f"results/models/{CFG['fv'][wc.fv]['model']}.pt",
         realizations="results/fv/{fv}/realizations.h5",
         ifv="results/fv/{fv}/ifv.h5",
     output:
@@ -91,7 +91,7 @@ rule reoptimize:
         "benchmarks/reoptimize/{fv}.tsv"
     params:
         stage="ifv",
-        spec=lambda wc: fv_spec(wc.fv),
+        spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
         code=code_version("ifv"),
     threads: 2
@@ -123,7 +123,7 @@ rule ifv_figures:
         "logs/ifv_figures/{fv}.log",
     params:
         stage="fv_plots",
-        spec=lambda wc: fv_spec(wc.fv),
+        spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
         code=code_version("fv_plots"),
     threads: 1
@@ -151,7 +151,7 @@ rule reoptimize_figure:
         "logs/reoptimize_figure/{fv}.log",
     params:
         stage="fv_plots",
-        spec=lambda wc: fv_spec(wc.fv),
+        spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
         code=code_version("fv_plots"),
     threads: 1
@@ -169,4 +169,65 @@ TARGETS += [
     f"results/fv/{name}/{path}"
     for name in CFG.get("fv", {})
     for path in ("ifv.csv", "figures/angular.png", "figures/alpha.png", "figures/ssim.png")
+]
+
+
+# Beyond the paper: invert experiment {fv}'s realizations with another model {other} at the same layer.
+rule cross_ifv:
+    input:
+        checkpoint=lambda wc: f"results/models/{wc.other}.pt",
+        realizations="results/fv/{fv}/realizations.h5",
+    output:
+        "results/fv/{fv}/cross/{other}.h5",
+    log:
+        "logs/cross_ifv/{fv}_{other}.log",
+    benchmark:
+        "benchmarks/cross_ifv/{fv}_{other}.tsv"
+    params:
+        stage="ifv",
+        spec=lambda wc: CFG["fv"][wc.fv],
+        seed=SEED,
+        code=code_version("ifv"),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,  # n_f batched backward passes per realization through the other model
+    conda:
+        ENV
+    script:
+        "../scripts/cross_ifv.py"
+
+
+rule cross_ifv_figure:
+    input:
+        "results/fv/{fv}/cross/{other}.h5",
+    output:
+        report(
+            "results/fv/{fv}/figures/cross_{other}.png",
+            caption="../report/ifv_cross.rst",
+            category="IFV",
+        ),
+    log:
+        "logs/cross_ifv_figure/{fv}_{other}.log",
+    params:
+        stage="fv_plots",
+        spec=lambda wc: CFG["fv"][wc.fv],
+        seed=SEED,
+        code=code_version("fv_plots"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+        gpu=0,  # plotting
+    conda:
+        ENV
+    script:
+        "../scripts/cross_ifv_figure.py"
+
+
+TARGETS += [
+    f"results/fv/{name}/figures/cross_{other}.png"
+    for name, spec in CFG.get("fv", {}).items()
+    for other in spec["invert_with"]
 ]

@@ -1,9 +1,9 @@
 # Feature learning theory (SPEC 4; Shi, Wei & Liang). Results path grammar of this branch:
-#   results/theory/{dataset}/network.h5       two-layer network: curves (seeds x steps), snapshots  rule theory_train
-#   results/theory/{dataset}/baselines.h5     random features, NTK curves; RBF SVM accuracy         rule theory_baselines
-#   results/theory/{dataset}/alignment.h5     cosines to +-sum_A M_j, MDS maps, linear probes       rule theory_alignment
-#   results/theory/accuracy.csv, results/theory/figures/accuracy.png                               rule theory_figure_accuracy
-#   results/theory/figures/alignment.png                                                           rule theory_figure_alignment
+#   results/theory/{dataset}/network.h5    network curves (seeds x steps), snapshots   rule theory_train
+#   results/theory/{dataset}/baselines.h5  random features, NTK curves; RBF SVM         rule theory_baselines
+#   results/theory/{dataset}/alignment.h5  cosines to +-sum_A M_j, MDS maps, probes     rule theory_alignment
+#   results/theory/accuracy.csv, results/theory/figures/accuracy.png                   rule theory_figure_accuracy
+#   results/theory/figures/alignment.png                                               rule theory_figure_alignment
 # {dataset} is one of the two shi data sets named by `theory.structured` and `theory.unstructured`.
 
 from featflow.theory.run import check_theory_config

@@ -6,9 +6,25 @@ Written by hand: a dozen lines, and no dependency on an attack library is worth 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
+@contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """The model with parameter gradients off (only input-side gradients are needed); restored on exit."""
+    flags = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in zip(model.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
 
 
 def pgd_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 10,
@@ -40,17 +56,11 @@ def pgd_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ste
         gen_device = generator.device if generator is not None else x.device
         noise = torch.rand(x.shape, generator=generator, device=gen_device).to(x.device)
         x_adv = (x + (2 * noise - 1) * eps).clamp(0, 1)
-    requires = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():  # no parameter gradients: the attack only needs d loss / d input
-        p.requires_grad_(False)
-    try:
+    with frozen(model):
         for _ in range(steps):
             x_adv.requires_grad_(True)
             loss = F.cross_entropy(model(x_adv), y)
             (grad,) = torch.autograd.grad(loss, x_adv)
             x_adv = x_adv.detach() + alpha * grad.sign()
             x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
-    finally:
-        for p, flag in zip(model.parameters(), requires):
-            p.requires_grad_(flag)
     return x_adv.detach()

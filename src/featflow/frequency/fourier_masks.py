@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from featflow import store
 from featflow.data import load_split
+from featflow.frequency.attacks import frozen
 from featflow.frequency.spec import DatasetMaskSpec, ImageMaskSpec, MasksSpec
 from featflow.models import load_checkpoint
 
@@ -60,13 +61,6 @@ def invariance_loss(ce_masked: torch.Tensor, ce_clean: torch.Tensor, mask: torch
     return torch.exp((ce_masked - ce_clean) ** 2) + lam * l1
 
 
-def _frozen(model: nn.Module) -> nn.Module:
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None, batch_size: int = 256,
             device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,7 +88,14 @@ def learn_dataset_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec:
     ``target_ratio`` of the clean accuracy and the mask density (mean weight) moved less than ``stall``.
     Returns the mask on the CPU and the per-epoch history.
     """
-    model = _frozen(model)
+    model.eval()
+    with frozen(model):
+        return _fit_dataset_mask(model, x, y, spec, shape, device, generator)
+
+
+def _fit_dataset_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: DatasetMaskSpec,
+                      shape: tuple[int, int, int], device: torch.device | str,
+                      generator: torch.Generator) -> tuple[torch.Tensor, list[dict[str, float]]]:
     n = x.shape[0]
     _, clean_logits = predict(model, x, device=device)
     ce_clean = F.cross_entropy(clean_logits, y, reduction="none")
@@ -139,7 +140,13 @@ def learn_image_masks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, s
     ``patience`` consecutive steps (prediction, invariance and sparsity stable), or after ``max_steps``.
     Returns the masks on the CPU and the number of steps each image's chunk ran (N,).
     """
-    model = _frozen(model)
+    model.eval()
+    with frozen(model):
+        return _fit_image_masks(model, x, target, spec, shape, device)
+
+
+def _fit_image_masks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, spec: ImageMaskSpec,
+                     shape: tuple[int, int, int], device: torch.device | str) -> tuple[torch.Tensor, np.ndarray]:
     masks, steps = [], np.zeros(x.shape[0], dtype=np.int64)
     for start in range(0, x.shape[0], spec.batch_size):
         xb = x[start : start + spec.batch_size].to(device)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from featflow import store
 from featflow.data import load_split
-from featflow.frequency.attacks import pgd_linf
+from featflow.frequency.attacks import frozen, pgd_linf
 from featflow.frequency.fourier_masks import apply_mask, predict
 from featflow.frequency.idcor import idcor, standardize
 from featflow.frequency.spec import MapsSpec
@@ -31,6 +31,7 @@ from featflow.models import load_checkpoint
 log = logging.getLogger(__name__)
 
 KIND = "frequency_maps"
+MIN_PAIRS = 4  # TwoNN needs a handful of distinct points
 
 
 def frequency_maps(model: nn.Module, x: torch.Tensor, target: torch.Tensor, lam: float, lr: float,
@@ -41,8 +42,12 @@ def frequency_maps(model: nn.Module, x: torch.Tensor, target: torch.Tensor, lam:
     image's loss changed by less than ``tol`` for ``patience`` consecutive steps, or after ``max_steps``.
     """
     model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    with frozen(model):
+        return _fit_maps(model, x, target, lam, lr, max_steps, patience, tol)
+
+
+def _fit_maps(model: nn.Module, x: torch.Tensor, target: torch.Tensor, lam: float, lr: float, max_steps: int,
+              patience: int, tol: float) -> torch.Tensor:
     mask = torch.ones_like(x, requires_grad=True)
     opt = torch.optim.Adam([mask], lr=lr)
     calm = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
@@ -116,21 +121,27 @@ def adversarial_frequency_maps(checkpoint: str | Path, data_path: str | Path, sp
         "attack_success": (attacked.sum() / correct.sum().clamp_min(1)).item(),
         "n_essential": int(keep_e.sum()), "n_adversarial": int(keep_a.sum()), "n_pairs": int(paired.sum()),
     }
-    if row["n_pairs"] < 4:  # TwoNN needs a handful of distinct points
-        raise ValueError(f"frequency.maps: only {row['n_pairs']} images have both maps kept; raise n_images "
-                         "or lower lam")
-    fe = map_features(essential[paired].cpu(), spec.pool)
-    fa = map_features(adversarial[paired].cpu(), spec.pool)
-    res = idcor(fe, fa, n_perm=spec.n_perm, scale=False, seed=seed, device=device)
-    row.update({"idcor": res.idcor, "p_value": res.p_value, "id_essential": res.id_x, "id_adversarial": res.id_y,
-                "id_joint": res.id_xy, "cosine": mean_cosine(fe, fa), "linear_cka": linear_cka(fe, fa)})
+    id_perm = np.zeros(0)
+    if row["n_pairs"] >= MIN_PAIRS:
+        fe = map_features(essential[paired].cpu(), spec.pool)
+        fa = map_features(adversarial[paired].cpu(), spec.pool)
+        res = idcor(fe, fa, n_perm=spec.n_perm, scale=False, seed=seed, device=device)
+        id_perm = res.id_perm
+        row.update({"idcor": res.idcor, "p_value": res.p_value, "id_essential": res.id_x,
+                    "id_adversarial": res.id_y, "id_joint": res.id_xy, "cosine": mean_cosine(fe, fa),
+                    "linear_cka": linear_cka(fe, fa)})
+    else:  # an inaccurate or unattackable network leaves nothing to correlate: say so instead of failing the DAG
+        log.warning("maps: only %d image(s) have both maps kept (need %d): correlations not computed; raise "
+                    "frequency.maps.n_images or use a more accurate model", row["n_pairs"], MIN_PAIRS)
+        row.update(dict.fromkeys(("idcor", "p_value", "id_essential", "id_adversarial", "id_joint", "cosine",
+                                  "linear_cka"), float("nan")))
     log.info("maps: %s", row)
     arrays = {
         "essential": essential.cpu().numpy(), "adversarial": adversarial.cpu().numpy(),
         "images": x.cpu().numpy(), "adversarial_images": x_adv.cpu().numpy(), "indices": keep.numpy(),
         "labels": y.cpu().numpy(), "adversarial_labels": y_adv.cpu().numpy(),
         "keep_essential": keep_e.cpu().numpy(), "keep_adversarial": keep_a.cpu().numpy(),
-        "paired": paired.cpu().numpy(), "id_perm": res.id_perm,
+        "paired": paired.cpu().numpy(), "id_perm": id_perm,
     }
     store.write_h5(out_path, KIND, arrays, {**attrs, **row})
     store.write_table(pd.DataFrame([row]), table_path)

@@ -76,3 +76,31 @@ class IdCorSpec(Spec):
     n_perm: int = 100
     fraction: float = 0.9
 
+
+
+def reference_problems(config: dict) -> list[str]:
+    """Names used by the validated config's ``frequency:`` section that do not exist (one message each)."""
+    freq, problems = config.get("frequency", {}), []
+    for part in ("masks", "maps"):
+        sec = freq.get(part, {})
+        for name in sec.get("models", []):
+            if name not in config["models"]:
+                problems.append(f"config key 'frequency.{part}.models': '{name}' is not a model; "
+                                f"expected one of {sorted(config['models'])}")
+        if sec.get("models") and sec["dataset"] not in config["datasets"]:
+            problems.append(f"config key 'frequency.{part}.dataset': '{sec['dataset']}' is not a data set; "
+                            f"expected one of {sorted(config['datasets'])}")
+    sec = freq.get("idcor", {})
+    for name in sec.get("experiments", []):
+        exp = config["experiments"].get(name)
+        if exp is None:
+            problems.append(f"config key 'frequency.idcor.experiments': '{name}' is not an experiment; "
+                            f"expected one of {sorted(config['experiments'])}")
+            continue
+        if sec["split"] not in exp["activations"]["splits"]:
+            problems.append(f"config key 'frequency.idcor.split': '{sec['split']}' is not extracted by experiment "
+                            f"'{name}' (activations.splits {exp['activations']['splits']})")
+        problems += [f"config key 'frequency.idcor.pairs': layer '{layer}' is not among the layers of experiment "
+                     f"'{name}' ({exp['layers']})" for pair in sec["pairs"] for layer in pair
+                     if layer not in exp["layers"]]
+    return problems

@@ -48,3 +48,4 @@ class FVSpec(Spec):
     sample_chunk: int = 16
     critical_space: CriticalSpaceSpec = CriticalSpaceSpec()
     reoptimize: ReoptimizeSpec = ReoptimizeSpec()
+    invert_with: tuple[str, ...] = ()

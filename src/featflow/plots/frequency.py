@@ -71,7 +71,10 @@ def maps_figure(d: dict, row: dict) -> Figure:
     """Mean fftshifted essential and adversarial maps per channel (kept pairs), titled with the correlation
     measures ``row`` (IdCor, p-value, cosine, CKA)."""
     paired = d["paired"].astype(bool)
-    maps = {"essential": d["essential"][paired], "adversarial": d["adversarial"][paired]}
+    kept = {"essential": d["keep_essential"].astype(bool), "adversarial": d["keep_adversarial"].astype(bool)}
+    # the kept pairs; with none (an inaccurate network), each family's own kept maps, or all of them
+    choice = {k: paired if paired.any() else (v if v.any() else np.ones_like(v)) for k, v in kept.items()}
+    maps = {k: d[k][choice[k]] for k in kept}
     n_ch = maps["essential"].shape[1]
     fig, axes = plt.subplots(2, n_ch, figsize=(2.2 * n_ch, 4.4), squeeze=False)
     for r, (kind, m) in enumerate(maps.items()):
@@ -80,8 +83,12 @@ def maps_figure(d: dict, row: dict) -> Figure:
             axes[r, c].imshow(mean[c], cmap="magma", vmin=0, vmax=1)
             axes[r, c].set_title(f"{kind}, channel {c}", fontsize=7)
             axes[r, c].axis("off")
-    fig.suptitle(f"{int(paired.sum())} pairs: IdCor {row['idcor']:.2f} (p {row['p_value']:.3g}), "
-                 f"cosine {row['cosine']:.2f}, CKA {row['linear_cka']:.2f}", fontsize=8)
+    if paired.sum() and np.isfinite(row["idcor"]):
+        title = (f"{int(paired.sum())} pairs: IdCor {row['idcor']:.2f} (p {row['p_value']:.3g}), "
+                 f"cosine {row['cosine']:.2f}, CKA {row['linear_cka']:.2f}")
+    else:
+        title = f"{int(paired.sum())} kept pairs: too few to correlate"
+    fig.suptitle(title, fontsize=8)
     return fig
 
 

@@ -72,6 +72,21 @@ def ssim_bivariate(angle: dict[str, np.ndarray], ssim: dict[str, np.ndarray]) ->
     return fig
 
 
+def similarity_heatmap(similarity: np.ndarray, model_a: str, model_b: str) -> Figure:
+    """Cross-network inversion: row i is the objective over B's features that explains A's FV of e_i."""
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    image = ax.imshow(similarity, cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xlabel(f"feature of {model_b} (IFV objective)")
+    ax.set_ylabel(f"feature of {model_a} (visualized)")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
+
+
+def plot_cross(cross: str | Path, model_a: str, model_b: str, out: str | Path) -> None:
+    """The feature-to-feature similarity matrix of one cross-network inversion."""
+    store.save_figure(similarity_heatmap(store.read_h5(cross, "fv_cross")["similarity"], model_a, model_b), out)
+
+
 def plot_realizations(realizations: str | Path, out: str | Path, show: int = 16) -> None:
     """The first sparse and canonical realizations with their objective value."""
     real = store.read_h5(realizations, "fv_realizations")

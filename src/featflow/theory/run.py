@@ -36,7 +36,8 @@ def check_theory_config(config: Mapping[str, Any]) -> TheorySpec:
         name = getattr(spec, key)
         if name not in datasets or datasets[name]["kind"] != "shi":
             shi = sorted(n for n, d in datasets.items() if d["kind"] == "shi")
-            raise ValueError(f"config key 'theory.{key}': '{name}' is not a data set of kind shi; expected one of {shi}")
+            raise ValueError(f"config key 'theory.{key}': '{name}' is not a data set of kind shi; "
+                             f"expected one of {shi}")
         if datasets[name]["shi"]["structured"] is not structured:
             raise ValueError(f"config key 'theory.{key}': data set '{name}' has shi.structured = "
                              f"{datasets[name]['shi']['structured']}, expected {structured}")

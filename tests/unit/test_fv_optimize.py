@@ -1,0 +1,71 @@
+"""FV: parametrizations render to [0, 1], aggregations, the objective increases under optimization."""
+
+import pytest
+import torch
+
+from featflow.fv.objectives import aggregate, angular_distance, objective
+from featflow.fv.optimize import feature_fn, optimize_batch, visualize
+from featflow.fv.param import frequency_scale, init_params, make_render
+from featflow.fv.targets import make_targets
+from tests.unit._fv_nets import conv_net
+
+
+@pytest.mark.parametrize("kind", ["rgb", "fft", "fft_energy"])
+@pytest.mark.parametrize("decorrelate", [False, True])
+def test_render_shapes_and_range(kind, decorrelate):
+    params, render = init_params(kind, (3, 12, 10), 4, torch.Generator().manual_seed(0), decorrelate)
+    img = render(params)
+    assert img.shape == (4, 3, 12, 10)
+    assert img.min() >= 0 and img.max() <= 1
+
+
+def test_fft_render_inverts_the_orthonormal_spectrum():
+    img = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    spec = torch.view_as_real(torch.fft.rfft2(img, norm="ortho"))
+    assert torch.allclose(make_render("fft", (3, 8, 8))(spec), torch.sigmoid(img))
+    scale = frequency_scale(8, 8)
+    assert scale[0, 0] == 8 and scale.max() == 8 and scale.min() > 1
+
+
+def test_aggregations_and_objective():
+    act = torch.arange(2 * 3 * 5 * 5, dtype=torch.float32).reshape(2, 3, 5, 5)
+    assert torch.allclose(aggregate(act, "mean"), act.mean((2, 3)))
+    assert torch.equal(aggregate(act, "center"), act[:, :, 2, 2])
+    # 3x3 max pool stride 1 of an increasing ramp keeps the bottom-right 3x3 block
+    assert torch.allclose(aggregate(act, "maxpool_mean"), act[:, :, 2:, 2:].mean((2, 3)))
+    assert aggregate(act, "mean", n_f=2).shape == (2, 2)
+    with pytest.raises(ValueError, match="identity"):
+        aggregate(act, "identity")
+    x, y = torch.tensor([[1.0, 0.0]]), torch.tensor([[3.0, 4.0]])
+    assert torch.allclose(objective(x, y, 2), torch.tensor([3.0 * 0.6**2]))
+    assert torch.allclose(angular_distance(x, -x), torch.zeros(1))
+
+
+def test_objective_increases_and_each_sample_is_independent():
+    torch.set_num_threads(1)
+    fn = feature_fn(conv_net(), "3", "maxpool_mean", None)
+    x = make_targets(3, 8, False, torch.Generator().manual_seed(0))["targets"]
+    v0, render = init_params("rgb", (3, 16, 16), 3, torch.Generator().manual_seed(1))
+    before = objective(x, fn(render(v0)), 2)
+    v = optimize_batch(fn, render, v0, x, 2, adam_steps=30, lbfgs_steps=20)
+    after = objective(x, fn(render(v)), 2)
+    assert torch.all(after > before + 0.1)
+    # optimizing sample 0 alone gives the same params: the batch loss does not couple samples under Adam
+    alone = optimize_batch(fn, render, v0[:1], x[:1], 2, adam_steps=30, lbfgs_steps=0)
+    batched = optimize_batch(fn, render, v0, x, 2, adam_steps=30, lbfgs_steps=0)
+    assert torch.allclose(alone, batched[:1], atol=1e-5)
+
+
+def test_visualize_records_a_small_final_gradient():
+    torch.set_num_threads(1)
+    fn = feature_fn(conv_net(), "3", "maxpool_mean", None)
+    x = make_targets(4, 8, False, torch.Generator().manual_seed(0))["targets"]
+    short = visualize(fn, (3, 16, 16), x, 2, "rgb", 5, 0, torch.Generator().manual_seed(0), torch.device("cpu"))
+    long = visualize(fn, (3, 16, 16), x, 2, "rgb", 30, 30, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert long.images.shape == (4, 3, 16, 16) and long.responses.shape == (4, 8)
+    assert torch.all(long.objective > short.objective)
+    # the recorded gradient norm is that of each sample's own objective at its final params
+    v = long.params.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(objective(x[1:2], fn(torch.sigmoid(v[1:2])), 2).sum(), v)
+    assert torch.isclose(grad.norm(), long.grad_norm[1], rtol=1e-4)
+    assert long.grad_norm.median() < short.grad_norm.median()

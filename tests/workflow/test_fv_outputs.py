@@ -1,0 +1,53 @@
+"""The FV/IFV branch's outputs of the tiny DAG run: files, shapes, provenance, and the headline property
+(IFV predictions closer to the targets than the feature response; tiny size: n_f 6, 4 + 6 targets)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from featflow import store
+
+N_F, N_TARGETS = 6, 10  # tiny.yaml: n_f 6, n_sparse 4 + 6 canonical
+
+
+def test_fv_files_shapes_and_provenance(dag_run):
+    root = dag_run / "results/fv/tiny"
+    targets = store.read_h5(root / "targets.h5", "fv_targets")
+    assert targets["targets"].shape == (N_TARGETS, N_F)
+    np.testing.assert_allclose(np.linalg.norm(targets["targets"], axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(targets["hoyer"][:4], targets["sparsity"][:4], atol=1e-4)
+    real = store.read_h5(root / "realizations.h5", "fv_realizations")
+    assert real["images"].shape == (N_TARGETS, 3, 32, 32) and real["responses"].shape == (N_TARGETS, N_F)
+    assert real["params"].shape == (N_TARGETS, 3, 32, 32) and np.all(real["grad_norm"] >= 0)
+    jac = store.read_h5(root / "jacobian.h5", "fv_jacobian")
+    assert jac["dy"].shape == (N_TARGETS, N_F, 3 * 32 * 32) and jac["gram"].shape == (N_TARGETS, N_F, N_F)
+    np.testing.assert_allclose(jac["gram"][0], jac["dy"][0] @ jac["dy"][0].T, rtol=1e-3, atol=1e-6)
+    spaces = store.read_h5(root / "critical_space.h5", "fv_critical_space")
+    assert spaces["dim"][0] <= N_F and np.all(np.diff(spaces["dim"]) < 0)
+    for i, dim in enumerate(spaces["dim"]):
+        basis = spaces["bases"][f"space_{i}"]
+        np.testing.assert_allclose(basis.T @ basis, np.eye(dim), atol=1e-5)
+    reopt = store.read_h5(root / "reoptimize.h5", "fv_reoptimize")
+    assert set(reopt["ssim"]) == {"target", "prediction", "response", "random"}
+    assert reopt["ssim"]["target"].shape == (4,)
+    for name in ("targets", "realizations", "jacobian", "critical_space", "ifv", "reoptimize"):
+        attrs = store.read_attrs(root / f"{name}.h5")
+        assert attrs["stage"] in ("fv", "ifv") and len(attrs["code_version"]) == 16
+        assert attrs["config"]["layer"] == "block3.1"
+    cross = store.read_h5(root / "cross/cnn-pgd.h5", "fv_cross")
+    assert cross["prediction"].shape == (N_TARGETS, N_F) and cross["similarity"].shape == (N_F, N_F)
+    np.testing.assert_array_equal(cross["target_index"], np.arange(4, N_TARGETS))
+    for figure in ("realizations", "angular", "alpha", "ssim", "cross_cnn-pgd"):
+        assert (root / f"figures/{figure}.png").stat().st_size > 5_000
+
+
+def test_ifv_beats_the_feature_response(dag_run):
+    root = dag_run / "results/fv/tiny"
+    ifv = store.read_h5(root / "ifv.h5", "ifv")
+    angle = ifv["angle"]
+    assert np.median(angle["prediction"]) < np.median(angle["response"]) < np.median(angle["random"])
+    assert ifv["alpha"].shape == (N_F,) and abs(ifv["alpha"].sum() - 1) < 1e-3
+    table = pd.read_csv(root / "ifv.csv")
+    assert len(table) == N_TARGETS and table["canonical"].sum() == N_F
+    np.testing.assert_allclose(table["angle_prediction"], angle["prediction"], rtol=1e-5)
