@@ -22,6 +22,7 @@ include: "workflow/rules/fv.smk"
 include: "workflow/rules/ifv.smk"
 include: "workflow/rules/frequency.smk"
 include: "workflow/rules/theory.smk"
+include: "workflow/rules/complexity.smk"
 
 
 rule all:

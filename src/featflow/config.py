@@ -238,6 +238,7 @@ class DatasetSpec(Spec):
     seed: int = 0
     path: str | None = None
     grayscale: bool = False
+    exclude_classes: tuple[int, ...] = ()
     shi: ShiSpec = ShiSpec()
 
 

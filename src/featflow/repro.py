@@ -35,6 +35,10 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "frequency_plots": ("frequency", "plots/frequency.py"),
     "theory": ("theory",),  # theory_train, theory_baselines, theory_alignment
     "theory_plots": ("theory", "plots/theory.py"),
+    "dictionary": ("data", "models", "activations.py", "dictionary", "complexity"),  # dictionary, codes
+    "complexity": ("data", "models", "activations.py", "dictionary", "metrics", "complexity"),  # metrics, table
+    "complexity_plots": ("data", "models", "activations.py", "dictionary", "metrics", "complexity",
+                         "plots/complexity.py"),
 }
 
 

@@ -72,7 +72,7 @@ def tiny_config(broken: bool) -> dict:
     config["models"]["cnn"].update(width=4)
     config["models"]["cnn"]["train"].update(epochs=1, batch_size=32)
     planted = config["experiments"]["planted"]
-    planted["activations"].update(splits=["test"], shards=2, batch_size=16)
+    planted["activations"].update(shards=2, batch_size=16)  # only the test split is requested
     config["experiments"]["broken"] = {
         "model": "cnn", "dataset": "planted", "layers": ["block1", "no_such_layer" if broken else "act"],
         "activations": {"splits": ["test"], "batch_size": 16},

@@ -43,7 +43,6 @@ if [[ ${1:-} == --stop ]]; then stop; exit 0; fi
 install_packages() {
     command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null \
         && command -v munged >/dev/null && return 0
-    [[ $(id -u) == 0 ]] || cannot "SLURM is not installed and installing it needs root (uid $(id -u))"
     command -v apt-get >/dev/null || cannot "SLURM is not installed and there is no apt-get to install it"
     local pkgs=(slurmctld slurmd slurm-client munge)
     export DEBIAN_FRONTEND=noninteractive
@@ -140,6 +139,7 @@ wait_idle() {
     return 1
 }
 
+[[ $(id -u) == 0 ]] || cannot "a local cluster needs root to install SLURM and start slurmd (uid $(id -u))"
 mkdir -p "$DIR/run" "$DIR/log" "$DIR/spool"
 want=""
 ((GPUS > 0)) && want="Gres=gpu:fake:$GPUS"
@@ -150,7 +150,6 @@ if alive "$DIR/run/slurmctld.pid" && alive "$DIR/run/slurmd.pid" && [[ $have == 
     exit 0
 fi
 install_packages
-[[ $(id -u) == 0 ]] || cannot "starting slurmd needs root (uid $(id -u))"
 id slurm >/dev/null 2>&1 || cannot "no 'slurm' user (the slurmctld package creates it)"
 stop  # leftovers of an earlier, half-started cluster, or one with another GPU count (gres needs a restart)
 install -d -o slurm -g slurm "$DIR/state"

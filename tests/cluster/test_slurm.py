@@ -4,7 +4,7 @@ One module, run in order on one workflow copy: (1) data -> train -> 2 activation
 fails, GPU requests (declared and overridden) as SLURM saw them; (2) the rerun builds only what is missing (the
 failed job and the merge of the shards); (3) a GPU model the cluster lacks and a cluster without GPUs fail at
 once with sbatch's message.
-Each DAG level costs 15-40 s (Snakemake's status polling and each job's start-up).
+Each DAG level costs 15-70 s (Snakemake's status polling, growing 2, 14, 36, 68 s, and each job's start-up).
 """
 
 from __future__ import annotations

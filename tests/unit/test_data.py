@@ -70,3 +70,9 @@ def test_shi_structured_has_gamma_quarter_and_unit_norm():
 def test_shi_unstructured_has_no_gamma():
     train, _, _ = generate_shi(ShiSpec(d=60, D=20, k=5, structured=False), 20000, 10, np.random.default_rng(1))
     np.testing.assert_allclose(gamma(train.phi, train.y, 5), 0.0, atol=0.02)
+
+
+def test_excluded_classes_leave_the_training_split_only():
+    bundle = build_dataset(DatasetSpec(kind="planted", n_train=200, n_test=100, exclude_classes=(4,)))
+    assert 4 not in bundle.train.y and 4 in bundle.test.y
+    assert len(bundle.classes) == 8 and bundle.train.factors.shape[0] == bundle.train.y.shape[0]

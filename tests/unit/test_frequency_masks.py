@@ -134,3 +134,31 @@ def test_frequency_references_are_checked() -> None:
     problems = "\n".join(reference_problems(config))
     for key in ("frequency.masks.models", "'missing'", "frequency.maps.dataset", "frequency.idcor.split", "'fc9'"):
         assert key in problems
+
+
+def test_pgd_adversarial_training_runs_on_adversarial_batches(monkeypatch) -> None:
+    from featflow.config import ModelSpec
+    from featflow.data import LoadedSplit
+    from featflow.models import build_model
+    from featflow.models import train as train_mod
+
+    calls = []
+    real = train_mod.pgd_linf
+
+    def spy(model, x, y, eps, steps, **kw):
+        calls.append((model.training, eps, steps, kw["step_size"]))
+        return real(model, x, y, eps, steps, **kw)
+
+    monkeypatch.setattr(train_mod, "pgd_linf", spy)
+    gen = torch.Generator().manual_seed(0)
+    split = LoadedSplit(torch.rand(64, 3, 16, 16, generator=gen), torch.randint(0, 2, (64,), generator=gen), None,
+                        ("a", "b"), ())
+    spec = ModelSpec.from_dict({"arch": "smallcnn", "dataset": "d", "width": 4,
+                                "train": {"epochs": 1, "batch_size": 32, "augment": "pgd", "pgd_eps": 0.1,
+                                          "pgd_steps": 2, "pgd_step": 0.5}})
+    model = build_model(spec, (3, 16, 16), 2)
+    history = train_mod.fit(model, split, split, spec, torch.device("cpu"), gen)
+    assert len(history) == 1 and np.isfinite(history[0]["loss"])
+    assert calls == [(False, 0.1, 2, 0.05)] * 2  # one attack per batch, BatchNorm frozen during it
+    for name in ("scale", "translate", "rotate"):
+        assert train_mod.augmentation(name)(split.x[:4]).shape == (4, 3, 16, 16)

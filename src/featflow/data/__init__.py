@@ -155,7 +155,15 @@ def build_dataset(spec: DatasetSpec) -> Bundle:
     bundle = BUILDERS[spec.kind](spec, np.random.default_rng(spec.seed))
     if spec.grayscale and bundle.train.x.ndim == 4 and bundle.train.x.shape[1] == 3:
         bundle.train.x, bundle.test.x = _to_gray(bundle.train.x), _to_gray(bundle.test.x)
+    if spec.exclude_classes:
+        bundle.train = _without_classes(bundle.train, spec.exclude_classes)
     return bundle
+
+
+def _without_classes(split: Split, classes: tuple[int, ...]) -> Split:
+    """Drop the samples of ``classes`` (a network never trained on them keeps their logits untrained)."""
+    keep = ~np.isin(split.y, classes)
+    return Split(split.x[keep], split.y[keep], None if split.factors is None else split.factors[keep])
 
 
 def write_dataset(spec: DatasetSpec, path: str | Path, attrs: dict[str, Any]) -> None:

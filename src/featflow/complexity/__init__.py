@@ -1,0 +1,1 @@
+"""The complexity branch (SPEC 1): specs and the stage functions its rules call."""

@@ -1,0 +1,62 @@
+"""Typed specs of the ``complexity`` config section (schema: workflow/schemas/complexity.schema.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from featflow.config import Spec
+
+
+@dataclass(frozen=True)
+class DictionarySpec(Spec):
+    """Overcomplete NMF on one layer (default: the experiment's last layer)."""
+
+    layer: str | None = None
+    k: int = 128
+    solver: str = "hals"
+    iterations: int = 100
+    tol: float = 1e-4
+    batch_size: int | None = None
+    epochs: int = 5
+    code_iterations: int = 150
+
+
+@dataclass(frozen=True)
+class VinfoSpec(Spec):
+    include_input: bool = True
+    input_grid: int = 4
+    test_fraction: float = 0.2
+    ridge_scale: float = 1e-3
+
+
+@dataclass(frozen=True)
+class RedundancySpec(Spec):
+    drop: tuple[float, ...] = (0.5,)
+    masks: int = 50
+
+
+@dataclass(frozen=True)
+class RobustnessSpec(Spec):
+    sigmas: tuple[float, ...] = (0.01, 0.1, 0.5)
+    draws: int = 8
+    images: int = 64
+
+
+@dataclass(frozen=True)
+class FiguresSpec(Spec):
+    top_images: int = 8
+    n_features: int = 4
+    umap_neighbors: int = 15
+
+
+@dataclass(frozen=True)
+class ComplexitySpec(Spec):
+    """The whole ``complexity`` section."""
+
+    experiments: tuple[str, ...] = ("planted",)
+    split: str = "test"
+    dictionary: DictionarySpec = DictionarySpec()
+    vinfo: VinfoSpec = VinfoSpec()
+    redundancy: RedundancySpec = RedundancySpec()
+    robustness: RobustnessSpec = RobustnessSpec()
+    figures: FiguresSpec = FiguresSpec()

@@ -1,0 +1,30 @@
+"""Closed-form gradient x input importance of every feature (SPEC 1.6).
+
+The classifier is linear in the penultimate layer and ``f ~ z D``, so ``dy_c / dz_i = <d_i, w_c>`` and
+``Gamma_i = E_x[z_i(x) <d_i, w_{c(x)}>]`` with c(x) the predicted class: one (k, d) x (d, C) product.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def importance(codes: torch.Tensor, atoms: torch.Tensor, weight: torch.Tensor,
+               classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signed and absolute gradient x input of every feature.
+
+    Parameters
+    ----------
+    codes : (n, k).  atoms : (k, d).  weight : (C, d) classifier weights.  classes : (n,) predicted classes.
+
+    Returns
+    -------
+    signed : (k,) E_x[z_i <d_i, w_c(x)>] (inhibitors < 0).  absolute : (k,) E_x|z_i <d_i, w_c(x)>|.
+    """
+    if atoms.shape[1] != weight.shape[1]:
+        raise ValueError(f"importance: atoms have d={atoms.shape[1]}, classifier weights d={weight.shape[1]}")
+    if codes.shape[0] != classes.shape[0]:
+        raise ValueError(f"importance: {codes.shape[0]} codes but {classes.shape[0]} predicted classes")
+    alignment = atoms @ weight.T  # (k, C): <d_i, w_c>
+    contrib = codes * alignment[:, classes.long()].T  # (n, k)
+    return contrib.mean(0), contrib.abs().mean(0)

@@ -1,0 +1,90 @@
+"""Linear V-information of every feature from every layer, and feature complexity (SPEC 1.3).
+
+With V the linear predictors with Gaussian noise of fixed variance, ``I_V(x -> z) = Var(z) * R^2``; codes are
+standardized so ``I_V = R^2`` of the best linear predictor, estimated on a held-out split with ridge regression.
+All features of a layer share one (d_l x d_l) factorization. Written by hand: scikit-learn's Ridge would refit
+the same factorization per target and only reports R^2 on the data it sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+
+def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed random (train, held-out) split of ``range(n)``."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"vinfo.test_fraction {test_fraction}: expected in (0, 1)")
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, int(round(test_fraction * n)))
+    if n - n_test < 2:
+        raise ValueError(f"vinfo: {n} samples are too few for a held-out split")
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def ridge_r2(x: np.ndarray, z: np.ndarray, train: np.ndarray, test: np.ndarray,
+             ridge_scale: float = 1e-3) -> np.ndarray:
+    """Held-out R^2 of ridge regressions of every column of ``z`` on ``x`` (with intercept), all at once.
+
+    Parameters
+    ----------
+    x : (n, d) predictors.  z : (n, k) targets.  train, test : index arrays.
+    ridge_scale : lambda = ridge_scale * trace(X^T X) / d on the centered training predictors.
+
+    Returns
+    -------
+    (k,) R^2 on the held-out rows (``1 - SSE / SST``, SST around the held-out mean; NaN for a constant
+    target). Float64 throughout.
+    """
+    xt = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    zt = torch.from_numpy(np.asarray(z, dtype=np.float64))
+    tr, te = torch.from_numpy(train), torch.from_numpy(test)
+    x_mean, z_mean = xt[tr].mean(0), zt[tr].mean(0)
+    xc = xt[tr] - x_mean
+    gram = xc.T @ xc
+    lam = ridge_scale * torch.trace(gram) / gram.shape[0]
+    gram.diagonal().add_(lam.clamp_min(1e-12))
+    chol = torch.linalg.cholesky(gram)
+    weights = torch.cholesky_solve(xc.T @ (zt[tr] - z_mean), chol)
+    pred = (xt[te] - x_mean) @ weights + z_mean
+    sse = ((zt[te] - pred) ** 2).sum(0)
+    sst = ((zt[te] - zt[te].mean(0)) ** 2).sum(0)
+    r2 = 1.0 - sse / sst
+    return torch.where(sst > 1e-12 * (zt[te] ** 2).sum(0).clamp_min(1e-300), r2, torch.nan).numpy()
+
+
+def v_information(layers: Mapping[str, np.ndarray], z: np.ndarray, test_fraction: float = 0.2, seed: int = 0,
+                  ridge_scale: float = 1e-3) -> np.ndarray:
+    """I_V(f_l(x) -> z_i) for every layer and feature: held-out R^2 clipped to [0, 1].
+
+    Parameters
+    ----------
+    layers : name -> (n, d_l) activations, in depth order.  z : (n, k) codes.
+
+    Returns
+    -------
+    (L, k) I_V; NaN for features constant on the held-out split.
+    """
+    n = z.shape[0]
+    for name, x in layers.items():
+        if x.shape[0] != n:
+            raise ValueError(f"vinfo: layer '{name}' has {x.shape[0]} samples, the codes {n}")
+    train, test = split_indices(n, test_fraction, seed)
+    # A negative held-out R^2 means no linear information: I_V >= 0 (the paper's bound 0 <= I_V <= Var z).
+    rows = [np.clip(ridge_r2(x, z, train, test, ridge_scale), 0.0, 1.0) for x in layers.values()]
+    return np.stack(rows)
+
+
+def complexity(iv: np.ndarray) -> np.ndarray:
+    """K = 1 - mean over layers of I_V: (L, k) -> (k,)."""
+    return 1.0 - iv.mean(0)
+
+
+def pooled_input(images: torch.Tensor, grid: int) -> np.ndarray:
+    """The input image average-pooled to ``grid`` x ``grid``, flattened: (n, C, H, W) -> (n, C * grid^2)."""
+    if images.ndim != 4:
+        raise ValueError(f"vinfo.include_input: expected images (n, C, H, W), got shape {tuple(images.shape)}")
+    return torch.nn.functional.adaptive_avg_pool2d(images.float(), grid).flatten(1).numpy()

@@ -1,0 +1,263 @@
+# Complexity branch (SPEC 1): overcomplete NMF dictionary on the penultimate layer, then per-feature
+# V-information complexity, redundancy, robustness, importance, the feature table and figures.
+# Results path grammar (CX = results/{experiment}/complexity):
+#   CX/dictionary.h5                  atoms D* (k, d), train codes, relative error, accuracy with z D*
+#   CX/codes_{split}.h5               codes of a split with D* fixed (batched NNLS)
+#   CX/vinfo.h5, CX/factors.csv|.parquet   I_V (L, k), complexity K; I_V and K of the planted factors
+#   CX/redundancy.h5, CX/robustness.h5, CX/importance.h5
+#   CX/features.csv|.parquet          the feature table (a row per feature)
+#   CX/figures/{importance,iv_curves,umap,top_images}.png
+CX_CFG = CFG.get("complexity")
+CX_EXPERIMENTS = list(CX_CFG["experiments"]) if CX_CFG else []
+for _name in CX_EXPERIMENTS:
+    if _name not in CFG["experiments"]:
+        raise ValueError(
+            f"config key 'complexity.experiments': '{_name}' is not an experiment; "
+            f"expected one of {sorted(CFG['experiments'])}"
+        )
+CX = "results/{experiment}/complexity"
+CX_SPLIT = CX_CFG["split"] if CX_CFG else "test"
+
+
+def cx_spec(wc):
+    """The complexity section plus the experiment it runs on."""
+    return {"complexity": CX_CFG, "experiment": experiment(wc.experiment)}
+
+
+def cx_model(wc):
+    return f"results/models/{experiment(wc.experiment)['model']}.pt"
+
+
+def cx_data(wc):
+    return f"results/data/{experiment(wc.experiment)['dataset']}.h5"
+
+
+rule dictionary:
+    input:
+        activations="results/{experiment}/activations/train.h5",
+        checkpoint=cx_model,
+    output:
+        CX + "/dictionary.h5",
+    log:
+        "logs/dictionary/{experiment}.log",
+    benchmark:
+        "benchmarks/dictionary/{experiment}.tsv"
+    params:
+        stage="dictionary",
+        spec=cx_spec,
+        seed=SEED,
+        code=code_version("dictionary"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=1,  # NMF iterations are matrix products: an accelerator helps at paper scale
+    conda:
+        ENV
+    script:
+        "../scripts/dictionary.py"
+
+
+rule codes:
+    input:
+        dictionary=CX + "/dictionary.h5",
+        activations="results/{experiment}/activations/{split}.h5",
+        checkpoint=cx_model,
+    output:
+        CX + "/codes_{split}.h5",
+    log:
+        "logs/codes/{experiment}_{split}.log",
+    benchmark:
+        "benchmarks/codes/{experiment}_{split}.tsv"
+    params:
+        stage="dictionary",
+        spec=cx_spec,
+        seed=SEED,
+        code=code_version("dictionary"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=1,  # batched NNLS: matrix products over all samples
+    conda:
+        ENV
+    script:
+        "../scripts/codes.py"
+
+
+rule complexity:
+    input:
+        codes=CX + f"/codes_{CX_SPLIT}.h5",
+        activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
+        data=cx_data,
+    output:
+        vinfo=CX + "/vinfo.h5",
+        factors=CX + "/factors.csv",
+        factors_parquet=CX + "/factors.parquet",
+    log:
+        "logs/complexity/{experiment}.log",
+    benchmark:
+        "benchmarks/complexity/{experiment}.tsv"
+    params:
+        stage="complexity",
+        spec=cx_spec,
+        seed=SEED,
+        code=code_version("complexity"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=0,  # one small float64 factorization per layer
+    conda:
+        ENV
+    script:
+        "../scripts/complexity.py"
+
+
+rule redundancy:
+    input:
+        codes=CX + f"/codes_{CX_SPLIT}.h5",
+        activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
+        dictionary=CX + "/dictionary.h5",
+    output:
+        CX + "/redundancy.h5",
+    log:
+        "logs/redundancy/{experiment}.log",
+    params:
+        stage="complexity",
+        spec=cx_spec,
+        seed=SEED,
+        code=code_version("complexity"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,  # (d x d) Gram products only
+    conda:
+        ENV
+    script:
+        "../scripts/redundancy.py"
+
+
+rule robustness:
+    input:
+        dictionary=CX + "/dictionary.h5",
+        checkpoint=cx_model,
+        data=cx_data,
+    output:
+        CX + "/robustness.h5",
+    log:
+        "logs/robustness/{experiment}.log",
+    benchmark:
+        "benchmarks/robustness/{experiment}.tsv"
+    params:
+        stage="complexity",
+        spec=cx_spec,
+        seed=SEED,
+        code=code_version("complexity"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=1,  # forward passes of images x noise draws through the network
+    conda:
+        ENV
+    script:
+        "../scripts/robustness.py"
+
+
+rule importance:
+    input:
+        codes=CX + f"/codes_{CX_SPLIT}.h5",
+        activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
+        dictionary=CX + "/dictionary.h5",
+        checkpoint=cx_model,
+    output:
+        CX + "/importance.h5",
+    log:
+        "logs/importance/{experiment}.log",
+    params:
+        stage="complexity",
+        spec=cx_spec,
+        seed=SEED,
+        code=code_version("complexity"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,  # closed form: one (k, d) x (d, C) product
+    conda:
+        ENV
+    script:
+        "../scripts/importance.py"
+
+
+rule feature_table:
+    input:
+        dictionary=CX + "/dictionary.h5",
+        codes=CX + f"/codes_{CX_SPLIT}.h5",
+        vinfo=CX + "/vinfo.h5",
+        redundancy=CX + "/redundancy.h5",
+        robustness=CX + "/robustness.h5",
+        importance=CX + "/importance.h5",
+    output:
+        csv=CX + "/features.csv",
+        parquet=CX + "/features.parquet",
+    log:
+        "logs/feature_table/{experiment}.log",
+    params:
+        stage="complexity",
+        spec=cx_spec,
+        seed=SEED,
+        code=code_version("complexity"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,  # joins small arrays
+    conda:
+        ENV
+    script:
+        "../scripts/feature_table.py"
+
+
+rule complexity_figures:
+    input:
+        table=CX + "/features.parquet",
+        vinfo=CX + "/vinfo.h5",
+        dictionary=CX + "/dictionary.h5",
+        codes=CX + f"/codes_{CX_SPLIT}.h5",
+        activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
+        data=cx_data,
+    output:
+        importance=report(CX + "/figures/importance.png", caption="../report/complexity_importance.rst",
+                          category="Complexity"),
+        iv_curves=report(CX + "/figures/iv_curves.png", caption="../report/complexity_iv_curves.rst",
+                         category="Complexity"),
+        umap=report(CX + "/figures/umap.png", caption="../report/complexity_umap.rst", category="Complexity"),
+        top_images=report(CX + "/figures/top_images.png", caption="../report/complexity_top_images.rst",
+                          category="Complexity"),
+    log:
+        "logs/complexity_figures/{experiment}.log",
+    params:
+        stage="complexity_plots",
+        spec=cx_spec,
+        seed=SEED,
+        code=code_version("complexity_plots"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+        gpu=0,  # UMAP of k atoms and plotting
+    conda:
+        ENV
+    script:
+        "../scripts/complexity_figures.py"
+
+
+TARGETS += [
+    f"results/{name}/complexity/{leaf}"
+    for name in CX_EXPERIMENTS
+    for leaf in ("features.csv", "factors.csv", "figures/importance.png", "figures/iv_curves.png",
+                 "figures/umap.png", "figures/top_images.png")
+]
