@@ -17,6 +17,7 @@ COPIED = ("Snakefile", "workflow", "envs", "profiles", "src")
 
 def copy_workflow(dest: Path, config: Path) -> Path:
     """A runnable copy of the workflow in ``dest`` with ``config`` as its config/config.yaml."""
+    dest.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
         src = ROOT / name
         if src.is_dir():

@@ -55,7 +55,7 @@ def atom_map(atoms: np.ndarray, complexity: np.ndarray, n_neighbors: int, seed: 
     alive = np.linalg.norm(atoms, axis=1) > 0
     emb = umap.UMAP(n_neighbors=min(n_neighbors, int(alive.sum()) - 1), metric="cosine",
                     random_state=seed).fit_transform(atoms[alive])
-    labels = HDBSCAN(min_cluster_size=5).fit_predict(emb)
+    labels = HDBSCAN(min_cluster_size=5, copy=True).fit_predict(emb)
     fig, ax = plt.subplots(figsize=(5, 4))
     points = ax.scatter(emb[:, 0], emb[:, 1], c=complexity[alive], cmap="viridis", s=25,
                         edgecolors=[f"C{c % 10}" if c >= 0 else "none" for c in labels], linewidths=1.2)
