@@ -92,7 +92,9 @@ def plot_realizations(realizations: str | Path, out: str | Path, show: int = 16)
     real = store.read_h5(realizations, "fv_realizations")
     canonical = real["canonical"].astype(bool)
     idx = np.concatenate([np.flatnonzero(~canonical)[: show // 2], np.flatnonzero(canonical)[: show // 2]])
-    titles = [f"{'e' if canonical[i] else 'x'}{i} S={real['objective'][i]:.2g}" for i in idx]
+    first = int(np.argmax(canonical)) if canonical.any() else 0  # e_j is realization first + j
+    titles = [f"e{i - first}" if canonical[i] else f"x{i}" for i in idx]
+    titles = [f"{t} S={real['objective'][i]:.2g}" for t, i in zip(titles, idx, strict=True)]
     store.save_figure(realization_grid(real["images"][idx], titles), out)
 
 
