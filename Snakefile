@@ -4,7 +4,11 @@
 #   results/data/{dataset}.h5                        materialized data set (train/test splits, factors)
 #   results/models/{model}.pt                        checkpoint: state_dict + spec + accuracies
 #   results/{experiment}/activations/{split}.h5      pooled activations of the experiment's layers
+#   results/{experiment}/complexity/...              dictionary, codes, metrics, feature table, figures (complexity.smk)
 #   results/fv/{fv}/*.h5, figures/*.png              FV / IFV of an `fv:` experiment (see workflow/rules/fv.smk)
+#   results/frequency/...                            Fourier masks, adversarial maps, IdCor (frequency.smk)
+#   results/theory/...                               Shi et al. networks vs fixed features (theory.smk)
+#   results/report.html                              `make report`: every figure with its caption
 # Logs: logs/{rule}/{wildcards}.log; benchmarks: benchmarks/{rule}/{wildcards}.tsv.
 from snakemake.utils import min_version
 

@@ -89,8 +89,9 @@ def encode_split(dict_path: Path_, acts_path: Path_, checkpoint: Path_, spec: Co
     dic = store.read_h5(dict_path, "complexity-dictionary")
     layer = store.read_attrs(dict_path, "complexity-dictionary")["layer"]
     acts = store.read_h5(acts_path, "activations")
-    a = torch.from_numpy(acts["layers"][layer]).double().to(device)
-    atoms = torch.from_numpy(dic["atoms"]).double().to(device)
+    # float32 codes: same residual as float64 at these tolerances (bench/RESULTS.md), 2-3x faster
+    a = torch.from_numpy(acts["layers"][layer]).float().to(device)
+    atoms = torch.from_numpy(dic["atoms"]).float().to(device)
     codes = NMFDictionary(atoms, spec.dictionary.code_iterations).encode(a)
     model, _ = load_checkpoint(checkpoint, device)
     err = relative_error(a, codes, atoms)
