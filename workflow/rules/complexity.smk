@@ -15,7 +15,6 @@ for _name in CX_EXPERIMENTS:
             f"config key 'complexity.experiments': '{_name}' is not an experiment; "
             f"expected one of {sorted(CFG['experiments'])}"
         )
-CX = "results/{experiment}/complexity"
 CX_SPLIT = CX_CFG["split"] if CX_CFG else "test"
 
 
@@ -37,7 +36,7 @@ rule dictionary:
         activations="results/{experiment}/activations/train.h5",
         checkpoint=cx_model,
     output:
-        CX + "/dictionary.h5",
+        "results/{experiment}/complexity/dictionary.h5",
     log:
         "logs/dictionary/{experiment}.log",
     benchmark:
@@ -60,11 +59,11 @@ rule dictionary:
 
 rule codes:
     input:
-        dictionary=CX + "/dictionary.h5",
+        dictionary="results/{experiment}/complexity/dictionary.h5",
         activations="results/{experiment}/activations/{split}.h5",
         checkpoint=cx_model,
     output:
-        CX + "/codes_{split}.h5",
+        "results/{experiment}/complexity/codes_{split}.h5",
     log:
         "logs/codes/{experiment}_{split}.log",
     benchmark:
@@ -87,13 +86,13 @@ rule codes:
 
 rule complexity:
     input:
-        codes=CX + f"/codes_{CX_SPLIT}.h5",
+        codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
         activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
         data=cx_data,
     output:
-        vinfo=CX + "/vinfo.h5",
-        factors=CX + "/factors.csv",
-        factors_parquet=CX + "/factors.parquet",
+        vinfo="results/{experiment}/complexity/vinfo.h5",
+        factors="results/{experiment}/complexity/factors.csv",
+        factors_parquet="results/{experiment}/complexity/factors.parquet",
     log:
         "logs/complexity/{experiment}.log",
     benchmark:
@@ -116,11 +115,11 @@ rule complexity:
 
 rule redundancy:
     input:
-        codes=CX + f"/codes_{CX_SPLIT}.h5",
+        codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
         activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
-        dictionary=CX + "/dictionary.h5",
+        dictionary="results/{experiment}/complexity/dictionary.h5",
     output:
-        CX + "/redundancy.h5",
+        "results/{experiment}/complexity/redundancy.h5",
     log:
         "logs/redundancy/{experiment}.log",
     params:
@@ -141,11 +140,11 @@ rule redundancy:
 
 rule robustness:
     input:
-        dictionary=CX + "/dictionary.h5",
+        dictionary="results/{experiment}/complexity/dictionary.h5",
         checkpoint=cx_model,
         data=cx_data,
     output:
-        CX + "/robustness.h5",
+        "results/{experiment}/complexity/robustness.h5",
     log:
         "logs/robustness/{experiment}.log",
     benchmark:
@@ -168,12 +167,12 @@ rule robustness:
 
 rule importance:
     input:
-        codes=CX + f"/codes_{CX_SPLIT}.h5",
+        codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
         activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
-        dictionary=CX + "/dictionary.h5",
+        dictionary="results/{experiment}/complexity/dictionary.h5",
         checkpoint=cx_model,
     output:
-        CX + "/importance.h5",
+        "results/{experiment}/complexity/importance.h5",
     log:
         "logs/importance/{experiment}.log",
     params:
@@ -194,15 +193,15 @@ rule importance:
 
 rule feature_table:
     input:
-        dictionary=CX + "/dictionary.h5",
-        codes=CX + f"/codes_{CX_SPLIT}.h5",
-        vinfo=CX + "/vinfo.h5",
-        redundancy=CX + "/redundancy.h5",
-        robustness=CX + "/robustness.h5",
-        importance=CX + "/importance.h5",
+        dictionary="results/{experiment}/complexity/dictionary.h5",
+        codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
+        vinfo="results/{experiment}/complexity/vinfo.h5",
+        redundancy="results/{experiment}/complexity/redundancy.h5",
+        robustness="results/{experiment}/complexity/robustness.h5",
+        importance="results/{experiment}/complexity/importance.h5",
     output:
-        csv=CX + "/features.csv",
-        parquet=CX + "/features.parquet",
+        csv="results/{experiment}/complexity/features.csv",
+        parquet="results/{experiment}/complexity/features.parquet",
     log:
         "logs/feature_table/{experiment}.log",
     params:
@@ -223,19 +222,19 @@ rule feature_table:
 
 rule complexity_figures:
     input:
-        table=CX + "/features.parquet",
-        vinfo=CX + "/vinfo.h5",
-        dictionary=CX + "/dictionary.h5",
-        codes=CX + f"/codes_{CX_SPLIT}.h5",
+        table="results/{experiment}/complexity/features.parquet",
+        vinfo="results/{experiment}/complexity/vinfo.h5",
+        dictionary="results/{experiment}/complexity/dictionary.h5",
+        codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
         activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
         data=cx_data,
     output:
-        importance=report(CX + "/figures/importance.png", caption="../report/complexity_importance.rst",
+        importance=report("results/{experiment}/complexity/figures/importance.png", caption="../report/complexity_importance.rst",
                           category="Complexity"),
-        iv_curves=report(CX + "/figures/iv_curves.png", caption="../report/complexity_iv_curves.rst",
+        iv_curves=report("results/{experiment}/complexity/figures/iv_curves.png", caption="../report/complexity_iv_curves.rst",
                          category="Complexity"),
-        umap=report(CX + "/figures/umap.png", caption="../report/complexity_umap.rst", category="Complexity"),
-        top_images=report(CX + "/figures/top_images.png", caption="../report/complexity_top_images.rst",
+        umap=report("results/{experiment}/complexity/figures/umap.png", caption="../report/complexity_umap.rst", category="Complexity"),
+        top_images=report("results/{experiment}/complexity/figures/top_images.png", caption="../report/complexity_top_images.rst",
                           category="Complexity"),
     log:
         "logs/complexity_figures/{experiment}.log",
