@@ -24,13 +24,28 @@ wildcard_constraints:
     split="train|test",
 
 
-def stage_params(stage, spec):
-    """The params every rule carries, so a change of spec, seed or stage code reruns exactly that stage."""
-    return {"stage": stage, "spec": spec, "seed": SEED, "code": code_version(stage)}
-
-
 def experiment(name):
     return CFG["experiments"][name]
+
+
+def experiment_model(wc):
+    """The checkpoint of the experiment's model."""
+    return f"results/models/{experiment(wc.experiment)['model']}.pt"
+
+
+def experiment_data(wc):
+    """The data set file of the experiment's evaluation data."""
+    return f"results/data/{experiment(wc.experiment)['dataset']}.h5"
+
+
+def complexity_spec(wc):
+    """The complexity section plus the experiment it runs on."""
+    return {"complexity": CFG.get("complexity"), "experiment": experiment(wc.experiment)}
+
+
+def frequency_part(part):
+    """A frequency sub-section without its model list: adding a model does not rerun the others."""
+    return {k: v for k, v in CFG["frequency"][part].items() if k != "models"}
 
 
 def activations_inputs(wc):

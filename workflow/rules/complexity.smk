@@ -18,23 +18,10 @@ for _name in CX_EXPERIMENTS:
 CX_SPLIT = CX_CFG["split"] if CX_CFG else "test"
 
 
-def cx_spec(wc):
-    """The complexity section plus the experiment it runs on."""
-    return {"complexity": CX_CFG, "experiment": experiment(wc.experiment)}
-
-
-def cx_model(wc):
-    return f"results/models/{experiment(wc.experiment)['model']}.pt"
-
-
-def cx_data(wc):
-    return f"results/data/{experiment(wc.experiment)['dataset']}.h5"
-
-
 rule dictionary:
     input:
         activations="results/{experiment}/activations/train.h5",
-        checkpoint=cx_model,
+        checkpoint=experiment_model,
     output:
         "results/{experiment}/complexity/dictionary.h5",
     log:
@@ -43,7 +30,7 @@ rule dictionary:
         "benchmarks/dictionary/{experiment}.tsv"
     params:
         stage="dictionary",
-        spec=cx_spec,
+        spec=complexity_spec,
         seed=SEED,
         code=code_version("dictionary"),
     threads: 1
@@ -61,7 +48,7 @@ rule codes:
     input:
         dictionary="results/{experiment}/complexity/dictionary.h5",
         activations="results/{experiment}/activations/{split}.h5",
-        checkpoint=cx_model,
+        checkpoint=experiment_model,
     output:
         "results/{experiment}/complexity/codes_{split}.h5",
     log:
@@ -70,7 +57,7 @@ rule codes:
         "benchmarks/codes/{experiment}_{split}.tsv"
     params:
         stage="dictionary",
-        spec=cx_spec,
+        spec=complexity_spec,
         seed=SEED,
         code=code_version("dictionary"),
     threads: 1
@@ -88,7 +75,7 @@ rule complexity:
     input:
         codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
         activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
-        data=cx_data,
+        data=experiment_data,
     output:
         vinfo="results/{experiment}/complexity/vinfo.h5",
         factors="results/{experiment}/complexity/factors.csv",
@@ -99,7 +86,7 @@ rule complexity:
         "benchmarks/complexity/{experiment}.tsv"
     params:
         stage="complexity",
-        spec=cx_spec,
+        spec=complexity_spec,
         seed=SEED,
         code=code_version("complexity"),
     threads: 1
@@ -124,7 +111,7 @@ rule redundancy:
         "logs/redundancy/{experiment}.log",
     params:
         stage="complexity",
-        spec=cx_spec,
+        spec=complexity_spec,
         seed=SEED,
         code=code_version("complexity"),
     threads: 1
@@ -141,8 +128,8 @@ rule redundancy:
 rule robustness:
     input:
         dictionary="results/{experiment}/complexity/dictionary.h5",
-        checkpoint=cx_model,
-        data=cx_data,
+        checkpoint=experiment_model,
+        data=experiment_data,
     output:
         "results/{experiment}/complexity/robustness.h5",
     log:
@@ -151,7 +138,7 @@ rule robustness:
         "benchmarks/robustness/{experiment}.tsv"
     params:
         stage="complexity",
-        spec=cx_spec,
+        spec=complexity_spec,
         seed=SEED,
         code=code_version("complexity"),
     threads: 1
@@ -170,14 +157,14 @@ rule importance:
         codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
         activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
         dictionary="results/{experiment}/complexity/dictionary.h5",
-        checkpoint=cx_model,
+        checkpoint=experiment_model,
     output:
         "results/{experiment}/complexity/importance.h5",
     log:
         "logs/importance/{experiment}.log",
     params:
         stage="complexity",
-        spec=cx_spec,
+        spec=complexity_spec,
         seed=SEED,
         code=code_version("complexity"),
     threads: 1
@@ -206,7 +193,7 @@ rule feature_table:
         "logs/feature_table/{experiment}.log",
     params:
         stage="complexity",
-        spec=cx_spec,
+        spec=complexity_spec,
         seed=SEED,
         code=code_version("complexity"),
     threads: 1
@@ -227,7 +214,7 @@ rule complexity_figures:
         dictionary="results/{experiment}/complexity/dictionary.h5",
         codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
         activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
-        data=cx_data,
+        data=experiment_data,
     output:
         importance=report("results/{experiment}/complexity/figures/importance.png", caption="../report/complexity_importance.rst",
                           category="Complexity"),
@@ -240,7 +227,7 @@ rule complexity_figures:
         "logs/complexity_figures/{experiment}.log",
     params:
         stage="complexity_plots",
-        spec=cx_spec,
+        spec=complexity_spec,
         seed=SEED,
         code=code_version("complexity_plots"),
     threads: 1

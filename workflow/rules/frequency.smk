@@ -16,11 +16,6 @@ if reference_problems(CFG):
     raise ValueError("\n".join(reference_problems(CFG)))
 
 
-def _without_models(part):
-    """The section's spec without its model list: adding a model does not rerun the others."""
-    return {k: v for k, v in FREQ[part].items() if k != "models"}
-
-
 rule fourier_mask:
     input:
         checkpoint="results/models/{model}.pt",
@@ -33,7 +28,7 @@ rule fourier_mask:
         "benchmarks/fourier_mask/{model}.tsv"
     params:
         stage="frequency",
-        spec=lambda wc: _without_models("masks"),
+        spec=lambda wc: frequency_part("masks"),
         seed=SEED,
         code=code_version("frequency"),
     threads: 2
@@ -91,7 +86,7 @@ rule adversarial_maps:
         "benchmarks/adversarial_maps/{model}.tsv"
     params:
         stage="frequency",
-        spec=lambda wc: _without_models("maps"),
+        spec=lambda wc: frequency_part("maps"),
         seed=SEED,
         code=code_version("frequency"),
     threads: 2
