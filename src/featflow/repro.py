@@ -31,7 +31,7 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "fv": ("models", "fv"),  # fv_targets, fv_optimize
     "ifv": ("models", "fv", "ifv"),  # jacobian, critical_space, ifv, reoptimize
     "fv_plots": ("plots/fv.py",),
-    "frequency": ("data", "models", "frequency"),  # fourier_mask, adversarial_maps, idcor
+    "frequency": ("data", "models", "frequency", "metrics/cka.py"),  # fourier_mask, adversarial_maps, idcor
     "frequency_plots": ("frequency", "plots/frequency.py"),
     "theory": ("theory",),  # theory_train, theory_baselines, theory_alignment
     "theory_plots": ("theory", "plots/theory.py"),

@@ -225,6 +225,19 @@ def mask_probe(masks: np.ndarray, labels: np.ndarray, folds: int, seed: int) -> 
     return float(real), float(shuffled)
 
 
+def seeded_test_images(data_path: str | Path, n: int, seed: int, key: str) -> tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator
+]:
+    """The first ``n`` of a seeded permutation of the test split: images (N, C, H, W), labels, their indices in the
+    split, and the generator that drew them. Two models analyzed with the same seed see the same images.
+    ``key`` names the config entry for the error message."""
+    split = load_split(data_path, "test")
+    if split.x.ndim != 4:
+        raise ValueError(f"{key}: the frequency analyses need images (N, C, H, W), got {tuple(split.x.shape)}")
+    generator = torch.Generator().manual_seed(seed)
+    keep = torch.randperm(split.x.shape[0], generator=generator)[:n]
+    return split.x[keep], split.y[keep], keep, generator
+
 def fourier_mask_analysis(checkpoint: str | Path, data_path: str | Path, spec: MasksSpec, out_path: str | Path,
                           device: torch.device | str, seed: int, attrs: dict[str, Any]) -> dict[str, float]:
     """Data-set and per-image Fourier masks of one model on the test split, with their accuracies, densities,
@@ -234,12 +247,7 @@ def fourier_mask_analysis(checkpoint: str | Path, data_path: str | Path, spec: M
     models evaluated with the same seed see the same images (their masks are compared image by image).
     """
     model, _ = load_checkpoint(checkpoint, device)
-    split = load_split(data_path, "test")
-    if split.x.ndim != 4:
-        raise ValueError(f"frequency.masks.dataset: Fourier masks need images (N, C, H, W), got {tuple(split.x.shape)}")
-    generator = torch.Generator().manual_seed(seed)
-    keep = torch.randperm(split.x.shape[0], generator=generator)[: spec.max_samples]
-    x, y = split.x[keep], split.y[keep]
+    x, y, keep, generator = seeded_test_images(data_path, spec.max_samples, seed, "frequency.masks.dataset")
     shape = mask_shape(spec.channels, *x.shape[1:])
     mask, history = learn_dataset_mask(model, x, y, spec.dataset_mask, shape, device, generator)
     clean_pred, _ = predict(model, x, device=device)

@@ -21,11 +21,11 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from featflow import store
-from featflow.data import load_split
 from featflow.frequency.attacks import frozen, pgd_linf
-from featflow.frequency.fourier_masks import apply_mask, predict
+from featflow.frequency.fourier_masks import apply_mask, predict, seeded_test_images
 from featflow.frequency.idcor import idcor, standardize
 from featflow.frequency.spec import MapsSpec
+from featflow.metrics.cka import linear_cka
 from featflow.models import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -81,13 +81,6 @@ def mean_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(F.cosine_similarity(a, b, dim=1).mean())
 
 
-def linear_cka(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Linear CKA (Kornblith et al. 2019) of paired rows (N, Da), (N, Db): ||B^T A||_F^2 / (||A^T A||_F ||B^T B||_F)
-    on column-centered data."""
-    a, b = a - a.mean(0), b - b.mean(0)
-    return float((b.T @ a).norm() ** 2 / ((a.T @ a).norm() * (b.T @ b).norm()))
-
-
 def adversarial_frequency_maps(checkpoint: str | Path, data_path: str | Path, spec: MapsSpec,
                                out_path: str | Path, table_path: str | Path, device: torch.device | str,
                                seed: int, attrs: dict[str, Any]) -> dict[str, float]:
@@ -97,12 +90,8 @@ def adversarial_frequency_maps(checkpoint: str | Path, data_path: str | Path, sp
     correlation measures to ``table_path`` (CSV). Returns that row.
     """
     model, _ = load_checkpoint(checkpoint, device)
-    split = load_split(data_path, "test")
-    if split.x.ndim != 4:
-        raise ValueError(f"frequency.maps.dataset: frequency maps need images (N, C, H, W), got {tuple(split.x.shape)}")
-    generator = torch.Generator().manual_seed(seed)
-    keep = torch.randperm(split.x.shape[0], generator=generator)[: spec.n_images]
-    x, y = split.x[keep].to(device), split.y[keep].to(device)
+    x, y, keep, generator = seeded_test_images(data_path, spec.n_images, seed, "frequency.maps.dataset")
+    x, y = x.to(device), y.to(device)
     pred, _ = predict(model, x, device=device)
     x_adv = pgd_linf(model, x, y, spec.eps, spec.attack_steps, step_size=spec.attack_step * spec.eps,
                      generator=generator)
@@ -129,7 +118,7 @@ def adversarial_frequency_maps(checkpoint: str | Path, data_path: str | Path, sp
         id_perm = res.id_perm
         row.update({"idcor": res.idcor, "p_value": res.p_value, "id_essential": res.id_x,
                     "id_adversarial": res.id_y, "id_joint": res.id_xy, "cosine": mean_cosine(fe, fa),
-                    "linear_cka": linear_cka(fe, fa)})
+                    "linear_cka": linear_cka(fe.numpy(), fa.numpy())})
     else:  # an inaccurate or unattackable network leaves nothing to correlate: say so instead of failing the DAG
         log.warning("maps: only %d image(s) have both maps kept (need %d): correlations not computed; raise "
                     "frequency.maps.n_images or use a more accurate model", row["n_pairs"], MIN_PAIRS)
