@@ -187,7 +187,11 @@ rule feature_table:
         robustness="results/{experiment}/complexity/robustness.h5",
         importance="results/{experiment}/complexity/importance.h5",
     output:
-        csv="results/{experiment}/complexity/features.csv",
+        csv=report(
+            "results/{experiment}/complexity/features.csv",
+            caption="../report/complexity_feature_table.rst",
+            category="Complexity",
+        ),
         parquet="results/{experiment}/complexity/features.parquet",
     log:
         "logs/feature_table/{experiment}.log",
