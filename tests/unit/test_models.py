@@ -70,3 +70,14 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     torch.save({"a": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a featflow checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_augmentations_draw_per_image():
+    from featflow.models.train import augmentation
+
+    torch.manual_seed(0)
+    images = torch.rand(1, 3, 16, 16).repeat(8, 1, 1, 1)
+    out = torch.stack([augmentation("rotate")(image) for image in images])
+    assert len({tuple(o.flatten()[:50].tolist()) for o in out}) > 1
+    with pytest.raises(ValueError, match="models.train.augment 'blur'"):
+        augmentation("blur")

@@ -72,8 +72,8 @@ def fit(model: Classifier, train: LoadedSplit, test: LoadedSplit, spec: ModelSpe
         for start in range(0, n, cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
             xb, yb = train.x[idx], train.y[idx]
-            if augment is not None:
-                xb = augment(xb)
+            if augment is not None:  # v2 transforms draw one set of parameters per call: call them per image
+                xb = torch.stack([augment(image) for image in xb])
             if cfg.augment == "pgd":  # PGD adversarial training; BatchNorm statistics frozen during the attack
                 model.eval()
                 xb = pgd_linf(model, xb.to(device), yb.to(device), cfg.pgd_eps, cfg.pgd_steps,
