@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from featflow import store
 from featflow.config import ActivationsSpec
-from featflow.data import load_split
+from featflow.data import load_split, split_size
 from featflow.models import capture, load_checkpoint, resolve_layer
 from featflow.models.hooks import run_until
 
@@ -76,15 +76,15 @@ def _extract_arrays(checkpoint: str | Path, data_path: str | Path, split: str, l
     model, _ = load_checkpoint(checkpoint, device)
     for name in layers:  # fail before any work on a misspelled layer
         resolve_layer(model, name)
-    data = load_split(data_path, split)
-    n = data.x.shape[0] if spec.max_samples is None else min(spec.max_samples, data.x.shape[0])
+    total = split_size(data_path, split)
+    n = total if spec.max_samples is None else min(spec.max_samples, total)
     start, stop = shard_range(n, shards, shard)
-    indices = np.arange(start, stop)
-    feats, logits = extract(model, data.x[start:stop], layers, spec.pool, spec.batch_size, device)
-    arrays: dict[str, Any] = {"layers": feats, "logits": logits, "labels": data.y[start:stop].numpy(),
-                              "indices": indices}
+    data = load_split(data_path, split, slice(start, stop))  # a shard job reads only its own rows
+    feats, logits = extract(model, data.x, layers, spec.pool, spec.batch_size, device)
+    arrays: dict[str, Any] = {"layers": feats, "logits": logits, "labels": data.y.numpy(),
+                              "indices": np.arange(start, stop)}
     if data.factors is not None:
-        arrays["factors"] = data.factors[start:stop]
+        arrays["factors"] = data.factors
     return arrays, tuple(data.factor_names)
 
 

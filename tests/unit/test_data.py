@@ -76,3 +76,15 @@ def test_excluded_classes_leave_the_training_split_only():
     bundle = build_dataset(DatasetSpec(kind="planted", n_train=200, n_test=100, exclude_classes=(4,)))
     assert 4 not in bundle.train.y and 4 in bundle.test.y
     assert len(bundle.classes) == 8 and bundle.train.factors.shape[0] == bundle.train.y.shape[0]
+
+
+def test_load_split_reads_only_the_requested_rows(tmp_path):
+    from featflow.data import split_size
+
+    write_dataset(DatasetSpec(kind="planted", n_train=40, n_test=16, seed=2), tmp_path / "p.h5", {})
+    whole = load_split(tmp_path / "p.h5", "train")
+    part = load_split(tmp_path / "p.h5", "train", slice(10, 25))
+    assert split_size(tmp_path / "p.h5", "train") == 40
+    assert part.x.shape[0] == 15
+    assert (part.x == whole.x[10:25]).all() and (part.y == whole.y[10:25]).all()
+    np.testing.assert_array_equal(part.factors, whole.factors[10:25])

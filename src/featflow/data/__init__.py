@@ -198,15 +198,26 @@ class LoadedSplit:
         return len(self.classes)
 
 
-def load_split(path: str | Path, split: str) -> LoadedSplit:
-    """Read one split of a data set file; uint8 images become float32 in [0, 1]."""
+def _check_split(split: str) -> None:
     if split not in ("train", "test"):
         raise ValueError(f"split '{split}': expected 'train' or 'test'")
+
+
+def split_size(path: str | Path, split: str) -> int:
+    """The number of samples in one split of a data set file, read from its metadata only."""
+    _check_split(split)
+    with store.h5_reader(path, KIND) as handle:
+        return int(handle[split]["y"].shape[0])
+
+
+def load_split(path: str | Path, split: str, rows: slice = slice(None)) -> LoadedSplit:
+    """Read one split of a data set file (only ``rows`` of it); uint8 images become float32 in [0, 1]."""
+    _check_split(split)
     with store.h5_reader(path, KIND) as handle:
         group = handle[split]
-        x = group["x"][()]
-        y = group["y"][()]
-        factors = group["factors"][()] if "factors" in group else None
+        x = group["x"][rows]
+        y = group["y"][rows]
+        factors = group["factors"][rows] if "factors" in group else None
         classes = tuple(str(c) for c in store.decode_attr(handle.attrs["classes"]))
         factor_names = tuple(str(c) for c in store.decode_attr(handle.attrs["factor_names"]))
     tensor = torch.from_numpy(x).float().div_(255.0) if x.dtype == np.uint8 else torch.from_numpy(x).float()
