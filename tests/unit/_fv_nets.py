@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from featflow.fv.optimize import feature_fn, visualize
+from featflow.fv.targets import make_targets
 from featflow.models import Classifier
 
 
@@ -38,3 +40,17 @@ class CenteredLogits(nn.Module):
 def centered_logits_net(n_classes: int = 6, dead: int = 2, seed: int = 0) -> Classifier:
     torch.manual_seed(seed)
     return Classifier(CenteredLogits(n_classes, dead), torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1)).eval()
+
+
+def conv_realizations(n_targets: int, steps: int, seed: int = 0):
+    """FV of ``n_targets`` sparse targets on ``conv_net`` (layer "3", n_f 8, rgb 16 x 16, k = 2).
+
+    Returns the feature function, the targets (n_targets, 8), the realizations and the generator that drew them
+    (its state follows the draws, so later draws stay reproducible).
+    """
+    torch.set_num_threads(1)
+    fn = feature_fn(conv_net(n_f=8, seed=seed), "3", "maxpool_mean", None)
+    gen = torch.Generator().manual_seed(seed)
+    x = make_targets(n_targets, 8, False, gen)["targets"]
+    real = visualize(fn, (3, 16, 16), x, 2, "rgb", steps, steps, gen, torch.device("cpu"))
+    return fn, x, real, gen

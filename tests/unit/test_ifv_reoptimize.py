@@ -5,11 +5,9 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from featflow.fv.optimize import feature_fn, visualize
 from featflow.fv.param import make_render
-from featflow.fv.targets import make_targets
 from featflow.ifv.reoptimize import random_objectives, reoptimize, ssim, unstable
-from tests.unit._fv_nets import conv_net
+from tests.unit._fv_nets import conv_realizations
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -30,11 +28,7 @@ def test_ssim_rejects_small_images():
 
 
 def test_reoptimize_scores_and_stability():
-    torch.set_num_threads(1)
-    fn = feature_fn(conv_net(n_f=8), "3", "maxpool_mean", None)
-    gen = torch.Generator().manual_seed(0)
-    x = make_targets(4, 8, False, gen)["targets"]
-    real = visualize(fn, (3, 16, 16), x, 2, "rgb", 60, 60, gen, torch.device("cpu"))
+    fn, x, real, gen = conv_realizations(4, 60)
     objectives = {"target": x, "random": random_objectives(4, 8, gen)}
     scores = reoptimize(fn, make_render("rgb", (3, 16, 16)), real.params, objectives, 2, 40, torch.device("cpu"))
     assert set(scores) == {"target", "random"} and scores["target"].shape == (4,)

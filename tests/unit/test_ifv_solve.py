@@ -3,12 +3,10 @@
 import torch
 
 from featflow.fv.objectives import angular_distance, unit
-from featflow.fv.optimize import feature_fn, visualize
 from featflow.fv.param import make_render
-from featflow.fv.targets import make_targets
 from featflow.ifv.jacobian import jacobian_batched
 from featflow.ifv.solve import alpha_decomposition, feasible_basis, predict, z_matrix
-from tests.unit._fv_nets import conv_net
+from tests.unit._fv_nets import conv_realizations
 
 
 def _stationary_case(n=5, n_f=6, n_p=40, k=2, seed=0):
@@ -52,11 +50,7 @@ def test_prediction_within_a_critical_space():
 
 
 def test_ifv_recovers_fv_objectives_better_than_the_feature_response():
-    torch.set_num_threads(1)
-    fn = feature_fn(conv_net(n_f=8), "3", "maxpool_mean", None)
-    gen = torch.Generator().manual_seed(0)
-    x = make_targets(16, 8, False, gen)["targets"]
-    real = visualize(fn, (3, 16, 16), x, 2, "rgb", 100, 100, gen, torch.device("cpu"))
+    fn, x, real, gen = conv_realizations(16, 100)
     jac = jacobian_batched(fn, make_render("rgb", (3, 16, 16)), real.params).double()
     pred = predict(jac @ jac.transpose(1, 2), real.responses, 2)
     ifv, response = angular_distance(pred, x).median(), angular_distance(real.responses, x).median()
