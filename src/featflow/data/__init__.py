@@ -46,12 +46,15 @@ class Bundle:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def _take(split: Split, keep: np.ndarray) -> Split:
+    """The samples of ``split`` selected by ``keep`` (indices or a boolean mask), factors included."""
+    return Split(split.x[keep], split.y[keep], None if split.factors is None else split.factors[keep])
+
+
 def _subsample(split: Split, cap: int, rng: np.random.Generator) -> Split:
     if split.x.shape[0] <= cap:
         return split
-    keep = np.sort(rng.choice(split.x.shape[0], size=cap, replace=False))
-    factors = None if split.factors is None else split.factors[keep]
-    return Split(split.x[keep], split.y[keep], factors)
+    return _take(split, np.sort(rng.choice(split.x.shape[0], size=cap, replace=False)))
 
 
 def _resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
@@ -162,8 +165,7 @@ def build_dataset(spec: DatasetSpec) -> Bundle:
 
 def _without_classes(split: Split, classes: tuple[int, ...]) -> Split:
     """Drop the samples of ``classes`` (a network never trained on them keeps their logits untrained)."""
-    keep = ~np.isin(split.y, classes)
-    return Split(split.x[keep], split.y[keep], None if split.factors is None else split.factors[keep])
+    return _take(split, ~np.isin(split.y, classes))
 
 
 def write_dataset(spec: DatasetSpec, path: str | Path, attrs: dict[str, Any]) -> None:
