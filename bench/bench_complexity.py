@@ -43,13 +43,16 @@ def bench_vinfo(rows: list[str]) -> None:
     lam = 1e-3 * np.trace(xc.T @ xc) / d
 
     def per_feature() -> np.ndarray:
-        return np.array([r2_score(z[test, i], Ridge(alpha=lam).fit(x[train], z[train, i]).predict(x[test]))
-                         for i in range(k)])
+        return np.array(
+            [r2_score(z[test, i], Ridge(alpha=lam).fit(x[train], z[train, i]).predict(x[test])) for i in range(k)]
+        )
 
     ref, t_ref = timed(per_feature)
-    rows.append(f"| V-information, k = {k}, n = {n}, d = {d} | one factorization {t_ours:.3f} s | "
-                f"{k} sklearn Ridge fits {t_ref:.2f} s | **{t_ref / t_ours:.0f}x** | "
-                f"max abs R^2 difference {np.abs(ours - ref).max():.1e} |")
+    rows.append(
+        f"| V-information, k = {k}, n = {n}, d = {d} | one factorization {t_ours:.3f} s | "
+        f"{k} sklearn Ridge fits {t_ref:.2f} s | **{t_ref / t_ours:.0f}x** | "
+        f"max abs R^2 difference {np.abs(ours - ref).max():.1e} |"
+    )
 
 
 def bench_nmf(rows: list[str]) -> np.ndarray:
@@ -60,9 +63,11 @@ def bench_nmf(rows: list[str]) -> np.ndarray:
     w, t_ref = timed(lambda: ref_model.fit_transform(a))
     err_ref = np.linalg.norm(a - w @ ref_model.components_) / np.linalg.norm(a)
     err_ours = relative_error(torch.from_numpy(a), res.codes, res.atoms)
-    rows.append(f"| NMF HALS, n = 2000, d = 64, k = {k}, {iters} iterations | {t_ours:.2f} s, rel. error "
-                f"{err_ours:.4f} | sklearn NMF (cd) {t_ref:.2f} s, rel. error {err_ref:.4f} | "
-                f"{t_ref / t_ours:.1f}x | error ratio {err_ours / err_ref:.3f} |")
+    rows.append(
+        f"| NMF HALS, n = 2000, d = 64, k = {k}, {iters} iterations | {t_ours:.2f} s, rel. error "
+        f"{err_ours:.4f} | sklearn NMF (cd) {t_ref:.2f} s, rel. error {err_ref:.4f} | "
+        f"{t_ref / t_ours:.1f}x | error ratio {err_ours / err_ref:.3f} |"
+    )
     return res.atoms.numpy()
 
 
@@ -71,13 +76,18 @@ def bench_codes(rows: list[str], atoms: np.ndarray) -> None:
     ref, t_ref = timed(lambda: np.stack([nnls(atoms.T, row)[0] for row in a]))
     norm = (a**2).sum(1)
     for dtype, iters in ((torch.float64, 150), (torch.float32, 150), (torch.float32, 50)):
-        ours, t_ours = timed(lambda: nnls_codes(torch.from_numpy(a).to(dtype), torch.from_numpy(atoms).to(dtype),
-                                                iters).double().numpy())
+        ours, t_ours = timed(
+            lambda dtype=dtype, iters=iters: (
+                nnls_codes(torch.from_numpy(a).to(dtype), torch.from_numpy(atoms).to(dtype), iters).double().numpy()
+            )
+        )
         gap = (((a - ours @ atoms) ** 2).sum(1) - ((a - ref @ atoms) ** 2).sum(1)) / norm
-        rows.append(f"| codes, n = 2000, k = {atoms.shape[0]}, d = 64 (the NMF atoms above) | batched NNLS "
-                    f"{str(dtype)[6:]}, {iters} it. {t_ours:.3f} s | per-sample scipy nnls {t_ref:.2f} s | "
-                    f"**{t_ref / t_ours:.1f}x** | median / max excess relative residual {np.median(gap):.1e} / "
-                    f"{gap.max():.1e} |")
+        rows.append(
+            f"| codes, n = 2000, k = {atoms.shape[0]}, d = 64 (the NMF atoms above) | batched NNLS "
+            f"{str(dtype)[6:]}, {iters} it. {t_ours:.3f} s | per-sample scipy nnls {t_ref:.2f} s | "
+            f"**{t_ref / t_ours:.1f}x** | median / max excess relative residual {np.median(gap):.1e} / "
+            f"{gap.max():.1e} |"
+        )
 
 
 def main() -> None:

@@ -50,8 +50,16 @@ def fv_step_time(fn: Callable, render: Callable, v: torch.Tensor, x: torch.Tenso
     return best_time(step, repeats)
 
 
-def bench_case(name: str, model: torch.nn.Module, layer: str, shape: tuple[int, int, int], n_f: int,
-               batch: int, steps: int, repeats: int) -> list[str]:
+def bench_case(
+    name: str,
+    model: torch.nn.Module,
+    layer: str,
+    shape: tuple[int, int, int],
+    n_f: int,
+    batch: int,
+    steps: int,
+    repeats: int,
+) -> list[str]:
     fn = feature_fn(model, layer, "maxpool_mean", n_f)
     gen = torch.Generator().manual_seed(0)
     v, render = init_params("fft_energy", shape, batch, gen, std=0.1)
@@ -84,8 +92,9 @@ def main() -> None:
     small = build_model(ModelSpec(arch="smallcnn", dataset="planted", width=16), (3, 32, 32), 8)
     rows += bench_case("smallcnn 32x32 block3.1", small, "block3.1", (3, 32, 32), 16, 24, 300, args.repeats)
     googlenet = build_model(ModelSpec(arch="googlenet", dataset="imagenet", cifar_stem=False), (3, 224, 224), 1000)
-    rows += bench_case("googlenet 224x224 inception4c", googlenet, "inception4c", (3, 224, 224), args.n_f, 2,
-                       3500, args.repeats)
+    rows += bench_case(
+        "googlenet 224x224 inception4c", googlenet, "inception4c", (3, 224, 224), args.n_f, 2, 3500, args.repeats
+    )
     log.info("torch %s, %d threads, CPU\n%s", torch.__version__, args.threads, "\n".join(rows))
 
 

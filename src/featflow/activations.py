@@ -43,8 +43,9 @@ def pool(output: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def extract(model: torch.nn.Module, x: torch.Tensor, layers: Sequence[str], mode: str, batch_size: int,
-            device: torch.device) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def extract(
+    model: torch.nn.Module, x: torch.Tensor, layers: Sequence[str], mode: str, batch_size: int, device: torch.device
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Pooled activations of ``layers`` and the logits for inputs ``x`` (N, ...), batched under no_grad."""
     feats: dict[str, list[np.ndarray]] = {name: [] for name in layers}
     logits: list[np.ndarray] = []
@@ -62,16 +63,24 @@ def shard_range(n: int, shards: int, shard: int) -> tuple[int, int]:
     if not 0 <= shard < shards:
         raise ValueError(f"activations shard {shard}: expected 0 <= shard < shards = {shards}")
     if shards > n:
-        raise ValueError(f"activations.shards = {shards} exceeds the {n} samples of the split; "
-                         f"expected at most {n} shards")
+        raise ValueError(
+            f"activations.shards = {shards} exceeds the {n} samples of the split; expected at most {n} shards"
+        )
     base, extra = divmod(n, shards)
     start = shard * base + min(shard, extra)
     return start, start + base + (shard < extra)
 
 
-def _extract_arrays(checkpoint: str | Path, data_path: str | Path, split: str, layers: Sequence[str],
-                    spec: ActivationsSpec, device: torch.device, shard: int, shards: int,
-                    ) -> tuple[dict[str, Any], tuple[str, ...]]:
+def _extract_arrays(
+    checkpoint: str | Path,
+    data_path: str | Path,
+    split: str,
+    layers: Sequence[str],
+    spec: ActivationsSpec,
+    device: torch.device,
+    shard: int,
+    shards: int,
+) -> tuple[dict[str, Any], tuple[str, ...]]:
     """Arrays of one shard of the split (the whole split when ``shards`` = 1) and the factor names."""
     model, _ = load_checkpoint(checkpoint, device)
     for name in layers:  # fail before any work on a misspelled layer
@@ -81,8 +90,12 @@ def _extract_arrays(checkpoint: str | Path, data_path: str | Path, split: str, l
     start, stop = shard_range(n, shards, shard)
     data = load_split(data_path, split, slice(start, stop))  # a shard job reads only its own rows
     feats, logits = extract(model, data.x, layers, spec.pool, spec.batch_size, device)
-    arrays: dict[str, Any] = {"layers": feats, "logits": logits, "labels": data.y.numpy(),
-                              "indices": np.arange(start, stop)}
+    arrays: dict[str, Any] = {
+        "layers": feats,
+        "logits": logits,
+        "labels": data.y.numpy(),
+        "indices": np.arange(start, stop),
+    }
     if data.factors is not None:
         arrays["factors"] = data.factors
     return arrays, tuple(data.factor_names)
@@ -92,26 +105,68 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(1) == labels).mean())
 
 
-def extract_to_h5(checkpoint: str | Path, data_path: str | Path, split: str, layers: Sequence[str],
-                  spec: ActivationsSpec, out_path: str | Path, device: torch.device, attrs: dict[str, Any]) -> None:
+def extract_to_h5(
+    checkpoint: str | Path,
+    data_path: str | Path,
+    split: str,
+    layers: Sequence[str],
+    spec: ActivationsSpec,
+    out_path: str | Path,
+    device: torch.device,
+    attrs: dict[str, Any],
+) -> None:
     """Read the model and one data split, extract ``layers`` and write the activations file atomically."""
     arrays, factor_names = _extract_arrays(checkpoint, data_path, split, layers, spec, device, 0, 1)
     feats, acc = arrays["layers"], _accuracy(arrays["logits"], arrays["labels"])
-    log.info("%s split: %d samples, layers %s, accuracy %.4f", split, len(arrays["indices"]),
-             {k: v.shape[1] for k, v in feats.items()}, acc)
-    store.write_h5(out_path, KIND, arrays, {**attrs, "layers": list(layers), "split": split,
-                                           "factor_names": list(factor_names), "accuracy": acc})
+    log.info(
+        "%s split: %d samples, layers %s, accuracy %.4f",
+        split,
+        len(arrays["indices"]),
+        {k: v.shape[1] for k, v in feats.items()},
+        acc,
+    )
+    store.write_h5(
+        out_path,
+        KIND,
+        arrays,
+        {**attrs, "layers": list(layers), "split": split, "factor_names": list(factor_names), "accuracy": acc},
+    )
 
 
-def extract_shard_to_h5(checkpoint: str | Path, data_path: str | Path, split: str, layers: Sequence[str],
-                        spec: ActivationsSpec, shard: int, out_path: str | Path, device: torch.device,
-                        attrs: dict[str, Any]) -> None:
+def extract_shard_to_h5(
+    checkpoint: str | Path,
+    data_path: str | Path,
+    split: str,
+    layers: Sequence[str],
+    spec: ActivationsSpec,
+    shard: int,
+    out_path: str | Path,
+    device: torch.device,
+    attrs: dict[str, Any],
+) -> None:
     """Extract shard ``shard`` of ``spec.shards`` contiguous slices of the split into its own file."""
     arrays, factor_names = _extract_arrays(checkpoint, data_path, split, layers, spec, device, shard, spec.shards)
-    log.info("%s split, shard %d/%d: samples [%d, %d)", split, shard, spec.shards, arrays["indices"][0],
-             arrays["indices"][-1] + 1)
-    store.write_h5(out_path, KIND, arrays, {**attrs, "layers": list(layers), "split": split, "shard": shard,
-                                           "shards": spec.shards, "factor_names": list(factor_names)})
+    log.info(
+        "%s split, shard %d/%d: samples [%d, %d)",
+        split,
+        shard,
+        spec.shards,
+        arrays["indices"][0],
+        arrays["indices"][-1] + 1,
+    )
+    store.write_h5(
+        out_path,
+        KIND,
+        arrays,
+        {
+            **attrs,
+            "layers": list(layers),
+            "split": split,
+            "shard": shard,
+            "shards": spec.shards,
+            "factor_names": list(factor_names),
+        },
+    )
 
 
 def merge_shards(shard_paths: Sequence[str | Path], out_path: str | Path, attrs: dict[str, Any]) -> None:
@@ -124,14 +179,18 @@ def merge_shards(shard_paths: Sequence[str | Path], out_path: str | Path, attrs:
         raise ValueError("merge_shards: expected at least one shard file, got none")
     metas = [store.read_attrs(path, KIND) for path in shard_paths]
     first = metas[0]
-    for number, (path, meta) in enumerate(zip(shard_paths, metas)):
+    for number, (path, meta) in enumerate(zip(shard_paths, metas, strict=False)):
         for key in ("split", "layers", "shards", "factor_names"):
             if meta.get(key) != first.get(key):
-                raise ValueError(f"merge_shards: {path} has {key} = {meta.get(key)!r}, "
-                                 f"expected {first.get(key)!r} as in {shard_paths[0]}")
+                raise ValueError(
+                    f"merge_shards: {path} has {key} = {meta.get(key)!r}, "
+                    f"expected {first.get(key)!r} as in {shard_paths[0]}"
+                )
         if meta.get("shard") != number or meta.get("shards") != len(shard_paths):
-            raise ValueError(f"merge_shards: {path} is shard {meta.get('shard')} of {meta.get('shards')}, "
-                             f"expected shard {number} of {len(shard_paths)}")
+            raise ValueError(
+                f"merge_shards: {path} is shard {meta.get('shard')} of {meta.get('shards')}, "
+                f"expected shard {number} of {len(shard_paths)}"
+            )
     with store.h5_reader(shard_paths[0], KIND) as handle:  # names, trailing shapes and dtypes of every array
         names = [f"layers/{name}" for name in first["layers"]] + [k for k in handle if k != "layers"]
         layout = {name: (handle[name].shape[1:], handle[name].dtype) for name in names}
@@ -145,13 +204,20 @@ def merge_shards(shard_paths: Sequence[str | Path], out_path: str | Path, attrs:
             correct += int((handle["logits"][()].argmax(1) == handle["labels"][()]).sum())
     total = sum(sizes)
     acc = correct / total
-    out_attrs = {**attrs, "layers": first["layers"], "split": first["split"],
-                 "factor_names": first["factor_names"], "accuracy": acc}
+    out_attrs = {
+        **attrs,
+        "layers": first["layers"],
+        "split": first["split"],
+        "factor_names": first["factor_names"],
+        "accuracy": acc,
+    }
     with store.h5_writer(out_path, KIND, out_attrs) as out:
-        targets = {name: store.create_array(out, name, shape=(total, *shape), dtype=dtype)
-                   for name, (shape, dtype) in layout.items()}
+        targets = {
+            name: store.create_array(out, name, shape=(total, *shape), dtype=dtype)
+            for name, (shape, dtype) in layout.items()
+        }
         offset = 0
-        for path, size in zip(shard_paths, sizes):
+        for path, size in zip(shard_paths, sizes, strict=False):
             with store.h5_reader(path, KIND) as handle:
                 for name, target in targets.items():
                     target[offset : offset + size] = handle[name][()]

@@ -1,7 +1,8 @@
 """Config validation and the typed, frozen specs every stage is built from.
 
-The config is checked against the JSON Schema in ``workflow/schemas/`` (draft 2020-12; sibling
-``*.schema.yaml`` files are reachable by ``$ref`` to their file name) before any job runs. Missing keys take
+The config is checked against the JSON Schema shipped in the package (``featflow/schemas/``, read with
+:mod:`importlib.resources`, so a wheel install validates too; draft 2020-12; sibling ``*.schema.yaml`` files
+are reachable by ``$ref`` to their file name) before any job runs. Missing keys take
 the schema's defaults. Errors name the key, the value and what was expected.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import importlib.resources
 import types
 import typing
 from collections.abc import Mapping
@@ -21,7 +23,7 @@ import yaml
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+SCHEMA_PACKAGE = "featflow.schemas"
 MAIN_SCHEMA = "config.schema.yaml"
 
 # Dataset kinds read from a local folder, whose ``path`` must exist.
@@ -32,11 +34,11 @@ class ConfigError(ValueError):
     """The config does not match the schema, or names a missing file."""
 
 
-def load_schema(schema_dir: str | Path = SCHEMA_DIR) -> tuple[dict[str, Any], Registry]:
-    """The main schema and a registry of every ``*.schema.yaml`` beside it, keyed by file name."""
-    schema_dir = Path(schema_dir)
+def load_schema() -> tuple[dict[str, Any], Registry]:
+    """The main schema and a registry of every ``*.schema.yaml`` shipped beside it, keyed by file name."""
     resources = []
-    for path in sorted(schema_dir.glob("*.schema.yaml")):
+    schema_files = [f for f in importlib.resources.files(SCHEMA_PACKAGE).iterdir() if f.name.endswith(".schema.yaml")]
+    for path in sorted(schema_files, key=lambda f: f.name):
         contents = yaml.safe_load(path.read_text())
         if path.name != MAIN_SCHEMA:
             # A sibling's own "$schema" would make jsonschema switch to the stock validator class when a $ref
@@ -87,15 +89,14 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"config key '{key}': {error.message}.{expected}"
 
 
-def validate_config(config: Mapping[str, Any], schema_dir: str | Path = SCHEMA_DIR,
-                    check_paths: bool = True) -> dict[str, Any]:
+def validate_config(config: Mapping[str, Any], check_paths: bool = True) -> dict[str, Any]:
     """Validate ``config`` against the schema, fill in defaults, check cross-references and data paths.
 
     ``check_paths=False`` skips the existence checks of local data folders and weights files (presets
     written for another machine). Returns a new dict; raises :class:`ConfigError` with every problem,
     one per line.
     """
-    schema, registry = load_schema(schema_dir)
+    schema, registry = load_schema()
     filled = copy.deepcopy(dict(config))
     validator = _DefaultingValidator(schema, registry=registry)
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(map(str, e.absolute_path)))
@@ -140,8 +141,10 @@ def _check_references(config: Mapping[str, Any]) -> list[str]:
             )
         for other in fv.get("invert_with", []):
             if other not in models:
-                problems.append(f"config key 'fv.{name}.invert_with': '{other}' is not defined; "
-                                f"expected model names from {sorted(models)}")
+                problems.append(
+                    f"config key 'fv.{name}.invert_with': '{other}' is not defined; "
+                    f"expected model names from {sorted(models)}"
+                )
     return problems
 
 

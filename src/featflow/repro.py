@@ -37,8 +37,15 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "theory_plots": ("theory", "plots/theory.py"),
     "dictionary": ("data", "models", "activations.py", "dictionary", "complexity"),  # dictionary, codes
     "complexity": ("data", "models", "activations.py", "dictionary", "metrics", "complexity"),  # metrics, table
-    "complexity_plots": ("data", "models", "activations.py", "dictionary", "metrics", "complexity",
-                         "plots/complexity.py"),
+    "complexity_plots": (
+        "data",
+        "models",
+        "activations.py",
+        "dictionary",
+        "metrics",
+        "complexity",
+        "plots/complexity.py",
+    ),
 }
 
 

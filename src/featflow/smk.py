@@ -73,6 +73,5 @@ def job(snakemake: Any) -> Iterator[Job]:
         seed = int(params.seed)
         repro.seed_everything(seed)
         attrs = repro.provenance(stage, params.spec, seed)
-        log.info("rule %s on %s, %d threads, code %s", snakemake.rule, device, snakemake.threads,
-                 attrs["code_version"])
+        log.info("rule %s on %s, %d threads, code %s", snakemake.rule, device, snakemake.threads, attrs["code_version"])
         yield Job(spec=params.spec, seed=seed, device=device, attrs=attrs)

@@ -2,7 +2,9 @@
 
 Every write goes to ``<name>.tmp`` and is renamed into place only when it finished, so a crash never leaves a
 half-written file behind. Every HDF5 file carries ``featflow_schema`` and ``featflow_kind`` attributes that
-readers check, plus the provenance attributes of the stage that wrote it (see :mod:`featflow.repro`).
+readers check, plus the provenance attributes of the stage that wrote it (see :mod:`featflow.repro`). Chunked
+datasets carry a Fletcher-32 checksum per chunk, so a corrupted chunk is refused on read with the file's name
+instead of being read back silently.
 """
 
 from __future__ import annotations
@@ -77,10 +79,15 @@ def h5_writer(path: str | os.PathLike, kind: str, attrs: Mapping[str, Any]) -> I
 
 
 def create_array(
-    group: h5py.Group, name: str, data: np.ndarray | None = None, *, shape: tuple[int, ...] | None = None,
-    dtype: Any = None, attrs: Mapping[str, Any] | None = None,
+    group: h5py.Group,
+    name: str,
+    data: np.ndarray | None = None,
+    *,
+    shape: tuple[int, ...] | None = None,
+    dtype: Any = None,
+    attrs: Mapping[str, Any] | None = None,
 ) -> h5py.Dataset:
-    """Create a chunked, compressed dataset (lzf), from ``data`` or empty with ``shape`` and ``dtype``."""
+    """Create a chunked, compressed (lzf), checksummed (Fletcher-32) dataset, from ``data`` or empty."""
     if data is not None:
         data = np.asarray(data)
         shape, dtype = data.shape, data.dtype
@@ -91,7 +98,9 @@ def create_array(
     elif len(shape) == 0 or int(np.prod(shape)) == 0:
         dset = group.create_dataset(name, data=data, shape=shape, dtype=dtype)
     else:
-        dset = group.create_dataset(name, data=data, shape=shape, dtype=dtype, chunks=True, compression="lzf")
+        dset = group.create_dataset(
+            name, data=data, shape=shape, dtype=dtype, chunks=True, compression="lzf", fletcher32=True
+        )
     if attrs:
         _set_attrs(dset, attrs)
     return dset
@@ -105,9 +114,7 @@ def _write_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
             create_array(group, key, value)
 
 
-def write_h5(
-    path: str | os.PathLike, kind: str, arrays: Mapping[str, Any], attrs: Mapping[str, Any]
-) -> None:
+def write_h5(path: str | os.PathLike, kind: str, arrays: Mapping[str, Any], attrs: Mapping[str, Any]) -> None:
     """Write a (possibly nested) mapping of arrays atomically; nested mappings become groups."""
     with h5_writer(path, kind, attrs) as handle:
         _write_tree(handle, arrays)
@@ -132,7 +139,15 @@ def h5_reader(path: str | os.PathLike, kind: str | None = None) -> Iterator[h5py
         found = handle.attrs.get("featflow_kind")
         if kind is not None and found != kind:
             raise StoreError(f"{path}: holds '{found}', expected '{kind}'")
-        yield handle
+        try:
+            yield handle
+        except OSError as err:
+            if "read data" not in str(err):
+                raise
+            raise StoreError(
+                f"{path}: corrupted (a chunk fails its checksum or decompression: {err}); "
+                "delete it and rerun the stage that wrote it"
+            ) from err
 
 
 def _read_tree(group: h5py.Group) -> dict[str, Any]:

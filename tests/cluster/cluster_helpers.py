@@ -41,8 +41,11 @@ class Cluster:
     gpus: int
 
     def _script(self, *args: str, gpus: int | None = None) -> subprocess.CompletedProcess:
-        env = {**os.environ, "FEATFLOW_SLURM_DIR": str(self.state),
-               "FEATFLOW_SLURM_GPUS": str(self.gpus if gpus is None else gpus)}
+        env = {
+            **os.environ,
+            "FEATFLOW_SLURM_DIR": str(self.state),
+            "FEATFLOW_SLURM_GPUS": str(self.gpus if gpus is None else gpus),
+        }
         try:  # apt-get is bounded by 600 s in the script, the daemons by 30 s
             return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=660)
         except subprocess.TimeoutExpired as err:
@@ -74,7 +77,9 @@ def tiny_config(broken: bool) -> dict:
     planted = config["experiments"]["planted"]
     planted["activations"].update(shards=2, batch_size=16)  # only the test split is requested
     config["experiments"]["broken"] = {
-        "model": "cnn", "dataset": "planted", "layers": ["block1", "no_such_layer" if broken else "act"],
+        "model": "cnn",
+        "dataset": "planted",
+        "layers": ["block1", "no_such_layer" if broken else "act"],
         "activations": {"splits": ["test"], "batch_size": 16},
     }
     return config
@@ -87,12 +92,25 @@ def write_config(work: Path, broken: bool) -> None:
 def run_snakemake(work: Path, *args: str, timeout: float = 240) -> tuple[int, str]:
     """Run Snakemake through the SLURM profile; on timeout stop it with SIGINT (on SIGTERM it waits for its
     jobs), then kill. Returns the exit status and the combined output."""
-    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm",
-           "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs",
-           "--latency-wait", "5", "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "profiles/slurm",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--slurm-keep-successful-logs",
+        "--latency-wait",
+        "5",
+        "--cores",
+        "2",
+        *args,
+    ]
     env = {**os.environ, "PYTHONPATH": str(work / "src")}  # jobs import the copy's package, as tests/workflow does
-    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

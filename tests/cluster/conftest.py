@@ -34,5 +34,3 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for folder in ("workflow", "profiles", "envs", "src", "config"):
         shutil.copytree(ROOT / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__"))
     return work
-
-

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from featflow import store
-
 from tests.cluster.cluster_helpers import Cluster, run_snakemake, write_config
 
 pytestmark = pytest.mark.cluster
@@ -30,8 +29,7 @@ def slurm_jobs(work: Path) -> dict[int, tuple[str, str]]:
     jobs = {}
     for path in (work / ".snakemake" / "slurm_logs").glob("rule_*/**/*.log"):
         if path.stem.isdigit():
-            jobs[int(path.stem)] = (path.relative_to(work / ".snakemake" / "slurm_logs").parts[0][5:],
-                                    path.parent.name)
+            jobs[int(path.stem)] = (path.relative_to(work / ".snakemake" / "slurm_logs").parts[0][5:], path.parent.name)
     return jobs
 
 
@@ -56,17 +54,27 @@ def test_dag_runs_as_slurm_jobs_and_surfaces_a_failure(slurm_cluster: Cluster, w
     # shards finish before the failure (both land in one status check), after it no new job is submitted.
     jobs = slurm_jobs(workdir)
     merged = (workdir / GOOD).exists()
-    assert sorted(jobs.values()) == sorted([("activations", "broken_test"), ("activations_shard", "planted_test_0"),
-                                            ("activations_shard", "planted_test_1"), ("data", "planted"),
-                                            ("train", "cnn")] + [("activations", "planted_test")] * merged), out
+    assert sorted(jobs.values()) == sorted(
+        [
+            ("activations", "broken_test"),
+            ("activations_shard", "planted_test_0"),
+            ("activations_shard", "planted_test_1"),
+            ("data", "planted"),
+            ("train", "cnn"),
+        ]
+        + [("activations", "planted_test")] * merged
+    ), out
     info = {key: job_info(slurm_cluster, j) for j, key in jobs.items()}
     assert info[("activations", "broken_test")]["JobState"] == "FAILED"
     assert {i["JobState"] for key, i in info.items() if key != ("activations", "broken_test")} == {"COMPLETED"}
 
     # Each rule's gpu reached sbatch as --gpus=N: declared (train, activations), overridden (shards), none (data).
     assert {key: gpus_requested(i) for key, i in info.items() if key[0] != "activations_shard"} == {
-        ("data", "planted"): 0, ("train", "cnn"): 1, ("activations", "broken_test"): 1,
-        **({("activations", "planted_test"): 0} if merged else {})}  # a merge needs no GPU
+        ("data", "planted"): 0,
+        ("train", "cnn"): 1,
+        ("activations", "broken_test"): 1,
+        **({("activations", "planted_test"): 0} if merged else {}),
+    }  # a merge needs no GPU
     assert gpus_requested(info[("activations_shard", "planted_test_0")]) == 0
 
     # The failed job's logs are named in Snakemake's output and hold the error.
@@ -101,8 +109,9 @@ def test_rerun_builds_only_the_missing_outputs(slurm_cluster: Cluster, workdir: 
 
 
 def test_missing_gpu_model_fails_at_submission(slurm_cluster: Cluster, workdir: Path) -> None:
-    rc, out = run_snakemake(workdir, "results/models/cnn.pt", "--forcerun", "train",
-                            "--set-resources", "train:gpu_model=h100", timeout=90)
+    rc, out = run_snakemake(
+        workdir, "results/models/cnn.pt", "--forcerun", "train", "--set-resources", "train:gpu_model=h100", timeout=90
+    )
     assert rc != 0
     assert "Requested node configuration is not available" in out, out[-3000:]
 

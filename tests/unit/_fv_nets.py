@@ -13,8 +13,9 @@ from featflow.models import Classifier
 def conv_net(n_f: int = 8, seed: int = 0) -> Classifier:
     """Conv-ReLU-MaxPool-Conv on 3-channel images; layer "3" is the pre-activation output (n_f channels)."""
     torch.manual_seed(seed)
-    body = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(16, n_f, 3, padding=1), nn.ReLU())
+    body = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, n_f, 3, padding=1), nn.ReLU()
+    )
     return Classifier(body, torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1)).eval()
 
 
@@ -25,8 +26,7 @@ class CenteredLogits(nn.Module):
 
     def __init__(self, n_classes: int = 6, dead: int = 2) -> None:
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(2),
-                                      nn.Flatten())
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(2), nn.Flatten())
         self.fc = nn.Linear(32, n_classes)
         live = [i for i in range(n_classes) if i != dead]
         with torch.no_grad():

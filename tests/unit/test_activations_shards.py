@@ -38,7 +38,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_shard_range_tiles_the_split(n: int, shards: int) -> None:
     ranges = [shard_range(n, shards, i) for i in range(shards)]
     assert ranges[0][0] == 0 and ranges[-1][1] == n
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
     sizes = [stop - start for start, stop in ranges]
     assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
 
@@ -51,8 +51,9 @@ def test_shard_range_rejects_more_shards_than_samples() -> None:
 
 
 @pytest.mark.parametrize("max_samples", [None, 30])
-def test_four_shards_merge_to_the_single_job_file(inputs: tuple[Path, Path], tmp_path: Path,
-                                                   max_samples: int | None) -> None:
+def test_four_shards_merge_to_the_single_job_file(
+    inputs: tuple[Path, Path], tmp_path: Path, max_samples: int | None
+) -> None:
     data, checkpoint = inputs
     cpu = torch.device("cpu")
     single = ActivationsSpec(batch_size=8, max_samples=max_samples)

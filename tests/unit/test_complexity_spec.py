@@ -15,9 +15,14 @@ def test_defaults_fill_the_spec() -> None:
     assert ComplexitySpec.from_dict(cfg["complexity"]) == ComplexitySpec()
 
 
-@pytest.mark.parametrize("section, key", [({"dictionary": {"solver": "als"}}, "complexity.dictionary.solver"),
-                                          ({"vinfo": {"test_fraction": 1.0}}, "complexity.vinfo.test_fraction"),
-                                          ({"robustness": {"draws": 1}}, "complexity.robustness.draws")])
+@pytest.mark.parametrize(
+    "section, key",
+    [
+        ({"dictionary": {"solver": "als"}}, "complexity.dictionary.solver"),
+        ({"vinfo": {"test_fraction": 1.0}}, "complexity.vinfo.test_fraction"),
+        ({"robustness": {"draws": 1}}, "complexity.robustness.draws"),
+    ],
+)
 def test_bad_values_name_the_key(section: dict, key: str) -> None:
     with pytest.raises(ValueError, match=key):
         validate_config({**BASE, "complexity": section})

@@ -15,8 +15,11 @@ DEFAULT = yaml.safe_load((ROOT / "config/config.yaml").read_text())
 
 
 def test_default_config_validates_and_fills_defaults():
-    minimal = {"datasets": {"p": {"kind": "planted"}}, "models": {"m": {"arch": "smallcnn", "dataset": "p"}},
-               "experiments": {"e": {"model": "m", "dataset": "p", "layers": ["act"]}}}
+    minimal = {
+        "datasets": {"p": {"kind": "planted"}},
+        "models": {"m": {"arch": "smallcnn", "dataset": "p"}},
+        "experiments": {"e": {"model": "m", "dataset": "p", "layers": ["act"]}},
+    }
     filled = validate_config(minimal)
     assert filled["seed"] == 0
     assert filled["models"]["m"]["train"]["epochs"] == 10
@@ -30,21 +33,35 @@ def test_default_config_validates_and_fills_defaults():
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda c: c["models"]["cnn"]["train"].update(lrr=0.1),
-         "unknown key 'lrr' (did you mean 'lr'?) under models.cnn.train"),
+        (
+            lambda c: c["models"]["cnn"]["train"].update(lrr=0.1),
+            "unknown key 'lrr' (did you mean 'lr'?) under models.cnn.train",
+        ),
         (lambda c: c.update(sed=1), "unknown key 'sed' (did you mean 'seed'?) under the top level"),
-        (lambda c: c["models"]["cnn"]["train"].update(epochs="ten"),
-         "config key 'models.cnn.train.epochs': 'ten' is not of type 'integer'. Expected: training epochs"),
-        (lambda c: c["models"]["cnn"]["train"].update(momentum=1.5),
-         "config key 'models.cnn.train.momentum': 1.5 is greater than the maximum of 1"),
-        (lambda c: c["experiments"]["planted"]["activations"].update(pool="max"),
-         "config key 'experiments.planted.activations.pool': 'max' is not one of ['gap', 'grid2', 'grid4']"),
-        (lambda c: c["experiments"]["planted"].update(model="nope"),
-         "config key 'experiments.planted.model': 'nope' is not defined"),
-        (lambda c: c["datasets"].update(c10={"kind": "cifar10", "path": "/no/such/folder"}),
-         "config key 'datasets.c10.path': '/no/such/folder' is not a folder"),
-        (lambda c: c["models"]["cnn"].update(weights="/no/weights.pt"),
-         "config key 'models.cnn.weights': '/no/weights.pt' is not a file"),
+        (
+            lambda c: c["models"]["cnn"]["train"].update(epochs="ten"),
+            "config key 'models.cnn.train.epochs': 'ten' is not of type 'integer'. Expected: training epochs",
+        ),
+        (
+            lambda c: c["models"]["cnn"]["train"].update(momentum=1.5),
+            "config key 'models.cnn.train.momentum': 1.5 is greater than the maximum of 1",
+        ),
+        (
+            lambda c: c["experiments"]["planted"]["activations"].update(pool="max"),
+            "config key 'experiments.planted.activations.pool': 'max' is not one of ['gap', 'grid2', 'grid4']",
+        ),
+        (
+            lambda c: c["experiments"]["planted"].update(model="nope"),
+            "config key 'experiments.planted.model': 'nope' is not defined",
+        ),
+        (
+            lambda c: c["datasets"].update(c10={"kind": "cifar10", "path": "/no/such/folder"}),
+            "config key 'datasets.c10.path': '/no/such/folder' is not a folder",
+        ),
+        (
+            lambda c: c["models"]["cnn"].update(weights="/no/weights.pt"),
+            "config key 'models.cnn.weights': '/no/weights.pt' is not a file",
+        ),
     ],
 )
 def test_bad_configs_name_the_key(mutate, message):

@@ -14,7 +14,7 @@ from featflow.theory.shi_data import gamma, generate_shi
 def test_planted_is_deterministic_and_labels_follow_factors():
     a = generate_planted(64, 32, np.random.default_rng(5))
     b = generate_planted(64, 32, np.random.default_rng(5))
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         np.testing.assert_array_equal(x, y)
     images, labels, factors = a
     assert images.shape == (64, 3, 32, 32) and images.dtype == np.uint8
@@ -63,7 +63,7 @@ def test_shi_structured_has_gamma_quarter_and_unit_norm():
     np.testing.assert_allclose(gamma(train.phi, train.y, 5), 0.25, atol=0.02)
     assert abs(train.y.mean()) < 0.03  # balanced classes
     np.testing.assert_allclose(train.phi.mean(axis=0), 0.5, atol=0.02)  # every marginal is 1/2
-    np.testing.assert_allclose((train.x ** 2).sum(axis=1).mean(), 1.0, rtol=1e-3)
+    np.testing.assert_allclose((train.x**2).sum(axis=1).mean(), 1.0, rtol=1e-3)
     np.testing.assert_array_equal(train.y, np.where(train.phi[:, :5].sum(1) % 2 == 1, 1, -1))
 
 

@@ -49,7 +49,7 @@ def test_twonn_matches_dadapy() -> None:
     data_mod = pytest.importorskip(
         "dadapy.data",
         reason="dadapy 0.3.4 does not build here: its sdist ships Cython-generated C for NumPy 1 (no .pyx to "
-               "regenerate) and fails against NumPy 2; the direct Facco reference test covers the estimator",
+        "regenerate) and fails against NumPy 2; the direct Facco reference test covers the estimator",
     )
     x = embedded_cube(600, 3, 8, seed=1)
     expected = data_mod.Data(x).compute_id_2NN(algorithm="base", mu_fraction=0.9)[0]

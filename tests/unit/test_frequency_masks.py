@@ -10,7 +10,13 @@ from torch import nn
 
 from featflow.frequency.attacks import pgd_linf
 from featflow.frequency.fourier_masks import (
-    apply_mask, band_energies, complement, learn_dataset_mask, learn_image_masks, mask_shape, predict,
+    apply_mask,
+    band_energies,
+    complement,
+    learn_dataset_mask,
+    learn_image_masks,
+    mask_shape,
+    predict,
 )
 from featflow.frequency.spec import DatasetMaskSpec, ImageMaskSpec
 
@@ -58,8 +64,9 @@ def setup() -> tuple[LowPassNet, torch.Tensor, torch.Tensor, torch.Tensor]:
 def test_dataset_mask_keeps_the_band_and_drops_the_rest(setup) -> None:
     net, x, y, band = setup
     spec = DatasetMaskSpec(lam=0.2, lr=0.05, epochs=40, batch_size=64, target_ratio=1.0, stall=0.0)
-    mask, history = learn_dataset_mask(net, x, y, spec, mask_shape("shared", 1, SIZE, SIZE), "cpu",
-                                       torch.Generator().manual_seed(0))
+    mask, history = learn_dataset_mask(
+        net, x, y, spec, mask_shape("shared", 1, SIZE, SIZE), "cpu", torch.Generator().manual_seed(0)
+    )
     informative = band.clone()
     informative[0, 0] = 0  # the zero frequency carries no class information (zero-sum weights)
     inside, outside = mask[0][informative > 0], mask[0][band == 0]
@@ -126,11 +133,16 @@ def test_pgd_stays_in_the_ball_and_raises_the_loss(setup) -> None:
 def test_frequency_references_are_checked() -> None:
     from featflow.frequency.spec import reference_problems
 
-    config = {"models": {"cnn": {}}, "datasets": {"planted": {}},
-              "experiments": {"planted": {"layers": ["pool", "act"], "activations": {"splits": ["test"]}}},
-              "frequency": {"masks": {"models": ["cnn", "missing"], "dataset": "planted"},
-                            "maps": {"models": ["cnn"], "dataset": "nodata"},
-                            "idcor": {"experiments": ["planted"], "pairs": [["pool", "fc9"]], "split": "train"}}}
+    config = {
+        "models": {"cnn": {}},
+        "datasets": {"planted": {}},
+        "experiments": {"planted": {"layers": ["pool", "act"], "activations": {"splits": ["test"]}}},
+        "frequency": {
+            "masks": {"models": ["cnn", "missing"], "dataset": "planted"},
+            "maps": {"models": ["cnn"], "dataset": "nodata"},
+            "idcor": {"experiments": ["planted"], "pairs": [["pool", "fc9"]], "split": "train"},
+        },
+    }
     problems = "\n".join(reference_problems(config))
     for key in ("frequency.masks.models", "'missing'", "frequency.maps.dataset", "frequency.idcor.split", "'fc9'"):
         assert key in problems
@@ -151,11 +163,17 @@ def test_pgd_adversarial_training_runs_on_adversarial_batches(monkeypatch) -> No
 
     monkeypatch.setattr(train_mod, "pgd_linf", spy)
     gen = torch.Generator().manual_seed(0)
-    split = LoadedSplit(torch.rand(64, 3, 16, 16, generator=gen), torch.randint(0, 2, (64,), generator=gen), None,
-                        ("a", "b"), ())
-    spec = ModelSpec.from_dict({"arch": "smallcnn", "dataset": "d", "width": 4,
-                                "train": {"epochs": 1, "batch_size": 32, "augment": "pgd", "pgd_eps": 0.1,
-                                          "pgd_steps": 2, "pgd_step": 0.5}})
+    split = LoadedSplit(
+        torch.rand(64, 3, 16, 16, generator=gen), torch.randint(0, 2, (64,), generator=gen), None, ("a", "b"), ()
+    )
+    spec = ModelSpec.from_dict(
+        {
+            "arch": "smallcnn",
+            "dataset": "d",
+            "width": 4,
+            "train": {"epochs": 1, "batch_size": 32, "augment": "pgd", "pgd_eps": 0.1, "pgd_steps": 2, "pgd_step": 0.5},
+        }
+    )
     model = build_model(spec, (3, 16, 16), 2)
     history = train_mod.fit(model, split, split, spec, torch.device("cpu"), gen)
     assert len(history) == 1 and np.isfinite(history[0]["loss"])

@@ -27,12 +27,15 @@ def test_defaults_fill_and_spec_round_trip(default_config):
     assert spec.to_dict() == {**filled, "invert_with": list(filled["invert_with"])}
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("model", "nope", "fv.bad.model"),
-    ("aggregation", "max", "fv.bad.aggregation"),
-    ("k", -1, "fv.bad.k"),
-    ("invert_with", ["nope"], "fv.bad.invert_with"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("model", "nope", "fv.bad.model"),
+        ("aggregation", "max", "fv.bad.aggregation"),
+        ("k", -1, "fv.bad.k"),
+        ("invert_with", ["nope"], "fv.bad.invert_with"),
+    ],
+)
 def test_bad_values_name_the_key(default_config, key, value, message):
     cfg = copy.deepcopy(default_config)
     cfg["fv"] = {"bad": {"model": "cnn", "layer": "act", key: value}}

@@ -16,8 +16,20 @@ def test_ssim_matches_skimage(channels):
     a = gen.random((2, channels, 24, 20))
     b = np.clip(a + 0.2 * gen.standard_normal(a.shape), 0, 1)
     ours = ssim(torch.from_numpy(a), torch.from_numpy(b)).numpy()
-    ref = [structural_similarity(a[i], b[i], channel_axis=0, gaussian_weights=True, sigma=1.5,
-                                 use_sample_covariance=False, data_range=1.0, K1=0.01, K2=0.03) for i in range(2)]
+    ref = [
+        structural_similarity(
+            a[i],
+            b[i],
+            channel_axis=0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.0,
+            K1=0.01,
+            K2=0.03,
+        )
+        for i in range(2)
+    ]
     np.testing.assert_allclose(ours, ref, atol=1e-5)
     assert torch.allclose(ssim(torch.from_numpy(a), torch.from_numpy(a)), torch.ones(2))
 

@@ -6,13 +6,28 @@ import pytest
 import torch
 
 from featflow.config import ModelSpec
-from featflow.models import (build_model, capture, classifier_head, forward_to, load_checkpoint, resolve_layer,
-                             save_checkpoint)
+from featflow.models import (
+    build_model,
+    capture,
+    classifier_head,
+    forward_to,
+    load_checkpoint,
+    resolve_layer,
+    save_checkpoint,
+)
 from featflow.models.train import channel_stats
 
 
-@pytest.mark.parametrize(("arch", "shape"), [("smallcnn", (3, 32, 32)), ("mlp", (20,)), ("resnet18", (3, 32, 32)),
-                                             ("densenet121", (3, 32, 32)), ("googlenet", (3, 32, 32))])
+@pytest.mark.parametrize(
+    ("arch", "shape"),
+    [
+        ("smallcnn", (3, 32, 32)),
+        ("mlp", (20,)),
+        ("resnet18", (3, 32, 32)),
+        ("densenet121", (3, 32, 32)),
+        ("googlenet", (3, 32, 32)),
+    ],
+)
 def test_registry_builds_working_classifiers(arch, shape):
     model = build_model(ModelSpec(arch=arch, dataset="d", width=8), shape, 5).eval()
     with torch.no_grad():

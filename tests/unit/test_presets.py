@@ -23,5 +23,11 @@ def test_preset_validates_and_documents_its_needs(preset):
 
 def test_the_issue_presets_exist():
     names = {p.stem for p in PRESETS}
-    assert {"cifar10_resnet18", "imagenet_resnet50", "ifv_googlenet", "ifv_densenet_cifar", "fourier_cifar10",
-            "theory_paper"} <= names
+    assert {
+        "cifar10_resnet18",
+        "imagenet_resnet50",
+        "ifv_googlenet",
+        "ifv_densenet_cifar",
+        "fourier_cifar10",
+        "theory_paper",
+    } <= names

@@ -15,7 +15,7 @@ def _rule_blocks() -> dict[str, str]:
     blocks = {}
     for path in sorted(RULES.glob("*.smk")):
         parts = re.split(r"^rule (\w+):\n", path.read_text(), flags=re.M)
-        for name, body in zip(parts[1::2], parts[2::2]):
+        for name, body in zip(parts[1::2], parts[2::2], strict=False):
             blocks[name] = body.split("\n\n\n")[0]
     return blocks
 

@@ -12,8 +12,10 @@ from featflow import store
 
 def test_round_trip_nested_arrays_and_attrs(tmp_path):
     path = tmp_path / "a.h5"
-    arrays = {"x": np.arange(12, dtype=np.float32).reshape(3, 4), "g": {"y": np.array([1, 2, 3]),
-                                                                         "names": np.array(["a", "bc"])}}
+    arrays = {
+        "x": np.arange(12, dtype=np.float32).reshape(3, 4),
+        "g": {"y": np.array([1, 2, 3]), "names": np.array(["a", "bc"])},
+    }
     store.write_h5(path, "thing", arrays, {"config": {"k": [1, 2]}, "seed": 3})
     back = store.read_h5(path, "thing")
     np.testing.assert_array_equal(back["x"], arrays["x"])

@@ -22,7 +22,7 @@ def default_config():
 
 
 def test_schema_defaults_are_the_spec_defaults():
-    schema = yaml.safe_load((ROOT / "workflow/schemas/theory.schema.yaml").read_text())
+    schema = yaml.safe_load((ROOT / "src/featflow/schemas/theory.schema.yaml").read_text())
     fields = {f.name: f.default for f in dataclasses.fields(TheorySpec)}
     assert set(schema["properties"]) == set(fields)
     for key, sub in schema["properties"].items():
@@ -47,11 +47,14 @@ def test_bad_values_are_refused_by_the_schema(default_config, key, value):
         validate_config(config)
 
 
-@pytest.mark.parametrize("section, key, value, message", [
-    ("theory", "structured", "planted", "theory.structured': 'planted' is not a data set of kind shi"),
-    ("theory", "unstructured", "shi", "must differ"),
-    ("shi", "structured", False, "theory.structured': data set 'shi' has shi.structured = False"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("theory", "structured", "planted", "theory.structured': 'planted' is not a data set of kind shi"),
+        ("theory", "unstructured", "shi", "must differ"),
+        ("shi", "structured", False, "theory.structured': data set 'shi' has shi.structured = False"),
+    ],
+)
 def test_bad_data_set_names_are_refused(default_config, section, key, value, message):
     config = validate_config(default_config)
     (config["theory"] if section == "theory" else config["datasets"]["shi"]["shi"])[key] = value

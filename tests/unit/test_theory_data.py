@@ -18,8 +18,8 @@ def test_structured_family_is_balanced_with_the_designed_gamma(p0):
     assert abs(y.mean()) < 0.02  # (A0)
     np.testing.assert_allclose(gamma(phi, y, spec.k), design_gamma(spec), atol=0.015)  # (A1): (1 - p0) / 2
     np.testing.assert_allclose(phi[:, : spec.k].mean(axis=0), 0.5, atol=0.015)
-    np.testing.assert_allclose(phi[:, spec.k:].mean(), p0, atol=0.01)  # (A2)
-    outside = phi[:, spec.k:] - phi[:, spec.k:].mean(axis=0)
+    np.testing.assert_allclose(phi[:, spec.k :].mean(), p0, atol=0.01)  # (A2)
+    outside = phi[:, spec.k :] - phi[:, spec.k :].mean(axis=0)
     corr = np.corrcoef(np.c_[outside[:, :4], phi[:, :2]].T)
     # patterns outside A uncorrelated with each other and with A (the A patterns are correlated among themselves)
     assert np.abs(corr[:4] - np.eye(6)[:4]).max() < 0.03
@@ -59,8 +59,9 @@ def test_bad_specs_are_refused(bad):
 
 
 def test_file_round_trip(tmp_path):
-    spec = DatasetSpec.from_dict({"kind": "shi", "n_train": 64, "n_test": 32, "seed": 3,
-                                  "shi": {"d": 30, "D": 10, "k": 3, "p0": 0.4}})
+    spec = DatasetSpec.from_dict(
+        {"kind": "shi", "n_train": 64, "n_test": 32, "seed": 3, "shi": {"d": 30, "D": 10, "k": 3, "p0": 0.4}}
+    )
     write_dataset(spec, tmp_path / "shi.h5", {"config": spec.to_dict()})
     data = load_shi(tmp_path / "shi.h5")
     assert data.spec == spec.shi

@@ -41,15 +41,26 @@ def test_pool_modes():
 def test_extraction_matches_the_network(trained):
     tmp, _ = trained
     spec = ActivationsSpec(pool="gap", batch_size=64, max_samples=100)
-    extract_to_h5(tmp / "m.pt", tmp / "d.h5", "test", ["block1", "act"], spec, tmp / "a.h5",
-                  torch.device("cpu"), {"stage": "activations"})
+    extract_to_h5(
+        tmp / "m.pt",
+        tmp / "d.h5",
+        "test",
+        ["block1", "act"],
+        spec,
+        tmp / "a.h5",
+        torch.device("cpu"),
+        {"stage": "activations"},
+    )
     data = store.read_h5(tmp / "a.h5", "activations")
     model, _ = load_checkpoint(tmp / "m.pt")
     x = torch.from_numpy(store.read_h5(tmp / "d.h5")["test"]["x"][:100]).float() / 255
     with torch.no_grad():
         logits = model(x)
-        hidden = model.body.act(model.body.fc1(model.body.pool(model.body.block3(model.body.block2(
-            model.body.block1((x - model.mean) / model.std))))))
+        hidden = model.body.act(
+            model.body.fc1(
+                model.body.pool(model.body.block3(model.body.block2(model.body.block1((x - model.mean) / model.std))))
+            )
+        )
     np.testing.assert_allclose(data["logits"], logits.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(data["layers"]["act"], hidden.numpy(), rtol=1e-4, atol=1e-5)
     assert data["layers"]["block1"].shape == (100, 8) and data["labels"].shape == (100,)
@@ -59,6 +70,7 @@ def test_extraction_matches_the_network(trained):
 def test_misspelled_layer_fails_before_extraction(trained, tmp_path):
     tmp, _ = trained
     with pytest.raises(ValueError, match="layer 'blok1' not found"):
-        extract_to_h5(tmp / "m.pt", tmp / "d.h5", "test", ["blok1"], ActivationsSpec(), tmp_path / "a.h5",
-                      torch.device("cpu"), {})
+        extract_to_h5(
+            tmp / "m.pt", tmp / "d.h5", "test", ["blok1"], ActivationsSpec(), tmp_path / "a.h5", torch.device("cpu"), {}
+        )
     assert not (tmp_path / "a.h5").exists()

@@ -32,8 +32,9 @@ def copy_workflow(dest: Path, config: Path) -> Path:
 def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run snakemake in ``workdir`` with 2 cores; output captured as text."""
     env = {**os.environ, "PYTHONPATH": str(workdir / "src")}
-    return subprocess.run([SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
@@ -42,7 +43,7 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
     jobs: dict[str, int] = {}
     if "Job stats:" not in lines:
         return jobs
-    for line in lines[lines.index("Job stats:") + 3:]:
+    for line in lines[lines.index("Job stats:") + 3 :]:
         parts = line.split()
         if len(parts) != 2 or not parts[1].isdigit():
             break

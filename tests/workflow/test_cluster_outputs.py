@@ -24,8 +24,16 @@ def test_sharded_activations_equal_a_single_job(dag_run, tmp_path):
         for shard in range(2):  # each shard was its own job, with its own log
             assert (dag_run / f"logs/activations_shard/planted_{split}_{shard}.log").is_file()
         ref = tmp_path / f"{split}.h5"
-        extract_to_h5(dag_run / f"results/models/{spec.model}.pt", dag_run / f"results/data/{spec.dataset}.h5",
-                      split, spec.layers, single, ref, torch.device("cpu"), {})
+        extract_to_h5(
+            dag_run / f"results/models/{spec.model}.pt",
+            dag_run / f"results/data/{spec.dataset}.h5",
+            split,
+            spec.layers,
+            single,
+            ref,
+            torch.device("cpu"),
+            {},
+        )
         merged = store.read_h5(dag_run / f"results/planted/activations/{split}.h5", "activations")
         expected = store.read_h5(ref, "activations")
         for key in ("labels", "indices", "factors"):
@@ -33,6 +41,8 @@ def test_sharded_activations_equal_a_single_job(dag_run, tmp_path):
         np.testing.assert_allclose(merged["logits"], expected["logits"], rtol=1e-5, atol=1e-6)
         for name in spec.layers:
             np.testing.assert_allclose(merged["layers"][name], expected["layers"][name], rtol=1e-5, atol=1e-6)
-        assert store.read_attrs(dag_run / f"results/planted/activations/{split}.h5")["accuracy"] == \
-            store.read_attrs(ref)["accuracy"]
+        assert (
+            store.read_attrs(dag_run / f"results/planted/activations/{split}.h5")["accuracy"]
+            == store.read_attrs(ref)["accuracy"]
+        )
     assert not list((dag_run / "results/planted/activations/shards").glob("*.h5"))  # temporary, removed

@@ -32,8 +32,18 @@ def test_feature_table(dag_run: Path) -> None:
     k = _k(dag_run)
     table = pd.read_parquet(dag_run / CX / "features.parquet")
     assert len(table) == k and len(pd.read_csv(dag_run / CX / "features.csv")) == k
-    expected = {"complexity", "iv_input", "iv_act", "redundancy_p0.5", "sensitivity_s0.1", "sensitivity_s0.5",
-                "importance", "importance_abs", "hoyer", "usage"}
+    expected = {
+        "complexity",
+        "iv_input",
+        "iv_act",
+        "redundancy_p0.5",
+        "sensitivity_s0.1",
+        "sensitivity_s0.5",
+        "importance",
+        "importance_abs",
+        "hoyer",
+        "usage",
+    }
     assert expected <= set(table.columns)
     alive = table.dropna(subset=["complexity"])
     assert ((alive["complexity"] >= 0) & (alive["complexity"] <= 1)).all()

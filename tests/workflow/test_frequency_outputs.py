@@ -80,7 +80,7 @@ def test_adversarial_maps(dag_run: Path, model: str) -> None:
 def test_layer_idcor(dag_run: Path, experiment: str) -> None:
     base = dag_run / f"results/{experiment}/frequency"
     table = pd.read_csv(base / "idcor_layers.csv")
-    assert [[a, b] for a, b in zip(table["layer_a"], table["layer_b"])] == TINY["idcor"]["pairs"]
+    assert [[a, b] for a, b in zip(table["layer_a"], table["layer_b"], strict=False)] == TINY["idcor"]["pairs"]
     assert (table[["id_a", "id_b", "id_joint"]] > 0).all().all()
     assert table["p_value"].between(0, 1).all()
     # act = ReLU(fc1(pool)) is a function of pool: the joint dimension stays near the larger one

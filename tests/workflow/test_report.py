@@ -34,18 +34,37 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     browser = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
     if browser is None:
         pytest.skip("no Chromium installed (apt-get install chromium to run this check)")
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900"]
+    flags = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
+    ]
     shot = tmp_path / "report.png"
-    subprocess.run([*flags, f"--user-data-dir={tmp_path / 'p1'}", f"--screenshot={shot}", report.as_uri()],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*flags, f"--user-data-dir={tmp_path / 'p1'}", f"--screenshot={shot}", report.as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     from PIL import Image
 
     low, high = Image.open(shot).convert("L").getextrema()
     assert high - low > 50, "the rendered report is blank"
-    dom = subprocess.run([*flags, f"--user-data-dir={tmp_path / 'p2'}", "--virtual-time-budget=5000",
-                          "--dump-dom", report.as_uri()], check=True, capture_output=True, text=True, timeout=120)
-    categories = set(re.findall(r'category="([^"]+)"', "".join(
-        p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))))
+    dom = subprocess.run(
+        [*flags, f"--user-data-dir={tmp_path / 'p2'}", "--virtual-time-budget=5000", "--dump-dom", report.as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    categories = set(
+        re.findall(r'category="([^"]+)"', "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk")))
+    )
     for name in ("Workflow", "Statistics", *categories):
         assert name in dom.stdout, f"'{name}' is missing from the rendered report"

@@ -14,18 +14,18 @@ rule activations_shard:
         "benchmarks/activations_shard/{experiment}_{split}_{shard}.tsv"
     wildcard_constraints:
         shard=r"\d+",
-    params:
-        stage="activations",
-        spec=lambda wc: experiment(wc.experiment),
-        seed=SEED,
-        code=code_version("activations"),
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
         gpu=1,  # batched forward passes through the network
-    conda:
-        ENV
+    params:
+        stage="activations",
+        spec=lambda wc: experiment(wc.experiment),
+        seed=SEED,
+        code=code_version("activations"),
     script:
         "../scripts/activations_shard.py"
 
@@ -39,19 +39,19 @@ rule activations:
         "logs/activations/{experiment}_{split}.log",
     benchmark:
         "benchmarks/activations/{experiment}_{split}.tsv"
-    params:
-        stage="activations",
-        spec=lambda wc: experiment(wc.experiment),
-        seed=SEED,
-        code=code_version("activations"),
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
         # batched forward passes through the network; merging shards needs no GPU
         gpu=lambda wc: int(experiment(wc.experiment)["activations"]["shards"] == 1),
-    conda:
-        ENV
+    params:
+        stage="activations",
+        spec=lambda wc: experiment(wc.experiment),
+        seed=SEED,
+        code=code_version("activations"),
     script:
         "../scripts/activations.py"
 

@@ -8,7 +8,7 @@ from featflow.config import validate_config
 from featflow.repro import code_version
 
 # Validated before any job runs: a bad key, type, range or missing data path stops here.
-CFG = validate_config(config, Path(workflow.basedir) / "workflow" / "schemas")
+CFG = validate_config(config)
 SEED = CFG["seed"]
 ENV = "../../envs/featflow.yaml"
 
@@ -57,12 +57,7 @@ def activations_inputs(wc):
             "checkpoint": f"results/models/{exp['model']}.pt",
             "data": f"results/data/{exp['dataset']}.h5",
         }
-    return {
-        "shards": [
-            f"results/{wc.experiment}/activations/shards/{wc.split}_{shard}.h5"
-            for shard in range(shards)
-        ]
-    }
+    return {"shards": [f"results/{wc.experiment}/activations/shards/{wc.split}_{shard}.h5" for shard in range(shards)]}
 
 
 # Final outputs of every branch; each rule file appends its own.

@@ -28,18 +28,18 @@ rule dictionary:
         "logs/dictionary/{experiment}.log",
     benchmark:
         "benchmarks/dictionary/{experiment}.tsv"
-    params:
-        stage="dictionary",
-        spec=complexity_spec,
-        seed=SEED,
-        code=code_version("dictionary"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
         gpu=1,  # NMF iterations are matrix products: an accelerator helps at paper scale
-    conda:
-        ENV
+    params:
+        stage="dictionary",
+        spec=complexity_spec,
+        seed=SEED,
+        code=code_version("dictionary"),
     script:
         "../scripts/dictionary.py"
 
@@ -55,18 +55,18 @@ rule codes:
         "logs/codes/{experiment}_{split}.log",
     benchmark:
         "benchmarks/codes/{experiment}_{split}.tsv"
-    params:
-        stage="dictionary",
-        spec=complexity_spec,
-        seed=SEED,
-        code=code_version("dictionary"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
         gpu=1,  # batched NNLS: matrix products over all samples
-    conda:
-        ENV
+    params:
+        stage="dictionary",
+        spec=complexity_spec,
+        seed=SEED,
+        code=code_version("dictionary"),
     script:
         "../scripts/codes.py"
 
@@ -84,18 +84,18 @@ rule complexity:
         "logs/complexity/{experiment}.log",
     benchmark:
         "benchmarks/complexity/{experiment}.tsv"
-    params:
-        stage="complexity",
-        spec=complexity_spec,
-        seed=SEED,
-        code=code_version("complexity"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
         gpu=0,  # one small float64 factorization per layer
-    conda:
-        ENV
+    params:
+        stage="complexity",
+        spec=complexity_spec,
+        seed=SEED,
+        code=code_version("complexity"),
     script:
         "../scripts/complexity.py"
 
@@ -109,18 +109,18 @@ rule redundancy:
         "results/{experiment}/complexity/redundancy.h5",
     log:
         "logs/redundancy/{experiment}.log",
-    params:
-        stage="complexity",
-        spec=complexity_spec,
-        seed=SEED,
-        code=code_version("complexity"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
         gpu=0,  # (d x d) Gram products only
-    conda:
-        ENV
+    params:
+        stage="complexity",
+        spec=complexity_spec,
+        seed=SEED,
+        code=code_version("complexity"),
     script:
         "../scripts/redundancy.py"
 
@@ -136,18 +136,18 @@ rule robustness:
         "logs/robustness/{experiment}.log",
     benchmark:
         "benchmarks/robustness/{experiment}.tsv"
-    params:
-        stage="complexity",
-        spec=complexity_spec,
-        seed=SEED,
-        code=code_version("complexity"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
         gpu=1,  # forward passes of images x noise draws through the network
-    conda:
-        ENV
+    params:
+        stage="complexity",
+        spec=complexity_spec,
+        seed=SEED,
+        code=code_version("complexity"),
     script:
         "../scripts/robustness.py"
 
@@ -162,18 +162,18 @@ rule importance:
         "results/{experiment}/complexity/importance.h5",
     log:
         "logs/importance/{experiment}.log",
-    params:
-        stage="complexity",
-        spec=complexity_spec,
-        seed=SEED,
-        code=code_version("complexity"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
         gpu=0,  # closed form: one (k, d) x (d, C) product
-    conda:
-        ENV
+    params:
+        stage="complexity",
+        spec=complexity_spec,
+        seed=SEED,
+        code=code_version("complexity"),
     script:
         "../scripts/importance.py"
 
@@ -195,18 +195,18 @@ rule feature_table:
         parquet="results/{experiment}/complexity/features.parquet",
     log:
         "logs/feature_table/{experiment}.log",
-    params:
-        stage="complexity",
-        spec=complexity_spec,
-        seed=SEED,
-        code=code_version("complexity"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
         gpu=0,  # joins small arrays
-    conda:
-        ENV
+    params:
+        stage="complexity",
+        spec=complexity_spec,
+        seed=SEED,
+        code=code_version("complexity"),
     script:
         "../scripts/feature_table.py"
 
@@ -220,27 +220,40 @@ rule complexity_figures:
         activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
         data=experiment_data,
     output:
-        importance=report("results/{experiment}/complexity/figures/importance.png", caption="../report/complexity_importance.rst",
-                          category="Complexity"),
-        iv_curves=report("results/{experiment}/complexity/figures/iv_curves.png", caption="../report/complexity_iv_curves.rst",
-                         category="Complexity"),
-        umap=report("results/{experiment}/complexity/figures/umap.png", caption="../report/complexity_umap.rst", category="Complexity"),
-        top_images=report("results/{experiment}/complexity/figures/top_images.png", caption="../report/complexity_top_images.rst",
-                          category="Complexity"),
+        importance=report(
+            "results/{experiment}/complexity/figures/importance.png",
+            caption="../report/complexity_importance.rst",
+            category="Complexity",
+        ),
+        iv_curves=report(
+            "results/{experiment}/complexity/figures/iv_curves.png",
+            caption="../report/complexity_iv_curves.rst",
+            category="Complexity",
+        ),
+        umap=report(
+            "results/{experiment}/complexity/figures/umap.png",
+            caption="../report/complexity_umap.rst",
+            category="Complexity",
+        ),
+        top_images=report(
+            "results/{experiment}/complexity/figures/top_images.png",
+            caption="../report/complexity_top_images.rst",
+            category="Complexity",
+        ),
     log:
         "logs/complexity_figures/{experiment}.log",
-    params:
-        stage="complexity_plots",
-        spec=complexity_spec,
-        seed=SEED,
-        code=code_version("complexity_plots"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
         gpu=0,  # UMAP of k atoms and plotting
-    conda:
-        ENV
+    params:
+        stage="complexity_plots",
+        spec=complexity_spec,
+        seed=SEED,
+        code=code_version("complexity_plots"),
     script:
         "../scripts/complexity_figures.py"
 
@@ -248,6 +261,12 @@ rule complexity_figures:
 TARGETS += [
     f"results/{name}/complexity/{leaf}"
     for name in CX_EXPERIMENTS
-    for leaf in ("features.csv", "factors.csv", "figures/importance.png", "figures/iv_curves.png",
-                 "figures/umap.png", "figures/top_images.png")
+    for leaf in (
+        "features.csv",
+        "factors.csv",
+        "figures/importance.png",
+        "figures/iv_curves.png",
+        "figures/umap.png",
+        "figures/top_images.png",
+    )
 ]

@@ -3,17 +3,17 @@ rule data:
         "results/data/{dataset}.h5",
     log:
         "logs/data/{dataset}.log",
-    params:
-        stage="data",
-        spec=lambda wc: CFG["datasets"][wc.dataset],
-        seed=SEED,
-        code=code_version("data"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
         gpu=0,  # generation and file reads only
-    conda:
-        ENV
+    params:
+        stage="data",
+        spec=lambda wc: CFG["datasets"][wc.dataset],
+        seed=SEED,
+        code=code_version("data"),
     script:
         "../scripts/data.py"

@@ -26,18 +26,18 @@ rule fourier_mask:
         "logs/fourier_mask/{model}.log",
     benchmark:
         "benchmarks/fourier_mask/{model}.tsv"
-    params:
-        stage="frequency",
-        spec=lambda wc: frequency_part("masks"),
-        seed=SEED,
-        code=code_version("frequency"),
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
         gpu=1,  # thousands of forward/backward passes through the frozen network
-    conda:
-        ENV
+    params:
+        stage="frequency",
+        spec=lambda wc: frequency_part("masks"),
+        seed=SEED,
+        code=code_version("frequency"),
     script:
         "../scripts/fourier_mask.py"
 
@@ -48,27 +48,32 @@ rule fourier_mask_figures:
     output:
         bands="results/frequency/compare/mask_bands.csv",
         summary="results/frequency/compare/mask_summary.csv",
-        radial=report("results/frequency/compare/bands_radial.png", caption="../report/frequency_bands.rst",
-                      category="Frequency"),
-        angular=report("results/frequency/compare/bands_angular.png", caption="../report/frequency_bands.rst",
-                       category="Frequency"),
-        gallery=report("results/frequency/compare/masks.png", caption="../report/frequency_masks.rst",
-                       category="Frequency"),
+        radial=report(
+            "results/frequency/compare/bands_radial.png", caption="../report/frequency_bands.rst", category="Frequency"
+        ),
+        angular=report(
+            "results/frequency/compare/bands_angular.png",
+            caption="../report/frequency_bands.rst",
+            category="Frequency",
+        ),
+        gallery=report(
+            "results/frequency/compare/masks.png", caption="../report/frequency_masks.rst", category="Frequency"
+        ),
     log:
         "logs/fourier_mask_figures/compare.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,  # tables and plots only
     params:
         stage="frequency_plots",
         spec=lambda wc: {"models": FREQ["masks"]["models"]},
         seed=SEED,
         code=code_version("frequency_plots"),
         models=FREQ.get("masks", {}).get("models", []),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-        gpu=0,  # tables and plots only
-    conda:
-        ENV
     script:
         "../scripts/fourier_mask_figures.py"
 
@@ -84,18 +89,18 @@ rule adversarial_maps:
         "logs/adversarial_maps/{model}.log",
     benchmark:
         "benchmarks/adversarial_maps/{model}.tsv"
-    params:
-        stage="frequency",
-        spec=lambda wc: frequency_part("maps"),
-        seed=SEED,
-        code=code_version("frequency"),
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
         gpu=1,  # PGD and per-image map optimization: many forward/backward passes
-    conda:
-        ENV
+    params:
+        stage="frequency",
+        spec=lambda wc: frequency_part("maps"),
+        seed=SEED,
+        code=code_version("frequency"),
     script:
         "../scripts/adversarial_maps.py"
 
@@ -105,22 +110,23 @@ rule adversarial_maps_figure:
         maps="results/frequency/models/{model}/maps.h5",
         table="results/frequency/models/{model}/maps.csv",
     output:
-        report("results/frequency/models/{model}/maps.png", caption="../report/frequency_maps.rst",
-               category="Frequency"),
+        report(
+            "results/frequency/models/{model}/maps.png", caption="../report/frequency_maps.rst", category="Frequency"
+        ),
     log:
         "logs/adversarial_maps_figure/{model}.log",
-    params:
-        stage="frequency_plots",
-        spec=lambda wc: {"model": wc.model},
-        seed=SEED,
-        code=code_version("frequency_plots"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
         gpu=0,  # one plot
-    conda:
-        ENV
+    params:
+        stage="frequency_plots",
+        spec=lambda wc: {"model": wc.model},
+        seed=SEED,
+        code=code_version("frequency_plots"),
     script:
         "../scripts/adversarial_maps_figure.py"
 
@@ -134,18 +140,18 @@ rule idcor:
         "logs/idcor/{experiment}.log",
     benchmark:
         "benchmarks/idcor/{experiment}.tsv"
-    params:
-        stage="frequency",
-        spec=lambda wc: FREQ["idcor"],
-        seed=SEED,
-        code=code_version("frequency"),
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
         gpu=1,  # chunked nearest-neighbor search, repeated for every permutation
-    conda:
-        ENV
+    params:
+        stage="frequency",
+        spec=lambda wc: FREQ["idcor"],
+        seed=SEED,
+        code=code_version("frequency"),
     script:
         "../scripts/idcor.py"
 
@@ -154,22 +160,25 @@ rule idcor_figure:
     input:
         "results/{experiment}/frequency/idcor_layers.csv",
     output:
-        report("results/{experiment}/frequency/idcor_layers.png", caption="../report/frequency_idcor.rst",
-               category="Frequency"),
+        report(
+            "results/{experiment}/frequency/idcor_layers.png",
+            caption="../report/frequency_idcor.rst",
+            category="Frequency",
+        ),
     log:
         "logs/idcor_figure/{experiment}.log",
-    params:
-        stage="frequency_plots",
-        spec=lambda wc: {"experiment": wc.experiment},
-        seed=SEED,
-        code=code_version("frequency_plots"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
         gpu=0,  # one plot
-    conda:
-        ENV
+    params:
+        stage="frequency_plots",
+        spec=lambda wc: {"experiment": wc.experiment},
+        seed=SEED,
+        code=code_version("frequency_plots"),
     script:
         "../scripts/idcor_figure.py"
 

@@ -21,18 +21,18 @@ rule fv_targets:
         "results/fv/{fv}/targets.h5",
     log:
         "logs/fv_targets/{fv}.log",
-    params:
-        stage="fv",
-        spec=lambda wc: CFG["fv"][wc.fv],
-        seed=SEED,
-        code=code_version("fv"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
         gpu=0,  # a projection per target: no accelerator needed
-    conda:
-        ENV
+    params:
+        stage="fv",
+        spec=lambda wc: CFG["fv"][wc.fv],
+        seed=SEED,
+        code=code_version("fv"),
     script:
         "../scripts/fv_targets.py"
 
@@ -47,18 +47,18 @@ rule fv_optimize:
         "logs/fv_optimize/{fv}.log",
     benchmark:
         "benchmarks/fv_optimize/{fv}.tsv"
-    params:
-        stage="fv",
-        spec=lambda wc: CFG["fv"][wc.fv],
-        seed=SEED,
-        code=code_version("fv"),
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
         gpu=1,  # thousands of batched forward/backward passes: the costliest FV step
-    conda:
-        ENV
+    params:
+        stage="fv",
+        spec=lambda wc: CFG["fv"][wc.fv],
+        seed=SEED,
+        code=code_version("fv"),
     script:
         "../scripts/fv_optimize.py"
 
@@ -74,18 +74,18 @@ rule fv_figure:
         ),
     log:
         "logs/fv_figure/{fv}.log",
-    params:
-        stage="fv_plots",
-        spec=lambda wc: CFG["fv"][wc.fv],
-        seed=SEED,
-        code=code_version("fv_plots"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=5,
         gpu=0,  # plotting
-    conda:
-        ENV
+    params:
+        stage="fv_plots",
+        spec=lambda wc: CFG["fv"][wc.fv],
+        seed=SEED,
+        code=code_version("fv_plots"),
     script:
         "../scripts/fv_figure.py"
 

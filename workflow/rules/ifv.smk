@@ -11,18 +11,18 @@ rule jacobian:
         "logs/jacobian/{fv}.log",
     benchmark:
         "benchmarks/jacobian/{fv}.tsv"
-    params:
-        stage="ifv",
-        spec=lambda wc: CFG["fv"][wc.fv],
-        seed=SEED,
-        code=code_version("ifv"),
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
         gpu=1,  # n_f batched backward passes per realization
-    conda:
-        ENV
+    params:
+        stage="ifv",
+        spec=lambda wc: CFG["fv"][wc.fv],
+        seed=SEED,
+        code=code_version("ifv"),
     script:
         "../scripts/jacobian.py"
 
@@ -36,18 +36,18 @@ rule critical_space:
         "logs/critical_space/{fv}.log",
     benchmark:
         "benchmarks/critical_space/{fv}.tsv"
-    params:
-        stage="ifv",
-        spec=lambda wc: CFG["fv"][wc.fv],
-        seed=SEED,
-        code=code_version("ifv"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
         gpu=0,  # small n_f x n_f decompositions, sequential merges (the paper runs it on the CPU too)
-    conda:
-        ENV
+    params:
+        stage="ifv",
+        spec=lambda wc: CFG["fv"][wc.fv],
+        seed=SEED,
+        code=code_version("ifv"),
     script:
         "../scripts/critical_space.py"
 
@@ -62,18 +62,18 @@ rule ifv:
         table="results/fv/{fv}/ifv.csv",
     log:
         "logs/ifv/{fv}.log",
-    params:
-        stage="ifv",
-        spec=lambda wc: CFG["fv"][wc.fv],
-        seed=SEED,
-        code=code_version("ifv"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
         gpu=0,  # batched n_f x n_f eigendecompositions
-    conda:
-        ENV
+    params:
+        stage="ifv",
+        spec=lambda wc: CFG["fv"][wc.fv],
+        seed=SEED,
+        code=code_version("ifv"),
     script:
         "../scripts/ifv.py"
 
@@ -89,18 +89,18 @@ rule reoptimize:
         "logs/reoptimize/{fv}.log",
     benchmark:
         "benchmarks/reoptimize/{fv}.tsv"
-    params:
-        stage="ifv",
-        spec=lambda wc: CFG["fv"][wc.fv],
-        seed=SEED,
-        code=code_version("ifv"),
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
         gpu=1,  # four Adam re-optimizations per realization
-    conda:
-        ENV
+    params:
+        stage="ifv",
+        spec=lambda wc: CFG["fv"][wc.fv],
+        seed=SEED,
+        code=code_version("ifv"),
     script:
         "../scripts/reoptimize.py"
 
@@ -121,18 +121,18 @@ rule ifv_figures:
         ),
     log:
         "logs/ifv_figures/{fv}.log",
-    params:
-        stage="fv_plots",
-        spec=lambda wc: CFG["fv"][wc.fv],
-        seed=SEED,
-        code=code_version("fv_plots"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=5,
         gpu=0,  # plotting
-    conda:
-        ENV
+    params:
+        stage="fv_plots",
+        spec=lambda wc: CFG["fv"][wc.fv],
+        seed=SEED,
+        code=code_version("fv_plots"),
     script:
         "../scripts/ifv_figures.py"
 
@@ -149,18 +149,18 @@ rule reoptimize_figure:
         ),
     log:
         "logs/reoptimize_figure/{fv}.log",
-    params:
-        stage="fv_plots",
-        spec=lambda wc: CFG["fv"][wc.fv],
-        seed=SEED,
-        code=code_version("fv_plots"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=5,
         gpu=0,  # plotting
-    conda:
-        ENV
+    params:
+        stage="fv_plots",
+        spec=lambda wc: CFG["fv"][wc.fv],
+        seed=SEED,
+        code=code_version("fv_plots"),
     script:
         "../scripts/reoptimize_figure.py"
 
@@ -183,18 +183,18 @@ rule cross_ifv:
         "logs/cross_ifv/{fv}_{other}.log",
     benchmark:
         "benchmarks/cross_ifv/{fv}_{other}.tsv"
-    params:
-        stage="ifv",
-        spec=lambda wc: CFG["fv"][wc.fv],
-        seed=SEED,
-        code=code_version("ifv"),
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
         gpu=1,  # n_f batched backward passes per realization through the other model
-    conda:
-        ENV
+    params:
+        stage="ifv",
+        spec=lambda wc: CFG["fv"][wc.fv],
+        seed=SEED,
+        code=code_version("ifv"),
     script:
         "../scripts/cross_ifv.py"
 
@@ -210,18 +210,18 @@ rule cross_ifv_figure:
         ),
     log:
         "logs/cross_ifv_figure/{fv}_{other}.log",
-    params:
-        stage="fv_plots",
-        spec=lambda wc: CFG["fv"][wc.fv],
-        seed=SEED,
-        code=code_version("fv_plots"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=5,
         gpu=0,  # plotting
-    conda:
-        ENV
+    params:
+        stage="fv_plots",
+        spec=lambda wc: CFG["fv"][wc.fv],
+        seed=SEED,
+        code=code_version("fv_plots"),
     script:
         "../scripts/cross_ifv_figure.py"
 

@@ -22,18 +22,18 @@ rule theory_train:
         "logs/theory_train/{dataset}.log",
     benchmark:
         "benchmarks/theory_train/{dataset}.tsv"
-    params:
-        stage="theory",
-        spec=THEORY,
-        seed=SEED,
-        code=code_version("theory"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
         gpu=0,  # two full-batch steps and a linear model in numpy
-    conda:
-        ENV
+    params:
+        stage="theory",
+        spec=THEORY,
+        seed=SEED,
+        code=code_version("theory"),
     script:
         "../scripts/theory_train.py"
 
@@ -47,18 +47,18 @@ rule theory_baselines:
         "logs/theory_baselines/{dataset}.log",
     benchmark:
         "benchmarks/theory_baselines/{dataset}.tsv"
-    params:
-        stage="theory",
-        spec=THEORY,
-        seed=SEED,
-        code=code_version("theory"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=8000,
         runtime=60,
         gpu=0,  # numpy kernels and scikit-learn SVM
-    conda:
-        ENV
+    params:
+        stage="theory",
+        spec=THEORY,
+        seed=SEED,
+        code=code_version("theory"),
     script:
         "../scripts/theory_baselines.py"
 
@@ -71,18 +71,18 @@ rule theory_alignment:
         "results/theory/{dataset}/alignment.h5",
     log:
         "logs/theory_alignment/{dataset}.log",
-    params:
-        stage="theory",
-        spec=THEORY,
-        seed=SEED,
-        code=code_version("theory"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=15,
         gpu=0,  # cosines, a small MDS and logistic probes
-    conda:
-        ENV
+    params:
+        stage="theory",
+        spec=THEORY,
+        seed=SEED,
+        code=code_version("theory"),
     script:
         "../scripts/theory_alignment.py"
 
@@ -92,24 +92,23 @@ rule theory_figure_accuracy:
         networks=expand("results/theory/{dataset}/network.h5", dataset=THEORY_SETS),
         baselines=expand("results/theory/{dataset}/baselines.h5", dataset=THEORY_SETS),
     output:
-        figure=report("results/theory/figures/accuracy.png", caption="../report/theory_accuracy.rst",
-                      category="Theory"),
+        figure=report("results/theory/figures/accuracy.png", caption="../report/theory_accuracy.rst", category="Theory"),
         table="results/theory/accuracy.csv",
     log:
         "logs/theory_figure_accuracy/all.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+        gpu=0,  # plotting
     params:
         stage="theory_plots",
         spec=THEORY,
         seed=SEED,
         code=code_version("theory_plots"),
         families=THEORY_FAMILIES,
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-        gpu=0,  # plotting
-    conda:
-        ENV
     script:
         "../scripts/theory_figure_accuracy.py"
 
@@ -121,19 +120,19 @@ rule theory_figure_alignment:
         report("results/theory/figures/alignment.png", caption="../report/theory_alignment.rst", category="Theory"),
     log:
         "logs/theory_figure_alignment/all.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+        gpu=0,  # plotting
     params:
         stage="theory_plots",
         spec=THEORY,
         seed=SEED,
         code=code_version("theory_plots"),
         families=THEORY_FAMILIES,
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-        gpu=0,  # plotting
-    conda:
-        ENV
     script:
         "../scripts/theory_figure_alignment.py"
 

@@ -7,18 +7,18 @@ rule train:
         "logs/train/{model}.log",
     benchmark:
         "benchmarks/train/{model}.tsv"
-    params:
-        stage="train",
-        spec=lambda wc: CFG["models"][wc.model],
-        seed=SEED,
-        code=code_version("train"),
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
         gpu=1,  # SGD over the whole training set: worth an accelerator when there is one
-    conda:
-        ENV
+    params:
+        stage="train",
+        spec=lambda wc: CFG["models"][wc.model],
+        seed=SEED,
+        code=code_version("train"),
     script:
         "../scripts/train.py"
 

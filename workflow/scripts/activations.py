@@ -9,5 +9,13 @@ with smk.job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
     if spec.activations.shards > 1:
         merge_shards(snakemake.input.shards, snakemake.output[0], job.attrs)  # noqa: F821
     else:
-        extract_to_h5(snakemake.input.checkpoint, snakemake.input.data, snakemake.wildcards.split,  # noqa: F821
-                      spec.layers, spec.activations, snakemake.output[0], job.device, job.attrs)  # noqa: F821
+        extract_to_h5(
+            snakemake.input.checkpoint,
+            snakemake.input.data,
+            snakemake.wildcards.split,  # noqa: F821
+            spec.layers,
+            spec.activations,
+            snakemake.output[0],
+            job.device,
+            job.attrs,
+        )  # noqa: F821

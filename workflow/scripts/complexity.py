@@ -6,5 +6,13 @@ from featflow.complexity.spec import ComplexitySpec
 
 with smk.job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
     spec = ComplexitySpec.from_dict(job.spec["complexity"])
-    pipeline.compute_vinfo(snakemake.input.codes, snakemake.input.activations, snakemake.input.data,  # noqa: F821
-                           spec, snakemake.output.vinfo, snakemake.output.factors, job.attrs, job.seed)  # noqa: F821
+    pipeline.compute_vinfo(
+        snakemake.input.codes,
+        snakemake.input.activations,
+        snakemake.input.data,  # noqa: F821
+        spec,
+        snakemake.output.vinfo,
+        snakemake.output.factors,
+        job.attrs,
+        job.seed,
+    )  # noqa: F821

@@ -5,6 +5,12 @@ from featflow.frequency.fourier_masks import fourier_mask_analysis
 from featflow.frequency.spec import MasksSpec
 
 with smk.job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
-    fourier_mask_analysis(snakemake.input.checkpoint, snakemake.input.data,  # noqa: F821
-                          MasksSpec.from_dict(job.spec), snakemake.output[0], job.device, job.seed,  # noqa: F821
-                          job.attrs)
+    fourier_mask_analysis(
+        snakemake.input.checkpoint,
+        snakemake.input.data,  # noqa: F821
+        MasksSpec.from_dict(job.spec),
+        snakemake.output[0],
+        job.device,
+        job.seed,  # noqa: F821
+        job.attrs,
+    )

@@ -4,5 +4,11 @@ from featflow import smk
 from featflow.theory.run import alignment_to_h5
 
 with smk.job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
-    alignment_to_h5(job.spec, snakemake.input.network, snakemake.input.data, snakemake.output[0],  # noqa: F821
-                    job.seed, job.attrs)
+    alignment_to_h5(
+        job.spec,
+        snakemake.input.network,
+        snakemake.input.data,
+        snakemake.output[0],  # noqa: F821
+        job.seed,
+        job.attrs,
+    )

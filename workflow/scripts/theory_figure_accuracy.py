@@ -4,5 +4,10 @@ from featflow import smk
 from featflow.theory.run import accuracy_outputs
 
 with smk.job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
-    accuracy_outputs(list(snakemake.input.networks), list(snakemake.input.baselines),  # noqa: F821
-                     snakemake.params.families, snakemake.output.figure, snakemake.output.table)  # noqa: F821
+    accuracy_outputs(
+        list(snakemake.input.networks),
+        list(snakemake.input.baselines),  # noqa: F821
+        snakemake.params.families,
+        snakemake.output.figure,
+        snakemake.output.table,
+    )  # noqa: F821

@@ -5,5 +5,10 @@ from featflow.config import ModelSpec
 from featflow.models.train import train_model
 
 with smk.job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
-    train_model(ModelSpec.from_dict(job.spec), snakemake.input.data, snakemake.output[0], job.device,  # noqa: F821
-                job.attrs)
+    train_model(
+        ModelSpec.from_dict(job.spec),
+        snakemake.input.data,
+        snakemake.output[0],
+        job.device,  # noqa: F821
+        job.attrs,
+    )

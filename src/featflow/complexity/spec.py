@@ -1,4 +1,4 @@
-"""Typed specs of the ``complexity`` config section (schema: workflow/schemas/complexity.schema.yaml)."""
+"""Typed specs of the ``complexity`` config section (schema: src/featflow/schemas/complexity.schema.yaml)."""
 
 from __future__ import annotations
 

@@ -103,16 +103,6 @@ def _digits(spec: DatasetSpec, rng: np.random.Generator) -> Bundle:
     )
 
 
-def _torchvision_split(dataset: Any) -> Split:
-    images = np.stack([np.asarray(img, dtype=np.uint8) for img, _ in dataset])
-    if images.ndim == 3:
-        images = images[:, None]
-    else:
-        images = images.transpose(0, 3, 1, 2)
-    labels = np.asarray([label for _, label in dataset], dtype=np.int64)
-    return Split(images, labels)
-
-
 def _cifar10(spec: DatasetSpec, rng: np.random.Generator) -> Bundle:
     from torchvision.datasets import CIFAR10
 
@@ -181,8 +171,14 @@ def write_dataset(spec: DatasetSpec, path: str | Path, attrs: dict[str, Any]) ->
         arrays["extra"] = bundle.extra
     meta = {"classes": list(bundle.classes), "factor_names": list(bundle.factor_names), "kind_of_data": spec.kind}
     store.write_h5(path, KIND, arrays, {**attrs, **meta})
-    log.info("%s: %d train, %d test samples, %d classes, input %s", spec.kind, bundle.train.x.shape[0],
-             bundle.test.x.shape[0], len(bundle.classes), bundle.train.x.shape[1:])
+    log.info(
+        "%s: %d train, %d test samples, %d classes, input %s",
+        spec.kind,
+        bundle.train.x.shape[0],
+        bundle.test.x.shape[0],
+        len(bundle.classes),
+        bundle.train.x.shape[1:],
+    )
 
 
 @dataclass

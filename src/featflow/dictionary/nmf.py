@@ -67,8 +67,7 @@ def _check(a: torch.Tensor, k: int) -> None:
     if k < 1:
         raise ValueError(f"nmf: k {k}, expected >= 1")
     if bool((a < 0).any()):
-        raise ValueError(f"nmf: activations must be non-negative (min {float(a.min()):.3g}); "
-                         "pick a layer after a ReLU")
+        raise ValueError(f"nmf: activations must be non-negative (min {float(a.min()):.3g}); pick a layer after a ReLU")
 
 
 def _init(a: torch.Tensor, k: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,8 +85,14 @@ def _normalize(codes: torch.Tensor, atoms: torch.Tensor) -> tuple[torch.Tensor, 
     return codes * safe, atoms / safe[:, None]
 
 
-def fit_nmf(a: torch.Tensor, k: int, iterations: int = 200, solver: str = "hals", tol: float = 1e-5,
-            generator: torch.Generator | None = None) -> NMFResult:
+def fit_nmf(
+    a: torch.Tensor,
+    k: int,
+    iterations: int = 200,
+    solver: str = "hals",
+    tol: float = 1e-5,
+    generator: torch.Generator | None = None,
+) -> NMFResult:
     """Fit ``A ~ Z D`` on a matrix held in (device) memory.
 
     Parameters
@@ -131,9 +136,14 @@ def _hals_atoms(atoms: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, sw
     return dt.T.contiguous()
 
 
-def fit_nmf_online(batches: Callable[[], Iterable[torch.Tensor]], k: int, epochs: int = 5,
-                   code_iterations: int = 100, forget: float = 0.9,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def fit_nmf_online(
+    batches: Callable[[], Iterable[torch.Tensor]],
+    k: int,
+    epochs: int = 5,
+    code_iterations: int = 100,
+    forget: float = 0.9,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Minibatch (online) NMF over data streamed in batches; memory O(k^2 + k d), independent of n.
 
     Parameters

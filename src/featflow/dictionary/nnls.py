@@ -33,8 +33,9 @@ def hals_sweeps(x: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, sweeps
     return x
 
 
-def nnls_codes(a: torch.Tensor, dictionary: torch.Tensor, iterations: int = 300, tol: float = 1e-7,
-               chunk: int = 65536) -> torch.Tensor:
+def nnls_codes(
+    a: torch.Tensor, dictionary: torch.Tensor, iterations: int = 300, tol: float = 1e-7, chunk: int = 65536
+) -> torch.Tensor:
     """Non-negative codes of every row of ``a`` against a fixed ``dictionary``.
 
     Accelerated projected gradient (FISTA with O'Donoghue-Candes adaptive restart, per sample) over all
@@ -53,20 +54,23 @@ def nnls_codes(a: torch.Tensor, dictionary: torch.Tensor, iterations: int = 300,
     (n, k) codes >= 0, same dtype and device as ``a``.
     """
     if a.ndim != 2 or dictionary.ndim != 2 or a.shape[1] != dictionary.shape[1]:
-        raise ValueError(f"nnls_codes: expected a (n, d) and dictionary (k, d), got {tuple(a.shape)} and "
-                         f"{tuple(dictionary.shape)}")
+        raise ValueError(
+            f"nnls_codes: expected a (n, d) and dictionary (k, d), got {tuple(a.shape)} and {tuple(dictionary.shape)}"
+        )
     if iterations < 1:
         raise ValueError(f"nnls_codes: iterations {iterations}, expected >= 1")
     dictionary = dictionary.to(a)
     gram = dictionary @ dictionary.T
     lipschitz = torch.linalg.eigvalsh(gram.double())[-1].to(a.dtype).clamp_min(torch.finfo(a.dtype).tiny)
-    blocks = [_fista(a[s : s + chunk] @ dictionary.T, gram, lipschitz, iterations, tol)
-              for s in range(0, a.shape[0], chunk)]
+    blocks = [
+        _fista(a[s : s + chunk] @ dictionary.T, gram, lipschitz, iterations, tol) for s in range(0, a.shape[0], chunk)
+    ]
     return torch.cat(blocks) if blocks else a.new_zeros((0, dictionary.shape[0]))
 
 
-def _fista(cross: torch.Tensor, gram: torch.Tensor, lipschitz: torch.Tensor, iterations: int,
-           tol: float) -> torch.Tensor:
+def _fista(
+    cross: torch.Tensor, gram: torch.Tensor, lipschitz: torch.Tensor, iterations: int, tol: float
+) -> torch.Tensor:
     """FISTA for ``min_{X >= 0} 1/2 tr(X G X^T) - tr(X C^T)`` (rows independent), with per-row restart."""
     x = (cross / gram.diagonal().clamp_min(torch.finfo(cross.dtype).tiny)).clamp_min_(0.0) / gram.shape[0]
     y = x.clone()
@@ -76,7 +80,7 @@ def _fista(cross: torch.Tensor, gram: torch.Tensor, lipschitz: torch.Tensor, ite
         x_new = (y - grad / lipschitz).clamp_min_(0.0)
         step = x_new - x
         # Restart the momentum of rows where it points uphill (gradient scheme of O'Donoghue & Candes 2015).
-        uphill = ((grad * step).sum(1, keepdim=True) > 0)
+        uphill = (grad * step).sum(1, keepdim=True) > 0
         t = torch.where(uphill, torch.ones_like(t), t)
         t_new = (1.0 + torch.sqrt(1.0 + 4.0 * t * t)) / 2.0
         y = x_new + ((t - 1.0) / t_new) * step

@@ -27,9 +27,16 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(flag)
 
 
-def pgd_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 10,
-             step_size: float | None = None, random_start: bool = True,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+def pgd_linf(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int = 10,
+    step_size: float | None = None,
+    random_start: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Untargeted L_inf PGD on inputs in [0, 1], maximizing the cross-entropy of the labels ``y``.
 
     Parameters

@@ -62,8 +62,13 @@ def invariance_loss(ce_masked: torch.Tensor, ce_clean: torch.Tensor, mask: torch
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None, batch_size: int = 256,
-            device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    model: nn.Module,
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits argmax and the logits of (masked) inputs, batched; a per-image mask has one row per input.
 
     Returns (N,) predictions and (N, K) logits on the CPU.
@@ -79,9 +84,15 @@ def predict(model: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None,
     return out.argmax(1), out
 
 
-def learn_dataset_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: DatasetMaskSpec,
-                       shape: tuple[int, int, int], device: torch.device | str,
-                       generator: torch.Generator) -> tuple[torch.Tensor, list[dict[str, float]]]:
+def learn_dataset_mask(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: DatasetMaskSpec,
+    shape: tuple[int, int, int],
+    device: torch.device | str,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, list[dict[str, float]]]:
     """One mask (Cm, H, W) for the whole set ``x`` (N, C, H, W) with true labels ``y`` (N,).
 
     Adam with a one-cycle schedule over minibatches; stops after an epoch where the masked accuracy reaches
@@ -93,9 +104,15 @@ def learn_dataset_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec:
         return _fit_dataset_mask(model, x, y, spec, shape, device, generator)
 
 
-def _fit_dataset_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: DatasetMaskSpec,
-                      shape: tuple[int, int, int], device: torch.device | str,
-                      generator: torch.Generator) -> tuple[torch.Tensor, list[dict[str, float]]]:
+def _fit_dataset_mask(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: DatasetMaskSpec,
+    shape: tuple[int, int, int],
+    device: torch.device | str,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, list[dict[str, float]]]:
     n = x.shape[0]
     _, clean_logits = predict(model, x, device=device)
     ce_clean = F.cross_entropy(clean_logits, y, reduction="none")
@@ -120,8 +137,12 @@ def _fit_dataset_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: 
             with torch.no_grad():
                 mask.clamp_(0.0, 1.0)
         pred, _ = predict(model, x, mask.detach(), device=device)
-        row = {"epoch": epoch + 1, "masked_acc": (pred == y).float().mean().item(),
-               "density": mask.detach().mean().item(), "loss": loss.item()}
+        row = {
+            "epoch": epoch + 1,
+            "masked_acc": (pred == y).float().mean().item(),
+            "density": mask.detach().mean().item(),
+            "loss": loss.item(),
+        }
         history.append(row)
         log.info("dataset mask epoch %(epoch)d masked_acc %(masked_acc).4f density %(density).4f", row)
         stalled = abs(row["density"] - density) < spec.stall
@@ -131,8 +152,14 @@ def _fit_dataset_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: 
     return mask.detach().cpu(), history
 
 
-def learn_image_masks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, spec: ImageMaskSpec,
-                      shape: tuple[int, int, int], device: torch.device | str) -> tuple[torch.Tensor, np.ndarray]:
+def learn_image_masks(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    spec: ImageMaskSpec,
+    shape: tuple[int, int, int],
+    device: torch.device | str,
+) -> tuple[torch.Tensor, np.ndarray]:
     """Per-image masks (N, Cm, H, W) toward ``target`` (N,) (the network's own prediction), optimized at once.
 
     The per-image losses are summed, so each mask gets its own gradient and Adam moment. A chunk stops when,
@@ -145,8 +172,14 @@ def learn_image_masks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, s
         return _fit_image_masks(model, x, target, spec, shape, device)
 
 
-def _fit_image_masks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, spec: ImageMaskSpec,
-                     shape: tuple[int, int, int], device: torch.device | str) -> tuple[torch.Tensor, np.ndarray]:
+def _fit_image_masks(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    spec: ImageMaskSpec,
+    shape: tuple[int, int, int],
+    device: torch.device | str,
+) -> tuple[torch.Tensor, np.ndarray]:
     masks, steps = [], np.zeros(x.shape[0], dtype=np.int64)
     for start in range(0, x.shape[0], spec.batch_size):
         xb = x[start : start + spec.batch_size].to(device)
@@ -157,7 +190,7 @@ def _fit_image_masks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, sp
         opt = torch.optim.Adam([mask], lr=spec.lr)
         calm = torch.zeros(xb.shape[0], dtype=torch.long, device=device)
         previous = torch.full((xb.shape[0],), float("inf"), device=device)
-        for step in tqdm(range(spec.max_steps), desc="image masks", unit="step", mininterval=5):
+        for step in tqdm(range(spec.max_steps), desc="image masks", unit="step", mininterval=5):  # noqa: B007
             logits = model(apply_mask(xb, mask))
             loss = invariance_loss(F.cross_entropy(logits, tb, reduction="none"), ce_clean, mask, spec.lam)
             opt.zero_grad(set_to_none=True)
@@ -225,9 +258,9 @@ def mask_probe(masks: np.ndarray, labels: np.ndarray, folds: int, seed: int) -> 
     return float(real), float(shuffled)
 
 
-def seeded_test_images(data_path: str | Path, n: int, seed: int, key: str) -> tuple[
-    torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator
-]:
+def seeded_test_images(
+    data_path: str | Path, n: int, seed: int, key: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator]:
     """The first ``n`` of a seeded permutation of the test split: images (N, C, H, W), labels, their indices in the
     split, and the generator that drew them. Two models analyzed with the same seed see the same images.
     ``key`` names the config entry for the error message."""
@@ -238,8 +271,16 @@ def seeded_test_images(data_path: str | Path, n: int, seed: int, key: str) -> tu
     keep = torch.randperm(split.x.shape[0], generator=generator)[:n]
     return split.x[keep], split.y[keep], keep, generator
 
-def fourier_mask_analysis(checkpoint: str | Path, data_path: str | Path, spec: MasksSpec, out_path: str | Path,
-                          device: torch.device | str, seed: int, attrs: dict[str, Any]) -> dict[str, float]:
+
+def fourier_mask_analysis(
+    checkpoint: str | Path,
+    data_path: str | Path,
+    spec: MasksSpec,
+    out_path: str | Path,
+    device: torch.device | str,
+    seed: int,
+    attrs: dict[str, Any],
+) -> dict[str, float]:
     """Data-set and per-image Fourier masks of one model on the test split, with their accuracies, densities,
     band energies and class probe, written to ``out_path`` (HDF5 kind ``fourier_masks``).
 
@@ -287,8 +328,12 @@ def fourier_mask_analysis(checkpoint: str | Path, data_path: str | Path, spec: M
         "image_targets": target.numpy(),
         "image_steps": steps,
         "history": {k: np.asarray([row[k] for row in history]) for k in history[0]},
-        "bands": {"radial_dataset": radial_d[0], "angular_dataset": angular_d[0],
-                  "radial_images": radial_i, "angular_images": angular_i},
+        "bands": {
+            "radial_dataset": radial_d[0],
+            "angular_dataset": angular_d[0],
+            "radial_images": radial_i,
+            "angular_images": angular_i,
+        },
     }
     store.write_h5(out_path, KIND, arrays, {**attrs, **summary, "n_bands": spec.n_bands, "channels": spec.channels})
     return summary
@@ -318,21 +363,45 @@ def compare_masks(paths: dict[str, str | Path]) -> tuple[pd.DataFrame, pd.DataFr
         for family in ("radial", "angular"):
             energy, base = data[name]["bands"][f"{family}_images"], ref["bands"][f"{family}_images"]
             n_bands = energy.shape[1]
-            rows.append(pd.DataFrame({
-                "model": name, "family": family, "band": np.arange(n_bands),
-                "energy": energy.mean(0), "dataset_energy": data[name]["bands"][f"{family}_dataset"],
-                "diff_to_reference": energy.mean(0) - base.mean(0),
-                "share_more_than_reference": (energy > base).mean(0),
-            }))
-    keys = ("clean_acc", "masked_acc", "complement_acc", "density", "support", "image_kept",
-            "image_complement_kept", "image_density", "probe_acc", "probe_acc_shuffled")
-    summary = pd.DataFrame([{"model": name, **{k: store.read_attrs(paths[name], KIND)[k] for k in keys}}
-                            for name in names])
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "model": name,
+                        "family": family,
+                        "band": np.arange(n_bands),
+                        "energy": energy.mean(0),
+                        "dataset_energy": data[name]["bands"][f"{family}_dataset"],
+                        "diff_to_reference": energy.mean(0) - base.mean(0),
+                        "share_more_than_reference": (energy > base).mean(0),
+                    }
+                )
+            )
+    keys = (
+        "clean_acc",
+        "masked_acc",
+        "complement_acc",
+        "density",
+        "support",
+        "image_kept",
+        "image_complement_kept",
+        "image_density",
+        "probe_acc",
+        "probe_acc_shuffled",
+    )
+    summary = pd.DataFrame(
+        [{"model": name, **{k: store.read_attrs(paths[name], KIND)[k] for k in keys}} for name in names]
+    )
     return pd.concat(rows, ignore_index=True), summary
 
 
-def write_mask_comparison(paths: dict[str, str | Path], bands_csv: str | Path, summary_csv: str | Path,
-                          radial_png: str | Path, angular_png: str | Path, gallery_png: str | Path) -> None:
+def write_mask_comparison(
+    paths: dict[str, str | Path],
+    bands_csv: str | Path,
+    summary_csv: str | Path,
+    radial_png: str | Path,
+    angular_png: str | Path,
+    gallery_png: str | Path,
+) -> None:
     """Tables and figures comparing the models' masks (the first model is the reference)."""
     from featflow.plots import frequency as plots
 
@@ -341,5 +410,6 @@ def write_mask_comparison(paths: dict[str, str | Path], bands_csv: str | Path, s
     store.write_table(summary, summary_csv)
     store.save_figure(plots.band_differences(bands, "radial"), radial_png)
     store.save_figure(plots.band_differences(bands, "angular"), angular_png)
-    store.save_figure(plots.mask_gallery({name: store.read_h5(path, KIND) for name, path in paths.items()}),
-                      gallery_png)
+    store.save_figure(
+        plots.mask_gallery({name: store.read_h5(path, KIND) for name, path in paths.items()}), gallery_png
+    )

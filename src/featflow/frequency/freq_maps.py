@@ -34,8 +34,16 @@ KIND = "frequency_maps"
 MIN_PAIRS = 4  # TwoNN needs a handful of distinct points
 
 
-def frequency_maps(model: nn.Module, x: torch.Tensor, target: torch.Tensor, lam: float, lr: float,
-                   max_steps: int, patience: int, tol: float) -> torch.Tensor:
+def frequency_maps(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    lam: float,
+    lr: float,
+    max_steps: int,
+    patience: int,
+    tol: float,
+) -> torch.Tensor:
     """Per-image, per-channel maps (N, C, H, W) for inputs ``x`` (N, C, H, W) toward labels ``target`` (N,).
 
     All images are optimized at once (the summed loss gives each map its own gradient); stops when every
@@ -46,8 +54,16 @@ def frequency_maps(model: nn.Module, x: torch.Tensor, target: torch.Tensor, lam:
         return _fit_maps(model, x, target, lam, lr, max_steps, patience, tol)
 
 
-def _fit_maps(model: nn.Module, x: torch.Tensor, target: torch.Tensor, lam: float, lr: float, max_steps: int,
-              patience: int, tol: float) -> torch.Tensor:
+def _fit_maps(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    lam: float,
+    lr: float,
+    max_steps: int,
+    patience: int,
+    tol: float,
+) -> torch.Tensor:
     mask = torch.ones_like(x, requires_grad=True)
     opt = torch.optim.Adam([mask], lr=lr)
     calm = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
@@ -81,9 +97,16 @@ def mean_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(F.cosine_similarity(a, b, dim=1).mean())
 
 
-def adversarial_frequency_maps(checkpoint: str | Path, data_path: str | Path, spec: MapsSpec,
-                               out_path: str | Path, table_path: str | Path, device: torch.device | str,
-                               seed: int, attrs: dict[str, Any]) -> dict[str, float]:
+def adversarial_frequency_maps(
+    checkpoint: str | Path,
+    data_path: str | Path,
+    spec: MapsSpec,
+    out_path: str | Path,
+    table_path: str | Path,
+    device: torch.device | str,
+    seed: int,
+    attrs: dict[str, Any],
+) -> dict[str, float]:
     """Essential and adversarial maps of ``n_images`` test images of one model, and their correlation.
 
     Writes the maps, images and keep flags to ``out_path`` (HDF5 kind ``frequency_maps``) and one row of
@@ -93,8 +116,9 @@ def adversarial_frequency_maps(checkpoint: str | Path, data_path: str | Path, sp
     x, y, keep, generator = seeded_test_images(data_path, spec.n_images, seed, "frequency.maps.dataset")
     x, y = x.to(device), y.to(device)
     pred, _ = predict(model, x, device=device)
-    x_adv = pgd_linf(model, x, y, spec.eps, spec.attack_steps, step_size=spec.attack_step * spec.eps,
-                     generator=generator)
+    x_adv = pgd_linf(
+        model, x, y, spec.eps, spec.attack_steps, step_size=spec.attack_step * spec.eps, generator=generator
+    )
     y_adv, _ = predict(model, x_adv, device=device)
     pred, y_adv = pred.to(device), y_adv.to(device)
     correct = pred == y
@@ -106,9 +130,12 @@ def adversarial_frequency_maps(checkpoint: str | Path, data_path: str | Path, sp
     keep_a = attacked & (predict(model, x_adv, adversarial, device=device)[0].to(device) == y_adv)
     paired = keep_e & keep_a
     row: dict[str, float] = {
-        "n_images": int(x.shape[0]), "clean_acc": correct.float().mean().item(),
+        "n_images": int(x.shape[0]),
+        "clean_acc": correct.float().mean().item(),
         "attack_success": (attacked.sum() / correct.sum().clamp_min(1)).item(),
-        "n_essential": int(keep_e.sum()), "n_adversarial": int(keep_a.sum()), "n_pairs": int(paired.sum()),
+        "n_essential": int(keep_e.sum()),
+        "n_adversarial": int(keep_a.sum()),
+        "n_pairs": int(paired.sum()),
     }
     id_perm = np.zeros(0)
     if row["n_pairs"] >= MIN_PAIRS:
@@ -116,21 +143,42 @@ def adversarial_frequency_maps(checkpoint: str | Path, data_path: str | Path, sp
         fa = map_features(adversarial[paired].cpu(), spec.pool)
         res = idcor(fe, fa, n_perm=spec.n_perm, scale=False, seed=seed, device=device)
         id_perm = res.id_perm
-        row.update({"idcor": res.idcor, "p_value": res.p_value, "id_essential": res.id_x,
-                    "id_adversarial": res.id_y, "id_joint": res.id_xy, "cosine": mean_cosine(fe, fa),
-                    "linear_cka": linear_cka(fe.numpy(), fa.numpy())})
+        row.update(
+            {
+                "idcor": res.idcor,
+                "p_value": res.p_value,
+                "id_essential": res.id_x,
+                "id_adversarial": res.id_y,
+                "id_joint": res.id_xy,
+                "cosine": mean_cosine(fe, fa),
+                "linear_cka": linear_cka(fe.numpy(), fa.numpy()),
+            }
+        )
     else:  # an inaccurate or unattackable network leaves nothing to correlate: say so instead of failing the DAG
-        log.warning("maps: only %d image(s) have both maps kept (need %d): correlations not computed; raise "
-                    "frequency.maps.n_images or use a more accurate model", row["n_pairs"], MIN_PAIRS)
-        row.update(dict.fromkeys(("idcor", "p_value", "id_essential", "id_adversarial", "id_joint", "cosine",
-                                  "linear_cka"), float("nan")))
+        log.warning(
+            "maps: only %d image(s) have both maps kept (need %d): correlations not computed; raise "
+            "frequency.maps.n_images or use a more accurate model",
+            row["n_pairs"],
+            MIN_PAIRS,
+        )
+        row.update(
+            dict.fromkeys(
+                ("idcor", "p_value", "id_essential", "id_adversarial", "id_joint", "cosine", "linear_cka"), float("nan")
+            )
+        )
     log.info("maps: %s", row)
     arrays = {
-        "essential": essential.cpu().numpy(), "adversarial": adversarial.cpu().numpy(),
-        "images": x.cpu().numpy(), "adversarial_images": x_adv.cpu().numpy(), "indices": keep.numpy(),
-        "labels": y.cpu().numpy(), "adversarial_labels": y_adv.cpu().numpy(),
-        "keep_essential": keep_e.cpu().numpy(), "keep_adversarial": keep_a.cpu().numpy(),
-        "paired": paired.cpu().numpy(), "id_perm": id_perm,
+        "essential": essential.cpu().numpy(),
+        "adversarial": adversarial.cpu().numpy(),
+        "images": x.cpu().numpy(),
+        "adversarial_images": x_adv.cpu().numpy(),
+        "indices": keep.numpy(),
+        "labels": y.cpu().numpy(),
+        "adversarial_labels": y_adv.cpu().numpy(),
+        "keep_essential": keep_e.cpu().numpy(),
+        "keep_adversarial": keep_a.cpu().numpy(),
+        "paired": paired.cpu().numpy(),
+        "id_perm": id_perm,
     }
     store.write_h5(out_path, KIND, arrays, {**attrs, **row})
     store.write_table(pd.DataFrame([row]), table_path)

@@ -35,8 +35,9 @@ def two_nearest(x: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
     return torch.cat(out)
 
 
-def twonn(x: np.ndarray | torch.Tensor, fraction: float = 0.9, chunk: int = 2048,
-          device: torch.device | str = "cpu") -> float:
+def twonn(
+    x: np.ndarray | torch.Tensor, fraction: float = 0.9, chunk: int = 2048, device: torch.device | str = "cpu"
+) -> float:
     """TwoNN intrinsic dimension of the points ``x`` (N, D).
 
     Duplicated rows are dropped; mu = r2 / r1 is sorted and, with F(i) = i / N, the dimension is the slope of
@@ -74,8 +75,16 @@ class IdCorResult:
     id_perm: np.ndarray
 
 
-def idcor(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, n_perm: int = 100, fraction: float = 0.9,
-          scale: bool = True, seed: int = 0, chunk: int = 2048, device: torch.device | str = "cpu") -> IdCorResult:
+def idcor(
+    x: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    n_perm: int = 100,
+    fraction: float = 0.9,
+    scale: bool = True,
+    seed: int = 0,
+    chunk: int = 2048,
+    device: torch.device | str = "cpu",
+) -> IdCorResult:
     """Intrinsic-dimension correlation of paired rows ``x`` (N, Dx) and ``y`` (N, Dy).
 
     IdCor = (Id_X + Id_Y - Id_XY) / max(Id_X, Id_Y), Id_XY the TwoNN dimension of [X | Y] (features
@@ -94,15 +103,26 @@ def idcor(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, n_perm: in
     kw = {"fraction": fraction, "chunk": chunk, "device": device}
     id_x, id_y, id_xy = twonn(x, **kw), twonn(y, **kw), twonn(torch.cat([x, y], 1), **kw)
     gen = torch.Generator().manual_seed(seed)
-    id_perm = np.array([twonn(torch.cat([x, y[torch.randperm(y.shape[0], generator=gen).to(y.device)]], 1), **kw)
-                        for _ in range(n_perm)])
+    id_perm = np.array(
+        [
+            twonn(torch.cat([x, y[torch.randperm(y.shape[0], generator=gen).to(y.device)]], 1), **kw)
+            for _ in range(n_perm)
+        ]
+    )
     p_value = (1 + int((id_perm < id_xy).sum())) / (n_perm + 1)
     value = (id_x + id_y - id_xy) / max(id_x, id_y)
     return IdCorResult(value, p_value, id_x, id_y, id_xy, id_perm)
 
 
-def layer_idcor(activations_path: str | Path, pairs: Sequence[Sequence[str]], n_perm: int, max_samples: int,
-                fraction: float, seed: int, device: torch.device | str = "cpu") -> pd.DataFrame:
+def layer_idcor(
+    activations_path: str | Path,
+    pairs: Sequence[Sequence[str]],
+    n_perm: int,
+    max_samples: int,
+    fraction: float,
+    seed: int,
+    device: torch.device | str = "cpu",
+) -> pd.DataFrame:
     """IdCor between pairs of layers of an activations file (kind ``activations``, ``layers/<name>`` (N, C)).
 
     Uses the first ``max_samples`` rows of a seeded permutation; returns one row per pair.
@@ -112,16 +132,28 @@ def layer_idcor(activations_path: str | Path, pairs: Sequence[Sequence[str]], n_
         for pair in pairs:
             for name in pair:
                 if name not in available:
-                    raise ValueError(f"frequency.idcor.pairs: layer '{name}' is not in {activations_path}; "
-                                     f"expected one of {available}")
+                    raise ValueError(
+                        f"frequency.idcor.pairs: layer '{name}' is not in {activations_path}; "
+                        f"expected one of {available}"
+                    )
         n = handle["labels"].shape[0]
         keep = np.sort(np.random.default_rng(seed).permutation(n)[:max_samples])
         layers = {name: handle["layers"][name][keep] for pair in pairs for name in pair}
     rows = []
     for a, b in pairs:
         res = idcor(layers[a], layers[b], n_perm=n_perm, fraction=fraction, seed=seed, device=device)
-        rows.append({"layer_a": a, "layer_b": b, "n": int(keep.shape[0]), "id_a": res.id_x, "id_b": res.id_y,
-                     "id_joint": res.id_xy, "idcor": res.idcor, "p_value": res.p_value,
-                     "id_perm_mean": float(res.id_perm.mean()) if n_perm else float("nan")})
+        rows.append(
+            {
+                "layer_a": a,
+                "layer_b": b,
+                "n": int(keep.shape[0]),
+                "id_a": res.id_x,
+                "id_b": res.id_y,
+                "id_joint": res.id_xy,
+                "idcor": res.idcor,
+                "p_value": res.p_value,
+                "id_perm_mean": float(res.id_perm.mean()) if n_perm else float("nan"),
+            }
+        )
         log.info("idcor %s vs %s: %.3f (p %.3g)", a, b, res.idcor, res.p_value)
     return pd.DataFrame(rows)

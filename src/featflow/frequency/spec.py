@@ -1,4 +1,4 @@
-"""Typed specs of the ``frequency:`` config section (schema: ``workflow/schemas/frequency.schema.yaml``)."""
+"""Typed specs of the ``frequency:`` config section (schema: ``src/featflow/schemas/frequency.schema.yaml``)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,6 @@ class IdCorSpec(Spec):
     fraction: float = 0.9
 
 
-
 def reference_problems(config: dict) -> list[str]:
     """Names used by the validated config's ``frequency:`` section that do not exist (one message each)."""
     freq, problems = config.get("frequency", {}), []
@@ -85,22 +84,34 @@ def reference_problems(config: dict) -> list[str]:
         sec = freq.get(part, {})
         for name in sec.get("models", []):
             if name not in config["models"]:
-                problems.append(f"config key 'frequency.{part}.models': '{name}' is not a model; "
-                                f"expected one of {sorted(config['models'])}")
+                problems.append(
+                    f"config key 'frequency.{part}.models': '{name}' is not a model; "
+                    f"expected one of {sorted(config['models'])}"
+                )
         if sec.get("models") and sec["dataset"] not in config["datasets"]:
-            problems.append(f"config key 'frequency.{part}.dataset': '{sec['dataset']}' is not a data set; "
-                            f"expected one of {sorted(config['datasets'])}")
+            problems.append(
+                f"config key 'frequency.{part}.dataset': '{sec['dataset']}' is not a data set; "
+                f"expected one of {sorted(config['datasets'])}"
+            )
     sec = freq.get("idcor", {})
     for name in sec.get("experiments", []):
         exp = config["experiments"].get(name)
         if exp is None:
-            problems.append(f"config key 'frequency.idcor.experiments': '{name}' is not an experiment; "
-                            f"expected one of {sorted(config['experiments'])}")
+            problems.append(
+                f"config key 'frequency.idcor.experiments': '{name}' is not an experiment; "
+                f"expected one of {sorted(config['experiments'])}"
+            )
             continue
         if sec["split"] not in exp["activations"]["splits"]:
-            problems.append(f"config key 'frequency.idcor.split': '{sec['split']}' is not extracted by experiment "
-                            f"'{name}' (activations.splits {exp['activations']['splits']})")
-        problems += [f"config key 'frequency.idcor.pairs': layer '{layer}' is not among the layers of experiment "
-                     f"'{name}' ({exp['layers']})" for pair in sec["pairs"] for layer in pair
-                     if layer not in exp["layers"]]
+            problems.append(
+                f"config key 'frequency.idcor.split': '{sec['split']}' is not extracted by experiment "
+                f"'{name}' (activations.splits {exp['activations']['splits']})"
+            )
+        problems += [
+            f"config key 'frequency.idcor.pairs': layer '{layer}' is not among the layers of experiment "
+            f"'{name}' ({exp['layers']})"
+            for pair in sec["pairs"]
+            for layer in pair
+            if layer not in exp["layers"]
+        ]
     return problems

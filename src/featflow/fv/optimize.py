@@ -50,8 +50,9 @@ class Realizations:
     grad_norm: torch.Tensor
 
 
-def _objective_and_grad(fn: FeatureFn, render: Render, v: torch.Tensor, x: torch.Tensor, k: int
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _objective_and_grad(
+    fn: FeatureFn, render: Render, v: torch.Tensor, x: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-sample objective (B,), response (B, n_f) and per-sample gradient norm (B,) at params ``v``."""
     v = v.detach().requires_grad_(True)
     y = fn(render(v))
@@ -60,8 +61,16 @@ def _objective_and_grad(fn: FeatureFn, render: Render, v: torch.Tensor, x: torch
     return value.detach(), y.detach(), grad.flatten(1).norm(dim=1)
 
 
-def optimize_batch(fn: FeatureFn, render: Render, v: torch.Tensor, x: torch.Tensor, k: int, adam_steps: int,
-                   lbfgs_steps: int, lr: float = 0.05) -> torch.Tensor:
+def optimize_batch(
+    fn: FeatureFn,
+    render: Render,
+    v: torch.Tensor,
+    x: torch.Tensor,
+    k: int,
+    adam_steps: int,
+    lbfgs_steps: int,
+    lr: float = 0.05,
+) -> torch.Tensor:
     """Maximize sum_i S_{x_i}(Agg(N(P(v_i)))) over v (B, *param_shape); returns the optimized params."""
     v = v.detach().clone().requires_grad_(True)
     adam = torch.optim.Adam([v], lr=lr)
@@ -71,9 +80,16 @@ def optimize_batch(fn: FeatureFn, render: Render, v: torch.Tensor, x: torch.Tens
         loss.backward()
         adam.step()
     if lbfgs_steps > 0:
-        lbfgs = torch.optim.LBFGS([v], lr=1.0, max_iter=lbfgs_steps, max_eval=2 * lbfgs_steps,
-                                  tolerance_grad=1e-10, tolerance_change=1e-14, history_size=50,
-                                  line_search_fn="strong_wolfe")
+        lbfgs = torch.optim.LBFGS(
+            [v],
+            lr=1.0,
+            max_iter=lbfgs_steps,
+            max_eval=2 * lbfgs_steps,
+            tolerance_grad=1e-10,
+            tolerance_change=1e-14,
+            history_size=50,
+            line_search_fn="strong_wolfe",
+        )
 
         def closure() -> torch.Tensor:
             lbfgs.zero_grad(set_to_none=True)
@@ -85,23 +101,40 @@ def optimize_batch(fn: FeatureFn, render: Render, v: torch.Tensor, x: torch.Tens
     return v.detach()
 
 
-def visualize(fn: FeatureFn, image_shape: tuple[int, int, int], targets: torch.Tensor, k: int,
-              parametrization: str, adam_steps: int, lbfgs_steps: int, generator: torch.Generator,
-              device: torch.device, decorrelate: bool = False, lr: float = 0.05, batch_size: int = 256
-              ) -> Realizations:
+def visualize(
+    fn: FeatureFn,
+    image_shape: tuple[int, int, int],
+    targets: torch.Tensor,
+    k: int,
+    parametrization: str,
+    adam_steps: int,
+    lbfgs_steps: int,
+    generator: torch.Generator,
+    device: torch.device,
+    decorrelate: bool = False,
+    lr: float = 0.05,
+    batch_size: int = 256,
+) -> Realizations:
     """One realization per target (n, n_f): FV in batches of ``batch_size`` targets."""
     v0, render = init_params(parametrization, image_shape, targets.shape[0], generator, decorrelate)
-    out: dict[str, list[torch.Tensor]] = {key: [] for key in ("params", "images", "responses", "objective",
-                                                             "grad_norm")}
+    out: dict[str, list[torch.Tensor]] = {
+        key: [] for key in ("params", "images", "responses", "objective", "grad_norm")
+    }
     for start in range(0, targets.shape[0], batch_size):
-        x = targets[start:start + batch_size].to(device)
-        v = optimize_batch(fn, render, v0[start:start + batch_size].to(device, x.dtype), x, k, adam_steps,
-                           lbfgs_steps, lr)
+        x = targets[start : start + batch_size].to(device)
+        v = optimize_batch(
+            fn, render, v0[start : start + batch_size].to(device, x.dtype), x, k, adam_steps, lbfgs_steps, lr
+        )
         value, y, grad_norm = _objective_and_grad(fn, render, v, x, k)
         with torch.no_grad():
             images = render(v)
         for key, tensor in zip(out, (v, images, y, value, grad_norm), strict=True):
             out[key].append(tensor.cpu())
-        log.info("fv batch %d-%d: median objective %.4g, median grad norm %.3g", start, start + len(x),
-                 value.median().item(), grad_norm.median().item())
+        log.info(
+            "fv batch %d-%d: median objective %.4g, median grad norm %.3g",
+            start,
+            start + len(x),
+            value.median().item(),
+            grad_norm.median().item(),
+        )
     return Realizations(**{key: torch.cat(parts) for key, parts in out.items()})

@@ -61,8 +61,14 @@ def param_shape(kind: str, shape: tuple[int, int, int]) -> tuple[int, ...]:
     return (channels, height, width) if kind == "rgb" else (channels, height, width // 2 + 1, 2)
 
 
-def init_params(kind: str, shape: tuple[int, int, int], batch: int, generator: torch.Generator,
-                decorrelate: bool = False, std: float = 0.01) -> tuple[torch.Tensor, Render]:
+def init_params(
+    kind: str,
+    shape: tuple[int, int, int],
+    batch: int,
+    generator: torch.Generator,
+    decorrelate: bool = False,
+    std: float = 0.01,
+) -> tuple[torch.Tensor, Render]:
     """Small Gaussian params (batch, *param_shape) (Lucid's init, sd 0.01) and their render function."""
     params = std * torch.randn((batch, *param_shape(kind, shape)), generator=generator)
     return params, make_render(kind, shape, decorrelate)

@@ -1,4 +1,4 @@
-"""Typed spec of one FV/IFV experiment (the ``fv:`` config section, workflow/schemas/fv.schema.yaml)."""
+"""Typed spec of one FV/IFV experiment (the ``fv:`` config section, src/featflow/schemas/fv.schema.yaml)."""
 
 from __future__ import annotations
 

@@ -20,8 +20,7 @@ from featflow.repro import torch_generator
 log = logging.getLogger(__name__)
 
 
-def load_features(spec: FVSpec, checkpoint: str | Path, device: torch.device
-                  ) -> tuple[Any, tuple[int, int, int], int]:
+def load_features(spec: FVSpec, checkpoint: str | Path, device: torch.device) -> tuple[Any, tuple[int, int, int], int]:
     """(feature function, image shape (C, H, W), n_f) of the experiment's model, layer and aggregation."""
     model, ckpt = load_checkpoint(checkpoint, device)
     shape = tuple(int(s) for s in ckpt["input_shape"])
@@ -44,18 +43,45 @@ def run_targets(spec: FVSpec, checkpoint: str | Path, out: str | Path, seed: int
     store.write_h5(out, "fv_targets", arrays, {**attrs, "n_f": n_f})
 
 
-def run_optimize(spec: FVSpec, checkpoint: str | Path, targets_path: str | Path, out: str | Path,
-                 device: torch.device, seed: int, attrs: dict[str, Any]) -> None:
+def run_optimize(
+    spec: FVSpec,
+    checkpoint: str | Path,
+    targets_path: str | Path,
+    out: str | Path,
+    device: torch.device,
+    seed: int,
+    attrs: dict[str, Any],
+) -> None:
     """One realization per target (kind ``fv_realizations``): params, images, responses, objective, grad norm."""
     fn, shape, _ = load_features(spec, checkpoint, device)
     targets = store.read_h5(targets_path, "fv_targets")
     x = torch.from_numpy(targets["targets"])
-    real = visualize(fn, shape, x, spec.k, spec.parametrization, spec.adam_steps, spec.lbfgs_steps,
-                     torch_generator(seed + 1), device, spec.decorrelate, spec.lr, spec.batch_size)
-    arrays = {"params": real.params, "images": real.images, "responses": real.responses,
-              "objective": real.objective, "grad_norm": real.grad_norm}
+    real = visualize(
+        fn,
+        shape,
+        x,
+        spec.k,
+        spec.parametrization,
+        spec.adam_steps,
+        spec.lbfgs_steps,
+        torch_generator(seed + 1),
+        device,
+        spec.decorrelate,
+        spec.lr,
+        spec.batch_size,
+    )
+    arrays = {
+        "params": real.params,
+        "images": real.images,
+        "responses": real.responses,
+        "objective": real.objective,
+        "grad_norm": real.grad_norm,
+    }
     arrays = {key: value.float().numpy() for key, value in arrays.items()}
     arrays.update(targets=targets["targets"], canonical=targets["canonical"])
-    store.write_h5(out, "fv_realizations", arrays,
-                   {**attrs, "image_shape": list(shape), "param_shape": list(param_shape(spec.parametrization,
-                                                                                          shape))})
+    store.write_h5(
+        out,
+        "fv_realizations",
+        arrays,
+        {**attrs, "image_shape": list(shape), "param_shape": list(param_shape(spec.parametrization, shape))},
+    )

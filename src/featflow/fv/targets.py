@@ -63,8 +63,9 @@ def sample_targets(n: int, n_f: int, generator: torch.Generator) -> tuple[torch.
     return x.float(), sparsity.float()
 
 
-def make_targets(n_sparse: int, n_f: int, include_canonical: bool, generator: torch.Generator
-                 ) -> dict[str, torch.Tensor]:
+def make_targets(
+    n_sparse: int, n_f: int, include_canonical: bool, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
     """Sparse targets then (optionally) the canonical vectors e_1..e_n_f.
 
     Returns ``targets`` (n, n_f), ``sparsity`` (n,) (the drawn Hoyer sparsity, 1 for canonical vectors) and

@@ -34,8 +34,9 @@ def slerp(p: torch.Tensor, q: torch.Tensor, theta: torch.Tensor, t: float) -> to
     return out / out.norm(dim=0, keepdim=True).clamp_min(1e-12)
 
 
-def merge(qu: torch.Tensor, wu: float, qv: torch.Tensor, wv: float, max_angle: float = 45.0
-          ) -> tuple[torch.Tensor, float]:
+def merge(
+    qu: torch.Tensor, wu: float, qv: torch.Tensor, wv: float, max_angle: float = 45.0
+) -> tuple[torch.Tensor, float]:
     """Weighted approximate intersection of span(qu) (n_f, a) and span(qv) (n_f, b); returns (basis, weight)."""
     if qu.shape[1] == 0 or qv.shape[1] == 0:
         return qu[:, :0], wu + wv
@@ -59,7 +60,7 @@ def cokernel(gram: torch.Tensor, rho: float) -> torch.Tensor:
 def complement(u: torch.Tensor) -> torch.Tensor:
     """Orthonormal basis (n_f, n_f - d) of the orthogonal complement of span(u), u (n_f, d) orthonormal."""
     q, _ = torch.linalg.qr(u, mode="complete")
-    return q[:, u.shape[1]:]
+    return q[:, u.shape[1] :]
 
 
 @dataclass
@@ -74,8 +75,9 @@ class CriticalSpace:
         return int(self.basis.shape[1])
 
 
-def critical_spaces(gram: torch.Tensor, rho_min: float = 1e-6, rho_max: float = 0.999, grid: int = 9,
-                    log10_tol: float = 0.02) -> list[CriticalSpace]:
+def critical_spaces(
+    gram: torch.Tensor, rho_min: float = 1e-6, rho_max: float = 0.999, grid: int = 9, log10_tol: float = 0.02
+) -> list[CriticalSpace]:
     """Every distinct critical space over rho in [rho_min, rho_max], by nested intervals in log10(rho).
 
     A coarse grid is refined by bisection wherever dim C differs at the ends of an interval, until the

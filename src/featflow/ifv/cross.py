@@ -22,8 +22,15 @@ from featflow.ifv.solve import predict
 log = logging.getLogger(__name__)
 
 
-def invert_with(fn_b: Any, render: Any, params: torch.Tensor, k: int, device: torch.device, sample_chunk: int = 16,
-                feature_chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def invert_with(
+    fn_b: Any,
+    render: Any,
+    params: torch.Tensor,
+    k: int,
+    device: torch.device,
+    sample_chunk: int = 16,
+    feature_chunk: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """IFV of realizations (params (n, *param_shape), rendered by ``render``) through network B's feature
     function ``fn_b``; returns B's predicted objectives (n, n_f_B) and responses (n, n_f_B)."""
     grams, responses = [], []
@@ -35,8 +42,15 @@ def invert_with(fn_b: Any, render: Any, params: torch.Tensor, k: int, device: to
     return predict(torch.cat(grams), y, k), y
 
 
-def run_cross(spec_a: FVSpec, model_b: str, checkpoint_b: str | Path, realizations_a: str | Path,
-              out: str | Path, device: torch.device, attrs: dict[str, Any]) -> None:
+def run_cross(
+    spec_a: FVSpec,
+    model_b: str,
+    checkpoint_b: str | Path,
+    realizations_a: str | Path,
+    out: str | Path,
+    device: torch.device,
+    attrs: dict[str, Any],
+) -> None:
     """Invert experiment A's realizations with model B at A's layer, aggregation, n_f and k (kind
     ``fv_cross``): ``prediction`` (n, n_f_B), ``similarity`` (n_f_A, n_f_B) from A's canonical realizations
     (row i: the B-objective explaining A's visualization of e_i)."""
@@ -45,15 +59,28 @@ def run_cross(spec_a: FVSpec, model_b: str, checkpoint_b: str | Path, realizatio
     real = store.read_h5(realizations_a, "fv_realizations")
     shape_a = tuple(int(s) for s in store.read_attrs(realizations_a)["image_shape"])
     if shape_a != shape_b:
-        raise ValueError(f"fv.invert_with: model '{spec_b.model}' takes images {shape_b}, the realizations of "
-                         f"'{spec_a.model}' are {shape_a}")
+        raise ValueError(
+            f"fv.invert_with: model '{spec_b.model}' takes images {shape_b}, the realizations of "
+            f"'{spec_a.model}' are {shape_a}"
+        )
     render = make_render(spec_a.parametrization, shape_a, spec_a.decorrelate)
-    pred, _ = invert_with(fn_b, render, torch.from_numpy(real["params"]), spec_b.k, device, spec_b.sample_chunk,
-                          spec_b.jacobian_chunk)
+    pred, _ = invert_with(
+        fn_b, render, torch.from_numpy(real["params"]), spec_b.k, device, spec_b.sample_chunk, spec_b.jacobian_chunk
+    )
     canonical = real["canonical"].astype(bool)
     similarity = pred.numpy()[canonical]
     hits = (similarity.argmax(1) == np.arange(len(similarity))).mean()  # canonical rows are e_1 .. e_n_f
-    log.info("cross inversion %s -> %s at %s: %d realizations; e_i explained best by B's feature i in %.0f%%",
-             spec_a.model, model_b, spec_a.layer, len(pred), 100 * hits)
-    store.write_h5(out, "fv_cross", {"prediction": pred.numpy(), "similarity": similarity,
-                                     "target_index": np.flatnonzero(canonical)}, attrs)
+    log.info(
+        "cross inversion %s -> %s at %s: %d realizations; e_i explained best by B's feature i in %.0f%%",
+        spec_a.model,
+        model_b,
+        spec_a.layer,
+        len(pred),
+        100 * hits,
+    )
+    store.write_h5(
+        out,
+        "fv_cross",
+        {"prediction": pred.numpy(), "similarity": similarity, "target_index": np.flatnonzero(canonical)},
+        attrs,
+    )

@@ -15,8 +15,7 @@ from featflow.fv.optimize import FeatureFn
 from featflow.fv.param import Render
 
 
-def jacobian_batched(fn: FeatureFn, render: Render, v: torch.Tensor, feature_chunk: int | None = None
-                     ) -> torch.Tensor:
+def jacobian_batched(fn: FeatureFn, render: Render, v: torch.Tensor, feature_chunk: int | None = None) -> torch.Tensor:
     """Dy for a batch of params ``v`` (B, *param_shape) -> (B, n_f, n_p), n_p = prod(param_shape).
 
     ``feature_chunk`` bounds how many cotangents are vmapped at once (memory ~ chunk x batch x n_p).
@@ -28,7 +27,7 @@ def jacobian_batched(fn: FeatureFn, render: Render, v: torch.Tensor, feature_chu
     eye = torch.eye(n_f, device=y.device, dtype=y.dtype)
     rows = []
     for start in range(0, n_f, chunk):
-        cot = eye[start:start + chunk, None, :].expand(-1, batch, -1)
+        cot = eye[start : start + chunk, None, :].expand(-1, batch, -1)
         (grad,) = torch.autograd.grad(y, v, cot, retain_graph=True, is_grads_batched=True)
         rows.append(grad.flatten(2).transpose(0, 1))
     return torch.cat(rows, dim=1)
@@ -42,12 +41,17 @@ def jacobian_loop(fn: FeatureFn, render: Render, v: torch.Tensor) -> torch.Tenso
     return torch.stack(rows, dim=1)
 
 
-def iter_jacobians(fn: FeatureFn, render: Render, params: torch.Tensor, device: torch.device,
-                   sample_chunk: int, feature_chunk: int | None = None
-                   ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+def iter_jacobians(
+    fn: FeatureFn,
+    render: Render,
+    params: torch.Tensor,
+    device: torch.device,
+    sample_chunk: int,
+    feature_chunk: int | None = None,
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """Yield (start, Dy (b, n_f, n_p), response y (b, n_f)) for chunks of ``sample_chunk`` realizations."""
     for start in range(0, params.shape[0], sample_chunk):
-        v = params[start:start + sample_chunk].to(device)
+        v = params[start : start + sample_chunk].to(device)
         with torch.no_grad():
             y = fn(render(v))
         yield start, jacobian_batched(fn, render, v, feature_chunk), y

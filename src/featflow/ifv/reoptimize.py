@@ -10,8 +10,6 @@ import torch.nn.functional as F
 from featflow.fv.optimize import FeatureFn, optimize_batch
 from featflow.fv.param import Render
 
-OBJECTIVES = ("target", "prediction", "response", "random")
-
 
 def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """Normalized 2-D Gaussian window (size, size), float64."""
@@ -21,8 +19,15 @@ def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     return g[:, None] * g[None, :]
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, size: int = 11, sigma: float = 1.5,
-         k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+def ssim(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    data_range: float = 1.0,
+    size: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> torch.Tensor:
     """Mean SSIM (Wang et al. 2004) per image pair, a, b (B, C, H, W) -> (B,).
 
     Matches ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
@@ -55,9 +60,17 @@ def random_objectives(n: int, n_f: int, generator: torch.Generator) -> torch.Ten
     return x / x.norm(dim=1, keepdim=True)
 
 
-def reoptimize(fn: FeatureFn, render: Render, params: torch.Tensor, objectives: dict[str, torch.Tensor], k: int,
-               steps: int, device: torch.device, lr: float = 0.05, batch_size: int = 256
-               ) -> dict[str, torch.Tensor]:
+def reoptimize(
+    fn: FeatureFn,
+    render: Render,
+    params: torch.Tensor,
+    objectives: dict[str, torch.Tensor],
+    k: int,
+    steps: int,
+    device: torch.device,
+    lr: float = 0.05,
+    batch_size: int = 256,
+) -> dict[str, torch.Tensor]:
     """Re-optimize each realization (n, *param_shape) with Adam under each objective (n, n_f).
 
     All objectives run as one batch (in chunks of ``batch_size``). Returns SSIM (n,) per objective name
@@ -69,12 +82,12 @@ def reoptimize(fn: FeatureFn, render: Render, params: torch.Tensor, objectives: 
     v_all = params.repeat(len(names), *([1] * (params.dim() - 1)))
     scores = []
     for start in range(0, x_all.shape[0], batch_size):
-        v0 = v_all[start:start + batch_size].to(device)
-        v1 = optimize_batch(fn, render, v0, x_all[start:start + batch_size].to(device), k, steps, 0, lr)
+        v0 = v_all[start : start + batch_size].to(device)
+        v1 = optimize_batch(fn, render, v0, x_all[start : start + batch_size].to(device), k, steps, 0, lr)
         with torch.no_grad():
             scores.append(ssim(render(v0), render(v1)).cpu())
     score = torch.cat(scores)
-    return {name: score[i * n:(i + 1) * n] for i, name in enumerate(names)}
+    return {name: score[i * n : (i + 1) * n] for i, name in enumerate(names)}
 
 
 def unstable(ssim_target: torch.Tensor, threshold: float = 0.7) -> torch.Tensor:

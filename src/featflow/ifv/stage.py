@@ -24,8 +24,14 @@ from featflow.repro import torch_generator
 log = logging.getLogger(__name__)
 
 
-def run_jacobian(spec: FVSpec, checkpoint: str | Path, realizations: str | Path, out: str | Path,
-                 device: torch.device, attrs: dict[str, Any]) -> None:
+def run_jacobian(
+    spec: FVSpec,
+    checkpoint: str | Path,
+    realizations: str | Path,
+    out: str | Path,
+    device: torch.device,
+    attrs: dict[str, Any],
+) -> None:
     """Dy of every realization (kind ``fv_jacobian``): ``gram`` Dy Dy^T (n, n_f, n_f) always, ``dy``
     (n, n_f, n_p) when ``store_jacobian``, and the responses (n, n_f)."""
     fn, shape, n_f = load_features(spec, checkpoint, device)
@@ -55,14 +61,28 @@ def run_critical_space(spec: FVSpec, jacobian: str | Path, out: str | Path, attr
         gram = torch.from_numpy(handle["gram"][: cs.n_samples])
     spaces = critical_spaces(gram, cs.rho_min, cs.rho_max, cs.grid)
     log.info("critical spaces (rho, dim): %s", [(f"{s.rho:.2e}", s.dim) for s in spaces])
-    store.write_h5(out, "fv_critical_space", {
-        "rho": np.array([s.rho for s in spaces]), "dim": np.array([s.dim for s in spaces]),
-        "bases": {f"space_{i}": s.basis.numpy() for i, s in enumerate(spaces)},
-    }, {**attrs, "n_samples": int(gram.shape[0])})
+    store.write_h5(
+        out,
+        "fv_critical_space",
+        {
+            "rho": np.array([s.rho for s in spaces]),
+            "dim": np.array([s.dim for s in spaces]),
+            "bases": {f"space_{i}": s.basis.numpy() for i, s in enumerate(spaces)},
+        },
+        {**attrs, "n_samples": int(gram.shape[0])},
+    )
 
 
-def run_ifv(spec: FVSpec, realizations: str | Path, jacobian: str | Path, critical: str | Path,
-            out: str | Path, table: str | Path, seed: int, attrs: dict[str, Any]) -> None:
+def run_ifv(
+    spec: FVSpec,
+    realizations: str | Path,
+    jacobian: str | Path,
+    critical: str | Path,
+    out: str | Path,
+    table: str | Path,
+    seed: int,
+    attrs: dict[str, Any],
+) -> None:
     """Predicted objectives for C = R^{n_f} and every critical space; the space with the best median angular
     distance to the targets is kept (the paper's practice). Writes kind ``ifv`` and a per-sample table."""
     real = store.read_h5(realizations, "fv_realizations")
@@ -82,39 +102,84 @@ def run_ifv(spec: FVSpec, realizations: str | Path, jacobian: str | Path, critic
     }
     dims = [x.shape[1] if b is None else b.shape[1] for b in bases]
     med = {key: value.median().item() for key, value in angles.items()}
-    log.info("IFV median angular distance (deg): prediction %.2f (dim C = %d), full space %.2f, feature response "
-             "%.2f, random %.2f", med["prediction"], dims[best], med["prediction_full"], med["response"],
-             med["random"])
+    log.info(
+        "IFV median angular distance (deg): prediction %.2f (dim C = %d), full space %.2f, feature response "
+        "%.2f, random %.2f",
+        med["prediction"],
+        dims[best],
+        med["prediction_full"],
+        med["response"],
+        med["random"],
+    )
     alpha = alpha_decomposition(gram, y, x, spec.k)
-    store.write_h5(out, "ifv", {
-        "prediction": preds[best].numpy(), "prediction_full": preds[0].numpy(),
-        "angle": {key: value.numpy() for key, value in angles.items()}, "alpha": alpha.numpy(),
-        "space_dim": np.array(dims), "space_median_angle": medians.numpy(),
-    }, {**attrs, "critical_dim": dims[best]})
+    store.write_h5(
+        out,
+        "ifv",
+        {
+            "prediction": preds[best].numpy(),
+            "prediction_full": preds[0].numpy(),
+            "angle": {key: value.numpy() for key, value in angles.items()},
+            "alpha": alpha.numpy(),
+            "space_dim": np.array(dims),
+            "space_median_angle": medians.numpy(),
+        },
+        {**attrs, "critical_dim": dims[best]},
+    )
     frame = pd.DataFrame({f"angle_{key}": value.numpy() for key, value in angles.items()})
     frame.insert(0, "canonical", real["canonical"].astype(bool))
     frame.insert(1, "grad_norm", real["grad_norm"])
     store.write_table(frame, table)
 
 
-def run_reoptimize(spec: FVSpec, checkpoint: str | Path, realizations: str | Path, ifv: str | Path,
-                   out: str | Path, device: torch.device, seed: int, attrs: dict[str, Any]) -> None:
+def run_reoptimize(
+    spec: FVSpec,
+    checkpoint: str | Path,
+    realizations: str | Path,
+    ifv: str | Path,
+    out: str | Path,
+    device: torch.device,
+    seed: int,
+    attrs: dict[str, Any],
+) -> None:
     """SSIM between each realization and its re-optimization under target, prediction, feature response and a
     random objective (kind ``fv_reoptimize``): ``ssim/<objective>`` (n,), ``unstable`` (n,)."""
     fn, shape, _ = load_features(spec, checkpoint, device)
     real = store.read_h5(realizations, "fv_realizations")
-    n = real["params"].shape[0] if spec.reoptimize.n_samples is None else min(spec.reoptimize.n_samples,
-                                                                             real["params"].shape[0])
+    n = (
+        real["params"].shape[0]
+        if spec.reoptimize.n_samples is None
+        else min(spec.reoptimize.n_samples, real["params"].shape[0])
+    )
     pred = store.read_h5(ifv, "ifv")["prediction"][:n]
     x = torch.from_numpy(real["targets"][:n])
-    objectives = {"target": x, "prediction": torch.from_numpy(pred),
-                  "response": unit(torch.from_numpy(real["responses"][:n])),
-                  "random": random_objectives(n, x.shape[1], torch_generator(seed + 3))}
+    objectives = {
+        "target": x,
+        "prediction": torch.from_numpy(pred),
+        "response": unit(torch.from_numpy(real["responses"][:n])),
+        "random": random_objectives(n, x.shape[1], torch_generator(seed + 3)),
+    }
     render = make_render(spec.parametrization, shape, spec.decorrelate)
-    scores = reoptimize(fn, render, torch.from_numpy(real["params"][:n]), objectives, spec.k,
-                        spec.reoptimize.steps, device, spec.lr, spec.batch_size)
+    scores = reoptimize(
+        fn,
+        render,
+        torch.from_numpy(real["params"][:n]),
+        objectives,
+        spec.k,
+        spec.reoptimize.steps,
+        device,
+        spec.lr,
+        spec.batch_size,
+    )
     flags = unstable(scores["target"], spec.reoptimize.unstable_ssim)
-    log.info("median SSIM after re-optimization: %s; unstable realizations: %d of %d",
-             {key: round(value.median().item(), 3) for key, value in scores.items()}, int(flags.sum()), n)
-    store.write_h5(out, "fv_reoptimize", {"ssim": {key: value.numpy() for key, value in scores.items()},
-                                          "unstable": flags.numpy()}, attrs)
+    log.info(
+        "median SSIM after re-optimization: %s; unstable realizations: %d of %d",
+        {key: round(value.median().item(), 3) for key, value in scores.items()},
+        int(flags.sum()),
+        n,
+    )
+    store.write_h5(
+        out,
+        "fv_reoptimize",
+        {"ssim": {key: value.numpy() for key, value in scores.items()}, "unstable": flags.numpy()},
+        attrs,
+    )

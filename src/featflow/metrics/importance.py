@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 
 
-def importance(codes: torch.Tensor, atoms: torch.Tensor, weight: torch.Tensor,
-               classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def importance(
+    codes: torch.Tensor, atoms: torch.Tensor, weight: torch.Tensor, classes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Signed and absolute gradient x input of every feature.
 
     Parameters

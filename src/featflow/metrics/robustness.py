@@ -12,8 +12,14 @@ import torch
 
 
 @torch.no_grad()
-def sensitivity(images: torch.Tensor, encode: Callable[[torch.Tensor], torch.Tensor], sigmas: Sequence[float],
-                draws: int, generator: torch.Generator, batch_size: int = 2048) -> torch.Tensor:
+def sensitivity(
+    images: torch.Tensor,
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    sigmas: Sequence[float],
+    draws: int,
+    generator: torch.Generator,
+    batch_size: int = 2048,
+) -> torch.Tensor:
     """Noise sensitivity of every feature at every sigma.
 
     Parameters
@@ -38,8 +44,9 @@ def sensitivity(images: torch.Tensor, encode: Callable[[torch.Tensor], torch.Ten
         total = None
         for start in range(0, images.shape[0], per_image):
             x = images[start : start + per_image]
-            noisy = x.unsqueeze(1) + sigma * torch.randn((x.shape[0], draws, *x.shape[1:]), generator=generator,
-                                                         device=x.device, dtype=x.dtype)
+            noisy = x.unsqueeze(1) + sigma * torch.randn(
+                (x.shape[0], draws, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype
+            )
             codes = encode(noisy.flatten(0, 1)).double().unflatten(0, (x.shape[0], draws))
             part = codes.var(1).sum(0)
             total = part if total is None else total + part

@@ -25,8 +25,9 @@ def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, 
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
-def ridge_r2(x: np.ndarray, z: np.ndarray, train: np.ndarray, test: np.ndarray,
-             ridge_scale: float = 1e-3) -> np.ndarray:
+def ridge_r2(
+    x: np.ndarray, z: np.ndarray, train: np.ndarray, test: np.ndarray, ridge_scale: float = 1e-3
+) -> np.ndarray:
     """Held-out R^2 of ridge regressions of every column of ``z`` on ``x`` (with intercept), all at once.
 
     Parameters
@@ -56,8 +57,13 @@ def ridge_r2(x: np.ndarray, z: np.ndarray, train: np.ndarray, test: np.ndarray,
     return torch.where(sst > 1e-12 * (zt[te] ** 2).sum(0).clamp_min(1e-300), r2, torch.nan).numpy()
 
 
-def v_information(layers: Mapping[str, np.ndarray], z: np.ndarray, test_fraction: float = 0.2, seed: int = 0,
-                  ridge_scale: float = 1e-3) -> np.ndarray:
+def v_information(
+    layers: Mapping[str, np.ndarray],
+    z: np.ndarray,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    ridge_scale: float = 1e-3,
+) -> np.ndarray:
     """I_V(f_l(x) -> z_i) for every layer and feature: held-out R^2 clipped to [0, 1].
 
     Parameters

@@ -5,6 +5,13 @@ from featflow.models.hooks import capture, forward_to
 from featflow.models.registry import Classifier, build_model, classifier_head, layer_names, resolve_layer
 
 __all__ = [
-    "Classifier", "build_model", "capture", "classifier_head", "forward_to", "layer_names", "load_checkpoint",
-    "resolve_layer", "save_checkpoint",
+    "Classifier",
+    "build_model",
+    "capture",
+    "classifier_head",
+    "forward_to",
+    "layer_names",
+    "load_checkpoint",
+    "resolve_layer",
+    "save_checkpoint",
 ]

@@ -14,8 +14,14 @@ from featflow.store import atomic_path
 FORMAT = "featflow-checkpoint-1"
 
 
-def save_checkpoint(path: str | Path, model: Classifier, spec: ModelSpec, input_shape: tuple[int, ...],
-                    num_classes: int, meta: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: str | Path,
+    model: Classifier,
+    spec: ModelSpec,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    meta: dict[str, Any],
+) -> None:
     """Write the model's state_dict, its spec, input shape, class count and ``meta`` (accuracies, history)."""
     payload = {
         "format": FORMAT,

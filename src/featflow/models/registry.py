@@ -46,8 +46,11 @@ class SmallCNN(nn.Module):
         super().__init__()
 
         def block(cin: int, cout: int, pool: bool) -> nn.Sequential:
-            layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                                       nn.ReLU(inplace=True)]
+            layers: list[nn.Module] = [
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
             if pool:
                 layers.append(nn.MaxPool2d(2))
             return nn.Sequential(*layers)
@@ -111,8 +114,11 @@ def _torchvision_body(spec: ModelSpec, in_channels: int, num_classes: int) -> nn
 
 
 def build_model(
-    spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int,
-    mean: torch.Tensor | None = None, std: torch.Tensor | None = None,
+    spec: ModelSpec,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    mean: torch.Tensor | None = None,
+    std: torch.Tensor | None = None,
 ) -> Classifier:
     """Build an untrained model for inputs of ``input_shape`` (C, H, W) or (d,).
 

@@ -54,8 +54,14 @@ def accuracy(model: nn.Module, split: LoadedSplit, device: torch.device, batch_s
     return correct / max(1, split.x.shape[0])
 
 
-def fit(model: Classifier, train: LoadedSplit, test: LoadedSplit, spec: ModelSpec, device: torch.device,
-        generator: torch.Generator) -> list[dict[str, float]]:
+def fit(
+    model: Classifier,
+    train: LoadedSplit,
+    test: LoadedSplit,
+    spec: ModelSpec,
+    device: torch.device,
+    generator: torch.Generator,
+) -> list[dict[str, float]]:
     """Train in place; returns the per-epoch history (loss, train and test accuracy, learning rate)."""
     cfg = spec.train
     n = train.x.shape[0]
@@ -76,8 +82,15 @@ def fit(model: Classifier, train: LoadedSplit, test: LoadedSplit, spec: ModelSpe
                 xb = torch.stack([augment(image) for image in xb])
             if cfg.augment == "pgd":  # PGD adversarial training; BatchNorm statistics frozen during the attack
                 model.eval()
-                xb = pgd_linf(model, xb.to(device), yb.to(device), cfg.pgd_eps, cfg.pgd_steps,
-                              step_size=cfg.pgd_step * cfg.pgd_eps, generator=generator)
+                xb = pgd_linf(
+                    model,
+                    xb.to(device),
+                    yb.to(device),
+                    cfg.pgd_eps,
+                    cfg.pgd_steps,
+                    step_size=cfg.pgd_step * cfg.pgd_eps,
+                    generator=generator,
+                )
                 model.train()
             loss = loss_fn(model(xb.to(device)), yb.to(device))
             opt.zero_grad(set_to_none=True)
@@ -85,8 +98,13 @@ def fit(model: Classifier, train: LoadedSplit, test: LoadedSplit, spec: ModelSpe
             opt.step()
             sched.step()
             total += loss.item() * idx.numel()
-        row = {"epoch": epoch + 1, "loss": total / n, "lr": sched.get_last_lr()[0],
-               "train_acc": accuracy(model, train, device), "test_acc": accuracy(model, test, device)}
+        row = {
+            "epoch": epoch + 1,
+            "loss": total / n,
+            "lr": sched.get_last_lr()[0],
+            "train_acc": accuracy(model, train, device),
+            "test_acc": accuracy(model, test, device),
+        }
         log.info("epoch %(epoch)d loss %(loss).4f train_acc %(train_acc).4f test_acc %(test_acc).4f", row)
         history.append(row)
     return history
@@ -100,12 +118,15 @@ def _load_weights(model: Classifier, path: str) -> None:
     else:
         missing, unexpected = model.body.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise ValueError(f"models.weights '{path}': state_dict does not fit the architecture; "
-                             f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+            raise ValueError(
+                f"models.weights '{path}': state_dict does not fit the architecture; "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
 
 
-def train_model(spec: ModelSpec, data_path: str | Path, out_path: str | Path, device: torch.device,
-                attrs: dict[str, Any]) -> dict[str, float]:
+def train_model(
+    spec: ModelSpec, data_path: str | Path, out_path: str | Path, device: torch.device, attrs: dict[str, Any]
+) -> dict[str, float]:
     """Train ``spec`` on the data set file (or load ``spec.weights``), then write the checkpoint.
 
     Returns the final train and test accuracy, which also go to the log and the checkpoint.
@@ -123,6 +144,12 @@ def train_model(spec: ModelSpec, data_path: str | Path, out_path: str | Path, de
         history = []
     result = {"train_acc": accuracy(model, train, device), "test_acc": accuracy(model, test, device)}
     log.info("final train_acc %.4f test_acc %.4f", result["train_acc"], result["test_acc"])
-    save_checkpoint(out_path, model.cpu(), spec, tuple(train.x.shape[1:]), train.num_classes,
-                    {**result, "history": history, "provenance": dict(attrs)})
+    save_checkpoint(
+        out_path,
+        model.cpu(),
+        spec,
+        tuple(train.x.shape[1:]),
+        train.num_classes,
+        {**result, "history": history, "provenance": dict(attrs)},
+    )
     return result

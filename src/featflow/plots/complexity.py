@@ -35,8 +35,10 @@ def iv_curves(table: pd.DataFrame, layers: list[str]) -> Figure:
     t = table.dropna(subset=["complexity"])
     lo, hi = t["complexity"].quantile([0.1, 0.9])
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for label, rows, color in (("simplest 10%", t[t["complexity"] <= lo], "C0"),
-                               ("most complex 10%", t[t["complexity"] >= hi], "C3")):
+    for label, rows, color in (
+        ("simplest 10%", t[t["complexity"] <= lo], "C0"),
+        ("most complex 10%", t[t["complexity"] >= hi], "C3"),
+    ):
         iv = rows[[f"iv_{name}" for name in layers]].to_numpy()
         ax.plot(layers, iv.mean(0), marker="o", color=color, label=f"{label} (n = {len(rows)})")
         ax.fill_between(range(len(layers)), *np.quantile(iv, [0.1, 0.9], axis=0), color=color, alpha=0.2)
@@ -53,12 +55,20 @@ def atom_map(atoms: np.ndarray, complexity: np.ndarray, n_neighbors: int, seed: 
     from sklearn.cluster import HDBSCAN
 
     alive = np.linalg.norm(atoms, axis=1) > 0
-    emb = umap.UMAP(n_neighbors=min(n_neighbors, int(alive.sum()) - 1), metric="cosine",
-                    random_state=seed).fit_transform(atoms[alive])
+    emb = umap.UMAP(
+        n_neighbors=min(n_neighbors, int(alive.sum()) - 1), metric="cosine", random_state=seed
+    ).fit_transform(atoms[alive])
     labels = HDBSCAN(min_cluster_size=5, copy=True).fit_predict(emb)
     fig, ax = plt.subplots(figsize=(5, 4))
-    points = ax.scatter(emb[:, 0], emb[:, 1], c=complexity[alive], cmap="viridis", s=25,
-                        edgecolors=[f"C{c % 10}" if c >= 0 else "none" for c in labels], linewidths=1.2)
+    points = ax.scatter(
+        emb[:, 0],
+        emb[:, 1],
+        c=complexity[alive],
+        cmap="viridis",
+        s=25,
+        edgecolors=[f"C{c % 10}" if c >= 0 else "none" for c in labels],
+        linewidths=1.2,
+    )
     fig.colorbar(points, ax=ax, label="complexity K")
     ax.set_title(f"UMAP of {int(alive.sum())} atoms, {labels.max() + 1} HDBSCAN clusters (outlines)")
     ax.set_xticks([])
@@ -67,8 +77,7 @@ def atom_map(atoms: np.ndarray, complexity: np.ndarray, n_neighbors: int, seed: 
     return fig
 
 
-def top_images(images: np.ndarray, codes: np.ndarray, complexity: np.ndarray, n_features: int,
-               n_images: int) -> Figure:
+def top_images(images: np.ndarray, codes: np.ndarray, complexity: np.ndarray, n_features: int, n_images: int) -> Figure:
     """Top-activating images of the ``n_features`` simplest (top rows) and most complex (bottom rows) features.
 
     images : (n, C, H, W) in [0, 1].  codes : (n, k).  complexity : (k,).

@@ -49,11 +49,12 @@ def mask_gallery(data: dict[str, dict], n_examples: int = 3) -> Figure:
     per-image masks. ``data`` maps model name -> contents of its masks HDF5 file."""
     cols = 2 + n_examples
     fig, axes = plt.subplots(len(data), cols, figsize=(1.7 * cols, 1.8 * len(data)), squeeze=False)
-    for row, (name, d) in zip(axes, data.items()):
+    for row, (name, d) in zip(axes, data.items(), strict=False):
         shifted = np.fft.fftshift(d["dataset_mask"].mean(0), axes=(-2, -1))
         mean_img = np.fft.fftshift(d["image_masks"].mean((0, 1)), axes=(-2, -1))
-        masked = apply_mask(torch.from_numpy(d["images"][:n_examples]),
-                            torch.from_numpy(d["image_masks"][:n_examples])).numpy()
+        masked = apply_mask(
+            torch.from_numpy(d["images"][:n_examples]), torch.from_numpy(d["image_masks"][:n_examples])
+        ).numpy()
         row[0].imshow(shifted, cmap="magma", vmin=0, vmax=1)
         row[0].set_title(f"{name}: data-set mask", fontsize=7)
         row[1].imshow(mean_img, cmap="magma", vmin=0, vmax=1)
@@ -84,8 +85,10 @@ def maps_figure(d: dict, row: dict) -> Figure:
             axes[r, c].set_title(f"{kind}, channel {c}", fontsize=7)
             axes[r, c].axis("off")
     if paired.sum() and np.isfinite(row["idcor"]):
-        title = (f"{int(paired.sum())} pairs: IdCor {row['idcor']:.2f} (p {row['p_value']:.3g}), "
-                 f"cosine {row['cosine']:.2f}, CKA {row['linear_cka']:.2f}")
+        title = (
+            f"{int(paired.sum())} pairs: IdCor {row['idcor']:.2f} (p {row['p_value']:.3g}), "
+            f"cosine {row['cosine']:.2f}, CKA {row['linear_cka']:.2f}"
+        )
     else:
         title = f"{int(paired.sum())} kept pairs: too few to correlate"
     fig.suptitle(title, fontsize=8)
@@ -98,8 +101,9 @@ def idcor_bars(table: pd.DataFrame) -> Figure:
     fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(labels)), 3.5))
     bars = ax.bar(labels, table["idcor"])
     for bar, p in zip(bars, table["p_value"], strict=True):
-        ax.annotate(f"p={p:.2g}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
-                    va="bottom", fontsize=7)
+        ax.annotate(
+            f"p={p:.2g}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=7
+        )
     ax.set_ylabel("IdCor")
     ax.set_ylim(min(0, float(table["idcor"].min()) - 0.05), 1.05)
     ax.tick_params(axis="x", labelsize=7, rotation=30)

@@ -17,17 +17,19 @@ MODELS = (("network", "two-layer network"), ("random_features", "random features
 STAGE_TITLES = {"init": "initialization", "step1": "after step 1", "step2": "after step 2", "end": "end"}
 
 
-def accuracy_figure(curves: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
-                    families: Sequence[str]) -> Figure:
+def accuracy_figure(curves: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], families: Sequence[str]) -> Figure:
     """Test accuracy vs steps, one panel per data family: mean over seeds with a min-max band per model, and
     the RBF SVM as a horizontal line. ``curves``: (network file, baseline file) contents per family."""
     fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 3.8), squeeze=False, sharey=True)
     for ax, (net, base), family in zip(axes[0], curves, families, strict=True):
-        series = {"network": (net["steps"], net["test_acc"]), "random_features": (base["steps"],
-                  base["random_features"]), "ntk": (base["steps"], base["ntk"])}
+        series = {
+            "network": (net["steps"], net["test_acc"]),
+            "random_features": (base["steps"], base["random_features"]),
+            "ntk": (base["steps"], base["ntk"]),
+        }
         for key, label in MODELS:
             steps, acc = series[key]
-            line, = ax.plot(steps, acc.mean(axis=0), label=f"{label} ({acc.shape[0]} seeds)")
+            (line,) = ax.plot(steps, acc.mean(axis=0), label=f"{label} ({acc.shape[0]} seeds)")
             ax.fill_between(steps, acc.min(axis=0), acc.max(axis=0), color=line.get_color(), alpha=0.2)
         ax.axhline(float(base["svm"]), color="gray", linestyle="--", label="RBF kernel SVM")
         ax.axhline(0.5, color="black", linewidth=0.5)
@@ -44,8 +46,9 @@ def alignment_figure(alignments: Sequence[Mapping[str, Any]], families: Sequence
     """MDS maps (dissimilarity 1 - cos) of the neurons (dots) and the effective features +-sum_A M_j (stars)
     at each stage, for the first seed; one row per family, the fraction of aligned neurons in each title."""
     stages = [str(s) for s in alignments[0]["stages"]]
-    fig, axes = plt.subplots(len(alignments), len(stages), figsize=(3.0 * len(stages), 3.0 * len(alignments)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(alignments), len(stages), figsize=(3.0 * len(stages), 3.0 * len(alignments)), squeeze=False
+    )
     for row, (data, family) in enumerate(zip(alignments, families, strict=True)):
         for col, stage in enumerate(stages):
             ax = axes[row, col]
@@ -54,8 +57,11 @@ def alignment_figure(alignments: Sequence[Mapping[str, Any]], families: Sequence
             ax.scatter(coords[-2:, 0], coords[-2:, 1], marker="*", s=220, color="red", edgecolor="black", zorder=1)
             ax.scatter(coords[:-2, 0], coords[:-2, 1], s=6, alpha=0.6, zorder=2)
             cos = np.asarray(data["cosines"][col, 0])
-            ax.set_title(f"{family}: {STAGE_TITLES.get(stage, stage)}\nmean cos {cos.mean():.2f}, "
-                         f"{(cos > 0.99).mean():.0%} > 0.99", fontsize=9)
+            ax.set_title(
+                f"{family}: {STAGE_TITLES.get(stage, stage)}\nmean cos {cos.mean():.2f}, "
+                f"{(cos > 0.99).mean():.0%} > 0.99",
+                fontsize=9,
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_aspect("equal", adjustable="datalim")

@@ -33,14 +33,22 @@ def mds_map(w: np.ndarray, effective: np.ndarray, seed: int) -> tuple[np.ndarray
     points = unit_rows(np.concatenate([w, effective]))
     dissimilarity = np.clip(1.0 - points @ points.T, 0.0, 2.0)
     np.fill_diagonal(dissimilarity, 0.0)
-    mds = MDS(n_components=2, metric_mds=True, metric="precomputed", init="classical_mds", n_init=1,
-              random_state=seed, normalized_stress=True)
+    mds = MDS(
+        n_components=2,
+        metric_mds=True,
+        metric="precomputed",
+        init="classical_mds",
+        n_init=1,
+        random_state=seed,
+        normalized_stress=True,
+    )
     coords = mds.fit_transform(dissimilarity)
     return coords, float(mds.stress_)
 
 
-def linear_probe(params: Params, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-                 C: float = 1.0) -> np.ndarray:
+def linear_probe(
+    params: Params, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, C: float = 1.0
+) -> np.ndarray:
     """Test accuracy of an l2-regularized logistic regression on the hidden features sigma(W x + b), per seed.
 
     The features are used as they are (no standardization): after step 1 the weights are tiny, the hidden
@@ -49,6 +57,6 @@ def linear_probe(params: Params, x: np.ndarray, y: np.ndarray, x_test: np.ndarra
     """
     h, _ = hidden(params, x)
     h_test, _ = hidden(params, x_test)
-    return np.array([
-        LogisticRegression(C=C, max_iter=2000).fit(h[s], y).score(h_test[s], y_test) for s in range(h.shape[0])
-    ])
+    return np.array(
+        [LogisticRegression(C=C, max_iter=2000).fit(h[s], y).score(h_test[s], y_test) for s in range(h.shape[0])]
+    )

@@ -24,8 +24,15 @@ log = logging.getLogger(__name__)
 
 
 def random_features(
-    init: Params, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, lr_scale: float,
-    steps: int, weight_decay: float, record: np.ndarray,
+    init: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    lr_scale: float,
+    steps: int,
+    weight_decay: float,
+    record: np.ndarray,
 ) -> np.ndarray:
     """Test accuracy (S, len(record)) of a trained on frozen first-layer features sigma(W0 x + b0)."""
     h, _ = hidden(init, x)
@@ -54,8 +61,15 @@ def ntk_kernels(init: Params, x: np.ndarray, x_test: np.ndarray) -> tuple[np.nda
 
 
 def ntk(
-    init: Params, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, lr_scale: float,
-    steps: int, weight_decay: float, record: np.ndarray,
+    init: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    lr_scale: float,
+    steps: int,
+    weight_decay: float,
+    record: np.ndarray,
 ) -> np.ndarray:
     """Test accuracy (S, len(record)) of the linearized network trained by GD (in the dual) from theta = 0.
 
@@ -103,7 +117,12 @@ class BaselineRun:
 
 
 def train_baselines(
-    spec: TheorySpec, init: Params, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+    spec: TheorySpec,
+    init: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
     grid: np.ndarray,
 ) -> BaselineRun:
     """Random features and NTK trained for grid[-1] small steps from ``init``; the SVM once."""
@@ -112,6 +131,7 @@ def train_baselines(
     rf = random_features(init, *args)
     tangent = ntk(init, *args)
     svm = rbf_svm(x, y, x_test, y_test, spec.svm_C)
-    log.info("baselines: random features %s, NTK %s, RBF SVM %.3f", np.round(rf[:, -1], 3),
-             np.round(tangent[:, -1], 3), svm)
+    log.info(
+        "baselines: random features %s, NTK %s, RBF SVM %.3f", np.round(rf[:, -1], 3), np.round(tangent[:, -1], 3), svm
+    )
     return BaselineRun(grid, rf, tangent, svm)

@@ -36,19 +36,23 @@ def check_theory_config(config: Mapping[str, Any]) -> TheorySpec:
         name = getattr(spec, key)
         if name not in datasets or datasets[name]["kind"] != "shi":
             shi = sorted(n for n, d in datasets.items() if d["kind"] == "shi")
-            raise ValueError(f"config key 'theory.{key}': '{name}' is not a data set of kind shi; "
-                             f"expected one of {shi}")
+            raise ValueError(
+                f"config key 'theory.{key}': '{name}' is not a data set of kind shi; expected one of {shi}"
+            )
         if datasets[name]["shi"]["structured"] is not structured:
-            raise ValueError(f"config key 'theory.{key}': data set '{name}' has shi.structured = "
-                             f"{datasets[name]['shi']['structured']}, expected {structured}")
+            raise ValueError(
+                f"config key 'theory.{key}': data set '{name}' has shi.structured = "
+                f"{datasets[name]['shi']['structured']}, expected {structured}"
+            )
     return spec
 
 
 def _setup(spec: TheorySpec, data: ShiData, seed: int) -> tuple[Params, dict[str, float]]:
     """The shared initialization (same seed -> the same networks in the train and baseline rules)."""
     consts = schedule_constants(spec, data.spec.k, data.sigma2, design_gamma(data.spec))
-    init = init_params(spec.m, data.train.x.shape[1], data.spec.k, consts["sigma_a"], spec.seeds,
-                       np.random.default_rng(seed))
+    init = init_params(
+        spec.m, data.train.x.shape[1], data.spec.k, consts["sigma_a"], spec.seeds, np.random.default_rng(seed)
+    )
     return init, consts
 
 
@@ -60,31 +64,42 @@ def _labels(data: ShiData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     return data.train.x, data.train.y.astype(float), data.test.x, data.test.y.astype(float)
 
 
-def train_to_h5(spec_dict: Mapping[str, Any], data_path: str | Path, out: str | Path, seed: int,
-                attrs: Mapping[str, Any]) -> None:
+def train_to_h5(
+    spec_dict: Mapping[str, Any], data_path: str | Path, out: str | Path, seed: int, attrs: Mapping[str, Any]
+) -> None:
     """Rule theory_train: the network on one data set, all seeds; curves and parameter snapshots."""
     spec, data = TheorySpec.from_dict(spec_dict), load_shi(data_path)
     init, consts = _setup(spec, data, seed)
     run = train_network(spec, init, *_labels(data), consts)
-    arrays = {"steps": run.steps, "test_acc": run.test_acc, "train_acc": run.train_acc,
-              "snapshots": {name: _params_tree(p) for name, p in run.snapshots.items()}}
+    arrays = {
+        "steps": run.steps,
+        "test_acc": run.test_acc,
+        "train_acc": run.train_acc,
+        "snapshots": {name: _params_tree(p) for name, p in run.snapshots.items()},
+    }
     store.write_h5(out, "theory_network", arrays, {**attrs, **consts, "structured": data.spec.structured})
 
 
-def baselines_to_h5(spec_dict: Mapping[str, Any], data_path: str | Path, out: str | Path, seed: int,
-                    attrs: Mapping[str, Any]) -> None:
+def baselines_to_h5(
+    spec_dict: Mapping[str, Any], data_path: str | Path, out: str | Path, seed: int, attrs: Mapping[str, Any]
+) -> None:
     """Rule theory_baselines: random features, NTK and RBF SVM on one data set."""
     spec, data = TheorySpec.from_dict(spec_dict), load_shi(data_path)
     init, _ = _setup(spec, data, seed)
     grid = eval_grid(spec.small_steps(), spec.eval_every)
     run = train_baselines(spec, init, *_labels(data), grid)
-    arrays = {"steps": run.steps, "random_features": run.random_features, "ntk": run.ntk,
-              "svm": np.float64(run.svm)}
+    arrays = {"steps": run.steps, "random_features": run.random_features, "ntk": run.ntk, "svm": np.float64(run.svm)}
     store.write_h5(out, "theory_baselines", arrays, {**attrs, "structured": data.spec.structured})
 
 
-def alignment_to_h5(spec_dict: Mapping[str, Any], network_path: str | Path, data_path: str | Path,
-                    out: str | Path, seed: int, attrs: Mapping[str, Any]) -> None:
+def alignment_to_h5(
+    spec_dict: Mapping[str, Any],
+    network_path: str | Path,
+    data_path: str | Path,
+    out: str | Path,
+    seed: int,
+    attrs: Mapping[str, Any],
+) -> None:
     """Rule theory_alignment: cosines to the effective features and MDS maps at init, steps 1, 2 and the end
     (the first ``snapshot_seeds`` seeds), and linear probes on the hidden features after steps 1 and 2."""
     spec, data = TheorySpec.from_dict(spec_dict), load_shi(data_path)
@@ -95,36 +110,61 @@ def alignment_to_h5(spec_dict: Mapping[str, Any], network_path: str | Path, data
     shown = min(spec.snapshot_seeds, cosines.shape[1])
     maps = [[mds_map(params[name].W[s], effective, seed) for name in STAGES] for s in range(shown)]
     probes = np.stack([linear_probe(params[name], *_labels(data)) for name in ("step1", "step2")])
-    arrays = {"stages": np.array(STAGES), "cosines": cosines, "aligned_fraction": (cosines > ALIGNED).mean(axis=2),
-              "mds": np.array([[c for c, _ in row] for row in maps]), "stress": np.array([[s for _, s in row]
-                                                                                          for row in maps]),
-              "probe": probes, "probe_stages": np.array(["step1", "step2"])}
-    log.info("alignment: mean cosine by stage %s; probe after step 1 %s, step 2 %s",
-             np.round(cosines.mean(axis=(1, 2)), 3), np.round(probes[0], 3), np.round(probes[1], 3))
+    arrays = {
+        "stages": np.array(STAGES),
+        "cosines": cosines,
+        "aligned_fraction": (cosines > ALIGNED).mean(axis=2),
+        "mds": np.array([[c for c, _ in row] for row in maps]),
+        "stress": np.array([[s for _, s in row] for row in maps]),
+        "probe": probes,
+        "probe_stages": np.array(["step1", "step2"]),
+    }
+    log.info(
+        "alignment: mean cosine by stage %s; probe after step 1 %s, step 2 %s",
+        np.round(cosines.mean(axis=(1, 2)), 3),
+        np.round(probes[0], 3),
+        np.round(probes[1], 3),
+    )
     store.write_h5(out, "theory_alignment", arrays, {**attrs, "structured": data.spec.structured})
 
 
-def accuracy_table(networks: Sequence[str | Path], baselines: Sequence[str | Path],
-                   families: Sequence[str]) -> pd.DataFrame:
+def accuracy_table(
+    networks: Sequence[str | Path], baselines: Sequence[str | Path], families: Sequence[str]
+) -> pd.DataFrame:
     """Final test accuracies, one row per family x model: mean, std and min over seeds."""
     rows = []
-    for family, net_path, base_path in zip(families, networks, baselines):
+    for family, net_path, base_path in zip(families, networks, baselines, strict=False):
         net, base = store.read_h5(net_path, "theory_network"), store.read_h5(base_path, "theory_baselines")
-        finals = {"network": net["test_acc"][:, -1], "random_features": base["random_features"][:, -1],
-                  "ntk": base["ntk"][:, -1], "rbf_svm": np.atleast_1d(base["svm"])}
+        finals = {
+            "network": net["test_acc"][:, -1],
+            "random_features": base["random_features"][:, -1],
+            "ntk": base["ntk"][:, -1],
+            "rbf_svm": np.atleast_1d(base["svm"]),
+        }
         for model, acc in finals.items():
-            rows.append({"family": family, "model": model, "accuracy_mean": float(acc.mean()),
-                         "accuracy_std": float(acc.std()), "accuracy_min": float(acc.min()), "seeds": acc.size})
+            rows.append(
+                {
+                    "family": family,
+                    "model": model,
+                    "accuracy_mean": float(acc.mean()),
+                    "accuracy_std": float(acc.std()),
+                    "accuracy_min": float(acc.min()),
+                    "seeds": acc.size,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def accuracy_outputs(networks: Sequence[str], baselines: Sequence[str], families: Sequence[str],
-                     figure: str | Path, table: str | Path) -> None:
+def accuracy_outputs(
+    networks: Sequence[str], baselines: Sequence[str], families: Sequence[str], figure: str | Path, table: str | Path
+) -> None:
     """Rule theory_figure_accuracy: the test-accuracy-vs-steps figure and the table of final accuracies."""
     from featflow.plots.theory import accuracy_figure
 
-    curves = [(store.read_h5(n, "theory_network"), store.read_h5(b, "theory_baselines"))
-              for n, b in zip(networks, baselines)]
+    curves = [
+        (store.read_h5(n, "theory_network"), store.read_h5(b, "theory_baselines"))
+        for n, b in zip(networks, baselines, strict=False)
+    ]
     store.save_figure(accuracy_figure(curves, families), figure)
     store.write_table(accuracy_table(networks, baselines, families), table)
 
@@ -133,5 +173,4 @@ def alignment_outputs(alignments: Sequence[str], families: Sequence[str], figure
     """Rule theory_figure_alignment: the MDS maps of the neurons, one row per family."""
     from featflow.plots.theory import alignment_figure
 
-    store.save_figure(alignment_figure([store.read_h5(p, "theory_alignment") for p in alignments], families),
-                      figure)
+    store.save_figure(alignment_figure([store.read_h5(p, "theory_alignment") for p in alignments], families), figure)

@@ -63,9 +63,9 @@ def gamma(phi: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
     return (y[:, None] * a).mean(axis=0) - y.mean() * a.mean(axis=0)
 
 
-def generate_shi(spec: ShiSpec, n_train: int, n_test: int, rng: np.random.Generator) -> tuple[
-    ShiSample, ShiSample, np.ndarray
-]:
+def generate_shi(
+    spec: ShiSpec, n_train: int, n_test: int, rng: np.random.Generator
+) -> tuple[ShiSample, ShiSample, np.ndarray]:
     """Draw a train and a test sample; both are normalized with the training mean and sigma~.
 
     sigma~^2 = sum_i Var(x~_i), so the normalized training inputs have unit expected squared norm.
@@ -77,7 +77,7 @@ def generate_shi(spec: ShiSpec, n_train: int, n_test: int, rng: np.random.Genera
     mean = raw[0].mean(axis=0)
     sigma = np.sqrt(raw[0].var(axis=0).sum())
     samples = []
-    for phi, xr in zip(phis, raw):
+    for phi, xr in zip(phis, raw, strict=False):
         x = (xr - mean) / sigma
         if spec.noise > 0:
             x = x + rng.normal(0.0, spec.noise, size=x.shape)

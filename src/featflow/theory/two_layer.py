@@ -28,7 +28,7 @@ _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 
 @dataclass(frozen=True)
 class TheorySpec(Spec):
-    """The ``theory:`` config section (workflow/schemas/theory.schema.yaml documents every key)."""
+    """The ``theory:`` config section (src/featflow/schemas/theory.schema.yaml documents every key)."""
 
     structured: str = "shi"
     unstructured: str = "shi-flat"
@@ -106,7 +106,9 @@ def init_params(m: int, d: int, k: int, sigma_a: float, seeds: int, rng: np.rand
     b = rng.normal(0.0, 1.0 / k**2, size=(seeds, m))
     a = rng.normal(0.0, sigma_a, size=(seeds, m))
     return Params(
-        W=np.concatenate([w, w], axis=1), b=np.concatenate([b, b], axis=1), a=np.concatenate([a, -a], axis=1),
+        W=np.concatenate([w, w], axis=1),
+        b=np.concatenate([b, b], axis=1),
+        a=np.concatenate([a, -a], axis=1),
         c=np.zeros(seeds),
     )
 
@@ -134,9 +136,7 @@ def gradients(params: Params, x: np.ndarray, y: np.ndarray, s: float | None) -> 
     f = np.einsum("snj,sj->sn", h, params.a) + params.c[:, None]
     g = hinge_grad(f, y)  # (S, N)
     back = g[:, :, None] * slope * params.a[:, None, :]  # (S, N, 2m): dL/dz
-    return Params(
-        W=back.transpose(0, 2, 1) @ x, b=back.sum(axis=1), a=np.einsum("sn,snj->sj", g, h), c=g.sum(axis=1)
-    )
+    return Params(W=back.transpose(0, 2, 1) @ x, b=back.sum(axis=1), a=np.einsum("sn,snj->sj", g, h), c=g.sum(axis=1))
 
 
 def aggressive_step(params: Params, x: np.ndarray, y: np.ndarray, eta: float, s: float | None) -> Params:
@@ -163,8 +163,16 @@ def accuracy(f: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def train_linear(
-    h: np.ndarray, h_test: np.ndarray, y: np.ndarray, y_test: np.ndarray, a: np.ndarray, c: np.ndarray,
-    lr: np.ndarray, steps: int, weight_decay: float, record: np.ndarray,
+    h: np.ndarray,
+    h_test: np.ndarray,
+    y: np.ndarray,
+    y_test: np.ndarray,
+    a: np.ndarray,
+    c: np.ndarray,
+    lr: np.ndarray,
+    steps: int,
+    weight_decay: float,
+    record: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Full-batch GD on the l2-regularized mean hinge loss of f = h a + c over fixed features.
 
@@ -217,7 +225,8 @@ def schedule_constants(spec: TheorySpec, k: int, sigma2: float, gamma_design: fl
     if gamma_design <= 0:
         raise ValueError(f"theory: gamma = {gamma_design} must be > 0 to set sigma_a; set theory.sigma_a")
     return {
-        "eta1": spec.eta1 * k**2, "eta2": spec.eta2 * k**2,
+        "eta1": spec.eta1 * k**2,
+        "eta2": spec.eta2 * k**2,
         "smooth1": spec.smooth1 if spec.smooth1 is not None else 1.0 / (2 * k),
         "smooth2": spec.smooth2 if spec.smooth2 is not None else k**-1.5,
         "sigma_a": spec.sigma_a if spec.sigma_a is not None else sigma2 / (gamma_design * k**2),
@@ -225,7 +234,12 @@ def schedule_constants(spec: TheorySpec, k: int, sigma2: float, gamma_design: fl
 
 
 def train_network(
-    spec: TheorySpec, init: Params, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+    spec: TheorySpec,
+    init: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
     consts: dict[str, float],
 ) -> NetworkRun:
     """Two aggressive steps from ``init``, then T small steps (W and b frozen unless ``feature_lr_scale`` > 0).
@@ -257,8 +271,15 @@ def train_network(
 
 
 def _train_all(
-    params: Params, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, lr: np.ndarray,
-    steps: int, spec: TheorySpec, record: np.ndarray,
+    params: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    lr: np.ndarray,
+    steps: int,
+    spec: TheorySpec,
+    record: np.ndarray,
 ) -> tuple[Params, np.ndarray]:
     """Small steps on every parameter: a and c at ``lr``, W and b at ``lr * feature_lr_scale``; l2 on a and W."""
     params = params.copy()
