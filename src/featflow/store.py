@@ -194,11 +194,31 @@ def write_table(frame: Any, csv_path: str | os.PathLike, parquet_path: str | os.
             frame.to_parquet(tmp, index=False)
 
 
-def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> None:
-    """Save a matplotlib Figure atomically (format from the suffix) and close it."""
+FIGURE_NUMBERS_KEY = "featflow_numbers"
+
+
+def save_figure(
+    fig: Any, path: str | os.PathLike, numbers: Mapping[str, str | float] | None = None, dpi: int = 120
+) -> None:
+    """Save a matplotlib Figure atomically (format from the suffix) and close it.
+
+    ``numbers`` are this run's headline numbers of the figure (name -> value or ``"value (paper: ...)"``), stored
+    in the PNG's text metadata so that the report's labels and landing page read them from the figure itself.
+    """
     import matplotlib.pyplot as plt
 
     final = Path(path)
+    fmt = final.suffix.lstrip(".")
+    metadata = {FIGURE_NUMBERS_KEY: json.dumps(dict(numbers or {}), default=str)} if fmt == "png" else None
     with atomic_path(final) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=final.suffix.lstrip("."))
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt, metadata=metadata)
     plt.close(fig)
+
+
+def figure_numbers(path: str | os.PathLike) -> dict[str, Any]:
+    """The headline numbers stored in a PNG by :func:`save_figure` (empty for a figure saved without them)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        text = image.text.get(FIGURE_NUMBERS_KEY) if hasattr(image, "text") else None
+    return json.loads(text) if text else {}

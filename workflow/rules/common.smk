@@ -62,3 +62,14 @@ def activations_inputs(wc):
 
 # Final outputs of every branch; each rule file appends its own.
 TARGETS = []
+
+
+def figure_labels(name):
+    """Report labels of the figure output ``name``: this run's headline numbers, read from the PNG at report time."""
+    from featflow.store import figure_numbers
+
+    def labels(wildcards, output):
+        numbers = figure_numbers(output[name])
+        return {"figure": name, **{key: str(value) for key, value in numbers.items()}}
+
+    return labels
