@@ -1,5 +1,6 @@
 """FV: parametrizations render to [0, 1], aggregations, the objective increases under optimization."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,12 +20,36 @@ def test_render_shapes_and_range(kind, decorrelate):
     assert img.min() >= 0 and img.max() <= 1
 
 
-def test_fft_render_inverts_the_orthonormal_spectrum():
+def test_fft_render_inverts_the_orthonormal_spectrum_divided_by_lucids_constant():
     img = torch.randn(2, 3, 8, 8, dtype=torch.float64)
     spec = torch.view_as_real(torch.fft.rfft2(img, norm="ortho"))
-    assert torch.allclose(make_render("fft", (3, 8, 8))(spec), torch.sigmoid(img))
+    assert torch.allclose(make_render("fft", (3, 8, 8))(spec), torch.sigmoid(img / 4))
     scale = frequency_scale(8, 8)
     assert scale[0, 0] == 8 and scale.max() == 8 and scale.min() > 1
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8), (3, 12, 10)])
+def test_fft_energy_equals_lucents_fft_image(shape):
+    """lucent's fft_image (decay_power 1): sigmoid(irfft2(spectrum / max(|f|, 1 / max(H, W)), ortho) / 4)."""
+    _, h, w = shape
+    params = torch.randn(2, 3, h, w // 2 + 1, 2, dtype=torch.float64)
+    freqs = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[: w // 2 + 1][None, :] ** 2)
+    scale = torch.from_numpy(1.0 / np.maximum(freqs, 1.0 / max(h, w)))
+    image = torch.fft.irfftn(scale * torch.view_as_complex(params), s=(h, w), norm="ortho") / 4.0
+    assert torch.allclose(make_render("fft_energy", shape)(params), torch.sigmoid(image))
+
+
+@pytest.mark.parametrize("kind", ["rgb", "fft", "fft_energy"])
+def test_color_decorrelation_works_in_float64_and_matches_lucent(kind):
+    params, render = init_params(kind, (3, 8, 8), 2, torch.Generator().manual_seed(0), decorrelate=True)
+    params = params.double() * 100
+    out = render(params)
+    assert out.dtype == torch.float64
+    sqrt = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+    sqrt = sqrt / np.linalg.norm(sqrt, axis=0).max()
+    plain = torch.logit(make_render(kind, (3, 8, 8))(params))  # the image before the sigmoid
+    expected = torch.sigmoid(torch.from_numpy(np.einsum("bchw,dc->bdhw", plain.numpy(), sqrt)))
+    assert torch.allclose(out, expected, atol=1e-9)
 
 
 def test_aggregations_and_objective():

@@ -1,9 +1,10 @@
 """Image parametrizations P: v -> image in [0, 1], each returned as (params, render function) (SPEC 2.1).
 
-Written by hand after Lucid's ``pixel_image`` / ``fft_image`` (no maintained PyTorch library exposes them with
-the exact scaling the paper uses): ``rgb`` is sigmoid(v); ``fft`` is the orthonormal inverse real FFT of a
-learned spectrum, then sigmoid; ``fft_energy`` scales the spectrum by 1 / max(|f|, 1 / max(H, W)) first, so
-that low frequencies dominate. Lucid's color decorrelation is optional for both FFT variants.
+Written by hand after Lucid's ``pixel_image`` / ``fft_image`` (checked against lucent's ``param/spatial.py``
+and ``param/color.py``): ``rgb`` is sigmoid(v), the paper's default; ``fft`` is the orthonormal inverse real FFT
+of a learned spectrum divided by 4 (Lucid's constant, which keeps the image from saturating), then sigmoid;
+``fft_energy`` scales the spectrum by 1 / max(|f|, 1 / max(H, W)) first, so that low frequencies dominate
+(lucent's ``fft_image`` with decay_power 1). Lucid's color decorrelation is optional (off by default).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from collections.abc import Callable
 import torch
 
 PARAMETRIZATIONS = ("rgb", "fft", "fft_energy")
+
+# Lucid's fft_image divides the inverse FFT by this constant before the sigmoid.
+FFT_DIVISOR = 4.0
 
 # Lucid's square root of the ImageNet color covariance, normalized by its largest column norm.
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -32,24 +36,24 @@ def frequency_scale(height: int, width: int) -> torch.Tensor:
 def make_render(kind: str, shape: tuple[int, int, int], decorrelate: bool = False) -> Render:
     """The render function of parametrization ``kind`` for images of ``shape`` (C, H, W).
 
-    The returned function maps params (B, *param_shape) to images (B, C, H, W) in [0, 1].
+    The returned function maps params (B, *param_shape) of any float dtype to images (B, C, H, W) in [0, 1].
     """
     if kind not in PARAMETRIZATIONS:
         raise ValueError(f"fv.parametrization '{kind}': expected one of {PARAMETRIZATIONS}")
     channels, height, width = shape
     if decorrelate and channels != 3:
         raise ValueError(f"fv.decorrelate: color decorrelation needs 3 channels, the model takes {channels}")
-    if kind == "rgb":
-        return torch.sigmoid
     scale = frequency_scale(height, width) if kind == "fft_energy" else None
 
     def render(v: torch.Tensor) -> torch.Tensor:
-        spectrum = torch.view_as_complex(v.contiguous())
-        if scale is not None:
-            spectrum = spectrum * scale.to(v.device)
-        img = torch.fft.irfft2(spectrum, s=(height, width), norm="ortho")
-        if decorrelate:
-            img = torch.einsum("dc,bchw->bdhw", _COLOR_SQRT.to(v.device), img)
+        img = v
+        if kind != "rgb":
+            spectrum = torch.view_as_complex(v.contiguous())
+            if scale is not None:
+                spectrum = spectrum * scale.to(v)
+            img = torch.fft.irfft2(spectrum, s=(height, width), norm="ortho") / FFT_DIVISOR
+        if decorrelate:  # lucent's to_valid_rgb: decorrelate whatever image the parametrization gives
+            img = torch.einsum("dc,bchw->bdhw", _COLOR_SQRT.to(img), img)
         return torch.sigmoid(img)
 
     return render

@@ -35,7 +35,7 @@ class FVSpec(Spec):
     n_f: int | None = None
     aggregation: str = "maxpool_mean"
     k: int = 2
-    parametrization: str = "fft_energy"
+    parametrization: str = "rgb"
     decorrelate: bool = False
     lr: float = 0.05
     adam_steps: int = 800
