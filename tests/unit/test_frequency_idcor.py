@@ -45,15 +45,13 @@ def test_twonn_matches_the_direct_reference_and_is_chunk_invariant() -> None:
     torch.testing.assert_close(two_nearest(xt, chunk=37), two_nearest(xt, chunk=10_000))
 
 
-def test_twonn_matches_dadapy() -> None:
-    data_mod = pytest.importorskip(
-        "dadapy.data",
-        reason="dadapy 0.3.4 does not build here: its sdist ships Cython-generated C for NumPy 1 (no .pyx to "
-        "regenerate) and fails against NumPy 2; the direct Facco reference test covers the estimator",
-    )
-    x = embedded_cube(600, 3, 8, seed=1)
-    expected = data_mod.Data(x).compute_id_2NN(algorithm="base", mu_fraction=0.9)[0]
-    assert twonn(x) == pytest.approx(expected, rel=1e-6)
+def test_twonn_matches_scikit_dimension() -> None:
+    """scikit-dimension's TwoNN (discard_fraction 0.1, fit through the origin) is the external oracle."""
+    import skdim
+
+    for seed in range(3):
+        x = embedded_cube(600, 3, 8, seed=seed)
+        assert twonn(x) == pytest.approx(skdim.id.TwoNN(discard_fraction=0.1).fit(x).dimension_, rel=1e-12)
 
 
 def test_twonn_drops_duplicates() -> None:

@@ -3,8 +3,12 @@
 Two fits with the same result type: :func:`fit_nmf` (HALS on the whole matrix, the setting of Cichocki & Phan
 2009 and scikit-learn's ``cd`` solver; or multiplicative updates, Lee & Seung 2001) and :func:`fit_nmf_online`
 (minibatch NMF after Mairal et al. 2010: codes per batch with D fixed, running sufficient statistics
-``Z^T Z`` and ``Z^T A``, HALS steps on D) for activations that do not fit in memory. Written by hand: no
-library fits NMF in torch on a GPU, and scikit-learn's MiniBatchNMF is CPU only.
+``Z^T Z`` and ``Z^T A``, HALS steps on D) for activations that do not fit in memory. torchnmf (beta-divergence
+multiplicative updates) and overcomplete (HALS, MU and ANLS on an in-memory matrix) fit NMF in torch too; featflow
+keeps its own because the online fit streams the activations from HDF5 through running sufficient statistics,
+which neither offers, and because the codes of new inputs must come from the very solver (and penalty) of the fit's
+codes; scikit-learn's MiniBatchNMF streams but runs on the CPU only. The tests check the whole-matrix fit against
+scikit-learn's at the same initialization.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from featflow.dictionary.nnls import hals_sweeps, nnls_codes
+from featflow.dictionary.nnls import hals_sweeps, nnls_codes, ridge_mu
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +31,13 @@ _EPS = 1e-12
 class NMFDictionary:
     """A fitted dictionary: atoms ``D`` (k, d) with unit-norm rows, and the one encode/decode contract.
 
-    ``encode`` gives the non-negative codes of new activations (batched NNLS with D fixed), ``decode`` maps
-    codes back to activation space.
+    ``encode`` gives the non-negative codes of new activations (batched ridge NNLS with D fixed, the same
+    problem the fit's codes solve), ``decode`` maps codes back to activation space.
     """
 
     atoms: torch.Tensor
     code_iterations: int = 300
+    ridge: float = 0.0
 
     @property
     def k(self) -> int:
@@ -40,7 +45,7 @@ class NMFDictionary:
 
     def encode(self, a: torch.Tensor) -> torch.Tensor:
         """(n, d) activations -> (n, k) codes >= 0."""
-        return nnls_codes(a.to(self.atoms), self.atoms, self.code_iterations)
+        return nnls_codes(a.to(self.atoms), self.atoms, self.code_iterations, ridge=self.ridge)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(n, k) codes -> (n, d) reconstructions ``z D``."""
@@ -92,8 +97,13 @@ def fit_nmf(
     solver: str = "hals",
     tol: float = 1e-5,
     generator: torch.Generator | None = None,
+    ridge: float = 0.0,
 ) -> NMFResult:
     """Fit ``A ~ Z D`` on a matrix held in (device) memory.
+
+    With ``ridge`` > 0 the objective is ``||A - Z D||_F^2 + mu ||Z||_F^2`` with unit-norm atoms (renormalized
+    after every update, so the penalty cannot be dodged by shrinking Z and growing D), mu as in
+    :func:`featflow.dictionary.nnls.ridge_mu`: the codes of new inputs then solve the same problem.
 
     Parameters
     ----------
@@ -102,6 +112,7 @@ def fit_nmf(
     iterations : maximal outer iterations (one update of Z then of D).
     solver : ``hals`` (one HALS sweep per factor per iteration) or ``mu`` (multiplicative updates).
     tol : stop when the relative error improves by less than ``tol`` (checked every 10 iterations).
+    ridge : mu relative to the atoms' scale; 0 is plain NMF.
 
     Returns
     -------
@@ -112,14 +123,20 @@ def fit_nmf(
         raise ValueError(f"nmf: solver '{solver}', expected one of {SOLVERS}")
     generator = generator or torch.Generator(device=a.device).manual_seed(0)
     z, d = _init(a, k, generator)
+    if ridge > 0:
+        z, d = _normalize(z, d)
     errors = [relative_error(a, z, d)]
     for it in range(1, iterations + 1):
+        gram = d @ d.T
+        gram.diagonal().add_(ridge_mu(gram, ridge))
         if solver == "hals":
-            hals_sweeps(z, d @ d.T, a @ d.T, 1)
+            hals_sweeps(z, gram, a @ d.T, 1)
             d = _hals_atoms(d, z.T @ z, z.T @ a)
         else:
-            z.mul_((a @ d.T) / (z @ (d @ d.T)).clamp_min(_EPS))
+            z.mul_((a @ d.T) / (z @ gram).clamp_min(_EPS))
             d.mul_((z.T @ a) / ((z.T @ z) @ d).clamp_min(_EPS))
+        if ridge > 0:
+            z, d = _normalize(z, d)
         if it % 10 == 0 or it == iterations:
             errors.append(relative_error(a, z, d))
             if errors[-2] - errors[-1] < tol * errors[-2]:
@@ -143,6 +160,7 @@ def fit_nmf_online(
     code_iterations: int = 100,
     forget: float = 0.9,
     generator: torch.Generator | None = None,
+    ridge: float = 0.0,
 ) -> torch.Tensor:
     """Minibatch (online) NMF over data streamed in batches; memory O(k^2 + k d), independent of n.
 
@@ -153,6 +171,7 @@ def fit_nmf_online(
     epochs : passes over the data.
     code_iterations : NNLS iterations for the codes of each batch.
     forget : weight of the past sufficient statistics at each batch (Mairal et al.'s forgetting factor).
+    ridge : mu of the batch codes relative to the atoms' scale (atoms renormalized after each batch).
 
     Returns
     -------
@@ -170,10 +189,12 @@ def fit_nmf_online(
                 _, atoms = _init(batch, k, generator)
                 gram = torch.zeros(k, k, dtype=batch.dtype, device=batch.device)
                 cross = torch.zeros(k, batch.shape[1], dtype=batch.dtype, device=batch.device)
-            z = nnls_codes(batch, atoms, code_iterations)
+            z = nnls_codes(batch, atoms, code_iterations, ridge=ridge)
             gram = forget * gram + z.T @ z / batch.shape[0]
             cross = forget * cross + z.T @ batch / batch.shape[0]
             atoms = _hals_atoms(atoms, gram, cross)
+            if ridge > 0:
+                atoms = _normalize(torch.ones(1, k, dtype=atoms.dtype, device=atoms.device), atoms)[1]
         log.info("online nmf: epoch %d/%d done", epoch + 1, epochs)
     if atoms is None:
         raise ValueError("nmf: the batch stream was empty")

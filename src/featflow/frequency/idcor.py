@@ -2,8 +2,8 @@
 ICLR 2025; SPEC 3.3).
 
 Nearest neighbors are found chunk by chunk (a (chunk, N) distance block at a time, on any device), so the memory
-is O(chunk * N), never N x N. Written by hand: dadapy implements TwoNN (the tests compare against it) but not
-IdCor, and its neighbor search is not chunked on the GPU.
+is O(chunk * N), never N x N. Written by hand: scikit-dimension implements TwoNN (the tests compare against it)
+but not IdCor, and its neighbor search is a CPU k-d tree on the whole set, not chunked on the accelerator.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def twonn(
     """TwoNN intrinsic dimension of the points ``x`` (N, D).
 
     Duplicated rows are dropped; mu = r2 / r1 is sorted and, with F(i) = i / N, the dimension is the slope of
-    -log(1 - F) against log(mu) through the origin, fitted on the first ``fraction`` of the points (as dadapy's
-    ``compute_id_2NN`` with ``algorithm="base"``).
+    -log(1 - F) against log(mu) through the origin, fitted on the first ``fraction`` of the points (as scikit-dimension's
+    ``TwoNN(discard_fraction=1 - fraction)`` and dadapy's ``compute_id_2NN`` with ``algorithm="base"``).
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"twonn: fraction {fraction} must be in (0, 1]")
