@@ -1,24 +1,29 @@
 # Two commands a researcher needs: `make run` (the default DAG) and `make test` (the whole suite).
-# Both set up .venv first (idempotent: redone only when requirements.txt or pyproject.toml change).
+# Both set up .venv first (idempotent: redone only when requirements.txt or pyproject.toml change), from the
+# lock (requirements.txt: exact pins with platform markers, no path) and the package itself, editable.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.featflow-setup
 CORES ?= all
 
-.PHONY: setup run test lint report clean
+.PHONY: setup run test lint report lock clean
 
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "featflow needs Python >= 3.11; run make with PYTHON=/path/to/python3.11 (or newer)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
-	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e ".[workflow,test,lint]"
 	touch $@
 
+# `make run CONFIG=config/presets/X.yaml` runs another config, checked (YAML syntax, schema, paths) before Snakemake.
+CONFIG ?=
 run: setup
-	$(BIN)/snakemake --profile profiles/default --cores $(CORES)
+	$(if $(CONFIG),$(BIN)/python -m featflow.config config/config.yaml $(CONFIG))
+	$(BIN)/snakemake --profile profiles/default --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG))
 
 test: setup
 	$(BIN)/python -m pytest -q tests
@@ -27,7 +32,17 @@ report: setup
 	$(BIN)/snakemake --cores 1 --report results/report.html
 
 lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check .
 	$(BIN)/snakemake --lint
+
+# Regenerate the lock and the conda environment from pyproject.toml's ranges (+ constraints.in) with uv.
+lock: setup
+	$(BIN)/python -m pip install -q uv
+	$(BIN)/uv pip compile pyproject.toml --extra workflow --extra test --extra lint --universal \
+		--python-version 3.11 --constraint constraints.in --output-file requirements.txt
+	$(BIN)/python tools/render_conda_env.py requirements.txt envs/featflow.yaml
 
 clean:
 	rm -rf results logs benchmarks .snakemake

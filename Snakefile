@@ -10,9 +10,19 @@
 #   results/theory/...                               Shi et al. networks vs fixed features (theory.smk)
 #   results/report.html                              `make report`: every figure with its caption
 # Logs: logs/{rule}/{wildcards}.log; benchmarks: benchmarks/{rule}/{wildcards}.tsv.
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+# The package is imported from this checkout (see PYTHONPATH in workflow/rules/common.smk).
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+from featflow.config import load_yaml
+
+# Snakemake's own loader reports a YAML syntax error without file or line: read the file ourselves first.
+load_yaml("config/config.yaml")
 
 
 configfile: "config/config.yaml"

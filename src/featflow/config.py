@@ -14,6 +14,7 @@ import difflib
 import importlib.resources
 import types
 import typing
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -64,7 +65,34 @@ def _with_defaults(validator_class: type) -> type:
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_DefaultingValidator = _with_defaults(jsonschema.Draft202012Validator)
+def _strict_integers(validator_class: type) -> type:
+    """JSON Schema's ``integer`` admits ``2.0``; featflow's does not (``range(2.0)`` fails deep inside a job)."""
+
+    def is_integer(_checker: Any, instance: Any) -> bool:
+        return isinstance(instance, int) and not isinstance(instance, bool)
+
+    checker = validator_class.TYPE_CHECKER.redefine("integer", is_integer)
+    return jsonschema.validators.extend(validator_class, type_checker=checker)
+
+
+_DefaultingValidator = _with_defaults(_strict_integers(jsonschema.Draft202012Validator))
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file as a dict; a syntax error names the file, line and column (Snakemake's message names none)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{where}: YAML syntax error: {problem}; fix the file (tabs, brackets, indentation)") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file is a mapping of keys at the top level, found {type(data).__name__}")
+    return data
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -153,12 +181,9 @@ def _check_paths(config: Mapping[str, Any]) -> list[str]:
     problems = []
     for name, ds in config.get("datasets", {}).items():
         if ds["kind"] in FOLDER_DATASETS:
-            path = ds.get("path")
-            if not path or not Path(path).is_dir():
-                problems.append(
-                    f"config key 'datasets.{name}.path': '{path}' is not a folder; "
-                    f"expected the local {ds['kind']} data folder (downloads are disabled)"
-                )
+            problem = _folder_problem(ds["kind"], ds.get("path"))
+            if problem:
+                problems.append(f"config key 'datasets.{name}.path': {problem}")
     for name, model in config.get("models", {}).items():
         weights = model.get("weights")
         if weights and not Path(weights).is_file():
@@ -166,7 +191,40 @@ def _check_paths(config: Mapping[str, Any]) -> list[str]:
                 f"config key 'models.{name}.weights': '{weights}' is not a file; "
                 "expected a local state_dict or featflow checkpoint"
             )
+        elif weights and not zipfile.is_zipfile(weights):
+            problems.append(
+                f"config key 'models.{name}.weights': '{weights}' is not a torch.save file (no zip archive: text, "
+                "truncated or legacy format?); expected torch.save(model.state_dict(), path)"
+            )
     return problems
+
+
+CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def _folder_problem(kind: str, path: str | None) -> str | None:
+    """What is wrong with a local data folder (None when it holds what ``kind`` reads)."""
+    if not path or not Path(path).is_dir():
+        return f"'{path}' is not a folder; expected the local {kind} data folder (downloads are disabled)"
+    root = Path(path)
+    if kind == "cifar10":
+        batches = root / "cifar-10-batches-py"
+        missing = [f for f in CIFAR10_FILES if not (batches / f).is_file()]
+        if missing:
+            return (
+                f"'{path}' lacks {batches.name}/{', '.join(missing)}; expected the folder that holds torchvision's "
+                "cifar-10-batches-py/ (the extracted cifar-10-python.tar.gz)"
+            )
+    if kind == "imagefolder":
+        evaluation = "test" if (root / "test").is_dir() and not (root / "val").is_dir() else "val"
+        for split in ("train", evaluation):
+            classes = [d for d in (root / split).glob("*") if d.is_dir()] if (root / split).is_dir() else []
+            if not classes:
+                return f"'{path}' has no class folders under {split}/; expected {path}/{split}/<class>/<image>"
+            if not any(f.suffix.lower() in IMAGE_SUFFIXES for d in classes[:1] for f in d.iterdir()):
+                return f"'{classes[0]}' holds no image file; expected images ({', '.join(IMAGE_SUFFIXES)})"
+    return None
 
 
 # --- typed specs -------------------------------------------------------------------------------------------
@@ -292,3 +350,32 @@ class ExperimentSpec(Spec):
     dataset: str
     layers: tuple[str, ...]
     activations: ActivationsSpec = ActivationsSpec()
+
+
+def check_files(paths: typing.Sequence[str | Path]) -> dict[str, Any]:
+    """Load config files in order (later keys override earlier ones, as ``--configfile`` does) and validate."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        merged.update(load_yaml(path))
+    return validate_config(merged)
+
+
+def main(argv: typing.Sequence[str] | None = None) -> int:
+    """``python -m featflow.config FILE...``: check config files before a run; exit 1 with the problems."""
+    import sys
+
+    paths = list(sys.argv[1:] if argv is None else argv)
+    if not paths:
+        print("usage: python -m featflow.config CONFIG.yaml [MORE.yaml ...]", file=sys.stderr)
+        return 2
+    try:
+        check_files(paths)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"config OK: {', '.join(map(str, paths))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

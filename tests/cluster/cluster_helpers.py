@@ -8,7 +8,6 @@ these tests with the reason; a cluster that was installed but does not come up f
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.watch import run_watched
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("slurm_up.sh")
@@ -89,9 +90,9 @@ def write_config(work: Path, broken: bool) -> None:
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(tiny_config(broken), sort_keys=False))
 
 
-def run_snakemake(work: Path, *args: str, timeout: float = 240) -> tuple[int, str]:
-    """Run Snakemake through the SLURM profile; on timeout stop it with SIGINT (on SIGTERM it waits for its
-    jobs), then kill. Returns the exit status and the combined output."""
+def run_snakemake(work: Path, *args: str, idle_s: float = 600) -> tuple[int, str]:
+    """Run Snakemake through the SLURM profile; stopped (SIGINT, then kill) only when it makes no progress for
+    ``idle_s`` seconds. Returns the exit status and the combined output."""
     cmd = [
         sys.executable,
         "-m",
@@ -108,17 +109,8 @@ def run_snakemake(work: Path, *args: str, timeout: float = 240) -> tuple[int, st
         *args,
     ]
     env = {**os.environ, "PYTHONPATH": str(work / "src")}  # jobs import the copy's package, as tests/workflow does
-    proc = subprocess.Popen(
-        cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        pytest.fail(f"snakemake on SLURM did not finish in {timeout} s (hang?):\n{out[-4000:]}")
-    return proc.returncode, out
+    result, hung = run_watched(cmd, work, env, idle_s)
+    out = result.stdout + result.stderr
+    if hung:
+        pytest.fail(f"snakemake on SLURM made no progress for {idle_s} s (hang?):\n{out[-4000:]}")
+    return result.returncode, out

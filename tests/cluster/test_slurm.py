@@ -110,7 +110,7 @@ def test_rerun_builds_only_the_missing_outputs(slurm_cluster: Cluster, workdir: 
 
 def test_missing_gpu_model_fails_at_submission(slurm_cluster: Cluster, workdir: Path) -> None:
     rc, out = run_snakemake(
-        workdir, "results/models/cnn.pt", "--forcerun", "train", "--set-resources", "train:gpu_model=h100", timeout=90
+        workdir, "results/models/cnn.pt", "--forcerun", "train", "--set-resources", "train:gpu_model=h100", idle_s=300
     )
     assert rc != 0
     assert "Requested node configuration is not available" in out, out[-3000:]
@@ -118,6 +118,6 @@ def test_missing_gpu_model_fails_at_submission(slurm_cluster: Cluster, workdir: 
 
 def test_cluster_without_gpus_fails_at_submission(slurm_cluster: Cluster, workdir: Path) -> None:
     slurm_cluster.up(gpus=0)
-    rc, out = run_snakemake(workdir, "results/models/cnn.pt", "--forcerun", "train", timeout=90)
+    rc, out = run_snakemake(workdir, "results/models/cnn.pt", "--forcerun", "train", idle_s=300)
     assert rc != 0
     assert "Invalid generic resource" in out, out[-3000:]

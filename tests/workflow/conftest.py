@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.watch import run_watched
+
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 COPIED = ("Snakefile", "workflow", "envs", "profiles", "src")
@@ -29,12 +31,14 @@ def copy_workflow(dest: Path, config: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run snakemake in ``workdir`` with 2 cores; output captured as text."""
+def snakemake(workdir: Path, *args: str, idle_s: float = 600) -> subprocess.CompletedProcess:
+    """Run snakemake in ``workdir`` with 2 cores; output captured as text. Fails only on a hang: ``idle_s``
+    seconds without output or log progress (a slow machine is not a failure)."""
     env = {**os.environ, "PYTHONPATH": str(workdir / "src")}
-    return subprocess.run(
-        [SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
-    )
+    result, hung = run_watched([SNAKEMAKE, "--cores", "2", *args], workdir, env, idle_s)
+    if hung:
+        pytest.fail(f"snakemake {' '.join(args)} made no progress for {idle_s} s (hang?):\n{result.stderr[-4000:]}")
+    return result
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:

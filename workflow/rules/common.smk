@@ -1,8 +1,11 @@
 # Plumbing only: config validation, wildcard constraints, target lists, stage params.
-import sys
+import os
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# Every job imports the package from this checkout's src/ too (scripts run in a fresh Python, maybe in a conda
+# env without featflow installed): no install path is baked into any environment file.
+_PATHS = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
+os.environ["PYTHONPATH"] = os.pathsep.join([SRC, *_PATHS])
 
 from featflow.config import validate_config
 from featflow.repro import code_version

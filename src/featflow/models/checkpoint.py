@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +37,29 @@ def save_checkpoint(
         torch.save(payload, tmp)
 
 
+class CheckpointError(ValueError):
+    """A weights or checkpoint file is missing, truncated, or not a torch.save file."""
+
+
+def torch_file(path: str | Path, fix: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; an unreadable file raises :class:`CheckpointError`
+    naming the file and ``fix`` (torch's own errors name neither: "pop from empty list", "[Errno 22]")."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found; {fix}")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a torch.save file (no zip archive: text, truncated or legacy?); {fix}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, IndexError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"{path}: unreadable torch.save file (truncated or corrupted: {err}); {fix}") from err
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The raw checkpoint dict; fails clearly on a file that is not a featflow checkpoint."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = torch_file(path, "delete it and rerun the train rule that wrote it")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a featflow checkpoint (expected format '{FORMAT}')")
+        raise CheckpointError(f"{path}: not a featflow checkpoint (expected format '{FORMAT}')")
     return payload
 
 

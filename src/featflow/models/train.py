@@ -13,7 +13,7 @@ from tqdm import tqdm
 from featflow.config import ModelSpec
 from featflow.data import LoadedSplit, load_split
 from featflow.frequency.attacks import pgd_linf
-from featflow.models.checkpoint import FORMAT, save_checkpoint
+from featflow.models.checkpoint import FORMAT, save_checkpoint, torch_file
 from featflow.models.registry import Classifier, build_model
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def fit(
 
 def _load_weights(model: Classifier, path: str) -> None:
     """Load a featflow checkpoint, or a plain state_dict of the network body (torchvision style)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch_file(path, "config key 'models.<name>.weights' must name a state_dict or featflow checkpoint")
     if isinstance(state, dict) and state.get("format") == FORMAT:
         model.load_state_dict(state["state_dict"])
     else:
