@@ -117,12 +117,13 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"config key '{key}': {error.message}.{expected}"
 
 
-def validate_config(config: Mapping[str, Any], check_paths: bool = True) -> dict[str, Any]:
-    """Validate ``config`` against the schema, fill in defaults, check cross-references and data paths.
+def validate_config(config: Mapping[str, Any], check_paths: bool = True, check_layers: bool = True) -> dict[str, Any]:
+    """Validate ``config`` against the schema, fill in defaults, check cross-references, data paths and names.
 
     ``check_paths=False`` skips the existence checks of local data folders and weights files (presets
-    written for another machine). Returns a new dict; raises :class:`ConfigError` with every problem,
-    one per line.
+    written for another machine); ``check_layers=False`` skips building the networks (on the meta device) to
+    check layer names and FV feature counts (:mod:`featflow.names`). Returns a new dict; raises
+    :class:`ConfigError` with every problem, one per line.
     """
     schema, registry = load_schema()
     filled = copy.deepcopy(dict(config))
@@ -133,6 +134,12 @@ def validate_config(config: Mapping[str, Any], check_paths: bool = True) -> dict
     problems = _check_references(filled) + (_check_paths(filled) if check_paths else [])
     if problems:
         raise ConfigError("\n".join(problems))
+    if check_layers:
+        from featflow.names import check_names  # imports torch: only when names are checked
+
+        problems = check_names(filled)
+        if problems:
+            raise ConfigError("\n".join(problems))
     return _key_sorted(filled)
 
 

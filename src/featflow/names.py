@@ -1,0 +1,121 @@
+"""Names in a config checked against the networks they address, before any job runs (no data, no weights).
+
+Each model is built on PyTorch's ``meta`` device (shapes only: no memory, no weights), a meta input of its data
+set's shape is pushed through it with hooks, and every layer named in the config must be one of its modules,
+with FV's ``n_f`` no larger than that layer's width. A misspelling lists the closest names.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import torch
+
+from featflow.config import DatasetSpec, ModelSpec
+from featflow.data.planted import CLASS_NAMES as PLANTED_CLASSES
+
+# (channels, classes) of the data set kinds whose images are not read from a folder.
+IMAGE_KINDS = {"planted": (3, len(PLANTED_CLASSES)), "digits": (1, 10), "cifar10": (3, 10)}
+
+
+def input_signature(spec: DatasetSpec) -> tuple[tuple[int, ...], int]:
+    """Input shape (C, H, W) or (d,) and class count of a data set, from its spec alone."""
+    if spec.kind == "shi":
+        return (spec.shi.d,), 2
+    if spec.kind == "imagefolder":
+        from pathlib import Path
+
+        train = Path(spec.path or "") / "train"
+        classes = sum(1 for d in train.iterdir() if d.is_dir()) if spec.path and train.is_dir() else 0
+        channels = 1 if spec.grayscale else 3
+        return (channels, spec.image_size, spec.image_size), max(classes, 2)  # 2: a folder not yet in place
+    channels, classes = IMAGE_KINDS[spec.kind]
+    channels = 1 if spec.grayscale else channels
+    return (channels, spec.image_size, spec.image_size), classes
+
+
+@cache
+def _layer_shapes(model_key: str, shape: tuple[int, ...], classes: int) -> dict[str, tuple[int, ...]]:
+    """Output shape (without the batch axis) of every named module of the body, from a meta forward pass."""
+    import json
+
+    from featflow.models.registry import build_model
+
+    spec = ModelSpec.from_dict(json.loads(model_key))
+    with torch.device("meta"):
+        model = build_model(spec, shape, classes)
+        shapes: dict[str, tuple[int, ...]] = {}
+
+        def record(name: str):
+            def hook(_module: torch.nn.Module, _inputs: tuple, out: Any) -> None:
+                if isinstance(out, torch.Tensor):
+                    shapes.setdefault(name, tuple(out.shape[1:]))
+
+            return hook
+
+        hooks = [module.register_forward_hook(record(name)) for name, module in model.body.named_modules() if name]
+        try:
+            model.eval()(torch.zeros((2, *shape)))
+        finally:
+            for hook in hooks:
+                hook.remove()
+    return shapes
+
+
+def layer_shapes(model: Mapping[str, Any], dataset: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Layer name -> output shape of ``model`` (a validated config entry) on inputs of ``dataset``."""
+    import json
+
+    shape, classes = input_signature(DatasetSpec.from_dict(dataset))
+    return _layer_shapes(json.dumps(model, sort_keys=True), shape, classes)
+
+
+def _unknown(key: str, name: str, shapes: Mapping[str, tuple[int, ...]], model: str) -> str:
+    close = difflib.get_close_matches(name, list(shapes), n=5, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else f"; its layers include {', '.join(list(shapes)[:12])}"
+    return f"config key '{key}': '{name}' is not a layer of model '{model}'{hint}"
+
+
+def check_names(config: Mapping[str, Any]) -> list[str]:
+    """Problems with layer names and feature counts in a validated config (empty when all is well)."""
+    datasets, models = config["datasets"], config["models"]
+    problems: list[str] = []
+
+    def shapes_of(model: str, key: str) -> dict[str, tuple[int, ...]] | None:
+        try:
+            return layer_shapes(models[model], datasets[models[model]["dataset"]])
+        except ValueError as err:  # an unknown architecture, reported with close names by the registry
+            problems.append(f"config key '{key}': {err}")
+            return None
+
+    for name, exp in config.get("experiments", {}).items():
+        shapes = shapes_of(exp["model"], f"models.{exp['model']}.arch")
+        for layer in exp["layers"] if shapes else ():
+            if layer not in shapes:
+                problems.append(_unknown(f"experiments.{name}.layers", layer, shapes, exp["model"]))
+    for name, fv in (config.get("fv") or {}).items():
+        shapes = shapes_of(fv["model"], f"models.{fv['model']}.arch")
+        if not shapes:
+            continue
+        if fv["layer"] not in shapes:
+            problems.append(_unknown(f"fv.{name}.layer", fv["layer"], shapes, fv["model"]))
+            continue
+        width = shapes[fv["layer"]][0]
+        if fv.get("n_f") is not None and fv["n_f"] > width:
+            problems.append(
+                f"config key 'fv.{name}.n_f': {fv['n_f']} exceeds the {width} features (channels) of layer "
+                f"'{fv['layer']}' of model '{fv['model']}'; expected at most {width} (or null for all)"
+            )
+    complexity = config.get("complexity") or {}
+    layer = (complexity.get("dictionary") or {}).get("layer")
+    for name in complexity.get("experiments", []) if layer else ():
+        exp = config["experiments"].get(name)
+        if exp and layer not in exp["layers"]:
+            problems.append(
+                f"config key 'complexity.dictionary.layer': '{layer}' is not among experiment '{name}''s layers "
+                f"{exp['layers']}; expected one of them (activations are extracted only for those)"
+            )
+    return sorted(set(problems))
