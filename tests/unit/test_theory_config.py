@@ -26,7 +26,8 @@ def test_schema_defaults_are_the_spec_defaults():
     fields = {f.name: f.default for f in dataclasses.fields(TheorySpec)}
     assert set(schema["properties"]) == set(fields)
     for key, sub in schema["properties"].items():
-        assert sub["default"] == fields[key], key
+        default = list(fields[key]) if isinstance(fields[key], tuple) else fields[key]
+        assert sub["default"] == default, key
         assert sub["description"]
 
 

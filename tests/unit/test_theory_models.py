@@ -12,7 +12,7 @@ import torch
 
 from featflow.config import ShiSpec
 from featflow.theory import alignment, fixed_features, two_layer
-from featflow.theory.shi_data import design_gamma, generate_shi
+from featflow.theory.shi_data import design_gamma, generate_shi, linear_ceiling, parity_labels, sample_patterns
 from featflow.theory.two_layer import Params, TheorySpec
 
 
@@ -118,7 +118,10 @@ def runs():
         eff = m[:, :5].sum(axis=1) / np.linalg.norm(m[:, :5].sum(axis=1))
         cos = {k: alignment.feature_cosines(p.W, np.stack([eff, -eff])) for k, p in net.snapshots.items()}
         probes = {k: alignment.linear_probe(net.snapshots[k], *data) for k in ("step1", "step2")}
+        probes["step1_standardized"] = alignment.linear_probe(net.snapshots["step1"], *data, standardize=True)
         out[structured] = net, base, cos, probes
+        if structured:
+            out["data"], out["init"] = data, init
     return out
 
 
@@ -148,8 +151,21 @@ def test_alignment_rises_in_the_first_two_steps_only_with_structure(runs):
 
 def test_probe_is_near_chance_after_step_one_and_near_perfect_after_step_two(runs):
     _, _, _, probes = runs[True]
-    assert np.abs(probes["step1"] - 0.5).max() < 0.06
-    assert probes["step2"].min() > 0.95
+    assert np.abs(probes["step1"][0] - 0.5).max() < 0.06
+    assert probes["step2"][0].min() > 0.95
+
+
+def test_raw_probe_after_step_one_is_a_constant_predictor_and_standardized_features_carry_the_label(runs):
+    """The paper's ~52% after step 1 is a probe predicting one class (hidden units vary by ~1e-4); on
+    standardized hidden units the same probe is far above chance: the features are already there."""
+    _, _, cos, probes = runs[True]
+    accuracy, constant = probes["step1"]
+    assert constant.all()
+    _, y, _, y_test = runs["data"]
+    shares = [(y_test > 0).mean(), (y_test < 0).mean()]  # a constant predictor scores one class's share
+    assert all(min(abs(a - share) for share in shares) < 1e-12 for a in accuracy)
+    assert probes["step1_standardized"][0].min() > 0.7
+    assert cos["step1"].mean() > 0.9
 
 
 def test_mds_places_aligned_neurons_on_the_effective_features():
@@ -180,3 +196,34 @@ def test_nearly_frozen_features_reproduce_the_frozen_schedule():
     np.testing.assert_allclose(runs[1e-12].snapshots["end"].a, runs[0.0].snapshots["end"].a, rtol=1e-6)
     np.testing.assert_array_equal(runs[0.0].snapshots["end"].W, runs[0.0].snapshots["step2"].W)
     assert np.abs(runs[0.05].snapshots["end"].W - runs[0.05].snapshots["step2"].W).max() > 1e-6
+
+
+def test_fixed_feature_baselines_are_reported_at_their_convex_optimum(runs):
+    """Random features and the linear model on x: the reported accuracy is the optimum of their convex loss
+    (checked against liblinear, an independent solver, at the chosen weight decay)."""
+    from sklearn.svm import LinearSVC
+
+    net, base, _, _ = runs[True]
+    x, y, x_test, y_test = runs["data"]
+    init = runs["init"]
+    h, h_test = two_layer.hidden(init, x)[0], two_layer.hidden(init, x_test)[0]
+    for s in range(h.shape[0]):
+        C = fixed_features.svm_C(h.shape[1], base.weight_decay["random_features"][s])
+        ref = LinearSVC(C=C, loss="hinge", dual=True, tol=1e-6, max_iter=200_000).fit(h[s], y).score(h_test[s], y_test)
+        assert abs(base.random_features_optimum[s] - ref) <= 0.01
+    C = fixed_features.svm_C(x.shape[0], base.weight_decay["linear"][0])
+    ref = LinearSVC(C=C, loss="hinge", dual=True, tol=1e-6, max_iter=200_000).fit(x, y).score(x_test, y_test)
+    assert abs(base.linear - ref) <= 0.02
+    # the stable-step GD curve of the random features ends within 1 point of that optimum
+    assert np.abs(base.random_features[:, -1] - base.random_features_optimum).max() <= 0.01 + 1e-9
+
+
+def test_linear_ceiling_is_the_best_count_threshold_rule():
+    rng = np.random.default_rng(7)
+    for structured, expected in ((True, 0.84375), (False, 0.6875)):
+        shi = ShiSpec(d=10, D=8, k=5, p0=0.5, structured=structured)
+        assert linear_ceiling(shi) == pytest.approx(expected)
+        phi = sample_patterns(shi, 200_000, rng)
+        y, count = parity_labels(phi, 5), phi[:, :5].sum(axis=1)
+        best = max(((count >= t) == (y > 0)).mean() for t in range(7))
+        assert best == pytest.approx(expected, abs=0.005)

@@ -18,26 +18,32 @@ STAGE_TITLES = {"init": "initialization", "step1": "after step 1", "step2": "aft
 
 
 def accuracy_figure(curves: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], families: Sequence[str]) -> Figure:
-    """Test accuracy vs steps, one panel per data family: mean over seeds with a min-max band per model, and
-    the RBF SVM as a horizontal line. ``curves``: (network file, baseline file) contents per family."""
-    fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 3.8), squeeze=False, sharey=True)
+    """Test accuracy vs steps, one panel per data family: GD curves (mean over seeds, min-max band), each
+    convex model's optimum as a marker at the right edge, the linear model on x, the RBF SVM and the analytic
+    linear ceiling as horizontal lines. ``curves``: (network file, baseline file) contents per family."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.6 * len(curves), 4.0), squeeze=False, sharey=True)
     for ax, (net, base), family in zip(axes[0], curves, families, strict=True):
         series = {
-            "network": (net["steps"], net["test_acc"]),
-            "random_features": (base["steps"], base["random_features"]),
-            "ntk": (base["steps"], base["ntk"]),
+            "network": (net["steps"], net["test_acc"], net.get("optimum")),
+            "random_features": (base["steps"], base["random_features"], base["random_features_optimum"]),
+            "ntk": (base["steps"], base["ntk"], base["ntk_optimum"]),
         }
         for key, label in MODELS:
-            steps, acc = series[key]
-            (line,) = ax.plot(steps, acc.mean(axis=0), label=f"{label} ({acc.shape[0]} seeds)")
+            steps, acc, optimum = series[key]
+            (line,) = ax.plot(steps, acc.mean(axis=0), label=f"{label}, GD ({acc.shape[0]} seeds)")
             ax.fill_between(steps, acc.min(axis=0), acc.max(axis=0), color=line.get_color(), alpha=0.2)
+            if optimum is not None:
+                ax.plot(steps[-1] * 1.15, np.mean(optimum), marker="<", color=line.get_color(), markersize=8)
+        ax.plot([], [], marker="<", color="gray", linestyle="none", label="convex optimum (SVM solver)")
+        ax.axhline(float(base["linear"]), color="C4", linestyle=":", label="linear on x (optimum)")
         ax.axhline(float(base["svm"]), color="gray", linestyle="--", label="RBF kernel SVM")
+        ax.axhline(float(base["linear_ceiling"]), color="black", linestyle="-.", linewidth=1, label="linear ceiling")
         ax.axhline(0.5, color="black", linewidth=0.5)
         ax.set_xscale("symlog", linthresh=10)
-        ax.set_xlim(left=0)
+        ax.set_xlim(left=0, right=net["steps"][-1] * 1.3)
         ax.set(title=f"{family} data", xlabel="gradient steps", ylim=(0.4, 1.02))
     axes[0, 0].set_ylabel("test accuracy")
-    axes[0, -1].legend(loc="lower right", fontsize=8)
+    axes[0, -1].legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -62,6 +68,12 @@ def alignment_figure(alignments: Sequence[Mapping[str, Any]], families: Sequence
                 f"{(cos > 0.99).mean():.0%} > 0.99",
                 fontsize=9,
             )
+            if stage == "step2" and not bool(data["structured"]):
+                ax.set_xlabel(
+                    f"neurons follow the training E[y x] (|cos| {float(data['train_direction_cosine'][0]):.2f});\n"
+                    f"its cos with the test set's: {float(data['train_test_direction_cosine']):.2f} (noise)",
+                    fontsize=7,
+                )
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_aspect("equal", adjustable="datalim")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.manifold import MDS
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from featflow.theory.two_layer import Params, hidden
 
@@ -47,16 +49,36 @@ def mds_map(w: np.ndarray, effective: np.ndarray, seed: int) -> tuple[np.ndarray
 
 
 def linear_probe(
-    params: Params, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, C: float = 1.0
-) -> np.ndarray:
-    """Test accuracy of an l2-regularized logistic regression on the hidden features sigma(W x + b), per seed.
+    params: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    C: float = 1.0,
+    standardize: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Test accuracy of an l2-regularized logistic regression on the hidden features sigma(W x + b), per seed,
+    and whether it predicts a single class on the whole test set.
 
-    The features are used as they are (no standardization): after step 1 the weights are tiny, the hidden
-    units nearly constant, and a probe with a fixed regularization stays near chance, as in the paper.
-    Returns (S,).
+    Raw features (``standardize=False``): after step 1 the hidden units vary by ~1e-4, so with a fixed
+    regularization the probe is a constant predictor and its accuracy is the class balance (the paper's ~52%
+    is of that kind). ``standardize=True`` scales each unit to unit variance on the training set first, which
+    shows what the features linearly carry. Returns accuracy (S,) and constant (S,) booleans.
     """
     h, _ = hidden(params, x)
     h_test, _ = hidden(params, x_test)
-    return np.array(
-        [LogisticRegression(C=C, max_iter=2000).fit(h[s], y).score(h_test[s], y_test) for s in range(h.shape[0])]
-    )
+    acc, constant = [], []
+    for s in range(h.shape[0]):
+        probe = LogisticRegression(C=C, max_iter=2000)
+        if standardize:
+            probe = make_pipeline(StandardScaler(), probe)
+        predicted = probe.fit(h[s], y).predict(h_test[s])
+        acc.append(float((predicted == y_test).mean()))
+        constant.append(np.unique(predicted).size == 1)
+    return np.array(acc), np.array(constant)
+
+
+def sample_direction(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The unit vector E[y x] of a sample: the direction a first gradient step pushes every neuron toward."""
+    v = (y[:, None] * x).mean(axis=0)
+    return v / max(float(np.linalg.norm(v)), 1e-300)

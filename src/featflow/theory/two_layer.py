@@ -42,6 +42,8 @@ class TheorySpec(Spec):
     steps: int | None = 300
     lr: float | None = None
     lr_scale: float = 20.0
+    baseline_lr_scale: float = 1.0
+    baseline_weight_decays: tuple[float, ...] = (1e-3, 1e-2, 1e-1)
     feature_lr_scale: float = 0.0
     weight_decay: float = 1e-4
     eval_every: int = 10
@@ -51,6 +53,8 @@ class TheorySpec(Spec):
     def __post_init__(self) -> None:
         if self.structured == self.unstructured:
             raise ValueError(f"theory.unstructured: '{self.unstructured}' must differ from theory.structured")
+        if not self.baseline_weight_decays or min(self.baseline_weight_decays) <= 0:
+            raise ValueError(f"theory.baseline_weight_decays: {self.baseline_weight_decays}, expected values > 0")
         for key in ("m", "seeds", "eval_every", "snapshot_seeds"):
             if getattr(self, key) < 1:
                 raise ValueError(f"theory.{key}: {getattr(self, key)} must be >= 1")
