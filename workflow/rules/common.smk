@@ -5,7 +5,7 @@ from pathlib import Path
 # Every job imports the package from this checkout's src/ too (scripts run in a fresh Python, maybe in a conda
 # env without featflow installed): no install path is baked into any environment file.
 _PATHS = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
-os.environ["PYTHONPATH"] = os.pathsep.join([SRC, *_PATHS])
+os.environ.update(PYTHONPATH=os.pathsep.join([SRC, *_PATHS]))
 
 from featflow.config import validate_config
 from featflow.repro import code_version
