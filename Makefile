@@ -22,7 +22,7 @@ $(STAMP): requirements.txt pyproject.toml
 # `make run CONFIG=config/presets/X.yaml` runs another config, checked (YAML syntax, schema, paths) before Snakemake.
 CONFIG ?=
 run: setup
-	$(if $(CONFIG),$(BIN)/python -m featflow.config config/config.yaml $(CONFIG))
+	$(if $(CONFIG),$(BIN)/python -m featflow.names config/config.yaml $(CONFIG))
 	$(BIN)/snakemake --profile profiles/default --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG))
 
 test: setup

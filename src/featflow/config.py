@@ -117,12 +117,12 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"config key '{key}': {error.message}.{expected}"
 
 
-def validate_config(config: Mapping[str, Any], check_paths: bool = True, check_layers: bool = True) -> dict[str, Any]:
-    """Validate ``config`` against the schema, fill in defaults, check cross-references, data paths and names.
+def validate_config(config: Mapping[str, Any], check_paths: bool = True) -> dict[str, Any]:
+    """Validate ``config`` against the schema, fill in defaults, check cross-references and data paths.
 
     ``check_paths=False`` skips the existence checks of local data folders and weights files (presets
-    written for another machine); ``check_layers=False`` skips building the networks (on the meta device) to
-    check layer names and FV feature counts (:mod:`featflow.names`). Returns a new dict; raises
+    written for another machine). Layer names are checked against the networks by :mod:`featflow.names` (kept
+    apart: it builds models, and no stage's code key should depend on it). Returns a new dict; raises
     :class:`ConfigError` with every problem, one per line.
     """
     schema, registry = load_schema()
@@ -134,12 +134,6 @@ def validate_config(config: Mapping[str, Any], check_paths: bool = True, check_l
     problems = _check_references(filled) + (_check_paths(filled) if check_paths else [])
     if problems:
         raise ConfigError("\n".join(problems))
-    if check_layers:
-        from featflow.names import check_names  # imports torch: only when names are checked
-
-        problems = check_names(filled)
-        if problems:
-            raise ConfigError("\n".join(problems))
     return _key_sorted(filled)
 
 
@@ -357,32 +351,3 @@ class ExperimentSpec(Spec):
     dataset: str
     layers: tuple[str, ...]
     activations: ActivationsSpec = ActivationsSpec()
-
-
-def check_files(paths: typing.Sequence[str | Path]) -> dict[str, Any]:
-    """Load config files in order (later keys override earlier ones, as ``--configfile`` does) and validate."""
-    merged: dict[str, Any] = {}
-    for path in paths:
-        merged.update(load_yaml(path))
-    return validate_config(merged)
-
-
-def main(argv: typing.Sequence[str] | None = None) -> int:
-    """``python -m featflow.config FILE...``: check config files before a run; exit 1 with the problems."""
-    import sys
-
-    paths = list(sys.argv[1:] if argv is None else argv)
-    if not paths:
-        print("usage: python -m featflow.config CONFIG.yaml [MORE.yaml ...]", file=sys.stderr)
-        return 2
-    try:
-        check_files(paths)
-    except ConfigError as err:
-        print(err, file=sys.stderr)
-        return 1
-    print(f"config OK: {', '.join(map(str, paths))}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

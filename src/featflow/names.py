@@ -1,5 +1,6 @@
 """Names in a config checked against the networks they address, before any job runs (no data, no weights).
 
+``python -m featflow.names FILE...`` checks config files this way (``make run CONFIG=...`` calls it first).
 Each model is built on PyTorch's ``meta`` device (shapes only: no memory, no weights), a meta input of its data
 set's shape is pushed through it with hooks, and every layer named in the config must be one of its modules,
 with FV's ``n_f`` no larger than that layer's width. A misspelling lists the closest names.
@@ -8,14 +9,18 @@ with FV's ``n_f`` no larger than that layer's width. A misspelling lists the clo
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+import json
+import sys
+from collections.abc import Mapping, Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from featflow.config import DatasetSpec, ModelSpec
+from featflow.config import ConfigError, DatasetSpec, ModelSpec, load_yaml, validate_config
 from featflow.data.planted import CLASS_NAMES as PLANTED_CLASSES
+from featflow.models.registry import build_model
 
 # (channels, classes) of the data set kinds whose images are not read from a folder.
 IMAGE_KINDS = {"planted": (3, len(PLANTED_CLASSES)), "digits": (1, 10), "cifar10": (3, 10)}
@@ -26,8 +31,6 @@ def input_signature(spec: DatasetSpec) -> tuple[tuple[int, ...], int]:
     if spec.kind == "shi":
         return (spec.shi.d,), 2
     if spec.kind == "imagefolder":
-        from pathlib import Path
-
         train = Path(spec.path or "") / "train"
         classes = sum(1 for d in train.iterdir() if d.is_dir()) if spec.path and train.is_dir() else 0
         channels = 1 if spec.grayscale else 3
@@ -40,10 +43,6 @@ def input_signature(spec: DatasetSpec) -> tuple[tuple[int, ...], int]:
 @cache
 def _layer_shapes(model_key: str, shape: tuple[int, ...], classes: int) -> dict[str, tuple[int, ...]]:
     """Output shape (without the batch axis) of every named module of the body, from a meta forward pass."""
-    import json
-
-    from featflow.models.registry import build_model
-
     spec = ModelSpec.from_dict(json.loads(model_key))
     with torch.device("meta"):
         model = build_model(spec, shape, classes)
@@ -67,8 +66,6 @@ def _layer_shapes(model_key: str, shape: tuple[int, ...], classes: int) -> dict[
 
 def layer_shapes(model: Mapping[str, Any], dataset: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """Layer name -> output shape of ``model`` (a validated config entry) on inputs of ``dataset``."""
-    import json
-
     shape, classes = input_signature(DatasetSpec.from_dict(dataset))
     return _layer_shapes(json.dumps(model, sort_keys=True), shape, classes)
 
@@ -119,3 +116,39 @@ def check_names(config: Mapping[str, Any]) -> list[str]:
                 f"{exp['layers']}; expected one of them (activations are extracted only for those)"
             )
     return sorted(set(problems))
+
+
+def checked(config: Mapping[str, Any], check_paths: bool = True) -> dict[str, Any]:
+    """:func:`featflow.config.validate_config`, then :func:`check_names`: every problem as one ConfigError."""
+    filled = validate_config(config, check_paths)
+    problems = check_names(filled)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return filled
+
+
+def check_files(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """Load config files in order (later keys override earlier ones, as ``--configfile`` does) and check them."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        merged.update(load_yaml(path))
+    return checked(merged)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m featflow.names FILE...``: check config files before a run; exit 1 with the problems."""
+    paths = list(sys.argv[1:] if argv is None else argv)
+    if not paths:
+        print("usage: python -m featflow.names CONFIG.yaml [MORE.yaml ...]", file=sys.stderr)
+        return 2
+    try:
+        check_files(paths)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"config OK: {', '.join(map(str, paths))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import platform
@@ -35,6 +36,7 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "frequency_plots": ("frequency", "plots/frequency.py"),
     "theory": ("theory",),  # theory_train, theory_baselines, theory_alignment
     "theory_plots": ("theory", "plots/theory.py"),
+    "summary": ("summary.py",),  # the report's landing page
     "dictionary": ("data", "models", "activations.py", "dictionary", "complexity"),  # dictionary, codes
     "complexity": ("data", "models", "activations.py", "dictionary", "metrics", "complexity"),  # metrics, table
     "complexity_plots": (
@@ -67,6 +69,61 @@ def code_version(stage: str) -> str:
     digest = hashlib.sha256()
     for path in _stage_files(STAGE_CODE[stage]):
         digest.update(str(path.relative_to(PACKAGE_ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _featflow_imports(path: Path) -> set[str]:
+    """Dotted names of the featflow modules (or module attributes) that a Python file imports, lazily or not."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names if alias.name.split(".")[0] == "featflow"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] == "featflow":
+                names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:  # relative import inside the package
+            base = ".".join(path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts[: -node.level])
+            module = f"{base}.{node.module}" if node.module else base
+            names |= {module, *(f"{module}.{alias.name}" for alias in node.names)}
+    return names
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of a dotted featflow name (a package's ``__init__.py``), None for a module attribute."""
+    target = PACKAGE_ROOT.parent.joinpath(*name.split("."))
+    if target.is_dir() and (target / "__init__.py").is_file():
+        return target / "__init__.py"
+    if target.with_suffix(".py").is_file():
+        return target.with_suffix(".py")
+    return None
+
+
+def import_closure(script: str | Path) -> list[Path]:
+    """Every featflow source file that ``script`` reaches through imports (the parents' ``__init__`` included)."""
+    seen: set[Path] = set()
+    todo = [Path(script).resolve()]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _featflow_imports(path):
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):  # importing a.b.c runs a, a.b and a.b.c
+                found = _module_file(".".join(parts[:depth]))
+                if found is not None and found not in seen:
+                    todo.append(found)
+    return sorted(seen)
+
+
+@cache
+def script_code(script: str | Path) -> str:
+    """A short SHA-256 of a rule script and every package file its imports reach: the code part of its cache key."""
+    digest = hashlib.sha256()
+    for path in import_closure(script):
+        inside = path.is_relative_to(PACKAGE_ROOT)
+        digest.update(str(path.relative_to(PACKAGE_ROOT)).encode() if inside else b"<rule script>")
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 

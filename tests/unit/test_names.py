@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from featflow.config import ConfigError, validate_config
-from featflow.names import layer_shapes
+from featflow.config import ConfigError
+from featflow.names import checked, layer_shapes
 
 BASE = {
     "datasets": {"p": {"kind": "planted", "image_size": 32}},
@@ -51,8 +51,8 @@ def test_the_shapes_come_from_a_meta_forward_pass() -> None:
 )
 def test_a_misspelled_name_is_refused_with_the_key_and_close_names(edit, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        validate_config(changed(edit))
+        checked(changed(edit))
 
 
 def test_the_base_config_passes() -> None:
-    assert validate_config(BASE)["fv"]["v"]["layer"] == "block3.1"
+    assert checked(BASE)["fv"]["v"]["layer"] == "block3.1"

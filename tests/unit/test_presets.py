@@ -1,4 +1,4 @@
-"""Every paper-scale preset validates against the schema and says what it needs and what it costs."""
+"""Every paper-scale preset validates (schema and layer names) and says what it needs and what it costs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from featflow.config import validate_config
+from featflow.names import checked
 
 PRESETS = sorted((Path(__file__).resolve().parents[2] / "config" / "presets").glob("*.yaml"))
 
@@ -15,7 +15,7 @@ PRESETS = sorted((Path(__file__).resolve().parents[2] / "config" / "presets").gl
 @pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
 def test_preset_validates_and_documents_its_needs(preset):
     text = preset.read_text()
-    validate_config(yaml.safe_load(text), check_paths=False)  # data and weights live on the user's machine
+    checked(yaml.safe_load(text), check_paths=False)  # layer names too; data and weights live elsewhere
     header = "\n".join(line for line in text.splitlines() if line.startswith("#")).lower()
     assert "needs" in header, f"{preset.name}: the header must say which data and weights it needs, and where"
     assert "gpu time" in header, f"{preset.name}: the header must estimate its GPU time"

@@ -7,11 +7,11 @@ from pathlib import Path
 _PATHS = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
 os.environ.update(PYTHONPATH=os.pathsep.join([SRC, *_PATHS]))
 
-from featflow.config import validate_config
+from featflow.names import checked
 from featflow.repro import code_version
 
-# Validated before any job runs: a bad key, type, range or missing data path stops here.
-CFG = validate_config(config)
+# Validated before any job runs: a bad key, type, range, missing data path or layer name stops here.
+CFG = checked(config)
 SEED = CFG["seed"]
 ENV = "../../envs/featflow.yaml"
 
