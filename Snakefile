@@ -37,6 +37,10 @@ include: "workflow/rules/ifv.smk"
 include: "workflow/rules/frequency.smk"
 include: "workflow/rules/theory.smk"
 include: "workflow/rules/complexity.smk"
+include: "workflow/rules/report.smk"  # last: gathers every branch's figures
+
+
+report: "results/summary.rst"
 
 
 rule all:

@@ -47,3 +47,18 @@ def test_shape_errors() -> None:
         nnls_codes(torch.ones(3, 4), torch.ones(5, 3))
     with pytest.raises(ValueError, match="iterations"):
         nnls_codes(torch.ones(3, 4), torch.ones(5, 4), iterations=0)
+
+
+@pytest.mark.parametrize("ridge", [1e-2, 1e-1])
+def test_ridge_codes_are_unique_and_match_scipy_on_the_augmented_system(ridge: float) -> None:
+    """Overcomplete (k > d): with mu ||z||^2 the code is unique; scipy's nnls on [D^T; sqrt(mu) I] z = [a; 0]
+    (an independent exact solver) gives the same codes."""
+    a, atoms = problem(30, 24, 12, seed=1)
+    atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
+    mu = ridge * (atoms**2).sum(1).mean()
+    aug = np.vstack([atoms.T, np.sqrt(mu) * np.eye(24)])
+    ref = np.stack([nnls(aug, np.concatenate([row, np.zeros(24)]))[0] for row in a])
+    ours = nnls_codes(torch.from_numpy(a), torch.from_numpy(atoms), iterations=5000, tol=0.0, ridge=ridge).numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-6)
+    with pytest.raises(ValueError, match="code_ridge"):
+        nnls_codes(torch.from_numpy(a), torch.from_numpy(atoms), ridge=-1.0)

@@ -44,3 +44,14 @@ def test_complexity_and_bounds() -> None:
     assert k[0] < k[1]
     with pytest.raises(ValueError, match="test_fraction"):
         split_indices(10, 1.5, 0)
+
+
+def test_identical_layers_are_merged_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A block and its global average pool give the same vectors under pool: gap; K must count them once."""
+    from featflow.metrics.vinfo import distinct_layers
+
+    rng = np.random.default_rng(0)
+    block, act = rng.random((50, 4)), rng.random((50, 3))
+    kept, merged = distinct_layers({"input": rng.random((50, 4)), "block3": block, "pool": block.copy(), "act": act})
+    assert list(kept) == ["input", "block3", "act"] and merged == {"pool": "block3"}
+    assert "identical" in caplog.text

@@ -6,7 +6,8 @@
 #   CX/vinfo.h5, CX/factors.csv|.parquet   I_V (L, k), complexity K; I_V and K of the planted factors
 #   CX/redundancy.h5, CX/robustness.h5, CX/importance.h5
 #   CX/features.csv|.parquet          the feature table (a row per feature)
-#   CX/figures/{importance,iv_curves,umap,top_images}.png
+#   CX/features.html                  the feature table with the run's facts, shown inline in the report
+#   CX/figures/{importance,iv_curves,relations,umap,top_images}.png
 CX_CFG = CFG.get("complexity")
 CX_EXPERIMENTS = list(CX_CFG["experiments"]) if CX_CFG else []
 for _name in CX_EXPERIMENTS:
@@ -76,6 +77,7 @@ rule complexity:
         codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
         activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
         data=experiment_data,
+        dictionary="results/{experiment}/complexity/dictionary.h5",
     output:
         vinfo="results/{experiment}/complexity/vinfo.h5",
         factors="results/{experiment}/complexity/factors.csv",
@@ -187,12 +189,13 @@ rule feature_table:
         robustness="results/{experiment}/complexity/robustness.h5",
         importance="results/{experiment}/complexity/importance.h5",
     output:
-        csv=report(
-            "results/{experiment}/complexity/features.csv",
+        csv="results/{experiment}/complexity/features.csv",
+        parquet="results/{experiment}/complexity/features.parquet",
+        html=report(
+            "results/{experiment}/complexity/features.html",
             caption="../report/complexity_feature_table.rst",
             category="Complexity",
         ),
-        parquet="results/{experiment}/complexity/features.parquet",
     log:
         "logs/feature_table/{experiment}.log",
     conda:
@@ -219,26 +222,38 @@ rule complexity_figures:
         codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
         activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
         data=experiment_data,
+        robustness="results/{experiment}/complexity/robustness.h5",
+        factors="results/{experiment}/complexity/factors.csv",
     output:
         importance=report(
             "results/{experiment}/complexity/figures/importance.png",
             caption="../report/complexity_importance.rst",
             category="Complexity",
+            labels=figure_labels("importance"),
         ),
         iv_curves=report(
             "results/{experiment}/complexity/figures/iv_curves.png",
             caption="../report/complexity_iv_curves.rst",
             category="Complexity",
+            labels=figure_labels("iv_curves"),
+        ),
+        relations=report(
+            "results/{experiment}/complexity/figures/relations.png",
+            caption="../report/complexity_relations.rst",
+            category="Complexity",
+            labels=figure_labels("relations"),
         ),
         umap=report(
             "results/{experiment}/complexity/figures/umap.png",
             caption="../report/complexity_umap.rst",
             category="Complexity",
+            labels=figure_labels("umap"),
         ),
         top_images=report(
             "results/{experiment}/complexity/figures/top_images.png",
             caption="../report/complexity_top_images.rst",
             category="Complexity",
+            labels=figure_labels("top_images"),
         ),
     log:
         "logs/complexity_figures/{experiment}.log",
@@ -265,7 +280,9 @@ TARGETS += [
         "features.csv",
         "factors.csv",
         "figures/importance.png",
+        "features.html",
         "figures/iv_curves.png",
+        "figures/relations.png",
         "figures/umap.png",
         "figures/top_images.png",
     )

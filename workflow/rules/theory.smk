@@ -92,7 +92,12 @@ rule theory_figure_accuracy:
         networks=expand("results/theory/{dataset}/network.h5", dataset=THEORY_SETS),
         baselines=expand("results/theory/{dataset}/baselines.h5", dataset=THEORY_SETS),
     output:
-        figure=report("results/theory/figures/accuracy.png", caption="../report/theory_accuracy.rst", category="Theory"),
+        figure=report(
+            "results/theory/figures/accuracy.png",
+            caption="../report/theory_accuracy.rst",
+            category="Theory",
+            labels=figure_labels("figure"),
+        ),
         table="results/theory/accuracy.csv",
     log:
         "logs/theory_figure_accuracy/all.log",
@@ -117,7 +122,12 @@ rule theory_figure_alignment:
     input:
         alignments=expand("results/theory/{dataset}/alignment.h5", dataset=THEORY_SETS),
     output:
-        report("results/theory/figures/alignment.png", caption="../report/theory_alignment.rst", category="Theory"),
+        figure=report(
+            "results/theory/figures/alignment.png",
+            caption="../report/theory_alignment.rst",
+            category="Theory",
+            labels=figure_labels("figure"),
+        ),
     log:
         "logs/theory_figure_alignment/all.log",
     conda:

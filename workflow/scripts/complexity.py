@@ -10,6 +10,7 @@ with smk.job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
         snakemake.input.codes,
         snakemake.input.activations,
         snakemake.input.data,  # noqa: F821
+        snakemake.input.dictionary,  # noqa: F821
         spec,
         snakemake.output.vinfo,
         snakemake.output.factors,

@@ -51,6 +51,29 @@ def _accuracy_with(model: Any, reconstructed: torch.Tensor, labels: np.ndarray) 
     return float((logits.argmax(1).cpu().numpy() == labels).mean())
 
 
+def _fit_atoms(acts_path: Path_, layer: str, spec: ComplexitySpec, device: torch.device, seed: int) -> torch.Tensor:
+    """(k, d) unit-norm atoms of one NMF fit (full batch or online) with the codes' ridge."""
+    ds = spec.dictionary
+    gen = torch.Generator(device=device).manual_seed(seed)
+    if ds.batch_size is None:
+        a = torch.from_numpy(store.read_h5(acts_path, "activations")["layers"][layer]).double().to(device)
+        return fit_nmf(a, ds.k, ds.iterations, ds.solver, ds.tol, gen, ds.code_ridge).atoms
+    with store.h5_reader(acts_path, "activations") as handle:
+        dset = handle["layers"][layer]
+        n = dset.shape[0]
+
+        def batches():  # streamed from the file: memory independent of n
+            for s in range(0, n, ds.batch_size):
+                yield torch.from_numpy(dset[s : s + ds.batch_size]).double().to(device)
+
+        return fit_nmf_online(batches, ds.k, ds.epochs, ds.code_iterations, generator=gen, ridge=ds.code_ridge)
+
+
+def encoder(atoms: torch.Tensor, spec: ComplexitySpec) -> NMFDictionary:
+    """The one encoder of the branch: ridge NNLS with the configured iterations and mu (fit and new inputs)."""
+    return NMFDictionary(atoms, spec.dictionary.code_iterations, spec.dictionary.code_ridge)
+
+
 def fit_dictionary(
     acts_path: Path_,
     checkpoint: Path_,
@@ -61,34 +84,29 @@ def fit_dictionary(
     attrs: dict[str, Any],
     seed: int,
 ) -> None:
-    """Fit the NMF dictionary on one layer of the training activations and write atoms, codes and quality."""
+    """Fit the NMF dictionary on one layer of the training activations and write atoms, codes and quality.
+
+    The stored train codes are re-encoded with the final atoms by :func:`encoder`, so they solve exactly the
+    problem the codes of new inputs solve. With ``second_seed`` a second dictionary (seed + 1) is stored as
+    ``atoms_seed2`` for the stability of K across NMF seeds.
+    """
     ds = spec.dictionary
-    gen = torch.Generator(device=device).manual_seed(seed)
-    if ds.batch_size is None:
-        a = torch.from_numpy(store.read_h5(acts_path, "activations")["layers"][layer]).double().to(device)
-        result = fit_nmf(a, ds.k, ds.iterations, ds.solver, ds.tol, gen)
-        atoms, codes = result.atoms, result.codes
-    else:
-        with store.h5_reader(acts_path, "activations") as handle:
-            dset = handle["layers"][layer]
-            n = dset.shape[0]
-
-            def batches():  # streamed from the file: memory independent of n
-                for s in range(0, n, ds.batch_size):
-                    yield torch.from_numpy(dset[s : s + ds.batch_size]).double().to(device)
-
-            atoms = fit_nmf_online(batches, ds.k, ds.epochs, ds.code_iterations, generator=gen)
-        a = torch.from_numpy(store.read_h5(acts_path, "activations")["layers"][layer]).double().to(device)
-        codes = NMFDictionary(atoms, ds.code_iterations).encode(a)
+    atoms = _fit_atoms(acts_path, layer, spec, device, seed)
+    a = torch.from_numpy(store.read_h5(acts_path, "activations")["layers"][layer]).double().to(device)
+    codes = encoder(atoms, spec).encode(a)
+    arrays = {"atoms": atoms.float().cpu().numpy(), "codes": codes.float().cpu().numpy()}
+    if ds.second_seed:
+        arrays["atoms_seed2"] = _fit_atoms(acts_path, layer, spec, device, seed + 1).float().cpu().numpy()
     labels = store.read_h5(acts_path, "activations")["labels"]
     model, _ = load_checkpoint(checkpoint, device)
     err = relative_error(a, codes, atoms)
     acc, acc_rec = _accuracy_with(model, a, labels), _accuracy_with(model, codes @ atoms, labels)
     log.info(
-        "dictionary on %s: k=%d, d=%d, relative error %.4f, accuracy %.4f -> %.4f with z D*",
+        "dictionary on %s: k=%d, d=%d, code ridge %g, relative error %.4f, accuracy %.4f -> %.4f with z D*",
         layer,
         ds.k,
         a.shape[1],
+        ds.code_ridge,
         err,
         acc,
         acc_rec,
@@ -96,7 +114,7 @@ def fit_dictionary(
     store.write_h5(
         out,
         "complexity-dictionary",
-        {"atoms": atoms.float().cpu().numpy(), "codes": codes.float().cpu().numpy()},
+        arrays,
         {**attrs, "layer": layer, "relative_error": err, "accuracy": acc, "accuracy_reconstructed": acc_rec},
     )
 
@@ -117,7 +135,7 @@ def encode_split(
     # float32 codes: same residual as float64 at these tolerances (bench/RESULTS.md), 2-3x faster
     a = torch.from_numpy(acts["layers"][layer]).float().to(device)
     atoms = torch.from_numpy(dic["atoms"]).float().to(device)
-    codes = NMFDictionary(atoms, spec.dictionary.code_iterations).encode(a)
+    codes = encoder(atoms, spec).encode(a)
     model, _ = load_checkpoint(checkpoint, device)
     err = relative_error(a, codes, atoms)
     acc, acc_rec = _accuracy_with(model, a, acts["labels"]), _accuracy_with(model, codes @ atoms, acts["labels"])
@@ -141,24 +159,65 @@ def _vinfo_layers(
     return layers
 
 
+def seed_stability(atoms: np.ndarray, atoms2: np.ndarray, k_feat: np.ndarray, k_feat2: np.ndarray) -> dict[str, float]:
+    """Agreement of K across two NMF seeds: atoms matched one-to-one by cosine (Hungarian assignment), then
+    Spearman's rho of K over the matched pairs, and the median matched cosine (how far the atoms agree)."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.stats import spearmanr
+
+    def unit(m: np.ndarray) -> np.ndarray:
+        return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+
+    cos = unit(atoms) @ unit(atoms2).T
+    rows, cols = linear_sum_assignment(-cos)
+    ok = np.isfinite(k_feat[rows]) & np.isfinite(k_feat2[cols])
+    rho = float(spearmanr(k_feat[rows][ok], k_feat2[cols][ok]).statistic) if ok.sum() > 2 else float("nan")
+    return {"k_seed_spearman": rho, "atom_match_cosine_median": float(np.median(cos[rows, cols]))}
+
+
 def compute_vinfo(
     codes_path: Path_,
     acts_path: Path_,
     data_path: Path_,
+    dict_path: Path_,
     spec: ComplexitySpec,
     out: Path_,
     factors_csv: Path_,
     attrs: dict[str, Any],
     seed: int,
 ) -> None:
-    """I_V of every feature from every layer, complexity K, and the same for the data set's planted factors."""
+    """I_V of every feature from every layer, complexity K, and the same for the data set's planted factors.
+
+    Identical layers are merged (counted once, with a warning). The dictionary layer itself is one of the
+    layers: its I_V is below 1 where a code is a non-linear (non-negative, sparse) function of the activations
+    it is computed from; the number of such features (I_V < 0.8) is recorded. With a second-seed dictionary,
+    K's agreement across NMF seeds is recorded too (:func:`seed_stability`).
+    """
     acts, acts_attrs = _activations(acts_path)
     names = list(acts_attrs["layers"])
-    layers = _vinfo_layers(acts, names, data_path, spec.split, spec)
+    layers, merged = vinfo.distinct_layers(_vinfo_layers(acts, names, data_path, spec.split, spec))
+    dic = store.read_h5(dict_path, "complexity-dictionary")
+    dict_layer = store.read_attrs(dict_path, "complexity-dictionary")["layer"]
+    dict_layer = merged.get(dict_layer, dict_layer)
     z = store.read_h5(codes_path, "complexity-codes")["codes"]
     v = spec.vinfo
     iv = vinfo.v_information(layers, z, v.test_fraction, seed, v.ridge_scale)
     k_feat = vinfo.complexity(iv)
+    extra: dict[str, Any] = {
+        "merged_layers": [f"{a}={b}" for a, b in merged.items()],
+        "dictionary_layer": dict_layer,
+        "dictionary_layer_unreadable": int((iv[list(layers).index(dict_layer)] < 0.8).sum()),
+    }
+    if "atoms_seed2" in dic:
+        a = torch.from_numpy(acts["layers"][dict_layer]).float()
+        z2 = encoder(torch.from_numpy(dic["atoms_seed2"]), spec).encode(a).numpy()
+        k2 = vinfo.complexity(vinfo.v_information(layers, z2, v.test_fraction, seed, v.ridge_scale))
+        extra.update(seed_stability(dic["atoms"], dic["atoms_seed2"], k_feat, k2))
+        log.info(
+            "K across two NMF seeds: Spearman %.3f over matched atoms (median matched cosine %.3f)",
+            extra["k_seed_spearman"],
+            extra["atom_match_cosine_median"],
+        )
     rows = []
     if "factors" in acts:
         factor_names = list(acts_attrs["factor_names"])
@@ -172,13 +231,17 @@ def compute_vinfo(
     table = pd.DataFrame(rows, columns=["factor", "complexity", *[f"iv_{layer}" for layer in layers]])
     store.write_table(table, factors_csv, Path(factors_csv).with_suffix(".parquet"))
     log.info(
-        "features: K median %.4f (range %.4f..%.4f), %d constant features",
+        "features: K median %.4f (range %.4f..%.4f), %d constant features, %d poorly readable from %s",
         np.nanmedian(k_feat),
         np.nanmin(k_feat),
         np.nanmax(k_feat),
         int(np.isnan(k_feat).sum()),
+        extra["dictionary_layer_unreadable"],
+        dict_layer,
     )
-    store.write_h5(out, "complexity-vinfo", {"iv": iv, "complexity": k_feat}, {**attrs, "layers": list(layers)})
+    store.write_h5(
+        out, "complexity-vinfo", {"iv": iv, "complexity": k_feat}, {**attrs, "layers": list(layers), **extra}
+    )
 
 
 def compute_redundancy(
@@ -204,23 +267,60 @@ def compute_robustness(
     attrs: dict[str, Any],
     seed: int,
 ) -> None:
-    """Noise sensitivity of every feature at every sigma on the first ``robustness.images`` images."""
+    """Noise sensitivity of every feature and the model's accuracy under the same noise, at every sigma, on the
+    first ``robustness.images`` images; sigmas at which the accuracy is at chance are flagged (left out of the
+    correlations downstream).
+
+    ``units: normalized`` adds the noise to the network's normalized input (pixel std = sigma * the model's
+    per-channel std), ``pixel`` to the [0, 1] image.
+    """
     model, _ = load_checkpoint(checkpoint, device)
     layer = store.read_attrs(dict_path, "complexity-dictionary")["layer"]
-    dic = NMFDictionary(
-        torch.from_numpy(store.read_h5(dict_path, "complexity-dictionary")["atoms"]).to(device),
-        spec.dictionary.code_iterations,
-    )
-    images = load_split(data_path, spec.split).x[: spec.robustness.images].to(device)
+    dic = encoder(torch.from_numpy(store.read_h5(dict_path, "complexity-dictionary")["atoms"]).to(device), spec)
+    split = load_split(data_path, spec.split)
+    images = split.x[: spec.robustness.images].to(device)
+    labels = split.y[: spec.robustness.images].to(device)
+    r = spec.robustness
+    scale = model.std if r.units == "normalized" else torch.ones_like(model.std)
+    shift = model.mean if r.units == "normalized" else torch.zeros_like(model.mean)
+
+    def to_image(x: torch.Tensor) -> torch.Tensor:  # the noise lives in the chosen units
+        return x * scale + shift
 
     def encode(x: torch.Tensor) -> torch.Tensor:
-        return dic.encode(pool(forward_to(model, x, layer), pool_mode))
+        return dic.encode(pool(forward_to(model, to_image(x), layer), pool_mode))
 
-    r = spec.robustness
-    sens = robustness.sensitivity(images, encode, r.sigmas, r.draws, torch.Generator(device=device).manual_seed(seed))
+    def classify(x: torch.Tensor) -> torch.Tensor:
+        return model(to_image(x))
+
+    base = (images - shift) / scale
+    gen = torch.Generator(device=device).manual_seed(seed)
+    sens = robustness.sensitivity(base, encode, r.sigmas, r.draws, gen)
+    with torch.no_grad():
+        acc = robustness.noisy_accuracy(base, labels, classify, r.sigmas, r.draws, gen).numpy()
+        clean = float((classify(base).argmax(1) == labels).float().mean())
+    flagged = robustness.at_chance(acc, labels.cpu(), r.chance_alpha)
+    for sigma, a, bad in zip(r.sigmas, acc, flagged, strict=True):
+        if bad:
+            log.warning(
+                "robustness: accuracy %.3f under sigma %g (%s units) is at chance: sensitivities there are left "
+                "out of the correlations",
+                a,
+                sigma,
+                r.units,
+            )
     log.info("sensitivity median per sigma %s: %s", list(r.sigmas), np.nanmedian(sens.cpu().numpy(), 1).round(4))
+    log.info("accuracy under noise per sigma %s: %s", list(r.sigmas), np.round(acc, 3))
     store.write_h5(
-        out, "complexity-robustness", {"sensitivity": sens.cpu().numpy(), "sigmas": np.asarray(r.sigmas)}, attrs
+        out,
+        "complexity-robustness",
+        {
+            "sensitivity": sens.cpu().numpy(),
+            "sigmas": np.asarray(r.sigmas),
+            "accuracy": acc,
+            "at_chance": np.asarray(flagged),
+        },
+        {**attrs, "units": r.units, "clean_accuracy": clean},
     )
 
 
@@ -246,6 +346,31 @@ def hoyer(atoms: np.ndarray) -> np.ndarray:
         return (np.sqrt(d) - l1 / l2) / (np.sqrt(d) - 1)
 
 
+def table_metadata(vinfo_path: Path_, robustness_path: Path_, dict_path: Path_) -> dict[str, Any]:
+    """The run-level facts a reader of the feature table needs: code ridge, reconstruction, K's stability across
+    NMF seeds, merged layers, the dictionary layer's readability, accuracy under noise per sigma and its flags."""
+    vi = store.read_attrs(vinfo_path, "complexity-vinfo")
+    rob, rob_attrs = store.read_h5(robustness_path), store.read_attrs(robustness_path)
+    dic = store.read_attrs(dict_path, "complexity-dictionary")
+    meta = {
+        "relative_error": float(dic["relative_error"]),
+        "accuracy": float(dic["accuracy"]),
+        "accuracy_reconstructed": float(dic["accuracy_reconstructed"]),
+        "layers": list(vi["layers"]),
+        "merged_layers": list(vi["merged_layers"]),
+        "dictionary_layer": str(vi["dictionary_layer"]),
+        "dictionary_layer_unreadable": int(vi["dictionary_layer_unreadable"]),
+        "noise_units": str(rob_attrs["units"]),
+        "clean_accuracy": float(rob_attrs["clean_accuracy"]),
+        "noise_accuracy": {f"{s:g}": float(a) for s, a in zip(rob["sigmas"], rob["accuracy"], strict=True)},
+        "noise_at_chance": [f"{s:g}" for s, bad in zip(rob["sigmas"], rob["at_chance"], strict=True) if bad],
+    }
+    for key in ("k_seed_spearman", "atom_match_cosine_median"):
+        if key in vi:
+            meta[key] = float(vi[key])
+    return meta
+
+
 def feature_table(
     dict_path: Path_,
     codes_path: Path_,
@@ -255,8 +380,13 @@ def feature_table(
     importance_path: Path_,
     csv: Path_,
     parquet: Path_,
+    html: Path_,
 ) -> pd.DataFrame:
-    """One row per feature: complexity, per-layer I_V, redundancy, sensitivity, importance, sparsity, usage."""
+    """One row per feature: complexity, per-layer I_V, redundancy, sensitivity, importance, sparsity, usage.
+
+    The run-level facts (:func:`table_metadata`) go into the Parquet metadata (``DataFrame.attrs``) and the head
+    of the HTML view, which the report shows inline.
+    """
     atoms = store.read_h5(dict_path, "complexity-dictionary")["atoms"]
     z = store.read_h5(codes_path, "complexity-codes")["codes"]
     vi, vi_attrs = store.read_h5(vinfo_path, "complexity-vinfo"), store.read_attrs(vinfo_path, "complexity-vinfo")
@@ -276,8 +406,27 @@ def feature_table(
         }
     )
     table = pd.DataFrame(cols)
+    table.attrs = table_metadata(vinfo_path, robustness_path, dict_path)
     store.write_table(table, csv, parquet)
+    facts = "".join(f"<li><b>{key}</b>: {value}</li>" for key, value in table.attrs.items())
+    head = f"<h3>Feature table ({len(table)} features)</h3><ul>{facts}</ul>"
+    page = f"<html><body>{head}{table.to_html(index=False, float_format='%.4g')}</body></html>"
+    with store.atomic_path(html) as tmp:
+        Path(tmp).write_text(page)
     return table
+
+
+def factor_numbers(factors_csv: Path_) -> dict[str, str]:
+    """K of the planted factors and whether they rank as designed (SPEC 5.1: color < orientation < parity)."""
+    factors = pd.read_csv(factors_csv)
+    if factors.empty:
+        return {}
+    k = factors.set_index("factor")["complexity"]
+    numbers = {f"K({name})": f"{value:.3f}" for name, value in k.items()}
+    if {"color", "orientation", "parity"} <= set(k.index):
+        ranked = bool(k["color"] < k["orientation"] < k["parity"])
+        numbers["planted ranking K(color) < K(orientation) < K(parity)"] = "holds" if ranked else "VIOLATED"
+    return numbers
 
 
 def figures(
@@ -287,22 +436,71 @@ def figures(
     codes_path: Path_,
     acts_path: Path_,
     data_path: Path_,
+    robustness_path: Path_,
+    factors_csv: Path_,
     spec: ComplexitySpec,
     outs: dict[str, Path_],
     seed: int,
 ) -> None:
-    """The four complexity figures: importance scatter, I_V curves, atom UMAP, top-activating images."""
+    """The complexity figures, each with this run's headline numbers (beside the paper's) in its metadata:
+    importance scatter, I_V curves, the relations of K to redundancy, sensitivity and signed importance, atom
+    UMAP, top-activating images."""
     from featflow.plots import complexity as plots
 
     table = pd.read_parquet(table_path)
+    meta = table.attrs
     layers = list(store.read_attrs(vinfo_path, "complexity-vinfo")["layers"])
     atoms = store.read_h5(dict_path, "complexity-dictionary")["atoms"]
     z = store.read_h5(codes_path, "complexity-codes")["codes"]
+    rob = store.read_h5(robustness_path, "complexity-robustness")
     indices = store.read_h5(acts_path, "activations")["indices"]
     images = load_split(data_path, spec.split).x[indices].numpy()
     k = table["complexity"].to_numpy()
     f = spec.figures
-    store.save_figure(plots.complexity_vs_importance(table), outs["importance"])
-    store.save_figure(plots.iv_curves(table, layers), outs["iv_curves"])
-    store.save_figure(plots.atom_map(atoms, k, f.umap_neighbors, seed), outs["umap"])
-    store.save_figure(plots.top_images(images, z, k, f.n_features, f.top_images), outs["top_images"])
+    fig, rho = plots.complexity_vs_importance(table)
+    store.save_figure(fig, outs["importance"], {"rho(K, |importance|)": f"{rho} (paper: negative)"})
+    store.save_figure(
+        plots.iv_curves(table, layers),
+        outs["iv_curves"],
+        {
+            **factor_numbers(factors_csv),
+            "layers (identical ones merged)": ", ".join(layers)
+            + (f" (merged: {', '.join(meta['merged_layers'])})" if meta.get("merged_layers") else ""),
+            f"features with I_V < 0.8 from the dictionary layer {meta.get('dictionary_layer')}": str(
+                meta.get("dictionary_layer_unreadable")
+            ),
+        },
+    )
+    sigmas, at_chance = np.asarray(rob["sigmas"]), np.asarray(rob["at_chance"], bool)
+    fig, rhos = plots.relations(table, sigmas, np.asarray(rob["accuracy"]), at_chance, meta["noise_units"])
+    numbers = {
+        f"accuracy under noise sigma {s:g} ({meta['noise_units']})": f"{a:.3f}"
+        for s, a in zip(sigmas, rob["accuracy"], strict=True)
+    }
+    numbers.update({f"rho(K, {c})": f"{r} (paper: negative)" for c, r in rhos.items() if c.startswith("redundancy")})
+    numbers.update({f"rho(K, {c})": f"{r} (paper: positive)" for c, r in rhos.items() if c.startswith("sensitivity")})
+    numbers.update(
+        {f"sigma {s:g}": "left out: accuracy at chance" for s, bad in zip(sigmas, at_chance, strict=True) if bad}
+    )
+    numbers["rho(K, signed importance)"] = str(rhos["importance"])
+    numbers["inhibitors (Gamma < 0)"] = str(int((table["importance"] < 0).sum()))
+    store.save_figure(fig, outs["relations"], numbers)
+    store.save_figure(plots.atom_map(atoms, k, f.umap_neighbors, seed), outs["umap"], {"atoms": str(atoms.shape[0])})
+    stability = {}
+    if "k_seed_spearman" in meta:
+        stability["K across two NMF seeds (Spearman, matched atoms)"] = (
+            f"{meta['k_seed_spearman']:.3f} (median matched atom cosine {meta['atom_match_cosine_median']:.3f})"
+        )
+    store.save_figure(
+        plots.top_images(images, z, k, f.n_features, f.top_images),
+        outs["top_images"],
+        {
+            "K range": f"{np.nanmin(k):.3f} .. {np.nanmax(k):.3f}",
+            "code ridge": f"{spec.dictionary.code_ridge:g}",
+            "relative reconstruction error": f"{meta['relative_error']:.4f}",
+            "accuracy with z D*": (
+                f"{meta['accuracy_reconstructed']:.4f} (of {meta['accuracy']:.4f}; paper: > 99% kept)"
+            ),
+            **stability,
+        },
+    )

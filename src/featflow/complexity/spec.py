@@ -19,6 +19,8 @@ class DictionarySpec(Spec):
     batch_size: int | None = None
     epochs: int = 5
     code_iterations: int = 150
+    code_ridge: float = 1e-2
+    second_seed: bool = True
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,10 @@ class RedundancySpec(Spec):
 @dataclass(frozen=True)
 class RobustnessSpec(Spec):
     sigmas: tuple[float, ...] = (0.01, 0.1, 0.5)
+    units: str = "normalized"
     draws: int = 8
     images: int = 64
+    chance_alpha: float = 0.01
 
 
 @dataclass(frozen=True)

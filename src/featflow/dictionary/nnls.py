@@ -1,6 +1,9 @@
 """Batched non-negative least squares: codes of many inputs against one fixed dictionary (SPEC 1.2).
 
-``z(x) = argmin_{z >= 0} ||a(x) - z D||_2`` for all rows of ``A`` at once on the device. Written by hand:
+``z(x) = argmin_{z >= 0} ||a(x) - z D||_2^2 + mu ||z||_2^2`` for all rows of ``A`` at once on the device. With an
+overcomplete dictionary (k > d) the plain problem (mu = 0) has many optimal codes and a solver returns an
+arbitrary one; the ridge term makes the problem strongly convex, so the code (and every per-feature metric built
+on it) is unique. mu is relative to the dictionary's scale: mu = ridge * trace(D D^T) / k. Written by hand:
 scipy's ``nnls`` solves one sample per call, and neither torch nor scikit-learn offers a batched solver with D
 fixed. :func:`hals_sweeps` is the HALS block update the NMF fit shares.
 """
@@ -33,8 +36,20 @@ def hals_sweeps(x: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, sweeps
     return x
 
 
+def ridge_mu(gram: torch.Tensor, ridge: float) -> torch.Tensor:
+    """The absolute ridge weight mu = ridge * trace(D D^T) / k (1 * ridge for unit-norm atoms)."""
+    if ridge < 0:
+        raise ValueError(f"complexity.dictionary.code_ridge {ridge}: expected >= 0")
+    return ridge * gram.diagonal().mean()
+
+
 def nnls_codes(
-    a: torch.Tensor, dictionary: torch.Tensor, iterations: int = 300, tol: float = 1e-7, chunk: int = 65536
+    a: torch.Tensor,
+    dictionary: torch.Tensor,
+    iterations: int = 300,
+    tol: float = 1e-7,
+    chunk: int = 65536,
+    ridge: float = 0.0,
 ) -> torch.Tensor:
     """Non-negative codes of every row of ``a`` against a fixed ``dictionary``.
 
@@ -48,6 +63,7 @@ def nnls_codes(
     dictionary : (k, d) atoms (rows).
     iterations : maximal iterations; stops earlier when the relative change of the codes falls below ``tol``.
     chunk : samples per block, bounding memory at about 4 (chunk, k) arrays.
+    ridge : mu relative to the dictionary's scale (see :func:`ridge_mu`); > 0 makes the codes unique.
 
     Returns
     -------
@@ -61,6 +77,7 @@ def nnls_codes(
         raise ValueError(f"nnls_codes: iterations {iterations}, expected >= 1")
     dictionary = dictionary.to(a)
     gram = dictionary @ dictionary.T
+    gram = gram + ridge_mu(gram, ridge) * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
     lipschitz = torch.linalg.eigvalsh(gram.double())[-1].to(a.dtype).clamp_min(torch.finfo(a.dtype).tiny)
     blocks = [
         _fista(a[s : s + chunk] @ dictionary.T, gram, lipschitz, iterations, tol) for s in range(0, a.shape[0], chunk)

@@ -1,7 +1,9 @@
 """Sensitivity of every feature to Gaussian input noise (SPEC 1.5).
 
-``x~ = x + N(0, sigma^2 I)`` in [0, 1] pixel space (the model normalizes inside); codes of the noisy inputs by
-the batched NNLS. Sensitivity(z_i) = mean over images of Var_draws z_i(x~), divided by Var_images z_i(x).
+``x~ = x + N(0, sigma^2 I)`` added to the [0, 1] image (the model normalizes inside; sigma in pixel units, or in
+normalized-input units when the caller scales it by the normalization's std); codes of the noisy inputs by the
+batched NNLS. Sensitivity(z_i) = mean over images of Var_draws z_i(x~), divided by Var_images z_i(x). The
+accuracy under the same noise tells whether a sigma is usable at all (:func:`at_chance`).
 """
 
 from __future__ import annotations
@@ -53,3 +55,43 @@ def sensitivity(
         rows.append(total / images.shape[0])
     out = torch.stack(rows) / clean_var
     return torch.where(clean_var > 0, out, torch.nan)
+
+
+@torch.no_grad()
+def noisy_accuracy(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    classify: Callable[[torch.Tensor], torch.Tensor],
+    sigmas: Sequence[float],
+    draws: int,
+    generator: torch.Generator,
+    batch_size: int = 2048,
+) -> torch.Tensor:
+    """Accuracy of ``classify`` (inputs -> logits) on ``draws`` noisy copies of every image: (len(sigmas),)."""
+    per_image = max(1, batch_size // draws)
+    out = []
+    for sigma in sigmas:
+        correct = 0
+        for start in range(0, images.shape[0], per_image):
+            x = images[start : start + per_image]
+            noisy = x.unsqueeze(1) + sigma * torch.randn(
+                (x.shape[0], draws, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype
+            )
+            predicted = classify(noisy.flatten(0, 1)).argmax(1).unflatten(0, (x.shape[0], draws))
+            correct += int((predicted == labels[start : start + per_image, None]).sum())
+        out.append(correct / (images.shape[0] * draws))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def at_chance(accuracy: Sequence[float], labels: torch.Tensor, alpha: float = 0.01) -> list[bool]:
+    """Whether each accuracy is not significantly above what a constant predictor scores on these images.
+
+    Chance is the share of the most frequent label; one-sided binomial test over the number of images (noise
+    draws of one image are not independent, so they do not add trials). A flagged sigma makes sensitivities
+    meaningless there: the network no longer reads the image.
+    """
+    from scipy.stats import binomtest
+
+    n = int(labels.numel())
+    chance = float(torch.bincount(labels.long()).max()) / n
+    return [binomtest(int(round(acc * n)), n, chance, alternative="greater").pvalue > alpha for acc in accuracy]

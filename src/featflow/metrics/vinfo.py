@@ -8,10 +8,13 @@ the same factorization per target and only reports R^2 on the data it sees.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,6 +85,31 @@ def v_information(
     # A negative held-out R^2 means no linear information: I_V >= 0 (the paper's bound 0 <= I_V <= Var z).
     rows = [np.clip(ridge_r2(x, z, train, test, ridge_scale), 0.0, 1.0) for x in layers.values()]
     return np.stack(rows)
+
+
+def distinct_layers(layers: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Merge layers whose activations are identical (e.g. a conv block and the global average pool of it under
+    ``pool: gap``): each would count twice in K's mean over layers. Keeps the first name, warns.
+
+    Returns the distinct layers in order and ``{dropped name: kept name}``.
+    """
+    kept: dict[str, np.ndarray] = {}
+    merged: dict[str, str] = {}
+    for name, x in layers.items():
+        same = next(
+            (
+                other
+                for other, y in kept.items()
+                if y.shape == x.shape and np.allclose(x, y, rtol=1e-5, atol=1e-6 * max(float(np.abs(y).max()), 1e-12))
+            ),
+            None,
+        )
+        if same is None:
+            kept[name] = x
+        else:
+            merged[name] = same
+            log.warning("vinfo: layer '%s' is identical to '%s' on these samples; counted once in K", name, same)
+    return kept, merged
 
 
 def complexity(iv: np.ndarray) -> np.ndarray:

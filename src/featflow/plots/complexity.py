@@ -10,24 +10,28 @@ import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
-from scipy.stats import linregress, spearmanr
+from sklearn.isotonic import IsotonicRegression
+
+from featflow.metrics.stats import Rho, spearman_ci
 
 
-def complexity_vs_importance(table: pd.DataFrame) -> Figure:
-    """Scatter of complexity against |importance| with a least-squares line and Spearman's rho."""
+def complexity_vs_importance(table: pd.DataFrame) -> tuple[Figure, Rho]:
+    """Scatter of complexity against |importance|, an isotonic fit (monotone in the direction of rho, never
+    below the data's range, unlike a straight line) and Spearman's rho with its bootstrap 95% interval."""
     t = table[["complexity", "importance_abs"]].dropna()
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    rho = spearman_ci(t["complexity"], t["importance_abs"])
+    fig, ax = plt.subplots(figsize=(4.8, 3.6))
     ax.scatter(t["complexity"], t["importance_abs"], s=12, alpha=0.7)
-    if len(t) > 2 and t["complexity"].nunique() > 1:
-        fit = linregress(t["complexity"], t["importance_abs"])
-        xs = np.linspace(t["complexity"].min(), t["complexity"].max(), 50)
-        ax.plot(xs, fit.intercept + fit.slope * xs, color="C3")
-        rho = spearmanr(t["complexity"], t["importance_abs"]).statistic
-        ax.set_title(f"Spearman rho = {rho:.3f} (n = {len(t)})")
+    if len(t) > 2 and np.isfinite(rho.rho):
+        fit = IsotonicRegression(increasing=rho.rho > 0).fit(t["complexity"], t["importance_abs"])
+        xs = np.sort(t["complexity"].to_numpy())
+        ax.plot(xs, fit.predict(xs), color="C3", label="isotonic fit")
+        ax.legend(fontsize=8)
+    ax.set_title(f"Spearman rho {rho}", fontsize=9)
     ax.set_xlabel("complexity K")
     ax.set_ylabel("importance E|z <d, w_c>|")
     fig.tight_layout()
-    return fig
+    return fig, rho
 
 
 def iv_curves(table: pd.DataFrame, layers: list[str]) -> Figure:
@@ -42,11 +46,63 @@ def iv_curves(table: pd.DataFrame, layers: list[str]) -> Figure:
         iv = rows[[f"iv_{name}" for name in layers]].to_numpy()
         ax.plot(layers, iv.mean(0), marker="o", color=color, label=f"{label} (n = {len(rows)})")
         ax.fill_between(range(len(layers)), *np.quantile(iv, [0.1, 0.9], axis=0), color=color, alpha=0.2)
+    ax.set_xlabel("layer (depth order; input = the average-pooled image)")
     ax.set_ylabel("I_V (held-out R^2)")
     ax.set_ylim(0, 1.02)
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def relations(
+    table: pd.DataFrame, sigmas: np.ndarray, accuracy: np.ndarray, at_chance: np.ndarray, units: str
+) -> tuple[Figure, dict[str, Rho]]:
+    """Fel et al.'s Figs. 10-11 and the inhibitors: redundancy, sensitivity (unflagged sigmas only) and signed
+    importance against K, each with Spearman's rho and its bootstrap 95% interval; accuracy under noise per
+    sigma (a sigma at chance is marked and left out)."""
+    k = table["complexity"].to_numpy()
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    rhos: dict[str, Rho] = {}
+    for column in [c for c in table.columns if c.startswith("redundancy_p")]:
+        rhos[column] = spearman_ci(k, table[column])
+        axes[0].scatter(k, table[column], s=10, alpha=0.7, label=f"{column}: rho {rhos[column]}")
+    axes[0].set(xlabel="complexity K", ylabel="redundancy", title="redundancy vs K (paper: negative rho)")
+    axes[0].legend(fontsize=6)
+    for i, (sigma, bad) in enumerate(zip(sigmas, at_chance, strict=True)):
+        column = f"sensitivity_s{sigma:g}"
+        if bad:
+            continue
+        rhos[column] = spearman_ci(k, table[column])
+        axes[1].scatter(k, table[column], s=10, alpha=0.7, color=f"C{i}", label=f"sigma {sigma:g}: rho {rhos[column]}")
+    left_out = ", ".join(f"{s:g}" for s, bad in zip(sigmas, at_chance, strict=True) if bad)
+    axes[1].set_yscale("log")
+    axes[1].set(xlabel="complexity K", ylabel="sensitivity (noise var / clean var)")
+    axes[1].set_title(
+        "sensitivity vs K (paper: positive rho)"
+        + (f"\nleft out, accuracy at chance: sigma {left_out}" if left_out else ""),
+        fontsize=9,
+    )
+    axes[1].legend(fontsize=6)
+    axes[2].plot(sigmas, accuracy, marker="o")
+    axes[2].scatter(sigmas[at_chance], accuracy[at_chance], color="red", zorder=3, label="at chance (left out)")
+    axes[2].set_xscale("log")
+    axes[2].set(xlabel=f"noise sigma ({units} units)", ylabel="accuracy under noise", ylim=(0, 1.02))
+    axes[2].set_title("accuracy under the sensitivity's noise", fontsize=9)
+    if at_chance.any():
+        axes[2].legend(fontsize=7)
+    signed = table["importance"].to_numpy()
+    inhibitor = signed < 0
+    rhos["importance"] = spearman_ci(k, signed)
+    axes[3].scatter(k[~inhibitor], signed[~inhibitor], s=10, alpha=0.7, label="Gamma >= 0")
+    axes[3].scatter(
+        k[inhibitor], signed[inhibitor], s=14, color="C3", label=f"inhibitors (Gamma < 0): {int(inhibitor.sum())}"
+    )
+    axes[3].axhline(0, color="black", linewidth=0.5)
+    axes[3].set(xlabel="complexity K", ylabel="signed importance Gamma")
+    axes[3].set_title(f"signed importance vs K: rho {rhos['importance']}", fontsize=8)
+    axes[3].legend(fontsize=7)
+    fig.tight_layout()
+    return fig, rhos
 
 
 def atom_map(atoms: np.ndarray, complexity: np.ndarray, n_neighbors: int, seed: int) -> Figure:

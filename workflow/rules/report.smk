@@ -1,0 +1,31 @@
+# The report's landing page (SPEC 5.4): every report figure's headline numbers, read from the PNG metadata that
+# featflow.store.save_figure wrote, gathered into one table grouped by branch. Included last in the Snakefile so
+# that TARGETS holds every branch's figures; the Snakefile's `report:` directive shows results/summary.rst.
+SUMMARY_FIGURES = sorted(t for t in TARGETS if t.endswith(".png"))
+
+
+rule summary:
+    input:
+        SUMMARY_FIGURES,
+    output:
+        rst="results/summary.rst",
+        csv="results/summary.csv",
+    log:
+        "logs/summary/all.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+        gpu=0,  # reads PNG metadata
+    params:
+        stage="summary",
+        spec={},
+        seed=SEED,
+        code=code_version("summary"),
+    script:
+        "../scripts/summary.py"
+
+
+TARGETS += ["results/summary.rst", "results/summary.csv"]
