@@ -317,6 +317,7 @@ class TrainSpec(Spec):
     pgd_eps: float = 8 / 255
     pgd_steps: int = 10
     pgd_step: float = 0.125
+    pgd_warmup: int = 0
     seed: int = 0
 
 
