@@ -13,6 +13,7 @@ from featflow.frequency.fourier_masks import (
     apply_mask,
     band_energies,
     complement,
+    invariance_loss,
     learn_dataset_mask,
     learn_image_masks,
     mask_shape,
@@ -64,9 +65,10 @@ def setup() -> tuple[LowPassNet, torch.Tensor, torch.Tensor, torch.Tensor]:
 def test_dataset_mask_keeps_the_band_and_drops_the_rest(setup) -> None:
     net, x, y, band = setup
     spec = DatasetMaskSpec(lam=0.2, lr=0.05, epochs=40, batch_size=64, target_ratio=1.0, stall=0.0)
-    mask, history = learn_dataset_mask(
+    fit = learn_dataset_mask(
         net, x, y, spec, mask_shape("shared", 1, SIZE, SIZE), "cpu", torch.Generator().manual_seed(0)
     )
+    mask, history = fit.mask, fit.history
     informative = band.clone()
     informative[0, 0] = 0  # the zero frequency carries no class information (zero-sum weights)
     inside, outside = mask[0][informative > 0], mask[0][band == 0]
@@ -79,6 +81,31 @@ def test_dataset_mask_keeps_the_band_and_drops_the_rest(setup) -> None:
     comp_pred, _ = predict(net, x, complement(mask))
     assert (comp_pred == y).float().mean() < 0.6  # without the band the network is near chance (4 classes)
     assert history[-1]["density"] < 0.2
+
+
+def test_dataset_mask_loss_is_per_image() -> None:
+    """The authors' batch-1 invariance term: the mean of exp(d_i^2), not exp of the squared batch-mean d."""
+    ce_masked, ce_clean = torch.tensor([2.0, 0.0]), torch.tensor([1.0, 1.0])  # d = +1, -1: batch mean 0
+    mask = torch.full((1, 4, 4), 0.5)
+    loss = invariance_loss(ce_masked, ce_clean, mask, lam=0.2)
+    assert loss.shape == () and float(loss) == pytest.approx(np.e + 0.2 * 0.5)
+    per_image = invariance_loss(ce_masked, ce_clean, mask.expand(2, 1, 4, 4), lam=0.2)
+    torch.testing.assert_close(per_image, torch.full((2,), np.e + 0.1))
+
+
+@pytest.mark.parametrize(("lam", "lr", "epochs"), [(0.2, 0.05, 6), (50.0, 2.0, 4)])
+def test_a_returned_dataset_mask_meets_its_criterion_or_is_flagged(setup, lam, lr, epochs) -> None:
+    """A mask either reaches target_ratio x clean accuracy or comes back with criterion_met False (the second
+    setting, a penalty 250x the paper's, wipes the mask out: it cannot meet it)."""
+    net, x, y, _ = setup
+    spec = DatasetMaskSpec(lam=lam, lr=lr, epochs=epochs, batch_size=64, target_ratio=0.99, stall=0.0)
+    fit = learn_dataset_mask(
+        net, x, y, spec, mask_shape("shared", 1, SIZE, SIZE), "cpu", torch.Generator().manual_seed(0)
+    )
+    accuracy = (predict(net, x, fit.mask)[0] == y).float().mean().item()
+    assert fit.criterion_met == (accuracy >= spec.target_ratio * 1.0)  # labels are the net's own: clean acc 1
+    assert fit.criterion_met == (lam < 1)
+    assert 1 <= fit.epoch <= len(fit.history) <= epochs
 
 
 def test_image_masks_keep_the_band_all_at_once(setup) -> None:
@@ -103,11 +130,34 @@ def test_band_energies_locate_the_energy() -> None:
     np.testing.assert_allclose(radial[0], np.eye(8)[0])
     masks = torch.rand(5, 3, SIZE, SIZE)
     radial, angular = band_energies(masks, 8)
-    np.testing.assert_allclose(radial.sum(1), 1.0)
-    np.testing.assert_allclose(angular.sum(1), 1.0)
+    np.testing.assert_allclose((radial**2).sum(1), 1.0)
+    np.testing.assert_allclose((angular**2).sum(1), 1.0)
     high = torch.zeros(1, 1, SIZE, SIZE)
     high[0, 0, SIZE // 2, SIZE // 2] = 1.0  # Nyquist corner: the outermost radial band
     assert band_energies(high, 8)[0][0].argmax() == 7
+
+
+def shifted_mask(points: dict[tuple[int, int], float]) -> torch.Tensor:
+    """(1, 1, SIZE, SIZE) unshifted mask with the given values at (row, column) offsets from the center of the
+    fftshifted grid (rows pointing down the displayed mask)."""
+    shifted = torch.zeros(SIZE, SIZE)
+    for (dy, dx), value in points.items():
+        shifted[SIZE // 2 + dy, SIZE // 2 + dx] = value
+    return torch.fft.ifftshift(shifted)[None, None]
+
+
+def test_band_energies_are_the_authors_norms_in_their_wedge_order() -> None:
+    """Karantzas et al.: the L2 norm of the normalized mask in each band (not its square), wedges counterclockwise
+    from +f_x with f_y up: up-right is wedge 0 of 8, up-left wedge 2 or 3, straight down wedge 5."""
+    two = shifted_mask({(-1, 2): 1.0, (2, 0): 1.0})  # 26.6 deg (wedge 0) and 270 deg (wedge 5, its upper edge)
+    _, angular = band_energies(two, 8)
+    expected = np.zeros(8)
+    expected[[0, 5]] = 1 / np.sqrt(2)  # the squares (0.5 each) are what featflow reported before
+    np.testing.assert_allclose(angular[0], expected)
+    _, angular = band_energies(shifted_mask({(-2, -1): 1.0}), 8)  # 116.6 deg: wedge 2
+    assert angular[0].argmax() == 2
+    radial, _ = band_energies(shifted_mask({(0, 3): 1.0, (0, 1): 1.0}), 8)  # radii 3 and 1 of 8 sqrt(2) / 8 = 1.41
+    assert radial[0, 2] == pytest.approx(1 / np.sqrt(2)) and radial[0, 0] == pytest.approx(1 / np.sqrt(2))
 
 
 def test_all_ones_mask_is_the_identity_and_complement_inverts() -> None:
@@ -178,5 +228,9 @@ def test_pgd_adversarial_training_runs_on_adversarial_batches(monkeypatch) -> No
     history = train_mod.fit(model, split, split, spec, torch.device("cpu"), gen)
     assert len(history) == 1 and np.isfinite(history[0]["loss"])
     assert calls == [(False, 0.1, 2, 0.05)] * 2  # one attack per batch, BatchNorm frozen during it
+    calls.clear()
+    warm = ModelSpec.from_dict({**spec.to_dict(), "train": {**spec.train.to_dict(), "epochs": 3, "pgd_warmup": 2}})
+    assert len(train_mod.fit(build_model(warm, (3, 16, 16), 2), split, split, warm, torch.device("cpu"), gen)) == 3
+    assert len(calls) == 2  # two clean warm-up epochs, then PGD on both batches of the third
     for name in ("scale", "translate", "rotate"):
         assert train_mod.augmentation(name)(split.x[:4]).shape == (4, 3, 16, 16)

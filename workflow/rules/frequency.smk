@@ -49,15 +49,22 @@ rule fourier_mask_figures:
         bands="results/frequency/compare/mask_bands.csv",
         summary="results/frequency/compare/mask_summary.csv",
         radial=report(
-            "results/frequency/compare/bands_radial.png", caption="../report/frequency_bands.rst", category="Frequency"
+            "results/frequency/compare/bands_radial.png",
+            caption="../report/frequency_bands.rst",
+            category="Frequency",
+            labels=figure_labels("radial"),
         ),
         angular=report(
             "results/frequency/compare/bands_angular.png",
             caption="../report/frequency_bands.rst",
             category="Frequency",
+            labels=figure_labels("angular"),
         ),
         gallery=report(
-            "results/frequency/compare/masks.png", caption="../report/frequency_masks.rst", category="Frequency"
+            "results/frequency/compare/masks.png",
+            caption="../report/frequency_masks.rst",
+            category="Frequency",
+            labels=figure_labels("gallery"),
         ),
     log:
         "logs/fourier_mask_figures/compare.log",
@@ -110,8 +117,11 @@ rule adversarial_maps_figure:
         maps="results/frequency/models/{model}/maps.h5",
         table="results/frequency/models/{model}/maps.csv",
     output:
-        report(
-            "results/frequency/models/{model}/maps.png", caption="../report/frequency_maps.rst", category="Frequency"
+        figure=report(
+            "results/frequency/models/{model}/maps.png",
+            caption="../report/frequency_maps.rst",
+            category="Frequency",
+            labels=figure_labels("figure"),
         ),
     log:
         "logs/adversarial_maps_figure/{model}.log",
@@ -160,10 +170,11 @@ rule idcor_figure:
     input:
         "results/{experiment}/frequency/idcor_layers.csv",
     output:
-        report(
+        figure=report(
             "results/{experiment}/frequency/idcor_layers.png",
             caption="../report/frequency_idcor.rst",
             category="Frequency",
+            labels=figure_labels("figure"),
         ),
     log:
         "logs/idcor_figure/{experiment}.log",

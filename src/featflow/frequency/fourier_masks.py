@@ -3,14 +3,15 @@
 A mask M holds one weight in [0, 1] per DFT frequency of the full fft2 grid (shared by the channels, or one per
 channel); the masked input is x_M = Re(ifft2(M * fft2(x))). With the classifier frozen, M minimizes
 
-    L(M) = exp((CE(N(x_M), y) - CE(N(x), y))^2) + lambda / |M_0|_1 * |M|_1,
+    L(M) = mean over images of exp((CE(N(x_M), y) - CE(N(x), y))^2) + lambda / |M_0|_1 * |M|_1,
 
-|M_0|_1 being the L1 norm of the all-ones start, and is clamped to [0, 1] after every Adam step. Written by
-hand: no library implements these masks.
+the invariance term per image as in the authors' batch-1 training, |M_0|_1 being the L1 norm of the all-ones
+start; M is clamped to [0, 1] after every Adam step. Written by hand: no library implements these masks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
@@ -53,12 +54,15 @@ def mask_shape(channels: str, n_channels: int, height: int, width: int) -> tuple
 
 
 def invariance_loss(ce_masked: torch.Tensor, ce_clean: torch.Tensor, mask: torch.Tensor, lam: float) -> torch.Tensor:
-    """exp((CE_M - CE)^2) + lam * |M|_1 / |M_0|_1, per mask.
+    """exp((CE_M - CE)^2) per image + lam * |M|_1 / |M_0|_1 per mask, CEs (N,) per image.
 
-    ``mask`` is (Cm, H, W) for one data-set mask (CEs are batch means) or (N, Cm, H, W) with CEs (N,).
+    For per-image masks (N, Cm, H, W): the (N,) losses. For one data-set mask (Cm, H, W): the mean over the
+    images of their per-image terms plus the penalty, a scalar (the authors train it with batch size 1, so the
+    invariance term is per image, not the square of a batch mean).
     """
     l1 = mask.abs().flatten(-3).sum(-1) / mask.shape[-3:].numel()
-    return torch.exp((ce_masked - ce_clean) ** 2) + lam * l1
+    invariance = torch.exp((ce_masked - ce_clean) ** 2)
+    return (invariance.mean() if mask.ndim == 3 else invariance) + lam * l1
 
 
 @torch.no_grad()
@@ -84,6 +88,17 @@ def predict(
     return out.argmax(1), out
 
 
+@dataclasses.dataclass(frozen=True)
+class DatasetMaskFit:
+    """A data-set mask (Cm, H, W), its per-epoch history, and whether it met the stopping criterion (masked
+    accuracy >= target_ratio x clean accuracy) at the epoch ``epoch`` it comes from."""
+
+    mask: torch.Tensor
+    history: list[dict[str, float]]
+    criterion_met: bool
+    epoch: int
+
+
 def learn_dataset_mask(
     model: nn.Module,
     x: torch.Tensor,
@@ -92,12 +107,13 @@ def learn_dataset_mask(
     shape: tuple[int, int, int],
     device: torch.device | str,
     generator: torch.Generator,
-) -> tuple[torch.Tensor, list[dict[str, float]]]:
+) -> DatasetMaskFit:
     """One mask (Cm, H, W) for the whole set ``x`` (N, C, H, W) with true labels ``y`` (N,).
 
-    Adam with a one-cycle schedule over minibatches; stops after an epoch where the masked accuracy reaches
-    ``target_ratio`` of the clean accuracy and the mask density (mean weight) moved less than ``stall``.
-    Returns the mask on the CPU and the per-epoch history.
+    Adam with a one-cycle schedule over minibatches of per-image losses. As in the authors' code, the mask kept
+    is the latest one whose masked accuracy reached ``target_ratio`` of the clean accuracy; training stops
+    after an epoch that meets it with the density (mean weight) moving less than ``stall``. A mask that never
+    met it is returned flagged (``criterion_met`` False) and logged as a warning.
     """
     model.eval()
     with frozen(model):
@@ -112,7 +128,7 @@ def _fit_dataset_mask(
     shape: tuple[int, int, int],
     device: torch.device | str,
     generator: torch.Generator,
-) -> tuple[torch.Tensor, list[dict[str, float]]]:
+) -> DatasetMaskFit:
     n = x.shape[0]
     _, clean_logits = predict(model, x, device=device)
     ce_clean = F.cross_entropy(clean_logits, y, reduction="none")
@@ -122,14 +138,14 @@ def _fit_dataset_mask(
     steps_per_epoch = math.ceil(n / spec.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=spec.lr, total_steps=spec.epochs * steps_per_epoch)
     history: list[dict[str, float]] = []
-    density = 1.0
+    density, kept = 1.0, None
     for epoch in tqdm(range(spec.epochs), desc="dataset mask", unit="epoch"):
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, spec.batch_size):
             idx = order[start : start + spec.batch_size]
             xb, yb = x[idx].to(device), y[idx].to(device)
-            ce_masked = F.cross_entropy(model(apply_mask(xb, mask)), yb)
-            loss = invariance_loss(ce_masked, ce_clean[idx].mean().to(device), mask, spec.lam)
+            ce_masked = F.cross_entropy(model(apply_mask(xb, mask)), yb, reduction="none")
+            loss = invariance_loss(ce_masked, ce_clean[idx].to(device), mask, spec.lam)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -147,9 +163,21 @@ def _fit_dataset_mask(
         log.info("dataset mask epoch %(epoch)d masked_acc %(masked_acc).4f density %(density).4f", row)
         stalled = abs(row["density"] - density) < spec.stall
         density = row["density"]
-        if row["masked_acc"] >= spec.target_ratio * clean_acc and stalled:
-            break
-    return mask.detach().cpu(), history
+        if row["masked_acc"] >= spec.target_ratio * clean_acc:
+            kept = (mask.detach().cpu().clone(), epoch + 1)
+            if stalled:
+                break
+    if kept is None:
+        log.warning(
+            "dataset mask: masked accuracy never reached frequency.masks.dataset_mask.target_ratio %.3f x clean "
+            "accuracy %.4f in %d epochs (last %.4f): the mask is flagged criterion_met = False",
+            spec.target_ratio,
+            clean_acc,
+            spec.epochs,
+            history[-1]["masked_acc"],
+        )
+        return DatasetMaskFit(mask.detach().cpu(), history, False, len(history))
+    return DatasetMaskFit(kept[0], history, True, kept[1])
 
 
 def learn_image_masks(
@@ -211,21 +239,28 @@ def _fit_image_masks(
 def band_index(height: int, width: int, n_bands: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Radial and angular band of every frequency of the fftshifted (H, W) grid, each (H * W,) in [0, B).
 
-    Radial: B equal-width annuli of the distance to the zero frequency (at (H // 2, W // 2) after fftshift),
-    up to the corner. Angular: B equal wedges of the direction atan2(f_y, f_x) over [-pi, pi).
+    As Karantzas et al. define them, around the zero frequency at (H // 2, W // 2): radial bands are B annuli
+    [r_i, r_i+1) of equal width up to the corner distance; angular bands are B wedges of the direction
+    theta = atan2(-f_y, f_x) in [0, 2 pi), counterclockwise from +f_x with f_y pointing up the displayed mask,
+    wedge i = (t_i, t_i+1] and wedge 0 = [0, t_1]. Named differences: the corner frequency (dropped by the
+    authors' open outer annulus) is in the last annulus; the zero frequency, which has no direction and which the
+    authors' rasterized wedges count in every second wedge, is in wedge 0; frequencies exactly on a wedge edge
+    go to the wedge that ends there (the rasterization splits some of them the other way: 97% of the 32 x 32
+    grid's frequencies fall in the same wedge as the authors', all but the edge diagonals).
     """
     fy = torch.arange(height, dtype=torch.float64) - height // 2
     fx = torch.arange(width, dtype=torch.float64) - width // 2
     gy, gx = torch.meshgrid(fy, fx, indexing="ij")
     radius = torch.sqrt(gy**2 + gx**2).flatten()
-    radial = (radius / radius.max() * n_bands).long().clamp_max(n_bands - 1)
-    angle = torch.atan2(gy, gx).flatten()
-    angular = ((angle + math.pi) / (2 * math.pi) * n_bands).long() % n_bands
+    radial = (radius / radius.max() * n_bands + 1e-9).floor().long().clamp_max(n_bands - 1)
+    angle = torch.atan2(-gy, gx).flatten() % (2 * math.pi)
+    angular = (torch.ceil(angle / (2 * math.pi) * n_bands - 1e-9).long() - 1).clamp(0, n_bands - 1)
     return radial, angular
 
 
 def band_energies(masks: torch.Tensor, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
-    """Energy of each fftshifted, L2-normalized mask in B radial annuli and B angular wedges.
+    """Band energies of each fftshifted, L2-normalized mask as the authors define them: the L2 norm of the mask
+    within each of B radial annuli and B angular wedges (:func:`band_index`), channels pooled.
 
     Parameters
     ----------
@@ -233,14 +268,14 @@ def band_energies(masks: torch.Tensor, n_bands: int) -> tuple[np.ndarray, np.nda
 
     Returns
     -------
-    radial, angular : (N, B) energies; each row sums to 1 (channels pooled).
+    radial, angular : (N, B) energies; the squares of each row sum to 1 (the bands partition the grid).
     """
     shifted = torch.fft.fftshift(masks.double(), dim=(-2, -1))
     norm = shifted.flatten(1).norm(dim=1).clamp_min(1e-12)
-    energy = ((shifted / norm[:, None, None, None]) ** 2).sum(1).flatten(1)  # (N, H * W)
+    power = ((shifted / norm[:, None, None, None]) ** 2).sum(1).flatten(1)  # (N, H * W)
     radial, angular = band_index(masks.shape[-2], masks.shape[-1], n_bands)
     onehot = [F.one_hot(idx, n_bands).double() for idx in (radial, angular)]
-    return (energy @ onehot[0]).numpy(), (energy @ onehot[1]).numpy()
+    return (power @ onehot[0]).sqrt().numpy(), (power @ onehot[1]).sqrt().numpy()
 
 
 def mask_probe(masks: np.ndarray, labels: np.ndarray, folds: int, seed: int) -> tuple[float, float]:
@@ -290,7 +325,8 @@ def fourier_mask_analysis(
     model, _ = load_checkpoint(checkpoint, device)
     x, y, keep, generator = seeded_test_images(data_path, spec.max_samples, seed, "frequency.masks.dataset")
     shape = mask_shape(spec.channels, *x.shape[1:])
-    mask, history = learn_dataset_mask(model, x, y, spec.dataset_mask, shape, device, generator)
+    fit = learn_dataset_mask(model, x, y, spec.dataset_mask, shape, device, generator)
+    mask, history = fit.mask, fit.history
     clean_pred, _ = predict(model, x, device=device)
     masked_pred, _ = predict(model, x, mask, device=device)
     comp_pred, _ = predict(model, x, complement(mask), device=device)
@@ -307,6 +343,8 @@ def fourier_mask_analysis(
     summary = {
         "clean_acc": (clean_pred == y).float().mean().item(),
         "masked_acc": (masked_pred == y).float().mean().item(),
+        "criterion_met": fit.criterion_met,
+        "mask_epoch": fit.epoch,
         "complement_acc": (comp_pred == y).float().mean().item(),
         "density": mask.mean().item(),
         "support": (mask > 0).float().mean().item(),
@@ -379,6 +417,8 @@ def compare_masks(paths: dict[str, str | Path]) -> tuple[pd.DataFrame, pd.DataFr
     keys = (
         "clean_acc",
         "masked_acc",
+        "criterion_met",
+        "mask_epoch",
         "complement_acc",
         "density",
         "support",
@@ -408,8 +448,42 @@ def write_mask_comparison(
     bands, summary = compare_masks(paths)
     store.write_table(bands, bands_csv)
     store.write_table(summary, summary_csv)
-    store.save_figure(plots.band_differences(bands, "radial"), radial_png)
-    store.save_figure(plots.band_differences(bands, "angular"), angular_png)
-    store.save_figure(
-        plots.mask_gallery({name: store.read_h5(path, KIND) for name, path in paths.items()}), gallery_png
-    )
+    for family, png in (("radial", radial_png), ("angular", angular_png)):
+        store.save_figure(plots.band_differences(bands, family, summary), png, band_numbers(bands, summary, family))
+    data = {name: store.read_h5(path, KIND) for name, path in paths.items()}
+    store.save_figure(plots.mask_gallery(data, summary), gallery_png, gallery_numbers(summary))
+
+
+def band_numbers(bands: pd.DataFrame, summary: pd.DataFrame, family: str) -> dict[str, str]:
+    """Headline numbers of a band figure: per compared model, its energy difference to the reference summed over
+    the lowest quarter of the bands and the share of images with more low-band energy (paper: the PGD network's
+    masks put more energy at low radial frequencies)."""
+    numbers = {f"clean accuracy {m}": f"{a:.3f}" for m, a in zip(summary["model"], summary["clean_acc"], strict=True)}
+    rows = bands[bands["family"] == family]
+    models = list(dict.fromkeys(rows["model"]))
+    for name in models[1:]:
+        part = rows[rows["model"] == name]
+        low = part[part["band"] < max(1, part["band"].max() // 4 + 1)]
+        paper = " (paper: > 0 for PGD)" if family == "radial" else " (paper: direction-dependent for PGD)"
+        numbers[f"{name} - {models[0]}, lowest quarter of {family} bands"] = (
+            f"{low['diff_to_reference'].sum():+.4f}{paper}"
+        )
+    return numbers
+
+
+def gallery_numbers(summary: pd.DataFrame) -> dict[str, str]:
+    """Headline numbers of the mask gallery, per model: masked vs clean accuracy, criterion, complement
+    accuracy, class probe vs shuffled labels (paper values beside)."""
+    numbers: dict[str, str] = {}
+    for _, r in summary.iterrows():
+        m = r["model"]
+        numbers[f"{m} masked / clean accuracy"] = (
+            f"{r['masked_acc']:.3f} / {r['clean_acc']:.3f}"
+            + ("" if bool(r["criterion_met"]) else " (MISSED the 99% criterion)")
+            + " (paper: within 1 point, 89.2 / 89.6)"
+        )
+        numbers[f"{m} complement accuracy"] = f"{r['complement_acc']:.3f} (paper: destroyed)"
+        numbers[f"{m} class probe on image masks"] = (
+            f"{r['probe_acc']:.3f} vs {r['probe_acc_shuffled']:.3f} shuffled (paper: 0.82 vs 0.21)"
+        )
+    return numbers

@@ -1,14 +1,20 @@
 """Essential vs adversarial frequency maps and their correlation (Basile et al.; SPEC 3.2).
 
-Per image, a per-channel Fourier mask M (C, H, W) in [0, 1] minimizes CE(N(x_M), t) + lambda * mean|M| (the L1
-norm divided by the mask size, so that lambda does not depend on the image size). The essential map uses the
-clean image and its true label, the adversarial map the PGD image and the label the attack reached. The paired
-maps (fftshifted, optionally max-pooled, flattened, standardized per feature, rows L2-normalized) are compared by
-IdCor with a permutation p-value, mean cosine similarity and linear CKA. Written by hand: no library does this.
+Per image, a per-channel Fourier mask M (C, H, W) in [0, 1] minimizes CE(N(x_M), t) + lambda * sum|M|, the L1
+norm summed over all C * H * W weights as in the authors' code (so lambda means the paper's lambda: 0.5 on
+32 x 32 CIFAR-10). The essential map uses the clean image and its true label, the adversarial map the attacked
+image (PGD, or FMN as in the authors' default) and the label the attack reached. Each map runs to the authors'
+convergence rule (at least ``min_steps`` steps, then until the loss is within ``tol`` of the mean of its last
+``window`` values; at most ``max_steps``), and every map's steps and convergence are recorded.
+
+The paired maps (fftshifted, optionally max-pooled, flattened) are compared as the authors do: IdCor with a
+permutation p-value on standardized, row-normalized rows; mean cosine similarity, SVCCA and linear CKA on the
+raw rows. Written by hand: no library does this.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,7 +27,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from featflow import store
-from featflow.frequency.attacks import frozen, pgd_linf
+from featflow.frequency.attacks import fmn_linf, frozen, pgd_linf
 from featflow.frequency.fourier_masks import apply_mask, predict, seeded_test_images
 from featflow.frequency.idcor import idcor, standardize
 from featflow.frequency.spec import MapsSpec
@@ -32,6 +38,32 @@ log = logging.getLogger(__name__)
 
 KIND = "frequency_maps"
 MIN_PAIRS = 4  # TwoNN needs a handful of distinct points
+MEASURES = (
+    "idcor",
+    "p_value",
+    "p_value_stratified",
+    "id_essential",
+    "id_adversarial",
+    "id_joint",
+    "cosine",
+    "svcca",
+    "linear_cka",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class MapFit:
+    """Maps (N, C, H, W) and their convergence record: steps run, converged flag and final loss, each (N,)."""
+
+    maps: torch.Tensor
+    steps: np.ndarray
+    converged: np.ndarray
+    loss: np.ndarray
+
+
+def map_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, lam: float) -> torch.Tensor:
+    """Per-image CE(N(x_M), t) + lam * sum|M| (N,): the L1 norm summed over each map's C * H * W weights."""
+    return F.cross_entropy(logits, target, reduction="none") + lam * mask.abs().flatten(1).sum(1)
 
 
 def frequency_maps(
@@ -40,18 +72,21 @@ def frequency_maps(
     target: torch.Tensor,
     lam: float,
     lr: float,
+    min_steps: int,
     max_steps: int,
-    patience: int,
+    window: int,
     tol: float,
-) -> torch.Tensor:
-    """Per-image, per-channel maps (N, C, H, W) for inputs ``x`` (N, C, H, W) toward labels ``target`` (N,).
+) -> MapFit:
+    """Per-image, per-channel maps for inputs ``x`` (N, C, H, W) toward labels ``target`` (N,).
 
-    All images are optimized at once (the summed loss gives each map its own gradient); stops when every
-    image's loss changed by less than ``tol`` for ``patience`` consecutive steps, or after ``max_steps``.
+    All images are optimized at once (Adam is elementwise, so each map follows its own batch-1 trajectory). A
+    map converges, as in the authors' code, at the first step after ``min_steps`` where its loss is within
+    ``tol`` of the mean of its last ``window`` losses; it is then kept and leaves the batch. Maps still moving
+    after ``max_steps`` are returned as they are, marked unconverged.
     """
     model.eval()
     with frozen(model):
-        return _fit_maps(model, x, target, lam, lr, max_steps, patience, tol)
+        return _fit_maps(model, x, target, lam, lr, min_steps, max_steps, window, tol)
 
 
 def _fit_maps(
@@ -60,41 +95,130 @@ def _fit_maps(
     target: torch.Tensor,
     lam: float,
     lr: float,
+    min_steps: int,
     max_steps: int,
-    patience: int,
+    window: int,
     tol: float,
-) -> torch.Tensor:
+) -> MapFit:
+    n = x.shape[0]
     mask = torch.ones_like(x, requires_grad=True)
     opt = torch.optim.Adam([mask], lr=lr)
-    calm = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-    previous = torch.full((x.shape[0],), float("inf"), device=x.device)
-    for _ in tqdm(range(max_steps), desc="frequency maps", unit="step", mininterval=5):
-        loss = F.cross_entropy(model(apply_mask(x, mask)), target, reduction="none") + lam * mask.flatten(1).mean(1)
+    recent = torch.zeros(window, n, dtype=x.dtype, device=x.device)  # the last `window` losses of every map
+    final, last_loss = torch.ones_like(x), torch.zeros(n, dtype=x.dtype, device=x.device)
+    done = torch.zeros(n, dtype=torch.bool, device=x.device)
+    steps = torch.full((n,), max_steps, dtype=torch.long, device=x.device)
+    for step in tqdm(range(1, max_steps + 1), desc="frequency maps", unit="step", mininterval=5):
+        active = (~done).nonzero().squeeze(1)
+        loss = map_loss(model(apply_mask(x[active], mask[active])), target[active], mask[active], lam)
         opt.zero_grad(set_to_none=True)
         loss.sum().backward()
         opt.step()
         with torch.no_grad():
             mask.clamp_(0.0, 1.0)
-            calm = (calm + 1) * ((loss - previous).abs() < tol)
-            previous = loss.detach()
-        if bool((calm >= patience).all()):
+            recent[step % window, active] = loss.detach()
+            last_loss[active] = loss.detach()
+            flat = (loss.detach() - recent[:, active].mean(0)).abs() < tol
+            if step > max(min_steps, window - 1) and bool(flat.any()):
+                stop = active[flat]
+                final[stop], steps[stop], done[stop] = mask[stop], step, True
+        if bool(done.all()):
             break
-    return mask.detach()
+    with torch.no_grad():
+        final[~done] = mask[~done]
+    return MapFit(final.detach(), steps.cpu().numpy(), done.cpu().numpy(), last_loss.cpu().numpy())
 
 
-def map_features(maps: torch.Tensor, pool: int) -> torch.Tensor:
-    """(N, C, H, W) maps -> (N, D) rows: fftshift, max-pool by ``pool``, flatten, standardize per feature,
-    L2-normalize each row."""
+def map_rows(maps: torch.Tensor, pool: int) -> torch.Tensor:
+    """(N, C, H, W) maps -> raw (N, D) rows as the authors correlate them: fftshift, max-pool by ``pool``,
+    flatten."""
     shifted = torch.fft.fftshift(maps, dim=(-2, -1))
     if pool > 1:
         shifted = F.max_pool2d(shifted, pool)
-    rows = standardize(shifted.flatten(1))
+    return shifted.flatten(1).double()
+
+
+def idcor_rows(rows: torch.Tensor) -> torch.Tensor:
+    """IdCor's own preprocessing of (N, D) rows (the authors' id_correlation): standardize every feature, then
+    L2-normalize every row."""
+    rows = standardize(rows)
     return rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 def mean_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     """Mean cosine similarity of paired rows of ``a`` and ``b`` (N, D)."""
     return float(F.cosine_similarity(a, b, dim=1).mean())
+
+
+def _singular_reduction(x: torch.Tensor, keep: float) -> torch.Tensor:
+    """``x`` projected on its leading right singular directions whose cumulative singular-value share is below
+    ``keep`` (at least one)."""
+    _, s, vh = torch.linalg.svd(x, full_matrices=False)
+    k = max(1, int((s.cumsum(0) / s.sum() < keep).sum()))
+    return x @ vh[:k].T
+
+
+def canonical_correlations(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Canonical correlations of (N, Da) and (N, Db), columns centered: the singular values of U_a^T U_b, U the
+    orthonormal bases of the centered column spaces (rank-deficient directions dropped)."""
+
+    def basis(m: torch.Tensor) -> torch.Tensor:
+        u, s, _ = torch.linalg.svd(m - m.mean(0), full_matrices=False)
+        return u[:, s > s.max() * max(m.shape) * torch.finfo(m.dtype).eps]
+
+    return torch.linalg.svdvals(basis(a).T @ basis(b)).clamp(0.0, 1.0)
+
+
+def svcca(a: torch.Tensor, b: torch.Tensor, keep: float = 0.99) -> float:
+    """SVCCA similarity (Raghu et al. 2017) of paired rows, as the authors compute it (anatome's
+    ``1 - svcca_distance`` with accept_rate 0.99): each set reduced by :func:`_singular_reduction` (SVD of the
+    uncentered rows, singular values, not their squares, counted), then the mean of the min(k_a, k_b) canonical
+    correlations. Differs from anatome only in keeping at least one direction."""
+    a, b = _singular_reduction(a.double(), keep), _singular_reduction(b.double(), keep)
+    rho = canonical_correlations(a, b)
+    return float(rho.sum() / min(a.shape[1], b.shape[1]))
+
+
+def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: MapsSpec, generator: torch.Generator):
+    """Adversarial images of ``x`` under ``spec.attack``: L_inf PGD in the eps-ball, or minimal-norm L_inf FMN
+    (the authors' default; its perturbation is as small as it finds, not bounded by eps)."""
+    if spec.attack == "pgd":
+        step = spec.attack_step * spec.eps
+        return pgd_linf(model, x, y, spec.eps, spec.attack_steps, step_size=step, generator=generator)
+    return fmn_linf(model, x, y, steps=spec.attack_steps)
+
+
+def correlate_maps(
+    essential: torch.Tensor,
+    adversarial: torch.Tensor,
+    labels: torch.Tensor,
+    spec: MapsSpec,
+    seed: int,
+    device: torch.device | str,
+) -> tuple[dict[str, float], np.ndarray]:
+    """The correlation measures of paired maps (N, C, H, W) of images of classes ``labels`` (N,), and the IdCor
+    row-shuffle null (S,). The IdCor p-value is the authors' (all rows shuffled), the within-class one beside."""
+    re, ra = map_rows(essential.cpu(), spec.pool), map_rows(adversarial.cpu(), spec.pool)
+    res = idcor(
+        idcor_rows(re),
+        idcor_rows(ra),
+        n_perm=spec.n_perm,
+        scale=False,
+        seed=seed,
+        device=device,
+        strata=labels.cpu().numpy(),
+    )
+    row = {
+        "idcor": res.idcor,
+        "p_value": res.p_value,
+        "p_value_stratified": res.p_stratified,
+        "id_essential": res.id_x,
+        "id_adversarial": res.id_y,
+        "id_joint": res.id_xy,
+        "cosine": mean_cosine(re, ra),
+        "svcca": svcca(re, ra),
+        "linear_cka": linear_cka(re.numpy(), ra.numpy()),
+    }
+    return row, res.id_perm
 
 
 def adversarial_frequency_maps(
@@ -109,51 +233,56 @@ def adversarial_frequency_maps(
 ) -> dict[str, float]:
     """Essential and adversarial maps of ``n_images`` test images of one model, and their correlation.
 
-    Writes the maps, images and keep flags to ``out_path`` (HDF5 kind ``frequency_maps``) and one row of
-    correlation measures to ``table_path`` (CSV). Returns that row.
+    Writes the maps, images, keep flags and convergence records to ``out_path`` (HDF5 kind ``frequency_maps``)
+    and one row of correlation measures to ``table_path`` (CSV). Returns that row.
     """
     model, _ = load_checkpoint(checkpoint, device)
     x, y, keep, generator = seeded_test_images(data_path, spec.n_images, seed, "frequency.maps.dataset")
     x, y = x.to(device), y.to(device)
     pred, _ = predict(model, x, device=device)
-    x_adv = pgd_linf(
-        model, x, y, spec.eps, spec.attack_steps, step_size=spec.attack_step * spec.eps, generator=generator
-    )
+    x_adv = attack(model, x, y, spec, generator)
     y_adv, _ = predict(model, x_adv, device=device)
     pred, y_adv = pred.to(device), y_adv.to(device)
     correct = pred == y
     attacked = correct & (y_adv != y)
-    kw = {"lam": spec.lam, "lr": spec.lr, "max_steps": spec.max_steps, "patience": spec.patience, "tol": spec.tol}
+    kw = {k: getattr(spec, k) for k in ("lam", "lr", "min_steps", "max_steps", "window", "tol")}
     essential = frequency_maps(model, x, y, **kw)
     adversarial = frequency_maps(model, x_adv, y_adv, **kw)
-    keep_e = correct & (predict(model, x, essential, device=device)[0].to(device) == y)
-    keep_a = attacked & (predict(model, x_adv, adversarial, device=device)[0].to(device) == y_adv)
+    keep_e = correct & (predict(model, x, essential.maps, device=device)[0].to(device) == y)
+    keep_a = attacked & (predict(model, x_adv, adversarial.maps, device=device)[0].to(device) == y_adv)
     paired = keep_e & keep_a
-    row: dict[str, float] = {
+    paired_np = paired.cpu().numpy()
+    conv_e, conv_a = essential.converged[paired_np], adversarial.converged[paired_np]
+    row: dict[str, Any] = {
+        "attack": spec.attack,
         "n_images": int(x.shape[0]),
         "clean_acc": correct.float().mean().item(),
         "attack_success": (attacked.sum() / correct.sum().clamp_min(1)).item(),
+        "attack_linf_median": float((x_adv - x)[attacked].flatten(1).abs().amax(1).median()) if attacked.any() else 0,
         "n_essential": int(keep_e.sum()),
         "n_adversarial": int(keep_a.sum()),
         "n_pairs": int(paired.sum()),
+        "converged_essential": float(conv_e.mean()) if conv_e.size else float("nan"),
+        "converged_adversarial": float(conv_a.mean()) if conv_a.size else float("nan"),
+        "steps_max": int(max(essential.steps.max(), adversarial.steps.max())),
+        "density_essential": float(essential.maps[paired].mean()) if paired.any() else float("nan"),
+        "density_adversarial": float(adversarial.maps[paired].mean()) if paired.any() else float("nan"),
     }
+    row["all_converged"] = bool(conv_e.all() and conv_a.all())
+    if not row["all_converged"]:
+        log.warning(
+            "maps: %d essential and %d adversarial maps of the kept pairs did not converge within "
+            "frequency.maps.max_steps %d; their correlation is flagged",
+            int((~conv_e).sum()),
+            int((~conv_a).sum()),
+            spec.max_steps,
+        )
     id_perm = np.zeros(0)
     if row["n_pairs"] >= MIN_PAIRS:
-        fe = map_features(essential[paired].cpu(), spec.pool)
-        fa = map_features(adversarial[paired].cpu(), spec.pool)
-        res = idcor(fe, fa, n_perm=spec.n_perm, scale=False, seed=seed, device=device)
-        id_perm = res.id_perm
-        row.update(
-            {
-                "idcor": res.idcor,
-                "p_value": res.p_value,
-                "id_essential": res.id_x,
-                "id_adversarial": res.id_y,
-                "id_joint": res.id_xy,
-                "cosine": mean_cosine(fe, fa),
-                "linear_cka": linear_cka(fe.numpy(), fa.numpy()),
-            }
+        measures, id_perm = correlate_maps(
+            essential.maps[paired], adversarial.maps[paired], y[paired], spec, seed, device
         )
+        row.update(measures)
     else:  # an inaccurate or unattackable network leaves nothing to correlate: say so instead of failing the DAG
         log.warning(
             "maps: only %d image(s) have both maps kept (need %d): correlations not computed; raise "
@@ -161,15 +290,11 @@ def adversarial_frequency_maps(
             row["n_pairs"],
             MIN_PAIRS,
         )
-        row.update(
-            dict.fromkeys(
-                ("idcor", "p_value", "id_essential", "id_adversarial", "id_joint", "cosine", "linear_cka"), float("nan")
-            )
-        )
+        row.update(dict.fromkeys(MEASURES, float("nan")))
     log.info("maps: %s", row)
     arrays = {
-        "essential": essential.cpu().numpy(),
-        "adversarial": adversarial.cpu().numpy(),
+        "essential": essential.maps.cpu().numpy(),
+        "adversarial": adversarial.maps.cpu().numpy(),
         "images": x.cpu().numpy(),
         "adversarial_images": x_adv.cpu().numpy(),
         "indices": keep.numpy(),
@@ -177,17 +302,41 @@ def adversarial_frequency_maps(
         "adversarial_labels": y_adv.cpu().numpy(),
         "keep_essential": keep_e.cpu().numpy(),
         "keep_adversarial": keep_a.cpu().numpy(),
-        "paired": paired.cpu().numpy(),
+        "paired": paired_np,
         "id_perm": id_perm,
+        "convergence": {
+            "essential_steps": essential.steps,
+            "essential_converged": essential.converged,
+            "essential_loss": essential.loss,
+            "adversarial_steps": adversarial.steps,
+            "adversarial_converged": adversarial.converged,
+            "adversarial_loss": adversarial.loss,
+        },
     }
     store.write_h5(out_path, KIND, arrays, {**attrs, **row})
     store.write_table(pd.DataFrame([row]), table_path)
     return row
 
 
+def maps_numbers(row: dict[str, Any]) -> dict[str, str]:
+    """Headline numbers of the maps figure, the paper's values beside (Basile et al., ResNet-20 on CIFAR-10)."""
+    return {
+        "attack": f"{row['attack']} (paper: FMN L-inf)",
+        "pairs": f"{int(row['n_pairs'])} of {int(row['n_images'])}",
+        "converged": f"{row['converged_essential']:.2f} essential, {row['converged_adversarial']:.2f} adversarial"
+        + ("" if row["all_converged"] else " (NOT all converged)"),
+        "IdCor": f"{row['idcor']:.3f} (paper: high)",
+        "IdCor p": f"{row['p_value']:.3g}, within-class {row['p_value_stratified']:.3g} "
+        f"(paper: smallest possible, 1 / (n_perm + 1))",
+        "cosine": f"{row['cosine']:.3f} (paper: clearly below IdCor)",
+        "SVCCA": f"{row['svcca']:.3f} (paper: clearly below IdCor)",
+        "linear CKA": f"{row['linear_cka']:.3f}",
+    }
+
+
 def write_maps_figure(maps_path: str | Path, table_path: str | Path, png: str | Path) -> None:
-    """The mean essential and adversarial maps of one model, titled with their correlation."""
+    """The mean essential and adversarial maps of one model, titled with their correlation and convergence."""
     from featflow.plots.frequency import maps_figure
 
     row = pd.read_csv(table_path).iloc[0].to_dict()
-    store.save_figure(maps_figure(store.read_h5(maps_path, KIND), row), png)
+    store.save_figure(maps_figure(store.read_h5(maps_path, KIND), row), png, maps_numbers(row))

@@ -8,6 +8,7 @@ but not IdCor, and its neighbor search is a CPU k-d tree on the whole set, not c
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,8 +42,9 @@ def twonn(
     """TwoNN intrinsic dimension of the points ``x`` (N, D).
 
     Duplicated rows are dropped; mu = r2 / r1 is sorted and, with F(i) = i / N, the dimension is the slope of
-    -log(1 - F) against log(mu) through the origin, fitted on the first ``fraction`` of the points (as scikit-dimension's
-    ``TwoNN(discard_fraction=1 - fraction)`` and dadapy's ``compute_id_2NN`` with ``algorithm="base"``).
+    -log(1 - F) against log(mu) through the origin, fitted on the first ``fraction`` of the points (as
+    scikit-dimension's ``TwoNN(discard_fraction=1 - fraction)`` and dadapy's ``compute_id_2NN`` with
+    ``algorithm="base"``).
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"twonn: fraction {fraction} must be in (0, 1]")
@@ -65,7 +67,13 @@ def standardize(x: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class IdCorResult:
-    """IdCor, its permutation p-value, the three intrinsic dimensions and the permutation null (S,)."""
+    """IdCor, its permutation p-values and nulls, and the three intrinsic dimensions.
+
+    ``p_value`` / ``id_perm`` (S,) come from shuffling all rows of Y; ``p_stratified`` / ``id_perm_stratified``
+    from shuffling them within classes (NaN / empty without classes). ``null_below`` is True when the plain null's
+    mean lies below max(Id_X, Id_Y): impossible for independent pairs (the joint dimension is at least each set's),
+    the signature of clustered data where a plain shuffle is not a valid null.
+    """
 
     idcor: float
     p_value: float
@@ -73,6 +81,23 @@ class IdCorResult:
     id_y: float
     id_xy: float
     id_perm: np.ndarray
+    p_stratified: float = float("nan")
+    id_perm_stratified: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    null_below: bool = False
+
+
+def within_class_permutation(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A permutation (N,) of row indices that moves every row to a row of the same class ``labels`` (N,)."""
+    positions = torch.argsort(labels, stable=True)  # rows grouped by class
+    keys = labels.double() + 0.5 * torch.rand(labels.shape, generator=generator, dtype=torch.float64)
+    perm = torch.empty_like(positions)
+    perm[positions] = torch.argsort(keys)  # each class's rows, in random order, onto that class's positions
+    return perm
+
+
+def _p_value(null: np.ndarray, observed: float) -> float:
+    """(1 + #{null < observed}) / (S + 1): dependence lowers the joint dimension below the null's."""
+    return (1 + int((null < observed).sum())) / (null.shape[0] + 1)
 
 
 def idcor(
@@ -84,17 +109,22 @@ def idcor(
     seed: int = 0,
     chunk: int = 2048,
     device: torch.device | str = "cpu",
+    strata: np.ndarray | torch.Tensor | None = None,
 ) -> IdCorResult:
     """Intrinsic-dimension correlation of paired rows ``x`` (N, Dx) and ``y`` (N, Dy).
 
     IdCor = (Id_X + Id_Y - Id_XY) / max(Id_X, Id_Y), Id_XY the TwoNN dimension of [X | Y] (features
-    standardized first when ``scale``). p = (1 + #{Id_perm < Id_XY}) / (S + 1) over S shuffles of Y's rows:
-    dependence lowers the joint dimension below that of the shuffled (independent) pairings.
+    standardized first when ``scale``). p = (1 + #{Id_perm < Id_XY}) / (S + 1) over S shuffles of Y's rows
+    (the authors' test). With class labels ``strata`` (N,), a second null shuffles Y's rows only within classes:
+    on clustered data a plain shuffle mixes the clusters and lowers Id_perm below the real Id_XY (p = 1 however
+    dependent the pairs are), while the within-class null keeps the clusters and tests the dependence inside them.
     """
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"idcor: x and y must pair rows, got {x.shape[0]} and {y.shape[0]}")
     if n_perm < 0:
         raise ValueError(f"idcor: n_perm {n_perm} must be >= 0")
+    if strata is not None and len(strata) != x.shape[0]:
+        raise ValueError(f"idcor: strata must label every row, got {len(strata)} for {x.shape[0]}")
     x = torch.as_tensor(x, dtype=torch.float64).reshape(x.shape[0], -1)
     y = torch.as_tensor(y, dtype=torch.float64).reshape(y.shape[0], -1)
     if scale:
@@ -103,15 +133,26 @@ def idcor(
     kw = {"fraction": fraction, "chunk": chunk, "device": device}
     id_x, id_y, id_xy = twonn(x, **kw), twonn(y, **kw), twonn(torch.cat([x, y], 1), **kw)
     gen = torch.Generator().manual_seed(seed)
-    id_perm = np.array(
-        [
-            twonn(torch.cat([x, y[torch.randperm(y.shape[0], generator=gen).to(y.device)]], 1), **kw)
-            for _ in range(n_perm)
-        ]
-    )
-    p_value = (1 + int((id_perm < id_xy).sum())) / (n_perm + 1)
+
+    def null(draw) -> np.ndarray:
+        return np.array([twonn(torch.cat([x, y[draw().to(y.device)]], 1), **kw) for _ in range(n_perm)])
+
+    id_perm = null(lambda: torch.randperm(y.shape[0], generator=gen))
     value = (id_x + id_y - id_xy) / max(id_x, id_y)
-    return IdCorResult(value, p_value, id_x, id_y, id_xy, id_perm)
+    below = bool(n_perm) and float(id_perm.mean()) < max(id_x, id_y)
+    if below:
+        log.warning(
+            "idcor: the row-shuffle null's mean joint dimension %.2f is below max(Id_X, Id_Y) = %.2f: "
+            "clustered data, the plain p-value is not valid; use the within-class (stratified) p-value",
+            float(id_perm.mean()),
+            max(id_x, id_y),
+        )
+    result = IdCorResult(value, _p_value(id_perm, id_xy), id_x, id_y, id_xy, id_perm, null_below=below)
+    if strata is None:
+        return result
+    labels = torch.as_tensor(np.asarray(strata)).long()
+    id_strat = null(lambda: within_class_permutation(labels, gen))
+    return dataclasses.replace(result, p_stratified=_p_value(id_strat, id_xy), id_perm_stratified=id_strat)
 
 
 def layer_idcor(
@@ -123,7 +164,8 @@ def layer_idcor(
     seed: int,
     device: torch.device | str = "cpu",
 ) -> pd.DataFrame:
-    """IdCor between pairs of layers of an activations file (kind ``activations``, ``layers/<name>`` (N, C)).
+    """IdCor between pairs of layers of an activations file (kind ``activations``, ``layers/<name>`` (N, C)),
+    with the plain and the within-class (stratified by the file's ``labels``) permutation p-values.
 
     Uses the first ``max_samples`` rows of a seeded permutation; returns one row per pair.
     """
@@ -139,9 +181,10 @@ def layer_idcor(
         n = handle["labels"].shape[0]
         keep = np.sort(np.random.default_rng(seed).permutation(n)[:max_samples])
         layers = {name: handle["layers"][name][keep] for pair in pairs for name in pair}
+        labels = handle["labels"][keep]
     rows = []
     for a, b in pairs:
-        res = idcor(layers[a], layers[b], n_perm=n_perm, fraction=fraction, seed=seed, device=device)
+        res = idcor(layers[a], layers[b], n_perm=n_perm, fraction=fraction, seed=seed, device=device, strata=labels)
         rows.append(
             {
                 "layer_a": a,
@@ -152,8 +195,26 @@ def layer_idcor(
                 "id_joint": res.id_xy,
                 "idcor": res.idcor,
                 "p_value": res.p_value,
+                "p_value_stratified": res.p_stratified,
                 "id_perm_mean": float(res.id_perm.mean()) if n_perm else float("nan"),
+                "id_perm_stratified_mean": float(res.id_perm_stratified.mean()) if n_perm else float("nan"),
+                "null_below": res.null_below,
+                "n_perm": n_perm,
             }
         )
-        log.info("idcor %s vs %s: %.3f (p %.3g)", a, b, res.idcor, res.p_value)
+        log.info("idcor %s vs %s: %.3f (p %.3g, within-class p %.3g)", a, b, res.idcor, res.p_value, res.p_stratified)
     return pd.DataFrame(rows)
+
+
+def idcor_numbers(table: pd.DataFrame) -> dict[str, str]:
+    """Headline numbers of the layer IdCor figure: per pair, IdCor with its plain and within-class p-values
+    (Basile et al. report high IdCor with the smallest possible p between successive layers)."""
+    numbers = {}
+    for _, row in table.iterrows():
+        smallest = 1 / (int(row["n_perm"]) + 1)
+        numbers[f"{row['layer_a']} / {row['layer_b']}"] = (
+            f"IdCor {row['idcor']:.3f}, p {row['p_value']:.3g}, within-class p {row['p_value_stratified']:.3g}"
+            + (" (plain null invalid: clustered)" if bool(row["null_below"]) else "")
+            + f" (paper: high, smallest possible p = {smallest:.3g})"
+        )
+    return numbers

@@ -55,9 +55,11 @@ class MapsSpec(Spec):
     n_images: int = 64
     lam: float = 0.5
     lr: float = 0.01
-    max_steps: int = 500
-    patience: int = 50
-    tol: float = 1e-4
+    min_steps: int = 500
+    max_steps: int = 5000
+    window: int = 20
+    tol: float = 1e-5
+    attack: str = "pgd"
     eps: float = 8 / 255
     attack_steps: int = 10
     attack_step: float = 0.25

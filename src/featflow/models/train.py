@@ -62,7 +62,12 @@ def fit(
     device: torch.device,
     generator: torch.Generator,
 ) -> list[dict[str, float]]:
-    """Train in place; returns the per-epoch history (loss, train and test accuracy, learning rate)."""
+    """Train in place; returns the per-epoch history (loss, train and test accuracy, learning rate).
+
+    With augment ``pgd`` the first ``pgd_warmup`` epochs are clean, then every batch is replaced by its PGD
+    adversarials (a warm-start curriculum: a small budget of PGD epochs from scratch never learns what the
+    standard network learns, which would confound robustness with a failed network).
+    """
     cfg = spec.train
     n = train.x.shape[0]
     steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
@@ -80,7 +85,7 @@ def fit(
             xb, yb = train.x[idx], train.y[idx]
             if augment is not None:  # v2 transforms draw one set of parameters per call: call them per image
                 xb = torch.stack([augment(image) for image in xb])
-            if cfg.augment == "pgd":  # PGD adversarial training; BatchNorm statistics frozen during the attack
+            if cfg.augment == "pgd" and epoch >= cfg.pgd_warmup:  # PGD after the clean warm-up; BatchNorm frozen
                 model.eval()
                 xb = pgd_linf(
                     model,

@@ -14,11 +14,17 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from featflow.frequency.fourier_masks import apply_mask  # noqa: E402
 
+BAND_AXES = {
+    "radial": "radial band (low -> high frequency, equal-width annuli up to the corner)",
+    "angular": "angular band (0 -> 360 deg, counterclockwise from +f_x, f_y up)",
+}
 
-def band_differences(bands: pd.DataFrame, family: str) -> Figure:
+
+def band_differences(bands: pd.DataFrame, family: str, summary: pd.DataFrame) -> Figure:
     """Mean per-image mask energy per band for every model (top), its difference to the reference model and
-    the share of images whose mask has more energy than the reference's (bottom). ``bands`` as returned by
-    :func:`featflow.frequency.fourier_masks.compare_masks`."""
+    the share of images whose mask has more energy than the reference's (bottom). ``bands`` and ``summary`` as
+    returned by :func:`featflow.frequency.fourier_masks.compare_masks`; models whose data-set mask missed its
+    stopping criterion are named in red."""
     rows = bands[bands["family"] == family]
     models = list(dict.fromkeys(rows["model"]))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True)
@@ -33,32 +39,45 @@ def band_differences(bands: pd.DataFrame, family: str) -> Figure:
         share.set_ylim(0, 1)
         share.set_ylabel(f"share of images, {name} > {models[0]}", fontsize=7)
     bottom.axhline(0, color="grey", lw=0.5)
-    top.set_ylabel("mean band energy")
+    top.set_ylabel("mean band energy (L2 norm in band)")
     bottom.set_ylabel("energy difference")
-    low, high = ("low", "high") if family == "radial" else ("-pi", "pi")
-    bottom.set_xlabel(f"{family} band ({low} -> {high})")
+    bottom.set_xlabel(BAND_AXES[family])
     top.legend(fontsize=7)
     if len(models) > 1:
         bottom.legend(fontsize=7, loc="upper right")
-    fig.suptitle(f"Fourier masks: {family} band energies")
+    accs = ", ".join(f"{m} {a:.1%}" for m, a in zip(summary["model"], summary["clean_acc"], strict=True))
+    missed = [m for m, met in zip(summary["model"], summary["criterion_met"], strict=True) if not bool(met)]
+    title = f"Fourier masks: {family} band energies (clean accuracy {accs})"
+    if missed:
+        title += f"\ndata-set mask MISSED its 99% criterion: {', '.join(missed)}"
+    fig.suptitle(title, fontsize=9, color="crimson" if missed else "k")
     return fig
 
 
-def mask_gallery(data: dict[str, dict], n_examples: int = 3) -> Figure:
-    """Per model (rows): fftshifted data-set mask, mean per-image mask, and a few images seen through their
-    per-image masks. ``data`` maps model name -> contents of its masks HDF5 file."""
+def mask_gallery(data: dict[str, dict], summary: pd.DataFrame, n_examples: int = 3) -> Figure:
+    """Per model (rows): fftshifted data-set mask (flagged when it missed its stopping criterion), mean
+    per-image mask, and a few images seen through their per-image masks. ``data`` maps model name -> contents of
+    its masks HDF5 file; ``summary`` is the comparison's per-model table."""
     cols = 2 + n_examples
-    fig, axes = plt.subplots(len(data), cols, figsize=(1.7 * cols, 1.8 * len(data)), squeeze=False)
-    for row, (name, d) in zip(axes, data.items(), strict=False):
+    fig, axes = plt.subplots(len(data), cols, figsize=(1.7 * cols, 1.9 * len(data)), squeeze=False)
+    for row, (name, d), (_, info) in zip(axes, data.items(), summary.iterrows(), strict=False):
         shifted = np.fft.fftshift(d["dataset_mask"].mean(0), axes=(-2, -1))
         mean_img = np.fft.fftshift(d["image_masks"].mean((0, 1)), axes=(-2, -1))
         masked = apply_mask(
             torch.from_numpy(d["images"][:n_examples]), torch.from_numpy(d["image_masks"][:n_examples])
         ).numpy()
+        met = bool(info["criterion_met"])
         row[0].imshow(shifted, cmap="magma", vmin=0, vmax=1)
-        row[0].set_title(f"{name}: data-set mask", fontsize=7)
+        row[0].set_title(
+            f"{name}: data-set mask\nacc {info['masked_acc']:.1%} of clean {info['clean_acc']:.1%}"
+            + ("" if met else "\nMISSED 99% criterion"),
+            fontsize=6,
+            color="k" if met else "crimson",
+        )
         row[1].imshow(mean_img, cmap="magma", vmin=0, vmax=1)
-        row[1].set_title("mean image mask", fontsize=7)
+        row[1].set_title(
+            f"mean image mask\nprobe {info['probe_acc']:.0%} (shuffled {info['probe_acc_shuffled']:.0%})", fontsize=6
+        )
         for ax, img in zip(row[2:], masked, strict=False):
             ax.imshow(np.clip(np.moveaxis(img, 0, -1), 0, 1).squeeze())
             ax.set_title("masked image", fontsize=7)
@@ -70,7 +89,8 @@ def mask_gallery(data: dict[str, dict], n_examples: int = 3) -> Figure:
 
 def maps_figure(d: dict, row: dict) -> Figure:
     """Mean fftshifted essential and adversarial maps per channel (kept pairs), titled with the correlation
-    measures ``row`` (IdCor, p-value, cosine, CKA)."""
+    measures ``row`` (IdCor, p-value, cosine, SVCCA, CKA) and the maps' convergence (flagged in red when any
+    kept map did not converge)."""
     paired = d["paired"].astype(bool)
     kept = {"essential": d["keep_essential"].astype(bool), "adversarial": d["keep_adversarial"].astype(bool)}
     # the kept pairs; with none (an inaccurate network), each family's own kept maps, or all of them
@@ -86,26 +106,43 @@ def maps_figure(d: dict, row: dict) -> Figure:
             axes[r, c].axis("off")
     if paired.sum() and np.isfinite(row["idcor"]):
         title = (
-            f"{int(paired.sum())} pairs: IdCor {row['idcor']:.2f} (p {row['p_value']:.3g}), "
-            f"cosine {row['cosine']:.2f}, CKA {row['linear_cka']:.2f}"
+            f"{int(paired.sum())} pairs ({row['attack']}): IdCor {row['idcor']:.2f} (p {row['p_value']:.3g}) on "
+            f"standardized maps; on raw maps cosine {row['cosine']:.2f}, SVCCA {row['svcca']:.2f}, "
+            f"CKA {row['linear_cka']:.2f}"
         )
     else:
         title = f"{int(paired.sum())} kept pairs: too few to correlate"
-    fig.suptitle(title, fontsize=8)
+    if not bool(row["all_converged"]):
+        title += (
+            f"\nNOT CONVERGED: converged share {row['converged_essential']:.2f} essential, "
+            f"{row['converged_adversarial']:.2f} adversarial after {int(row['steps_max'])} steps"
+        )
+    else:
+        title += f"\nall maps converged (at most {int(row['steps_max'])} steps)"
+    fig.suptitle(title, fontsize=8, color="k" if bool(row["all_converged"]) else "crimson")
     return fig
 
 
 def idcor_bars(table: pd.DataFrame) -> Figure:
-    """IdCor of each layer pair, annotated with its permutation p-value."""
+    """IdCor of each layer pair, annotated with its plain (row-shuffle, the authors') and within-class permutation
+    p-values; pairs whose plain null is invalid (its mean joint dimension below max(Id_A, Id_B), clustered data)
+    are marked."""
     labels = [f"{a} / {b}" for a, b in zip(table["layer_a"], table["layer_b"], strict=True)]
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(labels)), 3.5))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.4 * len(labels)), 4))
     bars = ax.bar(labels, table["idcor"])
-    for bar, p in zip(bars, table["p_value"], strict=True):
-        ax.annotate(
-            f"p={p:.2g}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=7
-        )
+    for bar, (_, row) in zip(bars, table.iterrows(), strict=True):
+        note = f"p={row['p_value']:.2g}\nwithin-class p={row['p_value_stratified']:.2g}"
+        if bool(row["null_below"]):
+            note += "\nplain null invalid"
+            bar.set_hatch("//")
+        ax.annotate(note, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=6)
     ax.set_ylabel("IdCor")
-    ax.set_ylim(min(0, float(table["idcor"].min()) - 0.05), 1.05)
+    ax.set_ylim(min(0, float(table["idcor"].min()) - 0.05), 1.3)
     ax.tick_params(axis="x", labelsize=7, rotation=30)
-    ax.set_title("Intrinsic-dimension correlation between layers")
+    ax.set_title(
+        "Intrinsic-dimension correlation between layers\n"
+        "plain p: rows shuffled (authors); within-class p: shuffled inside classes. On clustered representations\n"
+        "a plain shuffle mixes the clusters and lowers the null's joint dimension (p = 1 however dependent)",
+        fontsize=7,
+    )
     return fig
