@@ -1,5 +1,9 @@
 """Extract pooled activations of named layers, logits, labels and factors into one HDF5 file (SPEC 1.1).
 
+Extraction streams: batches come from :func:`featflow.data.batches` (folder data sets decoded from the source by
+DataLoader workers, with the model's preprocessing) and are appended to chunked, resizable datasets as they
+finish, so peak memory does not grow with the number of samples.
+
 File layout (kind ``activations``): ``layers/<name>`` (N, C_l * g) float32 for each layer in depth order
 (attribute ``layers``), ``logits`` (N, classes), ``labels`` (N,), ``indices`` (N,) into the split,
 ``factors`` (N, F) when the data set has them (attribute ``factor_names``).
@@ -16,16 +20,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from featflow import store
-from featflow.config import ActivationsSpec
-from featflow.data import load_split, split_size
+from featflow.config import ActivationsSpec, ModelSpec
+from featflow.data import batches, describe, split_size
 from featflow.models import capture, load_checkpoint, resolve_layer
 from featflow.models.hooks import run_until
+from featflow.models.weights import preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +48,6 @@ def pool(output: torch.Tensor, mode: str) -> torch.Tensor:
     return output.flatten(1)
 
 
-@torch.no_grad()
-def extract(
-    model: torch.nn.Module, x: torch.Tensor, layers: Sequence[str], mode: str, batch_size: int, device: torch.device
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Pooled activations of ``layers`` and the logits for inputs ``x`` (N, ...), batched under no_grad."""
-    feats: dict[str, list[np.ndarray]] = {name: [] for name in layers}
-    logits: list[np.ndarray] = []
-    with capture(model, layers) as outputs:
-        for start in tqdm(range(0, x.shape[0], batch_size), desc="activations", unit="batch"):
-            out = run_until(model, x[start : start + batch_size].to(device))
-            logits.append(out.float().cpu().numpy())
-            for name in layers:
-                feats[name].append(pool(outputs[name], mode).float().cpu().numpy())
-    return {k: np.concatenate(v) for k, v in feats.items()}, np.concatenate(logits)
-
-
 def shard_range(n: int, shards: int, shard: int) -> tuple[int, int]:
     """``[start, stop)`` of shard ``shard`` of ``shards`` contiguous slices of ``n`` samples (sizes differ by <= 1)."""
     if not 0 <= shard < shards:
@@ -71,38 +61,52 @@ def shard_range(n: int, shards: int, shard: int) -> tuple[int, int]:
     return start, start + base + (shard < extra)
 
 
-def _extract_arrays(
+def _rows(data_path: str | Path, split: str, spec: ActivationsSpec, shard: int, shards: int) -> slice:
+    """The rows of the split that shard ``shard`` of ``shards`` extracts (all of them, up to max_samples, for 1)."""
+    total = split_size(data_path, split)
+    n = total if spec.max_samples is None else min(spec.max_samples, total)
+    return slice(*shard_range(n, shards, shard))
+
+
+@torch.no_grad()
+def _stream_into(
+    out: h5py.File,
     checkpoint: str | Path,
     data_path: str | Path,
     split: str,
+    rows: slice,
     layers: Sequence[str],
     spec: ActivationsSpec,
     device: torch.device,
-    shard: int,
-    shards: int,
-) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """Arrays of one shard of the split (the whole split when ``shards`` = 1) and the factor names."""
-    model, _ = load_checkpoint(checkpoint, device)
+    workers: int,
+) -> tuple[int, int]:
+    """Extract ``rows`` of the split batch by batch into ``out``; returns (samples, correct predictions)."""
+    model, payload = load_checkpoint(checkpoint, device)
     for name in layers:  # fail before any work on a misspelled layer
         resolve_layer(model, name)
-    total = split_size(data_path, split)
-    n = total if spec.max_samples is None else min(spec.max_samples, total)
-    start, stop = shard_range(n, shards, shard)
-    data = load_split(data_path, split, slice(start, stop))  # a shard job reads only its own rows
-    feats, logits = extract(model, data.x, layers, spec.pool, spec.batch_size, device)
-    arrays: dict[str, Any] = {
-        "layers": feats,
-        "logits": logits,
-        "labels": data.y.numpy(),
-        "indices": np.arange(start, stop),
-    }
-    if data.factors is not None:
-        arrays["factors"] = data.factors
-    return arrays, tuple(data.factor_names)
+    preprocess = preprocessing(ModelSpec.from_dict(payload["spec"]), describe(data_path)[0][-1])
+    stream = batches(data_path, split, spec.batch_size, rows, workers, preprocess)
+    total = -(-(rows.stop - rows.start) // spec.batch_size)
+    done = correct = 0
+    with capture(model, layers) as outputs:
+        for batch in tqdm(stream, total=total, desc="activations", unit="batch"):
+            logits = run_until(model, batch.x.to(device, non_blocking=True)).float().cpu().numpy()
+            labels = batch.y.numpy()
+            for name in layers:
+                store.append_rows(out, f"layers/{name}", pool(outputs[name], spec.pool).float().cpu().numpy())
+            store.append_rows(out, "logits", logits)
+            store.append_rows(out, "labels", labels)
+            store.append_rows(out, "indices", np.arange(rows.start + done, rows.start + done + len(labels)))
+            if batch.factors is not None:
+                store.append_rows(out, "factors", batch.factors)
+            done += len(labels)
+            correct += int((logits.argmax(1) == labels).sum())
+    return done, correct
 
 
-def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((logits.argmax(1) == labels).mean())
+def _workers(spec: ActivationsSpec, threads: int) -> int:
+    """DataLoader worker processes: ``activations.workers``, else the rule's threads."""
+    return spec.workers if spec.workers is not None else threads
 
 
 def extract_to_h5(
@@ -114,23 +118,19 @@ def extract_to_h5(
     out_path: str | Path,
     device: torch.device,
     attrs: dict[str, Any],
+    threads: int = 1,
 ) -> None:
     """Read the model and one data split, extract ``layers`` and write the activations file atomically."""
-    arrays, factor_names = _extract_arrays(checkpoint, data_path, split, layers, spec, device, 0, 1)
-    feats, acc = arrays["layers"], _accuracy(arrays["logits"], arrays["labels"])
-    log.info(
-        "%s split: %d samples, layers %s, accuracy %.4f",
-        split,
-        len(arrays["indices"]),
-        {k: v.shape[1] for k, v in feats.items()},
-        acc,
-    )
-    store.write_h5(
-        out_path,
-        KIND,
-        arrays,
-        {**attrs, "layers": list(layers), "split": split, "factor_names": list(factor_names), "accuracy": acc},
-    )
+    _, _, factor_names = describe(data_path)
+    meta = {**attrs, "layers": list(layers), "split": split, "factor_names": list(factor_names)}
+    with store.h5_writer(out_path, KIND, meta) as out:
+        rows = _rows(data_path, split, spec, 0, 1)
+        n, correct = _stream_into(
+            out, checkpoint, data_path, split, rows, layers, spec, device, _workers(spec, threads)
+        )
+        out.attrs["accuracy"] = correct / n
+        widths = {name: out[f"layers/{name}"].shape[1] for name in layers}
+    log.info("%s split: %d samples, layers %s, accuracy %.4f", split, n, widths, correct / n)
 
 
 def extract_shard_to_h5(
@@ -143,34 +143,28 @@ def extract_shard_to_h5(
     out_path: str | Path,
     device: torch.device,
     attrs: dict[str, Any],
+    threads: int = 1,
 ) -> None:
     """Extract shard ``shard`` of ``spec.shards`` contiguous slices of the split into its own file."""
-    arrays, factor_names = _extract_arrays(checkpoint, data_path, split, layers, spec, device, shard, spec.shards)
-    log.info(
-        "%s split, shard %d/%d: samples [%d, %d)",
-        split,
-        shard,
-        spec.shards,
-        arrays["indices"][0],
-        arrays["indices"][-1] + 1,
-    )
-    store.write_h5(
-        out_path,
-        KIND,
-        arrays,
-        {
-            **attrs,
-            "layers": list(layers),
-            "split": split,
-            "shard": shard,
-            "shards": spec.shards,
-            "factor_names": list(factor_names),
-        },
-    )
+    _, _, factor_names = describe(data_path)
+    rows = _rows(data_path, split, spec, shard, spec.shards)
+    meta = {
+        **attrs,
+        "layers": list(layers),
+        "split": split,
+        "shard": shard,
+        "shards": spec.shards,
+        "factor_names": list(factor_names),
+    }
+    with store.h5_writer(out_path, KIND, meta) as out:
+        _stream_into(out, checkpoint, data_path, split, rows, layers, spec, device, _workers(spec, threads))
+    log.info("%s split, shard %d/%d: samples [%d, %d)", split, shard, spec.shards, rows.start, rows.stop)
 
 
-def merge_shards(shard_paths: Sequence[str | Path], out_path: str | Path, attrs: dict[str, Any]) -> None:
-    """Concatenate shard files (in shard order) into one activations file, streaming one shard at a time.
+def merge_shards(
+    shard_paths: Sequence[str | Path], out_path: str | Path, attrs: dict[str, Any], block: int = 4096
+) -> None:
+    """Concatenate shard files (in shard order) into one activations file, streaming ``block`` rows at a time.
 
     The shards must come from one extraction: same split and layers, shard numbers 0..S-1, and indices that
     continue each other, so the result is the file a single job would have written.
@@ -220,6 +214,8 @@ def merge_shards(shard_paths: Sequence[str | Path], out_path: str | Path, attrs:
         for path, size in zip(shard_paths, sizes, strict=False):
             with store.h5_reader(path, KIND) as handle:
                 for name, target in targets.items():
-                    target[offset : offset + size] = handle[name][()]
+                    for lo in range(0, size, block):  # bounded memory, whatever the shard size
+                        hi = min(lo + block, size)
+                        target[offset + lo : offset + hi] = handle[name][lo:hi]
             offset += size
     log.info("%s split: merged %d shards, %d samples, accuracy %.4f", first["split"], len(shard_paths), total, acc)

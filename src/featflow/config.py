@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import difflib
 import importlib.resources
+import re
 import types
 import typing
 import zipfile
@@ -29,6 +30,10 @@ MAIN_SCHEMA = "config.schema.yaml"
 
 # Dataset kinds read from a local folder, whose ``path`` must exist.
 FOLDER_DATASETS = ("cifar10", "imagefolder")
+
+# ``models.<m>.weights`` naming torchvision weights (``IMAGENET1K_V2``, ``ResNet50_Weights.DEFAULT``), not a file:
+# an enum member, bare or qualified (a path has a '/' or a suffix, so it never matches).
+WEIGHTS_NAME = re.compile(r"^(?:[A-Za-z0-9]+_Weights\.)?[A-Z][A-Z0-9_]*$")
 
 
 class ConfigError(ValueError):
@@ -187,6 +192,8 @@ def _check_paths(config: Mapping[str, Any]) -> list[str]:
                 problems.append(f"config key 'datasets.{name}.path': {problem}")
     for name, model in config.get("models", {}).items():
         weights = model.get("weights")
+        if weights and WEIGHTS_NAME.match(weights):
+            continue  # torchvision weights by name, in the torch hub cache: checked by featflow.names
         if weights and not Path(weights).is_file():
             problems.append(
                 f"config key 'models.{name}.weights': '{weights}' is not a file; "
@@ -323,25 +330,29 @@ class TrainSpec(Spec):
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec(Spec):
-    """An architecture from the registry, trained on ``dataset`` or loaded from a local ``weights`` file."""
+    """An architecture from the registry, trained on ``dataset`` or loaded from ``weights``: a local file, or
+    torchvision weights by name from the torch hub cache (downloaded only with ``download``)."""
 
     arch: str
     dataset: str
     width: int = 32
     cifar_stem: bool = True
     weights: str | None = None
+    download: bool = False
     train: TrainSpec = TrainSpec()
 
 
 @dataclasses.dataclass(frozen=True)
 class ActivationsSpec(Spec):
-    """How layers are pooled and batched during extraction, and in how many jobs (shards) per split."""
+    """How layers are pooled and batched during extraction, in how many jobs (shards) per split, and with how
+    many data-loading worker processes (None: the rule's threads)."""
 
     pool: str = "gap"
     batch_size: int = 256
     splits: tuple[str, ...] = ("train", "test")
     max_samples: int | None = None
     shards: int = 1
+    workers: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -118,10 +118,30 @@ def check_names(config: Mapping[str, Any]) -> list[str]:
     return sorted(set(problems))
 
 
+def check_weights(config: Mapping[str, Any], check_files: bool) -> list[str]:
+    """Problems with torchvision weights named in a validated config: unknown names, a stem, crop or class
+    count they do not fit, and (``check_files``) a file missing from the torch hub cache."""
+    from featflow.models import weights
+
+    problems = []
+    for name, model in config["models"].items():
+        if not weights.is_weights_name(model.get("weights")):
+            continue
+        dataset = config["datasets"][model["dataset"]]
+        shape, classes = input_signature(DatasetSpec.from_dict(dataset))
+        size = shape[-1] if len(shape) == 3 else None
+        counted = check_files or dataset["kind"] != "imagefolder"  # an absent folder has no class count
+        problem = weights.problem(model, size, classes if counted else None, check_files)
+        if problem:
+            problems.append(f"config key 'models.{name}.weights': {problem}")
+    return problems
+
+
 def checked(config: Mapping[str, Any], check_paths: bool = True) -> dict[str, Any]:
-    """:func:`featflow.config.validate_config`, then :func:`check_names`: every problem as one ConfigError."""
+    """:func:`featflow.config.validate_config`, then :func:`check_names` and :func:`check_weights`: every
+    problem as one ConfigError."""
     filled = validate_config(config, check_paths)
-    problems = check_names(filled)
+    problems = check_names(filled) + check_weights(filled, check_paths)
     if problems:
         raise ConfigError("\n".join(problems))
     return filled

@@ -106,6 +106,28 @@ def create_array(
     return dset
 
 
+def append_rows(group: h5py.Group, name: str, rows: np.ndarray, chunk_bytes: int = 1 << 20) -> h5py.Dataset:
+    """Append ``rows`` along axis 0 of dataset ``name``, created on first use as :func:`create_array` would
+    (chunked, lzf, Fletcher-32) but resizable, with about ``chunk_bytes`` per chunk; streams write batch by batch."""
+    rows = np.asarray(rows)
+    if name not in group:
+        per_row = max(1, int(np.prod(rows.shape[1:])) * rows.dtype.itemsize)
+        chunk = (max(1, min(4096, chunk_bytes // per_row)), *rows.shape[1:])
+        return group.create_dataset(
+            name,
+            data=rows,
+            maxshape=(None, *rows.shape[1:]),
+            chunks=chunk,
+            compression="lzf",
+            fletcher32=True,
+        )
+    dset = group[name]
+    start = dset.shape[0]
+    dset.resize(start + rows.shape[0], axis=0)
+    dset[start:] = rows
+    return dset
+
+
 def _write_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
     for key, value in tree.items():
         if isinstance(value, Mapping):

@@ -53,8 +53,8 @@ def test_digits_are_upsampled_real_digits():
 
 
 def test_cifar10_without_local_files_fails_clearly(tmp_path):
-    with pytest.raises(RuntimeError, match="not found or corrupted"):
-        build_dataset(DatasetSpec(kind="cifar10", path=str(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="data_batch_1: CIFAR-10 batch not found"):
+        write_dataset(DatasetSpec(kind="cifar10", path=str(tmp_path)), tmp_path / "c.h5", {})
 
 
 def test_shi_structured_has_gamma_quarter_and_unit_norm():

@@ -16,4 +16,5 @@ with smk.job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
         snakemake.output[0],
         job.device,
         job.attrs,
+        job.threads,
     )  # noqa: F821

@@ -11,4 +11,5 @@ with smk.job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
         snakemake.output[0],
         job.device,  # noqa: F821
         job.attrs,
+        job.threads,
     )

@@ -1,13 +1,18 @@
-"""Data sets by name, materialized once into ``results/data/{dataset}.h5`` and read back as tensors.
+"""Data sets by name, written once into ``results/data/{dataset}.h5`` and read back as tensors or batches.
 
-Every data set becomes the same shape on disk: groups ``train`` and ``test``, each with ``x`` (uint8 images
-(N, C, H, W) or float32 vectors (N, d)), ``y`` (int64 labels) and, where the generator knows them, ``factors``
-(float32 (N, F), names in the ``factor_names`` attribute). Deterministic from the spec's seed.
+Generated data sets (planted, shi, digits) are materialized: groups ``train`` and ``test``, each with ``x``
+(uint8 images (N, C, H, W) or float32 vectors (N, d)), ``y`` (int64 labels) and, where the generator knows
+them, ``factors`` (float32 (N, F), names in the ``factor_names`` attribute). Folder data sets (cifar10,
+imagefolder) are indexed, not copied: each split holds ``y`` and ``source_index`` (positions in torchvision's
+data set of that split; ImageFolder also ``files``, paths relative to the split folder ``root``), and images
+are decoded from the source with the model's preprocessing as they are read (:func:`batches`, a DataLoader with
+worker processes), so nothing grows with N. Deterministic from the spec's seed.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,12 +54,6 @@ class Bundle:
 def _take(split: Split, keep: np.ndarray) -> Split:
     """The samples of ``split`` selected by ``keep`` (indices or a boolean mask), factors included."""
     return Split(split.x[keep], split.y[keep], None if split.factors is None else split.factors[keep])
-
-
-def _subsample(split: Split, cap: int, rng: np.random.Generator) -> Split:
-    if split.x.shape[0] <= cap:
-        return split
-    return _take(split, np.sort(rng.choice(split.x.shape[0], size=cap, replace=False)))
 
 
 def _resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
@@ -103,48 +102,82 @@ def _digits(spec: DatasetSpec, rng: np.random.Generator) -> Bundle:
     )
 
 
-def _cifar10(spec: DatasetSpec, rng: np.random.Generator) -> Bundle:
-    from torchvision.datasets import CIFAR10
+@dataclass
+class SourceSplit:
+    """One split of a folder data set as an index into its source: positions, labels, files (ImageFolder)."""
 
-    sets = [CIFAR10(root=spec.path, train=flag, download=False) for flag in (True, False)]
-    train, test = (Split(s.data.transpose(0, 3, 1, 2).copy(), np.asarray(s.targets, np.int64)) for s in sets)
-    train, test = _subsample(train, spec.n_train, rng), _subsample(test, spec.n_test, rng)
-    train.x, test.x = _resize_uint8(train.x, spec.image_size), _resize_uint8(test.x, spec.image_size)
-    return Bundle(train, test, tuple(sets[0].classes))
+    index: np.ndarray
+    y: np.ndarray
+    root: str
+    files: np.ndarray | None = None
 
 
-def _imagefolder(spec: DatasetSpec, rng: np.random.Generator) -> Bundle:
+def _pick(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of at most ``cap`` of ``n`` samples, drawn without replacement."""
+    return np.sort(rng.choice(n, size=min(cap, n), replace=False))
+
+
+CIFAR10_BATCHES = {True: tuple(f"data_batch_{i}" for i in range(1, 6)), False: ("test_batch",)}
+
+
+def cifar10_arrays(root: str | Path, train: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Images (N, 32, 32, 3) uint8, labels and class names of a CIFAR-10 split, from the python batches under
+    ``root/cifar-10-batches-py`` (the format torchvision reads; no md5 check, so a re-packed copy reads too)."""
+    import pickle
+
+    folder = Path(root) / "cifar-10-batches-py"
+
+    def unpickle(name: str) -> dict[str, Any]:
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name}: CIFAR-10 batch not found; expected the extracted python batches")
+        with open(folder / name, "rb") as stream:
+            return pickle.load(stream, encoding="latin1")
+
+    entries = [unpickle(name) for name in CIFAR10_BATCHES[train]]
+    images = np.concatenate([e["data"] for e in entries]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    labels = np.concatenate([np.asarray(e["labels"], np.int64) for e in entries])
+    return images, labels, tuple(unpickle("batches.meta")["label_names"])
+
+
+def _cifar10_index(spec: DatasetSpec, rng: np.random.Generator) -> tuple[list[SourceSplit], tuple[str, ...]]:
+    splits = []
+    for flag, cap in ((True, spec.n_train), (False, spec.n_test)):
+        _, targets, classes = cifar10_arrays(str(spec.path), flag)
+        keep = np.arange(len(targets)) if len(targets) <= cap else _pick(len(targets), cap, rng)
+        splits.append(SourceSplit(keep, targets[keep], str(Path(str(spec.path)).resolve())))
+    return splits, classes
+
+
+def _imagefolder_index(spec: DatasetSpec, rng: np.random.Generator) -> tuple[list[SourceSplit], tuple[str, ...]]:
     from torchvision.datasets import ImageFolder
-    from torchvision.transforms import v2
 
-    root = Path(spec.path)
+    root = Path(spec.path).resolve()
     test_dir = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
     if not (root / "train").is_dir() or test_dir is None:
         raise ValueError(f"datasets.path '{root}': expected an ImageFolder tree with train/ and val/ (or test/)")
-    transform = v2.Compose([v2.PILToTensor(), v2.Resize(spec.image_size), v2.CenterCrop(spec.image_size)])
     splits = []
     for folder, cap in ((root / "train", spec.n_train), (test_dir, spec.n_test)):
-        full = ImageFolder(folder)
-        keep = np.sort(rng.choice(len(full), size=min(cap, len(full)), replace=False))
-        subset = [(transform(full[i][0].convert("RGB")).numpy(), full[i][1]) for i in keep]
-        splits.append(Split(np.stack([s[0] for s in subset]), np.asarray([s[1] for s in subset], np.int64)))
-        classes = tuple(full.classes)
-    return Bundle(splits[0], splits[1], classes)
+        source = ImageFolder(folder)
+        keep = _pick(len(source), cap, rng)
+        files = np.asarray([str(Path(source.samples[i][0]).relative_to(folder)) for i in keep], dtype=object)
+        splits.append(SourceSplit(keep, np.asarray(source.targets, np.int64)[keep], str(folder), files))
+    return splits, tuple(source.classes)
+
+
+INDEXERS = {"cifar10": _cifar10_index, "imagefolder": _imagefolder_index}
 
 
 BUILDERS = {
     "planted": _planted,
     "shi": _shi,
     "digits": _digits,
-    "cifar10": _cifar10,
-    "imagefolder": _imagefolder,
 }
 
 
 def build_dataset(spec: DatasetSpec) -> Bundle:
-    """Materialize a data set in memory, deterministically from ``spec.seed``."""
+    """Materialize a generated data set in memory, deterministically from ``spec.seed``."""
     if spec.kind not in BUILDERS:
-        raise ValueError(f"datasets.kind '{spec.kind}': expected one of {sorted(BUILDERS)}")
+        raise ValueError(f"datasets.kind '{spec.kind}': expected one of {sorted(BUILDERS)} (generated data)")
     bundle = BUILDERS[spec.kind](spec, np.random.default_rng(spec.seed))
     if spec.grayscale and bundle.train.x.ndim == 4 and bundle.train.x.shape[1] == 3:
         bundle.train.x, bundle.test.x = _to_gray(bundle.train.x), _to_gray(bundle.test.x)
@@ -159,7 +192,10 @@ def _without_classes(split: Split, classes: tuple[int, ...]) -> Split:
 
 
 def write_dataset(spec: DatasetSpec, path: str | Path, attrs: dict[str, Any]) -> None:
-    """Build the data set and write it atomically to ``path``."""
+    """Build the data set (or the index of a folder data set) and write it atomically to ``path``."""
+    if spec.kind in INDEXERS:
+        _write_index(spec, path, attrs)
+        return
     bundle = build_dataset(spec)
     arrays: dict[str, Any] = {}
     for name in ("train", "test"):
@@ -178,6 +214,40 @@ def write_dataset(spec: DatasetSpec, path: str | Path, attrs: dict[str, Any]) ->
         bundle.test.x.shape[0],
         len(bundle.classes),
         bundle.train.x.shape[1:],
+    )
+
+
+def _write_index(spec: DatasetSpec, path: str | Path, attrs: dict[str, Any]) -> None:
+    """Which source samples make up each split of a folder data set, their labels and how to read them."""
+    (train, test), classes = INDEXERS[spec.kind](spec, np.random.default_rng(spec.seed))
+    if spec.exclude_classes:
+        keep = ~np.isin(train.y, spec.exclude_classes)
+        files = None if train.files is None else train.files[keep]
+        train = SourceSplit(train.index[keep], train.y[keep], train.root, files)
+    meta = {
+        "classes": list(classes),
+        "factor_names": [],
+        "kind_of_data": spec.kind,
+        "source": spec.kind,
+        "image_size": spec.image_size,
+        "channels": 1 if spec.grayscale else 3,
+    }
+    with store.h5_writer(path, KIND, {**attrs, **meta}) as handle:
+        for name, split in (("train", train), ("test", test)):
+            group = handle.create_group(name)
+            group.attrs["root"] = split.root
+            store.create_array(group, "y", split.y)
+            store.create_array(group, "source_index", split.index.astype(np.int64))
+            if split.files is not None:
+                store.create_array(group, "files", split.files)
+    log.info(
+        "%s: %d train, %d test samples indexed under %s, %d classes, read at %d px",
+        spec.kind,
+        len(train.y),
+        len(test.y),
+        spec.path,
+        len(classes),
+        spec.image_size,
     )
 
 
@@ -208,15 +278,145 @@ def split_size(path: str | Path, split: str) -> int:
         return int(handle[split]["y"].shape[0])
 
 
-def load_split(path: str | Path, split: str, rows: slice = slice(None)) -> LoadedSplit:
-    """Read one split of a data set file (only ``rows`` of it); uint8 images become float32 in [0, 1]."""
-    _check_split(split)
+Preprocess = tuple[int, int, Any]  # (resize of the short side, center crop, interpolation) of folder images
+
+
+@dataclass
+class Batch:
+    """Consecutive samples of a split: float inputs (images in [0, 1]), labels, factors when the data has them."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    factors: np.ndarray | None
+
+
+def describe(path: str | Path) -> tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]:
+    """Input shape (C, H, W) or (d,), class names and factor names of a data set file, from metadata only."""
     with store.h5_reader(path, KIND) as handle:
-        group = handle[split]
-        x = group["x"][rows]
-        y = group["y"][rows]
-        factors = group["factors"][rows] if "factors" in group else None
         classes = tuple(str(c) for c in store.decode_attr(handle.attrs["classes"]))
         factor_names = tuple(str(c) for c in store.decode_attr(handle.attrs["factor_names"]))
-    tensor = torch.from_numpy(x).float().div_(255.0) if x.dtype == np.uint8 else torch.from_numpy(x).float()
-    return LoadedSplit(tensor, torch.from_numpy(y).long(), factors, classes, factor_names)
+        if "source" in handle.attrs:
+            size = int(handle.attrs["image_size"])
+            shape: tuple[int, ...] = (int(handle.attrs["channels"]), size, size)
+        else:
+            shape = tuple(handle["train"]["x"].shape[1:])
+    return shape, classes, factor_names
+
+
+class _Pixels(torch.utils.data.Dataset):
+    """Rows ``positions`` of an (N, H, W, 3) uint8 array (a CIFAR-10 split) as PIL images through ``transform``."""
+
+    def __init__(self, images: np.ndarray, positions: np.ndarray, labels: np.ndarray, transform: Any) -> None:
+        self.images, self.positions, self.labels, self.transform = images, positions, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[self.positions[i]])), int(self.labels[i])
+
+
+class _Files(torch.utils.data.Dataset):
+    """Image files under ``root`` with their labels, decoded by torchvision's ImageFolder loader (RGB PIL)."""
+
+    def __init__(self, root: str, files: np.ndarray, labels: np.ndarray, transform: Any) -> None:
+        self.root, self.files, self.labels, self.transform = Path(root), files, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from torchvision.datasets.folder import default_loader
+
+        return self.transform(default_loader(str(self.root / self.files[i]))), int(self.labels[i])
+
+
+def _transform(preprocess: Preprocess, grayscale: bool) -> Any:
+    """PIL image -> float (C, crop, crop) in [0, 1]: resize and crop on the PIL image, then scale, in the order of
+    torchvision's weights transforms (``ImageClassification``, whose normalization is the model's own)."""
+    from torchvision.transforms import v2
+
+    resize, crop, interpolation = preprocess
+    steps = [v2.Resize(resize, interpolation=interpolation, antialias=True), v2.CenterCrop(crop)]
+    if grayscale:
+        steps.append(v2.Grayscale())
+    return v2.Compose([*steps, v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)])
+
+
+def _source(handle: Any, split: str, rows: slice, preprocess: Preprocess | None) -> torch.utils.data.Dataset:
+    """The rows of a folder split as a torch Dataset reading straight from the source."""
+    group = handle[split]
+    size = int(handle.attrs["image_size"])
+    transform = _transform(preprocess or (size, size, _bilinear()), int(handle.attrs["channels"]) == 1)
+    labels = group["y"][rows]
+    if handle.attrs["source"] == "imagefolder":
+        return _Files(str(group.attrs["root"]), group["files"].asstr()[rows], labels, transform)
+    images, _, _ = cifar10_arrays(str(group.attrs["root"]), split == "train")
+    return _Pixels(images, group["source_index"][rows], labels, transform)
+
+
+def _bilinear() -> Any:
+    from torchvision.transforms import InterpolationMode
+
+    return InterpolationMode.BILINEAR
+
+
+def batches(
+    path: str | Path,
+    split: str,
+    batch_size: int,
+    rows: slice = slice(None),
+    workers: int = 0,
+    preprocess: Preprocess | None = None,
+) -> Iterator[Batch]:
+    """The ``rows`` of a split in order, ``batch_size`` at a time, never all in memory.
+
+    Materialized files are sliced from HDF5; folder data sets are decoded from the source by a DataLoader with
+    ``workers`` processes, with ``preprocess`` (the model's resize and crop; default: the data set's
+    ``image_size``).
+    """
+    _check_split(split)
+    with store.h5_reader(path, KIND) as handle:
+        if "source" in handle.attrs:
+            dataset = _source(handle, split, rows, preprocess)
+        else:
+            group = handle[split]
+            start, stop, _ = rows.indices(group["y"].shape[0])
+            for first in range(start, stop, batch_size):
+                part = slice(first, min(first + batch_size, stop))
+                factors = group["factors"][part] if "factors" in group else None
+                yield Batch(_as_float(group["x"][part]), torch.from_numpy(group["y"][part]).long(), factors)
+            return
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, persistent_workers=False, pin_memory=False
+    )
+    for x, y in loader:
+        yield Batch(x, y.long(), None)
+
+
+def load_split(path: str | Path, split: str, rows: slice = slice(None)) -> LoadedSplit:
+    """Read one split of a data set file (only ``rows`` of it) into memory; uint8 images become float32 in
+    [0, 1]. Folder data sets are decoded at their ``image_size``: use :func:`batches` to stream large ones."""
+    _check_split(split)
+    _, classes, factor_names = describe(path)
+    with store.h5_reader(path, KIND) as handle:
+        streamed = "source" in handle.attrs
+        if not streamed:
+            group = handle[split]
+            x = group["x"][rows]
+            y = group["y"][rows]
+            factors = group["factors"][rows] if "factors" in group else None
+    if streamed:
+        parts = list(batches(path, split, 256, rows))
+        channels, size = describe(path)[0][:2]
+        tensor = torch.cat([b.x for b in parts]) if parts else torch.empty((0, channels, size, size))
+        labels = torch.cat([b.y for b in parts]) if parts else torch.empty(0, dtype=torch.long)
+        return LoadedSplit(tensor, labels, None, classes, factor_names)
+    return LoadedSplit(_as_float(x), torch.from_numpy(y).long(), factors, classes, factor_names)
+
+
+def _as_float(x: np.ndarray) -> torch.Tensor:
+    """Stored inputs as float32: uint8 images scaled to [0, 1], vectors as they are."""
+    return torch.from_numpy(x).float().div_(255.0) if x.dtype == np.uint8 else torch.from_numpy(x).float()

@@ -105,8 +105,8 @@ def _torchvision_body(spec: ModelSpec, in_channels: int, num_classes: int) -> nn
             f"{difflib.get_close_matches(spec.arch, torchvision.models.list_models(), n=5)}"
         )
     kwargs: dict = {"weights": None, "num_classes": num_classes}
-    if spec.arch == "googlenet":
-        kwargs.update(aux_logits=False, init_weights=True, transform_input=False)
+    if spec.arch == "googlenet":  # torchvision's weights (ported from TF) expect its input re-scaling
+        kwargs.update(aux_logits=False, init_weights=True, transform_input=spec.weights is not None)
     body = torchvision.models.get_model(spec.arch, **kwargs)
     if spec.cifar_stem:
         _cifar_stem(spec.arch, body, in_channels)

@@ -11,8 +11,9 @@ from torch import nn
 from tqdm import tqdm
 
 from featflow.config import ModelSpec
-from featflow.data import LoadedSplit, load_split
+from featflow.data import LoadedSplit, batches, describe, load_split
 from featflow.frequency.attacks import pgd_linf
+from featflow.models import weights
 from featflow.models.checkpoint import FORMAT, save_checkpoint, torch_file
 from featflow.models.registry import Classifier, build_model
 
@@ -115,46 +116,79 @@ def fit(
     return history
 
 
-def _load_weights(model: Classifier, path: str) -> None:
-    """Load a featflow checkpoint, or a plain state_dict of the network body (torchvision style)."""
+def _load_weights(model: Classifier, spec: ModelSpec) -> None:
+    """Load named torchvision weights from the hub cache, a featflow checkpoint, or a plain state_dict of the
+    network body (what ``torchvision.models.X(weights=...).state_dict()`` saves)."""
+    if weights.is_weights_name(spec.weights):
+        model.body.load_state_dict(weights.load_state(spec))
+        return
+    path = str(spec.weights)
     state = torch_file(path, "config key 'models.<name>.weights' must name a state_dict or featflow checkpoint")
     if isinstance(state, dict) and state.get("format") == FORMAT:
         model.load_state_dict(state["state_dict"])
-    else:
+        return
+    try:
         missing, unexpected = model.body.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(
-                f"models.weights '{path}': state_dict does not fit the architecture; "
-                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
-            )
+    except RuntimeError as err:  # a size mismatch: another class count or stem
+        raise ValueError(f"models.weights '{path}': state_dict does not fit the architecture: {err}") from err
+    if missing or unexpected:
+        raise ValueError(
+            f"models.weights '{path}': state_dict does not fit the architecture; "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+
+
+@torch.no_grad()
+def _accuracy_of(
+    model: nn.Module, data_path: str | Path, split: str, device: torch.device, workers: int, preprocess: Any
+) -> float:
+    """Top-1 accuracy on a split read batch by batch (folder data decoded with the model's ``preprocess``)."""
+    model.eval()
+    correct = total = 0
+    for batch in batches(data_path, split, 256, workers=workers, preprocess=preprocess):
+        correct += (model(batch.x.to(device)).argmax(1).cpu() == batch.y).sum().item()
+        total += batch.y.numel()
+    return correct / max(1, total)
 
 
 def train_model(
-    spec: ModelSpec, data_path: str | Path, out_path: str | Path, device: torch.device, attrs: dict[str, Any]
+    spec: ModelSpec,
+    data_path: str | Path,
+    out_path: str | Path,
+    device: torch.device,
+    attrs: dict[str, Any],
+    workers: int = 0,
 ) -> dict[str, float]:
     """Train ``spec`` on the data set file (or load ``spec.weights``), then write the checkpoint.
 
-    Returns the final train and test accuracy, which also go to the log and the checkpoint.
+    Returns the final train and test accuracy, which also go to the log and the checkpoint; they are read
+    batch by batch (``workers`` DataLoader processes for folder data), so loaded weights never need the
+    splits in memory.
     """
-    train, test = load_split(data_path, "train"), load_split(data_path, "test")
+    input_shape, classes, _ = describe(data_path)
     generator = torch.Generator().manual_seed(spec.train.seed)
     torch.manual_seed(spec.train.seed)  # layer initialization draws from the global generator
-    mean, std = channel_stats(train.x) if spec.weights is None else (None, None)
-    model = build_model(spec, tuple(train.x.shape[1:]), train.num_classes, mean, std).to(device)
     if spec.weights is None:
+        train, test = load_split(data_path, "train"), load_split(data_path, "test")
+        model = build_model(spec, input_shape, len(classes), *channel_stats(train.x)).to(device)
         history = fit(model, train, test, spec, device, generator)
     else:
-        _load_weights(model, spec.weights)
+        model = build_model(spec, input_shape, len(classes), *weights.normalization(spec))
+        _load_weights(model, spec)
         model.to(device)
         history = []
-    result = {"train_acc": accuracy(model, train, device), "test_acc": accuracy(model, test, device)}
+    preprocess = weights.preprocessing(spec, input_shape[-1])
+    result = {
+        f"{split}_acc": _accuracy_of(model, data_path, split, device, workers, preprocess)
+        for split in ("train", "test")
+    }
     log.info("final train_acc %.4f test_acc %.4f", result["train_acc"], result["test_acc"])
     save_checkpoint(
         out_path,
         model.cpu(),
         spec,
-        tuple(train.x.shape[1:]),
-        train.num_classes,
+        input_shape,
+        len(classes),
         {**result, "history": history, "provenance": dict(attrs)},
     )
     return result

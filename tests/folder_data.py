@@ -1,0 +1,45 @@
+"""Folder data sets written by tests: CIFAR-10 python batches in torchvision's on-disk format, ImageFolder trees
+of generated PNGs. Nothing is downloaded."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def write_cifar10(root: Path, per_batch: int = 20, seed: int = 0) -> Path:
+    """``root/cifar-10-batches-py`` with five training batches and a test batch of ``per_batch`` random images
+    each (pickled dicts: ``data`` (n, 3072) uint8 in CHW order, ``labels``), and ``batches.meta``."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        entry = {
+            "batch_label": name,
+            "data": rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8),
+            "labels": rng.integers(0, 10, size=per_batch).tolist(),
+            "filenames": [f"{name}_{i}.png" for i in range(per_batch)],
+        }
+        (folder / name).write_bytes(pickle.dumps(entry))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": list(CIFAR10_CLASSES), "num_vis": 3072}))
+    return root
+
+
+def write_imagefolder(
+    root: Path, classes: int = 3, per_class: int = 4, size: tuple[int, int] = (40, 48), seed: int = 0
+) -> Path:
+    """``root/train/<class>/<i>.png`` and ``root/val/<class>/<i>.png``: random RGB images of ``size`` (H, W)."""
+    rng = np.random.default_rng(seed)
+    for split in ("train", "val"):
+        for c in range(classes):
+            folder = root / split / f"class{c:04d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
