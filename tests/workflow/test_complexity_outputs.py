@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 import yaml
 
 from featflow import store
@@ -49,7 +50,7 @@ def test_feature_table(dag_run: Path) -> None:
     assert ((alive["complexity"] >= 0) & (alive["complexity"] <= 1)).all()
     assert np.allclose(alive["complexity"], 1 - alive.filter(like="iv_").mean(1))
     assert (table["importance_abs"] >= table["importance"].abs() - 1e-9).all()
-    for name in ("importance", "iv_curves", "umap", "top_images"):
+    for name in ("importance", "iv_curves", "relations", "umap", "top_images"):
         assert (dag_run / CX / "figures" / f"{name}.png").stat().st_size > 1000
 
 
@@ -57,3 +58,76 @@ def test_planted_factor_ranking(dag_run: Path) -> None:
     factors = pd.read_csv(dag_run / CX / "factors.csv").set_index("factor")["complexity"]
     # SPEC 5.1: color is linear in the pooled input, orientation needs local filters, parity needs counting
     assert factors["color"] < factors["orientation"] < factors["parity"]
+
+
+def test_k_does_not_depend_on_the_code_solver(dag_run: Path) -> None:
+    """Issue 12.1: K from featflow's ridge codes and from scipy's nnls on the augmented system
+    [D^T; sqrt(mu) I] z = [a; 0] (an independent exact solver) agree."""
+    from scipy.optimize import nnls
+    from scipy.stats import spearmanr
+
+    from featflow.metrics import vinfo
+
+    cfg = yaml.safe_load((dag_run / "config" / "config.yaml").read_text())["complexity"]
+    atoms = store.read_h5(dag_run / CX / "dictionary.h5", "complexity-dictionary")["atoms"].astype(np.float64)
+    acts = store.read_h5(dag_run / "results/planted/activations/test.h5", "activations")
+    ours = store.read_h5(dag_run / CX / "codes_test.h5", "complexity-codes")["codes"]
+    mu = cfg["dictionary"].get("code_ridge", 1e-2) * (atoms**2).sum(1).mean()
+    k = atoms.shape[0]
+    aug = np.vstack([atoms.T, np.sqrt(mu) * np.eye(k)])
+    ref = np.stack([nnls(aug, np.concatenate([row, np.zeros(k)]))[0] for row in acts["layers"]["act"]])
+    layers = {name: acts["layers"][name] for name in ("block1", "block2", "block3", "act")}
+    k_ours, k_ref = (vinfo.complexity(vinfo.v_information(layers, z)) for z in (ours, ref))
+    ok = np.isfinite(k_ours) & np.isfinite(k_ref)
+    assert spearmanr(k_ours[ok], k_ref[ok]).statistic > 0.98
+
+
+def test_table_metadata_records_stability_noise_accuracy_and_merged_layers(dag_run: Path) -> None:
+    """Issues 12.1-12.3: K's stability across NMF seeds, accuracy under every sigma, and the identical layers
+    (block3 == pool under global average pooling) counted once."""
+    meta = pd.read_parquet(dag_run / CX / "features.parquet").attrs
+    sigmas = yaml.safe_load((dag_run / "config" / "config.yaml").read_text())["complexity"]["robustness"]["sigmas"]
+    assert -1 <= meta["k_seed_spearman"] <= 1 and 0 < meta["atom_match_cosine_median"] <= 1
+    assert set(meta["noise_accuracy"]) == {f"{s:g}" for s in sigmas}
+    assert meta["merged_layers"] == ["pool=block3"] and "pool" not in meta["layers"]
+    vi = store.read_h5(dag_run / CX / "vinfo.h5", "complexity-vinfo")
+    assert vi["iv"].shape[0] == len(meta["layers"])  # K averages over distinct layers, the dictionary layer included
+    assert meta["dictionary_layer"] == "act" and meta["layers"][-1] == "act"
+    assert "features.html" in {p.name for p in (dag_run / CX).iterdir()}
+    assert "k_seed_spearman" in (dag_run / CX / "features.html").read_text()
+
+
+def test_sensitivity_rises_with_sigma_over_the_unflagged_levels(dag_run: Path) -> None:
+    """Issue 12.2: a level at chance is flagged; over the others, sensitivity rises with sigma for >= 90% of
+    features."""
+    from featflow.metrics.robustness import at_chance
+
+    rob = store.read_h5(dag_run / CX / "robustness.h5", "complexity-robustness")
+    n = yaml.safe_load((dag_run / "config" / "config.yaml").read_text())["complexity"]["robustness"]["images"]
+    labels = store.read_h5(dag_run / "results/data/planted.h5", "dataset")["test"]["y"][:n]
+    assert list(rob["at_chance"]) == at_chance(list(rob["accuracy"]), torch.from_numpy(labels))
+    keep = ~np.asarray(rob["at_chance"], bool)
+    if keep.sum() < 2:  # the tiny model may not read the images at all (every level at chance): nothing to rank
+        assert rob["accuracy"].max() < 0.5
+        return
+    sens = rob["sensitivity"][keep][np.argsort(rob["sigmas"][keep])]
+    alive = np.isfinite(sens).all(0)
+    assert (np.diff(sens[:, alive], axis=0) > 0).all(0).mean() >= 0.9
+
+
+def test_every_complexity_figure_carries_this_runs_numbers(dag_run: Path) -> None:
+    """Issues 12.3, 12.7: the numbers are in each figure; rho with bootstrap intervals; the planted ranking."""
+    numbers = {name: store.figure_numbers(dag_run / CX / "figures" / f"{name}.png") for name in FIGURES}
+    assert all(numbers.values())
+    rob = store.read_h5(dag_run / CX / "robustness.h5", "complexity-robustness")
+    for sigma, bad in zip(rob["sigmas"], rob["at_chance"], strict=True):
+        assert (f"rho(K, sensitivity_s{sigma:g})" in numbers["relations"]) is not bool(bad)
+    assert "[" in numbers["relations"]["rho(K, redundancy_p0.5)"]  # a bootstrap interval
+    factors = pd.read_csv(dag_run / CX / "factors.csv").set_index("factor")["complexity"]
+    assert numbers["iv_curves"]["K(parity)"] == f"{factors['parity']:.3f}"
+    assert numbers["iv_curves"]["planted ranking K(color) < K(orientation) < K(parity)"] == "holds"
+    summary = (dag_run / "results/summary.rst").read_text()
+    assert "planted ranking" in summary and "Theory" in summary
+
+
+FIGURES = ("importance", "iv_curves", "relations", "umap", "top_images")

@@ -27,7 +27,8 @@ def test_every_figure_exists_is_non_empty_and_is_in_the_report(dag_run, report):
     for figure in figures:
         assert figure.stat().st_size > 2000, f"{figure} is (nearly) empty"
         assert figure.name in html, f"{figure.relative_to(dag_run)} is not registered in the report"
-    assert "features.csv" in html, "the feature table is not in the report"
+    assert "features.html" in html, "the feature table is not in the report"
+    assert "planted ranking" in html, "the landing page (results/summary.rst) is not in the report"
 
 
 def test_report_renders_in_headless_chromium(report, tmp_path):

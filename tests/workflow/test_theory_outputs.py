@@ -32,7 +32,7 @@ def test_theory_files_shapes_and_provenance(dag_run):
 
 def test_theory_headline_at_tiny_size(dag_run):
     table = pd.read_csv(dag_run / "results/theory/accuracy.csv").set_index(["family", "model"])["accuracy_mean"]
-    assert len(table) == 8
+    assert len(table) == 10
     assert table["structured", "network"] > 0.95
     for model in ("random_features", "ntk", "rbf_svm"):
         assert table["structured", "network"] - table["structured", model] > 0.15
@@ -41,3 +41,47 @@ def test_theory_headline_at_tiny_size(dag_run):
     align = store.read_h5(dag_run / "results/theory/shi/alignment.h5", "theory_alignment")
     assert align["cosines"][2].mean() > align["cosines"][0].mean() + 0.3  # neurons turn to +-sum_A M_j
     assert align["probe"][0].max() < 0.6 and align["probe"][1].min() > 0.9
+    assert align["probe_constant"][0].all()  # the raw step-1 probe predicts one class (issue 12.5)
+    assert (align["probe_standardized"][0] > align["probe"][0] + 0.05).all()
+
+
+def test_fixed_feature_models_end_at_their_convex_optimum(dag_run):
+    """Issue 12.4: random features (reported) within 1 point of an independent solve of their convex loss, the
+    linear model on x within 2 points of its own; the stable GD curve does not oscillate away from it."""
+    from sklearn.svm import LinearSVC
+
+    from featflow.theory import fixed_features, two_layer
+    from featflow.theory.shi_data import load_shi
+
+    base = store.read_h5(dag_run / "results/theory/shi/baselines.h5", "theory_baselines")
+    init = store.read_h5(dag_run / "results/theory/shi/network.h5", "theory_network")["snapshots"]["init"]
+    params = two_layer.Params(**{k: np.asarray(v, float) for k, v in init.items()})
+    data = load_shi(dag_run / "results/data/shi.h5")
+    x, y, x_test, y_test = data.train.x, data.train.y.astype(float), data.test.x, data.test.y.astype(float)
+    h, h_test = two_layer.hidden(params, x)[0], two_layer.hidden(params, x_test)[0]
+    for s in range(h.shape[0]):
+        C = fixed_features.svm_C(h.shape[1], base["weight_decay"]["random_features"][s])
+        ref = LinearSVC(C=C, loss="hinge", tol=1e-6, max_iter=200_000).fit(h[s], y).score(h_test[s], y_test)
+        assert abs(base["random_features_optimum"][s] - ref) <= 0.01
+    C = fixed_features.svm_C(x.shape[0], base["weight_decay"]["linear"][0])
+    ref = LinearSVC(C=C, loss="hinge", tol=1e-6, max_iter=200_000).fit(x, y).score(x_test, y_test)
+    assert abs(float(base["linear"]) - ref) <= 0.02
+    assert abs(float(base["linear_ceiling"]) - 0.8125) < 1e-12  # k = 3, p0 = 1/2: best count threshold
+
+
+def test_theory_figures_carry_the_measured_numbers(dag_run):
+    """Issues 12.6-12.7: the alignment labels give the measured share of aligned neurons (not a claim), the
+    unstructured check, and the accuracy labels this run's table beside the paper."""
+    align = store.read_h5(dag_run / "results/theory/shi/alignment.h5", "theory_alignment")
+    flat = store.read_h5(dag_run / "results/theory/shi-flat/alignment.h5", "theory_alignment")
+    numbers = store.figure_numbers(dag_run / "results/theory/figures/alignment.png")
+    share = align["aligned_fraction"][2].mean()
+    assert numbers["structured cos > 0.99 after step2"].startswith(f"{share:.0%}")
+    assert (
+        f"{float(flat['train_test_direction_cosine']):.3f}"
+        in numbers["unstructured step-2 neurons |cos| to training E[y x]"]
+    )
+    table = pd.read_csv(dag_run / "results/theory/accuracy.csv").set_index(["family", "model"])["accuracy_mean"]
+    acc = store.figure_numbers(dag_run / "results/theory/figures/accuracy.png")
+    assert acc["structured network"].startswith(f"{table['structured', 'network']:.3f}")
+    assert "structured linear ceiling (analytic)" in acc
