@@ -63,3 +63,21 @@ def test_summary_gathers_every_figures_numbers_by_branch(tmp_path) -> None:
     assert "planted ranking" in rst and r"median angle \*" in rst
     pd.testing.assert_frame_equal(pd.read_csv("summary.csv").astype(str), table.reset_index(drop=True).astype(str))
     assert branch_of("results/frequency/masks/x.png") == "Frequency"
+
+
+def test_importance_fit_stays_in_the_data_range_and_iv_curves_label_their_axis() -> None:
+    """Issue 12.3: a straight line through a convex decreasing cloud dips below zero importance; the isotonic
+    fit cannot leave the range of the data. The I_V curves name their x axis."""
+    from featflow.plots.complexity import complexity_vs_importance, iv_curves
+
+    rng = np.random.default_rng(2)
+    k = rng.random(200)
+    table = pd.DataFrame({"complexity": k, "importance_abs": np.exp(-8 * k) + 0.01 * rng.random(200)})
+    fig, rho = complexity_vs_importance(table)
+    fitted = fig.axes[0].lines[0].get_ydata()
+    assert fitted.min() >= table["importance_abs"].min() - 1e-12 and rho.rho < -0.9 and rho.high < 0
+    plt.close(fig)
+    table = pd.DataFrame({"complexity": k, "iv_input": 1 - k, "iv_act": np.ones(200)})
+    fig = iv_curves(table, ["input", "act"])
+    assert "layer" in fig.axes[0].get_xlabel()
+    plt.close(fig)
