@@ -43,7 +43,7 @@ def accuracy_figure(curves: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]
         ax.set_xlim(left=0, right=net["steps"][-1] * 1.3)
         ax.set(title=f"{family} data", xlabel="gradient steps", ylim=(0.4, 1.02))
     axes[0, 0].set_ylabel("test accuracy")
-    axes[0, -1].legend(loc="lower right", fontsize=7)
+    axes[0, -1].legend(loc="center right", fontsize=7)
     fig.tight_layout()
     return fig
 
