@@ -93,7 +93,8 @@ def fit_dictionary(
     ds = spec.dictionary
     atoms = _fit_atoms(acts_path, layer, spec, device, seed)
     a = torch.from_numpy(store.read_h5(acts_path, "activations")["layers"][layer]).double().to(device)
-    codes = encoder(atoms, spec).encode(a)
+    # float32 codes, as for new inputs (same residual at these tolerances, bench/RESULTS.md; 2-3x faster)
+    codes = encoder(atoms.float(), spec).encode(a.float()).double()
     arrays = {"atoms": atoms.float().cpu().numpy(), "codes": codes.float().cpu().numpy()}
     if ds.second_seed:
         arrays["atoms_seed2"] = _fit_atoms(acts_path, layer, spec, device, seed + 1).float().cpu().numpy()
