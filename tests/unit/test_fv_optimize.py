@@ -1,13 +1,18 @@
-"""FV: parametrizations render to [0, 1], aggregations, the objective increases under optimization."""
+"""FV: parametrizations render to [0, 1] (as Lucid's), aggregations, the objective increases under optimization,
+and the ball parametrization reaches the stationary points IFV needs."""
 
 import numpy as np
 import pytest
 import torch
 
+from featflow.config import ModelSpec
 from featflow.fv.objectives import aggregate, angular_distance, objective
 from featflow.fv.optimize import feature_fn, optimize_batch, visualize
 from featflow.fv.param import frequency_scale, init_params, make_render
 from featflow.fv.targets import make_targets
+from featflow.ifv.jacobian import jacobian_batched
+from featflow.ifv.solve import predict, stationarity
+from featflow.models import build_model
 from tests.unit._fv_nets import conv_net
 
 
@@ -94,3 +99,31 @@ def test_visualize_records_a_small_final_gradient():
     (grad,) = torch.autograd.grad(objective(x[1:2], fn(torch.sigmoid(v[1:2])), 2).sum(), v)
     assert torch.isclose(grad.norm(), long.grad_norm[1], rtol=1e-4)
     assert long.grad_norm.median() < short.grad_norm.median()
+
+
+def _smooth_logits(seed: int = 0):
+    """Logits of an untrained ``smallcnn-smooth`` (softplus, average pooling) on 1 x 12 x 12 images, float64."""
+    torch.manual_seed(seed)
+    model = build_model(ModelSpec(arch="smallcnn-smooth", dataset="none", width=4), (1, 12, 12), 6).double()
+    assert not any(isinstance(m, (torch.nn.ReLU, torch.nn.MaxPool2d)) for m in model.modules())
+    return feature_fn(model, "fc", "identity", None)
+
+
+def test_ball_parametrization_reaches_stationary_points_that_ifv_inverts():
+    """On logits FV over the pixel box (rgb) runs to saturation without a stationary point; on the ball it
+    reaches one (float64 L-BFGS), and the closed-form IFV recovers the target there."""
+    torch.set_num_threads(1)
+    fn = _smooth_logits()
+    x = make_targets(4, 6, False, torch.Generator().manual_seed(0))["targets"].double()
+    found = {}
+    for kind in ("ball", "rgb"):
+        real = visualize(fn, (1, 12, 12), x, 2, kind, 50, 300, torch.Generator().manual_seed(1), torch.device("cpu"))
+        assert real.params.dtype == torch.float64
+        jac = jacobian_batched(fn, make_render(kind, (1, 12, 12)), real.params)
+        gram = jac @ jac.transpose(1, 2)
+        found[kind] = (stationarity(gram, real.responses, x, 2), angular_distance(predict(gram, real.responses, 2), x))
+    check, angle = found["ball"]
+    assert check["grad_rel"].max() < 1e-3 and angle.max() < 1.0  # 1e-3: the default fv.stationarity limit
+    assert found["rgb"][0]["grad_rel"].max() > 100 * check["grad_rel"].max()  # some run to the box faces
+    images = make_render("ball", (1, 12, 12))(real.params)
+    assert images.min() >= 0 and images.max() <= 1

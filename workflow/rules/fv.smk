@@ -67,10 +67,11 @@ rule fv_figure:
     input:
         "results/fv/{fv}/realizations.h5",
     output:
-        report(
+        realizations=report(
             "results/fv/{fv}/figures/realizations.png",
             caption="../report/fv_realizations.rst",
             category="FV",
+            labels=figure_labels("realizations"),
         ),
     log:
         "logs/fv_figure/{fv}.log",

@@ -113,11 +113,13 @@ rule ifv_figures:
             "results/fv/{fv}/figures/angular.png",
             caption="../report/ifv_angular.rst",
             category="IFV",
+            labels=figure_labels("angular"),
         ),
         alpha=report(
             "results/fv/{fv}/figures/alpha.png",
             caption="../report/ifv_alpha.rst",
             category="IFV",
+            labels=figure_labels("alpha"),
         ),
     log:
         "logs/ifv_figures/{fv}.log",
@@ -142,10 +144,11 @@ rule reoptimize_figure:
         ifv="results/fv/{fv}/ifv.h5",
         reoptimize="results/fv/{fv}/reoptimize.h5",
     output:
-        report(
+        ssim=report(
             "results/fv/{fv}/figures/ssim.png",
             caption="../report/ifv_ssim.rst",
             category="IFV",
+            labels=figure_labels("ssim"),
         ),
     log:
         "logs/reoptimize_figure/{fv}.log",
@@ -165,10 +168,48 @@ rule reoptimize_figure:
         "../scripts/reoptimize_figure.py"
 
 
+rule critical_space_figure:
+    input:
+        "results/fv/{fv}/critical_space.h5",
+    output:
+        critical_space=report(
+            "results/fv/{fv}/figures/critical_space.png",
+            caption="../report/ifv_critical_space.rst",
+            category="IFV",
+            labels=figure_labels("critical_space"),
+        ),
+    log:
+        "logs/critical_space_figure/{fv}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+        gpu=0,  # plotting
+    params:
+        stage="fv_plots",
+        spec=lambda wc: CFG["fv"][wc.fv],
+        # classes the experiment's model never saw in training: their e_c are expected in the complement
+        excluded=lambda wc: CFG["datasets"][CFG["models"][CFG["fv"][wc.fv]["model"]]["dataset"]].get(
+            "exclude_classes", []
+        ),
+        seed=SEED,
+        code=code_version("fv_plots"),
+    script:
+        "../scripts/critical_space_figure.py"
+
+
 TARGETS += [
     f"results/fv/{name}/{path}"
     for name in CFG.get("fv", {})
-    for path in ("ifv.csv", "figures/angular.png", "figures/alpha.png", "figures/ssim.png")
+    for path in (
+        "ifv.csv",
+        "figures/angular.png",
+        "figures/alpha.png",
+        "figures/ssim.png",
+        "figures/critical_space.png",
+    )
 ]
 
 
@@ -203,10 +244,11 @@ rule cross_ifv_figure:
     input:
         "results/fv/{fv}/cross/{other}.h5",
     output:
-        report(
+        cross=report(
             "results/fv/{fv}/figures/cross_{other}.png",
             caption="../report/ifv_cross.rst",
             category="IFV",
+            labels=figure_labels("cross"),
         ),
     log:
         "logs/cross_ifv_figure/{fv}_{other}.log",

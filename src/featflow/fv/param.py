@@ -5,6 +5,7 @@ and ``param/color.py``): ``rgb`` is sigmoid(v), the paper's default; ``fft`` is 
 of a learned spectrum divided by 4 (Lucid's constant, which keeps the image from saturating), then sigmoid;
 ``fft_energy`` scales the spectrum by 1 / max(|f|, 1 / max(H, W)) first, so that low frequencies dominate
 (lucent's ``fft_image`` with decay_power 1). Lucid's color decorrelation is optional (off by default).
+``ball`` (beyond the paper) bounds the image to an L2 ball, where FV reaches true stationary points.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-PARAMETRIZATIONS = ("rgb", "fft", "fft_energy")
+PARAMETRIZATIONS = ("rgb", "ball", "fft", "fft_energy")
 
 # Lucid's fft_image divides the inverse FFT by this constant before the sigmoid.
 FFT_DIVISOR = 4.0
@@ -33,6 +34,18 @@ def frequency_scale(height: int, width: int) -> torch.Tensor:
     return 1.0 / torch.clamp(freq, min=1.0 / max(height, width))
 
 
+def ball(v: torch.Tensor) -> torch.Tensor:
+    """0.5 + 0.5 sin(|v|) v / |v| per sample: onto the L2 ball of radius 0.5 around mid-gray, inside [0, 1].
+
+    Beyond the paper: S_x is homogeneous in y, so over the pixel box of ``rgb`` FV runs to saturated faces
+    where few pixels are free, Dy loses rank and no stationary point is reached at finite v. On the ball the
+    maxima found lie on its sphere |v| = pi / 2, where sin' = 0: true stationary points at finite v with every
+    pixel free (Dy of full rank but for the co-kernel that IFV inverts). Used by the logit experiments.
+    """
+    norm = v.flatten(1).norm(dim=1).clamp_min(1e-12).reshape(-1, *([1] * (v.dim() - 1)))
+    return 0.5 + 0.5 * torch.sin(norm) * v / norm
+
+
 def make_render(kind: str, shape: tuple[int, int, int], decorrelate: bool = False) -> Render:
     """The render function of parametrization ``kind`` for images of ``shape`` (C, H, W).
 
@@ -43,10 +56,14 @@ def make_render(kind: str, shape: tuple[int, int, int], decorrelate: bool = Fals
     channels, height, width = shape
     if decorrelate and channels != 3:
         raise ValueError(f"fv.decorrelate: color decorrelation needs 3 channels, the model takes {channels}")
+    if decorrelate and kind == "ball":
+        raise ValueError("fv.decorrelate: the ball parametrization has no color decorrelation")
     scale = frequency_scale(height, width) if kind == "fft_energy" else None
 
     def render(v: torch.Tensor) -> torch.Tensor:
         img = v
+        if kind == "ball":
+            return ball(v)
         if kind != "rgb":
             spectrum = torch.view_as_complex(v.contiguous())
             if scale is not None:
@@ -60,9 +77,9 @@ def make_render(kind: str, shape: tuple[int, int, int], decorrelate: bool = Fals
 
 
 def param_shape(kind: str, shape: tuple[int, int, int]) -> tuple[int, ...]:
-    """Shape of one sample's params: (C, H, W) for ``rgb``, (C, H, W // 2 + 1, 2) for the FFT variants."""
+    """Shape of one sample's params: (C, H, W) for ``rgb`` and ``ball``, (C, H, W // 2 + 1, 2) for the FFT ones."""
     channels, height, width = shape
-    return (channels, height, width) if kind == "rgb" else (channels, height, width // 2 + 1, 2)
+    return (channels, height, width) if kind in ("rgb", "ball") else (channels, height, width // 2 + 1, 2)
 
 
 def init_params(

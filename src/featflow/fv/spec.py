@@ -27,6 +27,15 @@ class ReoptimizeSpec(Spec):
 
 
 @dataclasses.dataclass(frozen=True)
+class StationaritySpec(Spec):
+    """A realization counts as stationary when its FV gradient vanishes (``grad_rel`` <= ``max_grad_rel``) or its
+    target is within ``max_residual_ratio`` of the best residual any objective IFV can return."""
+
+    max_grad_rel: float = 1e-3
+    max_residual_ratio: float = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
 class FVSpec(Spec):
     """One point of the paper's experiment grid: model x layer x n_f x Agg x k x parametrization."""
 
@@ -37,6 +46,7 @@ class FVSpec(Spec):
     k: int = 2
     parametrization: str = "rgb"
     decorrelate: bool = False
+    dtype: str = "float32"
     lr: float = 0.05
     adam_steps: int = 800
     lbfgs_steps: int = 300
@@ -48,4 +58,5 @@ class FVSpec(Spec):
     sample_chunk: int = 16
     critical_space: CriticalSpaceSpec = CriticalSpaceSpec()
     reoptimize: ReoptimizeSpec = ReoptimizeSpec()
+    stationarity: StationaritySpec = StationaritySpec()
     invert_with: tuple[str, ...] = ()

@@ -20,15 +20,25 @@ from featflow.repro import torch_generator
 log = logging.getLogger(__name__)
 
 
+def fv_dtype(spec: FVSpec) -> torch.dtype:
+    """The precision FV, Jacobians and re-optimization run in (``fv.dtype``): float64 lets L-BFGS reach
+    gradients far below float32's resolution, which the logit experiments need."""
+    if spec.dtype not in ("float32", "float64"):
+        raise ValueError(f"fv.dtype '{spec.dtype}': expected float32 or float64")
+    return getattr(torch, spec.dtype)
+
+
 def load_features(spec: FVSpec, checkpoint: str | Path, device: torch.device) -> tuple[Any, tuple[int, int, int], int]:
-    """(feature function, image shape (C, H, W), n_f) of the experiment's model, layer and aggregation."""
+    """(feature function, image shape (C, H, W), n_f) of the experiment's model (in ``fv.dtype``), layer and
+    aggregation."""
     model, ckpt = load_checkpoint(checkpoint, device)
+    model = model.to(fv_dtype(spec))
     shape = tuple(int(s) for s in ckpt["input_shape"])
     if len(shape) != 3:
         raise ValueError(f"fv.model '{spec.model}': FV needs an image model, input shape is {shape}")
     fn = feature_fn(model, spec.layer, spec.aggregation, spec.n_f)
     with torch.no_grad():
-        n_f = int(fn(torch.full((1, *shape), 0.5, device=device)).shape[1])
+        n_f = int(fn(torch.full((1, *shape), 0.5, device=device, dtype=fv_dtype(spec))).shape[1])
     return fn, shape, n_f
 
 
@@ -55,7 +65,7 @@ def run_optimize(
     """One realization per target (kind ``fv_realizations``): params, images, responses, objective, grad norm."""
     fn, shape, _ = load_features(spec, checkpoint, device)
     targets = store.read_h5(targets_path, "fv_targets")
-    x = torch.from_numpy(targets["targets"])
+    x = torch.from_numpy(targets["targets"]).to(fv_dtype(spec))
     real = visualize(
         fn,
         shape,
@@ -77,7 +87,8 @@ def run_optimize(
         "objective": real.objective,
         "grad_norm": real.grad_norm,
     }
-    arrays = {key: value.float().numpy() for key, value in arrays.items()}
+    arrays = {key: value.numpy() for key, value in arrays.items()}
+    arrays["images"] = arrays["images"].astype(np.float32)
     arrays.update(targets=targets["targets"], canonical=targets["canonical"])
     store.write_h5(
         out,

@@ -15,7 +15,7 @@ import torch
 from featflow import store
 from featflow.fv.param import make_render
 from featflow.fv.spec import FVSpec
-from featflow.fv.stage import load_features
+from featflow.fv.stage import fv_dtype, load_features
 from featflow.ifv.jacobian import iter_jacobians
 from featflow.ifv.solve import predict
 
@@ -65,7 +65,13 @@ def run_cross(
         )
     render = make_render(spec_a.parametrization, shape_a, spec_a.decorrelate)
     pred, _ = invert_with(
-        fn_b, render, torch.from_numpy(real["params"]), spec_b.k, device, spec_b.sample_chunk, spec_b.jacobian_chunk
+        fn_b,
+        render,
+        torch.from_numpy(real["params"]).to(fv_dtype(spec_b)),
+        spec_b.k,
+        device,
+        spec_b.sample_chunk,
+        spec_b.jacobian_chunk,
     )
     canonical = real["canonical"].astype(bool)
     similarity = pred.numpy()[canonical]

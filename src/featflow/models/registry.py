@@ -39,20 +39,25 @@ class SmallCNN(nn.Module):
     """Three conv blocks, global average pooling, a hidden layer ``act`` (the penultimate layer) and ``fc``.
 
     The hidden layer gives the network a non-linear read-out of pooled counts, which the planted ``parity``
-    factor needs.
+    factor needs. ``smooth`` (arch ``smallcnn-smooth``) uses softplus (beta 4) and average pooling: a network
+    differentiable everywhere, so that FV of its logits has stationary points, which inverse FV presupposes
+    (a ReLU network's FV optima sit on kinks, where the gradient never vanishes).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, width: int = 32) -> None:
+    def __init__(self, in_channels: int, num_classes: int, width: int = 32, smooth: bool = False) -> None:
         super().__init__()
+
+        def nonlinearity(inplace: bool = False) -> nn.Module:
+            return nn.Softplus(beta=4) if smooth else nn.ReLU(inplace=inplace)
 
         def block(cin: int, cout: int, pool: bool) -> nn.Sequential:
             layers: list[nn.Module] = [
                 nn.Conv2d(cin, cout, 3, padding=1, bias=False),
                 nn.BatchNorm2d(cout),
-                nn.ReLU(inplace=True),
+                nonlinearity(True),
             ]
             if pool:
-                layers.append(nn.MaxPool2d(2))
+                layers.append(nn.AvgPool2d(2) if smooth else nn.MaxPool2d(2))
             return nn.Sequential(*layers)
 
         self.block1 = block(in_channels, width, pool=True)
@@ -60,7 +65,7 @@ class SmallCNN(nn.Module):
         self.block3 = block(2 * width, 4 * width, pool=False)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.fc1 = nn.Linear(4 * width, 4 * width)
-        self.act = nn.ReLU()
+        self.act = nonlinearity()
         self.fc = nn.Linear(4 * width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,7 +106,7 @@ def _cifar_stem(arch: str, body: nn.Module, in_channels: int) -> None:
 def _torchvision_body(spec: ModelSpec, in_channels: int, num_classes: int) -> nn.Module:
     if spec.arch not in torchvision.models.list_models(module=torchvision.models):
         raise ValueError(
-            f"models.arch '{spec.arch}': not a known architecture; expected smallcnn, mlp or one of "
+            f"models.arch '{spec.arch}': not a known architecture; expected smallcnn, smallcnn-smooth, mlp or one of "
             f"{difflib.get_close_matches(spec.arch, torchvision.models.list_models(), n=5)}"
         )
     kwargs: dict = {"weights": None, "num_classes": num_classes}
@@ -125,8 +130,8 @@ def build_model(
     ``mean``/``std`` default to the ImageNet constants for 3-channel images and to 0/1 otherwise.
     """
     in_channels = input_shape[0]
-    if spec.arch == "smallcnn":
-        body: nn.Module = SmallCNN(in_channels, num_classes, spec.width)
+    if spec.arch in ("smallcnn", "smallcnn-smooth"):
+        body: nn.Module = SmallCNN(in_channels, num_classes, spec.width, smooth=spec.arch == "smallcnn-smooth")
     elif spec.arch == "mlp":
         body = MLP(int(torch.tensor(input_shape).prod()), num_classes, spec.width)
     else:
