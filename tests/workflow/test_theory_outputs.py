@@ -42,7 +42,7 @@ def test_theory_headline_at_tiny_size(dag_run):
     assert align["cosines"][2].mean() > align["cosines"][0].mean() + 0.3  # neurons turn to +-sum_A M_j
     assert align["probe"][0].max() < 0.6 and align["probe"][1].min() > 0.9
     assert align["probe_constant"][0].all()  # the raw step-1 probe predicts one class (issue 12.5)
-    assert (align["probe_standardized"][0] > align["probe"][0] + 0.05).all()
+    assert (align["probe_standardized_step1"] > align["probe"][0] + 0.05).all()
 
 
 def test_fixed_feature_models_end_at_their_convex_optimum(dag_run):

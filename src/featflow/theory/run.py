@@ -135,7 +135,7 @@ def alignment_to_h5(
     maps = [[mds_map(params[name].W[s], effective, seed) for name in STAGES] for s in range(shown)]
     labels = _labels(data)
     raw = [linear_probe(params[name], *labels) for name in ("step1", "step2")]
-    standardized = [linear_probe(params[name], *labels, standardize=True)[0] for name in ("step1", "step2")]
+    standardized = linear_probe(params["step1"], *labels, standardize=True)[0]  # step 2 needs no scaling
     probes = np.stack([acc for acc, _ in raw])
     # Without structure the step-2 neurons follow the training sample's E[y x]: compare it with the test set's.
     v_train, v_test = sample_direction(labels[0], labels[1]), sample_direction(labels[2], labels[3])
@@ -148,7 +148,7 @@ def alignment_to_h5(
         "stress": np.array([[s for _, s in row] for row in maps]),
         "probe": probes,
         "probe_constant": np.stack([constant for _, constant in raw]),
-        "probe_standardized": np.stack(standardized),
+        "probe_standardized_step1": standardized,
         "probe_stages": np.array(["step1", "step2"]),
         "class_balance": np.float64((labels[3] > 0).mean()),  # share of +1 in the test labels
         "train_direction_cosine": to_train.mean(axis=1),
@@ -160,7 +160,7 @@ def alignment_to_h5(
         "to the training E[y x] %.3f, its cosine with the test set's %.3f",
         np.round(cosines.mean(axis=(1, 2)), 3),
         np.round(probes[0], 3),
-        np.round(standardized[0], 3),
+        np.round(standardized, 3),
         np.round(probes[1], 3),
         float(to_train.mean()),
         float(v_train @ v_test),
@@ -253,13 +253,13 @@ def alignment_numbers(alignments: Sequence[Mapping[str, Any]], families: Sequenc
             i = stages.index(stage)
             numbers[f"{family} cos > 0.99 after {stage}"] = f"{frac[i].mean():.0%} (mean cos {cos[i].mean():.3f})"
         numbers[f"{family} cos > 0.99 after step2"] += f" (paper: {paper})"
-        raw, std = np.asarray(data["probe"]), np.asarray(data["probe_standardized"])
+        raw, std = np.asarray(data["probe"]), np.asarray(data["probe_standardized_step1"])
         constant = np.asarray(data["probe_constant"])[0].mean()
         numbers[f"{family} probe after step1, raw"] = (
             f"{raw[0].mean():.3f} (constant predictor in {constant:.0%} of seeds; test labels "
             f"{float(data['class_balance']):.1%} positive)" + (" (paper: ~52%)" if bool(data["structured"]) else "")
         )
-        numbers[f"{family} probe after step1, standardized"] = f"{std[0].mean():.3f}"
+        numbers[f"{family} probe after step1, standardized"] = f"{std.mean():.3f}"
         numbers[f"{family} probe after step2, raw"] = (
             f"{raw[1].mean():.3f} (paper: {'~100%' if paper == 'all neurons' else 'chance'})"
         )
