@@ -104,3 +104,13 @@ def test_folder_extraction_streams_and_shards_merge_identically(folder: Path, tm
     np.testing.assert_allclose(a["layers"]["block1"], b["layers"]["block1"], rtol=1e-5, atol=1e-6)
     with store.h5_reader(tmp_path / "a.h5") as handle:  # appended batch by batch: resizable, checksummed
         assert handle["layers/act"].maxshape[0] is None and handle["layers/act"].fletcher32
+
+
+def test_load_split_reads_positions_in_any_order(folder: Path, tmp_path: Path) -> None:
+    write_dataset(DatasetSpec(kind="imagefolder", path=str(folder), n_test=15, image_size=16), tmp_path / "f.h5", {})
+    write_dataset(DatasetSpec(kind="planted", n_train=20, n_test=12), tmp_path / "p.h5", {})
+    positions = np.array([7, 2, 7, 0, 11])
+    for path in (tmp_path / "f.h5", tmp_path / "p.h5"):
+        whole, part = load_split(path, "test"), load_split(path, "test", positions, workers=2)
+        torch.testing.assert_close(part.x, whole.x[positions], rtol=0, atol=0)
+        torch.testing.assert_close(part.y, whole.y[positions])

@@ -345,16 +345,27 @@ def _transform(preprocess: Preprocess, grayscale: bool) -> Any:
     return v2.Compose([*steps, v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)])
 
 
-def _source(handle: Any, split: str, rows: slice, preprocess: Preprocess | None) -> torch.utils.data.Dataset:
+Rows = slice | np.ndarray  # a slice of a split, or sample positions in any order
+
+
+def _take_rows(dset: Any, rows: Rows) -> np.ndarray:
+    """``dset[rows]``; positions in any order, with repeats (HDF5 reads increasing, unique positions only)."""
+    if isinstance(rows, slice):
+        return dset[rows]
+    unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+    return dset[unique][inverse]
+
+
+def _source(handle: Any, split: str, rows: Rows, preprocess: Preprocess | None) -> torch.utils.data.Dataset:
     """The rows of a folder split as a torch Dataset reading straight from the source."""
     group = handle[split]
     size = int(handle.attrs["image_size"])
     transform = _transform(preprocess or (size, size, _bilinear()), int(handle.attrs["channels"]) == 1)
-    labels = group["y"][rows]
+    labels = _take_rows(group["y"], rows)
     if handle.attrs["source"] == "imagefolder":
-        return _Files(str(group.attrs["root"]), group["files"].asstr()[rows], labels, transform)
+        return _Files(str(group.attrs["root"]), _take_rows(group["files"].asstr(), rows), labels, transform)
     images, _, _ = cifar10_arrays(str(group.attrs["root"]), split == "train")
-    return _Pixels(images, group["source_index"][rows], labels, transform)
+    return _Pixels(images, _take_rows(group["source_index"], rows), labels, transform)
 
 
 def _bilinear() -> Any:
@@ -396,20 +407,23 @@ def batches(
         yield Batch(x, y.long(), None)
 
 
-def load_split(path: str | Path, split: str, rows: slice = slice(None)) -> LoadedSplit:
-    """Read one split of a data set file (only ``rows`` of it) into memory; uint8 images become float32 in
-    [0, 1]. Folder data sets are decoded at their ``image_size``: use :func:`batches` to stream large ones."""
+def load_split(path: str | Path, split: str, rows: Rows = slice(None), workers: int = 0) -> LoadedSplit:
+    """Read one split of a data set file (only ``rows`` of it: a slice or positions) into memory; uint8 images
+    become float32 in [0, 1]. Folder data sets are decoded at their ``image_size`` by ``workers`` DataLoader
+    processes: read only the rows needed, or use :func:`batches` to stream large ones."""
     _check_split(split)
     _, classes, factor_names = describe(path)
     with store.h5_reader(path, KIND) as handle:
         streamed = "source" in handle.attrs
-        if not streamed:
+        if streamed:
+            dataset = _source(handle, split, rows, None)
+        else:
             group = handle[split]
-            x = group["x"][rows]
-            y = group["y"][rows]
-            factors = group["factors"][rows] if "factors" in group else None
+            x = _take_rows(group["x"], rows)
+            y = _take_rows(group["y"], rows)
+            factors = _take_rows(group["factors"], rows) if "factors" in group else None
     if streamed:
-        parts = list(batches(path, split, 256, rows))
+        parts = [Batch(x, y.long(), None) for x, y in torch.utils.data.DataLoader(dataset, 256, num_workers=workers)]
         channels, size = describe(path)[0][:2]
         tensor = torch.cat([b.x for b in parts]) if parts else torch.empty((0, channels, size, size))
         labels = torch.cat([b.y for b in parts]) if parts else torch.empty(0, dtype=torch.long)

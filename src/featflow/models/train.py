@@ -169,7 +169,7 @@ def train_model(
     generator = torch.Generator().manual_seed(spec.train.seed)
     torch.manual_seed(spec.train.seed)  # layer initialization draws from the global generator
     if spec.weights is None:
-        train, test = load_split(data_path, "train"), load_split(data_path, "test")
+        train, test = load_split(data_path, "train", workers=workers), load_split(data_path, "test", workers=workers)
         model = build_model(spec, input_shape, len(classes), *channel_stats(train.x)).to(device)
         history = fit(model, train, test, spec, device, generator)
     else:
