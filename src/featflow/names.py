@@ -129,9 +129,14 @@ def check_weights(config: Mapping[str, Any], check_files: bool) -> list[str]:
             continue
         dataset = config["datasets"][model["dataset"]]
         shape, classes = input_signature(DatasetSpec.from_dict(dataset))
-        size = shape[-1] if len(shape) == 3 else None
+        if len(shape) != 3 or shape[0] != 3:
+            problems.append(
+                f"config key 'models.{name}.weights': torchvision weights take RGB images; data set "
+                f"'{model['dataset']}' gives inputs of shape {shape} (set grayscale: false)"
+            )
+            continue
         counted = check_files or dataset["kind"] != "imagefolder"  # an absent folder has no class count
-        problem = weights.problem(model, size, classes if counted else None, check_files)
+        problem = weights.problem(model, shape[-1], classes if counted else None, check_files)
         if problem:
             problems.append(f"config key 'models.{name}.weights': {problem}")
     return problems

@@ -108,6 +108,10 @@ def test_missing_named_weights_fail_at_validation_naming_the_file(
     small["datasets"]["imagenet"]["image_size"] = 64
     with pytest.raises(ConfigError, match="take 224 x 224 crops; set the data set's image_size to 224"):
         checked(small)
+    gray = _config(imagenet, weights="DEFAULT")
+    gray["datasets"]["imagenet"]["grayscale"] = True
+    with pytest.raises(ConfigError, match=r"take RGB images.*\(1, 224, 224\)"):
+        checked(gray)
 
 
 def test_a_named_weights_model_runs_train_and_activations_at_224(
