@@ -38,7 +38,7 @@ def test_fv_files_shapes_and_provenance(dag_run):
     cross = store.read_h5(root / "cross/cnn-pgd.h5", "fv_cross")
     assert cross["prediction"].shape == (N_TARGETS, N_F) and cross["similarity"].shape == (N_F, N_F)
     np.testing.assert_array_equal(cross["target_index"], np.arange(4, N_TARGETS))
-    for figure in ("realizations", "angular", "alpha", "ssim", "cross_cnn-pgd"):
+    for figure in ("realizations", "angular", "alpha", "ssim", "critical_space", "cross_cnn-pgd"):
         assert (root / f"figures/{figure}.png").stat().st_size > 5_000
 
 
@@ -51,3 +51,39 @@ def test_ifv_beats_the_feature_response(dag_run):
     table = pd.read_csv(root / "ifv.csv")
     assert len(table) == N_TARGETS and table["canonical"].sum() == N_F
     np.testing.assert_allclose(table["angle_prediction"], angle["prediction"], rtol=1e-5)
+
+
+LOGITS = ("digits_logits", "digits_no4_logits")  # tiny.yaml: 10 digit logits of smallcnn-smooth, ball, float64
+
+
+def test_ifv_records_stationarity_and_scores_within_the_critical_space(dag_run):
+    root = dag_run / "results/fv/tiny"
+    ifv = store.read_h5(root / "ifv.h5", "ifv")
+    assert store.read_h5(root / "jacobian.h5", "fv_jacobian")["gram"].dtype == np.float64
+    assert set(ifv["stationarity"]) == {"residual_ratio", "residual_ratio_full", "grad_rel"}
+    assert np.all(ifv["stationarity"]["residual_ratio"] >= 1 - 1e-3)
+    assert ifv["stationary"].dtype == bool and ifv["stationary"].shape == (N_TARGETS,)
+    table = pd.read_csv(root / "ifv.csv")
+    np.testing.assert_array_equal(table["stationary"], ifv["stationary"])
+    np.testing.assert_allclose(table["angle_prediction_raw"], ifv["angle"]["prediction_raw"], rtol=1e-5)
+    assert store.read_attrs(root / "ifv.h5")["n_nonstationary"] == int((~ifv["stationary"]).sum())
+
+
+def test_logit_critical_space_holds_the_softmax_translation_invariance(dag_run):
+    """The paper's classification-layer result (Sec. 3.5): the complement of the largest critical space is
+    spanned by (1, ..., 1); inverse FV fails in R^10 and works within C (scored on Z^-1 C, as the paper does)."""
+    for name in LOGITS:
+        root = dag_run / "results/fv" / name
+        spaces = store.read_h5(root / "critical_space.h5", "fv_critical_space")
+        basis = spaces["bases"]["space_0"]
+        assert spaces["dim"][0] <= 9
+        ones = np.ones(10) / np.sqrt(10)
+        in_c = np.linalg.norm(basis.T @ ones)  # (1, ..., 1) orthogonal to C: inside its complement
+        assert np.degrees(np.arcsin(min(1.0, in_c))) < 3.0
+        ifv = store.read_h5(root / "ifv.h5", "ifv")
+        angle = ifv["angle"]
+        assert store.read_attrs(root / "ifv.h5")["critical_dim"] < 10
+        assert np.median(angle["prediction"]) < 2.0 and np.median(angle["prediction_full"]) > 30.0
+        assert ifv["stationary"].mean() >= 0.75
+        figure = dag_run / f"results/fv/{name}/figures/critical_space.png"
+        assert "critical space dims" in store.figure_numbers(figure)
