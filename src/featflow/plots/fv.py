@@ -45,6 +45,15 @@ def angular_histograms(angles: dict[str, np.ndarray], stationary: np.ndarray, di
         values = angles[key]
         label = f"{label}, projected onto Z^-1 C ({space})" if key == "prediction" else label
         ax.hist(values, bins=bins, alpha=0.5, label=f"{label} (median {np.median(values):.1f})")
+    if dim < n_f:
+        full = angles["prediction_full"]
+        ax.hist(
+            full,
+            bins=bins,
+            histtype="step",
+            color="gray",
+            label=f"IFV prediction in R^n_f (median {np.median(full):.1f})",
+        )
     raw = angles["prediction_raw"]
     ax.hist(
         raw, bins=bins, histtype="step", color="k", ls="--", label=f"IFV prediction, raw (median {np.median(raw):.1f})"
@@ -112,8 +121,12 @@ def similarity_heatmap(similarity: np.ndarray, model_a: str, model_b: str) -> Fi
 
 
 def plot_cross(cross: str | Path, model_a: str, model_b: str, out: str | Path) -> None:
-    """The feature-to-feature similarity matrix of one cross-network inversion."""
-    store.save_figure(similarity_heatmap(store.read_h5(cross, "fv_cross")["similarity"], model_a, model_b), out)
+    """The feature-to-feature similarity matrix of one cross-network inversion, with the share of features best
+    explained by the same-index feature of B."""
+    similarity = store.read_h5(cross, "fv_cross")["similarity"]
+    hits = float((similarity.argmax(1) == np.arange(len(similarity))).mean())
+    numbers = {"e_i explained best by B's feature i": f"{100 * hits:.0f}% (chance {100 / similarity.shape[1]:.0f}%)"}
+    store.save_figure(similarity_heatmap(similarity, model_a, model_b), out, numbers)
 
 
 def plot_realizations(realizations: str | Path, out: str | Path, show: int = 16) -> None:
