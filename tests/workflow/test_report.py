@@ -15,7 +15,7 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 @pytest.fixture(scope="module")
 def report(dag_run):
-    result = snakemake(dag_run, "--report", "report.html", timeout=600)
+    result = snakemake(dag_run, "--report", "report.html")
     assert result.returncode == 0, result.stderr[-4000:]
     return dag_run / "report.html"
 
