@@ -338,6 +338,7 @@ def maps_numbers(row: dict[str, Any]) -> dict[str, str]:
         "cosine": f"{row['cosine']:.3f} (paper: clearly below IdCor)",
         "SVCCA": f"{row['svcca']:.3f} (paper: clearly below IdCor)",
         "linear CKA": f"{row['linear_cka']:.3f}",
+        "mean map weight": f"{row['density_essential']:.2e} essential, {row['density_adversarial']:.2e} adversarial",
     }
 
 

@@ -100,13 +100,16 @@ def maps_figure(d: dict, row: dict) -> Figure:
     fig, axes = plt.subplots(2, n_ch, figsize=(2.2 * n_ch, 4.4), squeeze=False)
     for r, (kind, m) in enumerate(maps.items()):
         mean = np.fft.fftshift(m.mean(0), axes=(-2, -1))
+        top = max(float(mean.max()), 1e-12)  # the L1 penalty leaves small weights: scale to the family's maximum
         for c in range(n_ch):
-            axes[r, c].imshow(mean[c], cmap="magma", vmin=0, vmax=1)
-            axes[r, c].set_title(f"{kind}, channel {c}", fontsize=7)
+            axes[r, c].imshow(mean[c], cmap="magma", vmin=0, vmax=top)
+            label = f"{kind}, channel {c}" + (f"\n(scale 0-{top:.2g}, mean weight {mean.mean():.1e})" if c == 0 else "")
+            axes[r, c].set_title(label, fontsize=6)
             axes[r, c].axis("off")
     if paired.sum() and np.isfinite(row["idcor"]):
         title = (
-            f"{int(paired.sum())} pairs ({row['attack']}): IdCor {row['idcor']:.2f} (p {row['p_value']:.3g}) on "
+            f"{int(paired.sum())} pairs ({row['attack']}): IdCor {row['idcor']:.2f} (p {row['p_value']:.3g}, "
+            f"within-class p {row['p_value_stratified']:.3g}) on "
             f"standardized maps; on raw maps cosine {row['cosine']:.2f}, SVCCA {row['svcca']:.2f}, "
             f"CKA {row['linear_cka']:.2f}"
         )
