@@ -53,7 +53,7 @@ def test_bad_config_is_refused_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(config))
     workdir = copy_workflow(tmp_path / "wf", bad)
-    result = snakemake(workdir, timeout=300)
+    result = snakemake(workdir)
     assert result.returncode != 0
     message = result.stdout + result.stderr
     assert "unknown key 'lrr' (did you mean 'lr'?) under models.cnn.train" in message
@@ -62,6 +62,6 @@ def test_bad_config_is_refused_before_any_job(tmp_path):
 
 
 def test_lint_is_clean():
-    result = snakemake(ROOT, "--lint", timeout=300)
+    result = snakemake(ROOT, "--lint")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr

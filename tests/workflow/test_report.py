@@ -51,7 +51,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         [*flags, f"--user-data-dir={tmp_path / 'p1'}", f"--screenshot={shot}", report.as_uri()],
         check=True,
         capture_output=True,
-        timeout=120,
+        timeout=300,  # a hang guard for Chromium
     )
     from PIL import Image
 
@@ -62,7 +62,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         check=True,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # a hang guard for Chromium
     )
     categories = set(
         re.findall(r'category="([^"]+)"', "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk")))
