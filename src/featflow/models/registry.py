@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 
 import torch
-import torchvision
 from torch import nn
 
 from featflow.config import ModelSpec
@@ -104,6 +103,8 @@ def _cifar_stem(arch: str, body: nn.Module, in_channels: int) -> None:
 
 
 def _torchvision_body(spec: ModelSpec, in_channels: int, num_classes: int) -> nn.Module:
+    import torchvision  # here, not at the top: it pulls in torch._dynamo, ~1.5 CPU-s for every small-network job
+
     if spec.arch not in torchvision.models.list_models(module=torchvision.models):
         raise ValueError(
             f"models.arch '{spec.arch}': not a known architecture; expected smallcnn, smallcnn-smooth, mlp or one of "

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import torch
-import torchvision
-from torchvision.models import WeightsEnum
 
 from featflow.config import WEIGHTS_NAME, ModelSpec
+
+if TYPE_CHECKING:  # torchvision is imported where it is used: it pulls in torch._dynamo (~1.5 CPU-s a job)
+    from torchvision.models import WeightsEnum
 
 
 def is_weights_name(value: str | None) -> bool:
@@ -27,6 +28,8 @@ def is_weights_name(value: str | None) -> bool:
 
 def resolve(arch: str, name: str) -> WeightsEnum:
     """The weights ``name`` of architecture ``arch``; an unknown name lists the ones that exist."""
+    import torchvision
+
     try:
         enum = torchvision.models.get_model_weights(arch)
     except ValueError as err:
@@ -72,6 +75,8 @@ def load_state(spec: ModelSpec) -> dict[str, torch.Tensor]:
     """The body state_dict of the named weights, loaded by torchvision's own builder (which remaps old key
     names, e.g. DenseNet's, and drops GoogLeNet's auxiliary heads) from the cache, downloading only when
     ``spec.download``."""
+    import torchvision
+
     weights = resolve(spec.arch, str(spec.weights))
     if not spec.download and not cache_file(weights).is_file():
         raise FileNotFoundError(f"models.weights: {problem(spec.to_dict(), None, None, check_file=True)}")
