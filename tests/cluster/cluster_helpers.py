@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from tests.watch import run_watched
@@ -68,25 +69,32 @@ class Cluster:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True).stdout
 
 
+BAD_WEIGHTS = "bad_weights.pt"
+
+
 def tiny_config(broken: bool) -> dict:
-    """The embedded default with tiny data and model; experiment ``planted`` in 2 shards, and ``broken``
-    (one job that fails at run time on a misspelled layer when ``broken``)."""
+    """The embedded default with tiny data and model; experiment ``planted`` in 2 shards, and ``broken``, whose
+    model, when ``broken``, loads a weights file that passes validation (a torch.save file) but fits no layer, so
+    its train job fails at run time."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["datasets"]["planted"].update(n_train=64, n_test=24)
     config["models"]["cnn"].update(width=4)
     config["models"]["cnn"]["train"].update(epochs=1, batch_size=32)
+    if broken:
+        config["models"]["bad"] = {"arch": "smallcnn", "dataset": "planted", "width": 4, "weights": BAD_WEIGHTS}
     planted = config["experiments"]["planted"]
     planted["activations"].update(shards=2, batch_size=16)  # only the test split is requested
     config["experiments"]["broken"] = {
-        "model": "cnn",
+        "model": "bad" if broken else "cnn",
         "dataset": "planted",
-        "layers": ["block1", "no_such_layer" if broken else "act"],
+        "layers": ["block1", "act"],
         "activations": {"splits": ["test"], "batch_size": 16},
     }
     return config
 
 
 def write_config(work: Path, broken: bool) -> None:
+    torch.save({"no_such_layer.weight": torch.zeros(1)}, work / BAD_WEIGHTS)
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(tiny_config(broken), sort_keys=False))
 
 

@@ -1,9 +1,9 @@
 """The DAG on a real SLURM cluster through profiles/slurm: every rule an sbatch job with its declared resources.
 
 One module, run in order on one workflow copy: (1) data -> train -> 2 activation shards, plus one job that
-fails, GPU requests (declared and overridden) as SLURM saw them; (2) the rerun builds only what is missing (the
-failed job and the merge of the shards); (3) a GPU model the cluster lacks and a cluster without GPUs fail at
-once with sbatch's message.
+fails at run time (a model whose weights fit no layer), GPU requests (declared and overridden) as SLURM saw
+them; (2) the rerun builds only what is missing (the broken experiment, now on a good model, and the merge of
+the shards); (3) a GPU model the cluster lacks and a cluster without GPUs fail at once with sbatch's message.
 Each DAG level costs 15-70 s (Snakemake's status polling, growing 2, 14, 36, 68 s, and each job's start-up).
 """
 
@@ -50,13 +50,13 @@ def test_dag_runs_as_slurm_jobs_and_surfaces_a_failure(slurm_cluster: Cluster, w
     rc, out = run_snakemake(workdir, GOOD, BROKEN, "--set-resources", "activations_shard:gpu=0")
     assert rc != 0, out[-3000:]
 
-    # data -> train -> (2 shards | broken); the merge of the shards is submitted only when Snakemake saw the
-    # shards finish before the failure (both land in one status check), after it no new job is submitted.
+    # data -> (train cnn -> 2 shards | train bad, which fails); the merge of the shards is submitted only when
+    # Snakemake saw the shards finish before the failure, after it no new job is submitted.
     jobs = slurm_jobs(workdir)
     merged = (workdir / GOOD).exists()
     assert sorted(jobs.values()) == sorted(
         [
-            ("activations", "broken_test"),
+            ("train", "bad"),
             ("activations_shard", "planted_test_0"),
             ("activations_shard", "planted_test_1"),
             ("data", "planted"),
@@ -65,25 +65,25 @@ def test_dag_runs_as_slurm_jobs_and_surfaces_a_failure(slurm_cluster: Cluster, w
         + [("activations", "planted_test")] * merged
     ), out
     info = {key: job_info(slurm_cluster, j) for j, key in jobs.items()}
-    assert info[("activations", "broken_test")]["JobState"] == "FAILED"
-    assert {i["JobState"] for key, i in info.items() if key != ("activations", "broken_test")} == {"COMPLETED"}
+    assert info[("train", "bad")]["JobState"] == "FAILED"
+    assert {i["JobState"] for key, i in info.items() if key != ("train", "bad")} == {"COMPLETED"}
 
     # Each rule's gpu reached sbatch as --gpus=N: declared (train, activations), overridden (shards), none (data).
     assert {key: gpus_requested(i) for key, i in info.items() if key[0] != "activations_shard"} == {
         ("data", "planted"): 0,
         ("train", "cnn"): 1,
-        ("activations", "broken_test"): 1,
+        ("train", "bad"): 1,
         **({("activations", "planted_test"): 0} if merged else {}),
     }  # a merge needs no GPU
     assert gpus_requested(info[("activations_shard", "planted_test_0")]) == 0
 
     # The failed job's logs are named in Snakemake's output and hold the error.
-    (failed_id,) = [j for j, key in jobs.items() if key == ("activations", "broken_test")]
-    slurm_log = f".snakemake/slurm_logs/rule_activations/broken_test/{failed_id}.log"
+    (failed_id,) = [j for j, key in jobs.items() if key == ("train", "bad")]
+    slurm_log = f".snakemake/slurm_logs/rule_train/bad/{failed_id}.log"
     assert slurm_log in out and (workdir / slurm_log).is_file(), out[-3000:]
-    assert "logs/activations/broken_test.log" in out
-    assert "no_such_layer" in (workdir / "logs/activations/broken_test.log").read_text()
-    assert not (workdir / BROKEN).exists()
+    assert "logs/train/bad.log" in out
+    assert "no_such_layer" in (workdir / "logs/train/bad.log").read_text()
+    assert not (workdir / BROKEN).exists() and not (workdir / "results/models/bad.pt").exists()
 
 
 def test_rerun_builds_only_the_missing_outputs(slurm_cluster: Cluster, workdir: Path) -> None:
