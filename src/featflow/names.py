@@ -152,11 +152,19 @@ def checked(config: Mapping[str, Any], check_paths: bool = True) -> dict[str, An
     return filled
 
 
+def _merged(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` merged into ``base`` mapping by mapping, as Snakemake merges ``--configfile`` files."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def check_files(paths: Sequence[str | Path]) -> dict[str, Any]:
-    """Load config files in order (later keys override earlier ones, as ``--configfile`` does) and check them."""
+    """Load config files in order (later ones merged into earlier ones, as ``--configfile`` does) and check them."""
     merged: dict[str, Any] = {}
     for path in paths:
-        merged.update(load_yaml(path))
+        merged = _merged(merged, load_yaml(path))
     return checked(merged)
 
 

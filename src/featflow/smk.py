@@ -147,6 +147,6 @@ def job(snakemake: Any) -> Iterator[Job]:
         stage = params.stage
         seed = int(params.seed)
         repro.seed_everything(seed)
-        attrs = repro.provenance(stage, params.spec, seed)
+        attrs = repro.provenance(stage, params.spec, seed, params.code)
         log.info("rule %s on %s, %d threads, code %s", snakemake.rule, device, snakemake.threads, attrs["code_version"])
         yield Job(spec=params.spec, seed=seed, device=device, attrs=attrs, threads=threads)

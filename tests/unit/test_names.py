@@ -56,3 +56,15 @@ def test_a_misspelled_name_is_refused_with_the_key_and_close_names(edit, message
 
 def test_the_base_config_passes() -> None:
     assert checked(BASE)["fv"]["v"]["layer"] == "block3.1"
+
+
+def test_config_files_merge_mapping_by_mapping_as_snakemake_does(tmp_path) -> None:
+    import yaml
+
+    from featflow.names import check_files
+
+    base, extra = tmp_path / "base.yaml", tmp_path / "extra.yaml"
+    base.write_text(yaml.safe_dump(BASE))
+    extra.write_text(yaml.safe_dump({"models": {"cnn": {"width": 4}}}))  # one key of one model
+    merged = check_files([base, extra])
+    assert merged["models"]["cnn"]["width"] == 4 and merged["models"]["cnn"]["arch"] == "smallcnn"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 RULES = Path(__file__).resolve().parents[2] / "workflow" / "rules"
-REQUIRED = ("log:", "threads:", "mem_mb=", "runtime=", "gpu=", "code=code_version(", "script:", "conda:")
+REQUIRED = ("log:", "threads:", "mem_mb=", "runtime=", "gpu=", "code=script_hash(", "script:", "conda:")
 
 
 def _rule_blocks() -> dict[str, str]:
@@ -30,6 +30,8 @@ def test_rule_declares_log_resources_and_code_hash(rule):
     assert re.search(r"gpu=([01],|lambda|int\()", BLOCKS[rule]), f"rule {rule}: gpu must be 0 or 1"
     script = re.search(r'script:\s*"\.\./scripts/(\w+)\.py"', BLOCKS[rule])
     assert script and script.group(1) == rule, f"rule {rule}: its script must be scripts/{rule}.py"
+    code = re.search(r'code=script_hash\("(\w+)"\)', BLOCKS[rule])
+    assert code and code.group(1) == rule, f"rule {rule}: its code key must be script_hash('{rule}'), its own script"
 
 
 def test_all_rules_were_found():

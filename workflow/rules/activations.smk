@@ -25,7 +25,7 @@ rule activations_shard:
         stage="activations",
         spec=lambda wc: experiment(wc.experiment),
         seed=SEED,
-        code=code_version("activations"),
+        code=script_hash("activations_shard"),
     script:
         "../scripts/activations_shard.py"
 
@@ -51,7 +51,7 @@ rule activations:
         stage="activations",
         spec=lambda wc: experiment(wc.experiment),
         seed=SEED,
-        code=code_version("activations"),
+        code=script_hash("activations"),
     script:
         "../scripts/activations.py"
 

@@ -8,12 +8,17 @@ _PATHS = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and
 os.environ.update(PYTHONPATH=os.pathsep.join([SRC, *_PATHS]))
 
 from featflow.names import checked
-from featflow.repro import code_version
+from featflow.repro import script_code
 
 # Validated before any job runs: a bad key, type, range, missing data path or layer name stops here.
 CFG = checked(config)
 SEED = CFG["seed"]
 ENV = "../../envs/featflow.yaml"
+
+
+def script_hash(rule):
+    """The code part of a rule's cache key: its script and every package file the script's imports reach."""
+    return script_code(Path(workflow.basedir) / "workflow" / "scripts" / f"{rule}.py")
 
 
 def _names(section):

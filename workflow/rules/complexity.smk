@@ -40,7 +40,7 @@ rule dictionary:
         stage="dictionary",
         spec=complexity_spec,
         seed=SEED,
-        code=code_version("dictionary"),
+        code=script_hash("dictionary"),
     script:
         "../scripts/dictionary.py"
 
@@ -67,7 +67,7 @@ rule codes:
         stage="dictionary",
         spec=complexity_spec,
         seed=SEED,
-        code=code_version("dictionary"),
+        code=script_hash("codes"),
     script:
         "../scripts/codes.py"
 
@@ -97,7 +97,7 @@ rule complexity:
         stage="complexity",
         spec=complexity_spec,
         seed=SEED,
-        code=code_version("complexity"),
+        code=script_hash("complexity"),
     script:
         "../scripts/complexity.py"
 
@@ -122,7 +122,7 @@ rule redundancy:
         stage="complexity",
         spec=complexity_spec,
         seed=SEED,
-        code=code_version("complexity"),
+        code=script_hash("redundancy"),
     script:
         "../scripts/redundancy.py"
 
@@ -149,7 +149,7 @@ rule robustness:
         stage="complexity",
         spec=complexity_spec,
         seed=SEED,
-        code=code_version("complexity"),
+        code=script_hash("robustness"),
     script:
         "../scripts/robustness.py"
 
@@ -175,7 +175,7 @@ rule importance:
         stage="complexity",
         spec=complexity_spec,
         seed=SEED,
-        code=code_version("complexity"),
+        code=script_hash("importance"),
     script:
         "../scripts/importance.py"
 
@@ -209,7 +209,7 @@ rule feature_table:
         stage="complexity",
         spec=complexity_spec,
         seed=SEED,
-        code=code_version("complexity"),
+        code=script_hash("feature_table"),
     script:
         "../scripts/feature_table.py"
 
@@ -268,7 +268,7 @@ rule complexity_figures:
         stage="complexity_plots",
         spec=complexity_spec,
         seed=SEED,
-        code=code_version("complexity_plots"),
+        code=script_hash("complexity_figures"),
     script:
         "../scripts/complexity_figures.py"
 

@@ -14,6 +14,6 @@ rule data:
         stage="data",
         spec=lambda wc: CFG["datasets"][wc.dataset],
         seed=SEED,
-        code=code_version("data"),
+        code=script_hash("data"),
     script:
         "../scripts/data.py"

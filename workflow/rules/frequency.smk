@@ -37,7 +37,7 @@ rule fourier_mask:
         stage="frequency",
         spec=lambda wc: frequency_part("masks"),
         seed=SEED,
-        code=code_version("frequency"),
+        code=script_hash("fourier_mask"),
     script:
         "../scripts/fourier_mask.py"
 
@@ -79,7 +79,7 @@ rule fourier_mask_figures:
         stage="frequency_plots",
         spec=lambda wc: {"models": FREQ["masks"]["models"]},
         seed=SEED,
-        code=code_version("frequency_plots"),
+        code=script_hash("fourier_mask_figures"),
         models=FREQ.get("masks", {}).get("models", []),
     script:
         "../scripts/fourier_mask_figures.py"
@@ -107,7 +107,7 @@ rule adversarial_maps:
         stage="frequency",
         spec=lambda wc: frequency_part("maps"),
         seed=SEED,
-        code=code_version("frequency"),
+        code=script_hash("adversarial_maps"),
     script:
         "../scripts/adversarial_maps.py"
 
@@ -136,7 +136,7 @@ rule adversarial_maps_figure:
         stage="frequency_plots",
         spec=lambda wc: {"model": wc.model},
         seed=SEED,
-        code=code_version("frequency_plots"),
+        code=script_hash("adversarial_maps_figure"),
     script:
         "../scripts/adversarial_maps_figure.py"
 
@@ -161,7 +161,7 @@ rule idcor:
         stage="frequency",
         spec=lambda wc: FREQ["idcor"],
         seed=SEED,
-        code=code_version("frequency"),
+        code=script_hash("idcor"),
     script:
         "../scripts/idcor.py"
 
@@ -189,7 +189,7 @@ rule idcor_figure:
         stage="frequency_plots",
         spec=lambda wc: {"experiment": wc.experiment},
         seed=SEED,
-        code=code_version("frequency_plots"),
+        code=script_hash("idcor_figure"),
     script:
         "../scripts/idcor_figure.py"
 

@@ -32,7 +32,7 @@ rule fv_targets:
         stage="fv",
         spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
-        code=code_version("fv"),
+        code=script_hash("fv_targets"),
     script:
         "../scripts/fv_targets.py"
 
@@ -58,7 +58,7 @@ rule fv_optimize:
         stage="fv",
         spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
-        code=code_version("fv"),
+        code=script_hash("fv_optimize"),
     script:
         "../scripts/fv_optimize.py"
 
@@ -86,7 +86,7 @@ rule fv_figure:
         stage="fv_plots",
         spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
-        code=code_version("fv_plots"),
+        code=script_hash("fv_figure"),
     script:
         "../scripts/fv_figure.py"
 

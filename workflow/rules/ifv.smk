@@ -22,7 +22,7 @@ rule jacobian:
         stage="ifv",
         spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
-        code=code_version("ifv"),
+        code=script_hash("jacobian"),
     script:
         "../scripts/jacobian.py"
 
@@ -47,7 +47,7 @@ rule critical_space:
         stage="ifv",
         spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
-        code=code_version("ifv"),
+        code=script_hash("critical_space"),
     script:
         "../scripts/critical_space.py"
 
@@ -73,7 +73,7 @@ rule ifv:
         stage="ifv",
         spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
-        code=code_version("ifv"),
+        code=script_hash("ifv"),
     script:
         "../scripts/ifv.py"
 
@@ -100,7 +100,7 @@ rule reoptimize:
         stage="ifv",
         spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
-        code=code_version("ifv"),
+        code=script_hash("reoptimize"),
     script:
         "../scripts/reoptimize.py"
 
@@ -134,7 +134,7 @@ rule ifv_figures:
         stage="fv_plots",
         spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
-        code=code_version("fv_plots"),
+        code=script_hash("ifv_figures"),
     script:
         "../scripts/ifv_figures.py"
 
@@ -163,7 +163,7 @@ rule reoptimize_figure:
         stage="fv_plots",
         spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
-        code=code_version("fv_plots"),
+        code=script_hash("reoptimize_figure"),
     script:
         "../scripts/reoptimize_figure.py"
 
@@ -195,7 +195,7 @@ rule critical_space_figure:
             "exclude_classes", []
         ),
         seed=SEED,
-        code=code_version("fv_plots"),
+        code=script_hash("critical_space_figure"),
     script:
         "../scripts/critical_space_figure.py"
 
@@ -235,7 +235,7 @@ rule cross_ifv:
         stage="ifv",
         spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
-        code=code_version("ifv"),
+        code=script_hash("cross_ifv"),
     script:
         "../scripts/cross_ifv.py"
 
@@ -263,7 +263,7 @@ rule cross_ifv_figure:
         stage="fv_plots",
         spec=lambda wc: CFG["fv"][wc.fv],
         seed=SEED,
-        code=code_version("fv_plots"),
+        code=script_hash("cross_ifv_figure"),
     script:
         "../scripts/cross_ifv_figure.py"
 

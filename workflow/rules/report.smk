@@ -23,7 +23,7 @@ rule summary:
         stage="summary",
         spec={},
         seed=SEED,
-        code=code_version("summary"),
+        code=script_hash("summary"),
     script:
         "../scripts/summary.py"
 

@@ -33,7 +33,7 @@ rule theory_train:
         stage="theory",
         spec=THEORY,
         seed=SEED,
-        code=code_version("theory"),
+        code=script_hash("theory_train"),
     script:
         "../scripts/theory_train.py"
 
@@ -58,7 +58,7 @@ rule theory_baselines:
         stage="theory",
         spec=THEORY,
         seed=SEED,
-        code=code_version("theory"),
+        code=script_hash("theory_baselines"),
     script:
         "../scripts/theory_baselines.py"
 
@@ -82,7 +82,7 @@ rule theory_alignment:
         stage="theory",
         spec=THEORY,
         seed=SEED,
-        code=code_version("theory"),
+        code=script_hash("theory_alignment"),
     script:
         "../scripts/theory_alignment.py"
 
@@ -112,7 +112,7 @@ rule theory_figure_accuracy:
         stage="theory_plots",
         spec=THEORY,
         seed=SEED,
-        code=code_version("theory_plots"),
+        code=script_hash("theory_figure_accuracy"),
         families=THEORY_FAMILIES,
     script:
         "../scripts/theory_figure_accuracy.py"
@@ -141,7 +141,7 @@ rule theory_figure_alignment:
         stage="theory_plots",
         spec=THEORY,
         seed=SEED,
-        code=code_version("theory_plots"),
+        code=script_hash("theory_figure_alignment"),
         families=THEORY_FAMILIES,
     script:
         "../scripts/theory_figure_alignment.py"

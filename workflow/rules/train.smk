@@ -18,7 +18,7 @@ rule train:
         stage="train",
         spec=lambda wc: CFG["models"][wc.model],
         seed=SEED,
-        code=code_version("train"),
+        code=script_hash("train"),
     script:
         "../scripts/train.py"
 
