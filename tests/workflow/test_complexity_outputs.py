@@ -48,7 +48,7 @@ def test_feature_table(dag_run: Path) -> None:
     assert expected <= set(table.columns)
     alive = table.dropna(subset=["complexity"])
     assert ((alive["complexity"] >= 0) & (alive["complexity"] <= 1)).all()
-    assert np.allclose(alive["complexity"], 1 - alive.filter(like="iv_").mean(1))
+    assert np.allclose(alive["complexity"], 1 - alive.filter(like="iv_").mean(axis=1))
     assert (table["importance_abs"] >= table["importance"].abs() - 1e-9).all()
     for name in ("importance", "iv_curves", "relations", "umap", "top_images"):
         assert (dag_run / CX / "figures" / f"{name}.png").stat().st_size > 1000
