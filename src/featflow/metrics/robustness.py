@@ -8,9 +8,21 @@ accuracy under the same noise tells whether a sigma is usable at all (:func:`at_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
+
+
+def _noisy_batches(
+    images: torch.Tensor, sigma: float, draws: int, generator: torch.Generator, batch_size: int
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """(rows, noisy copies (b, draws, C, H, W)) over the images, about ``batch_size`` noisy images at a time."""
+    per_image = max(1, batch_size // draws)
+    for start in range(0, images.shape[0], per_image):
+        rows = slice(start, start + per_image)
+        x = images[rows]
+        noise = torch.randn((x.shape[0], draws, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype)
+        yield rows, x.unsqueeze(1) + sigma * noise
 
 
 @torch.no_grad()
@@ -40,16 +52,11 @@ def sensitivity(
     if any(s < 0 for s in sigmas):
         raise ValueError(f"robustness.sigmas {list(sigmas)}: expected values >= 0")
     clean_var = encode(images).double().var(0)
-    per_image = max(1, batch_size // draws)
     rows = []
     for sigma in sigmas:
         total = None
-        for start in range(0, images.shape[0], per_image):
-            x = images[start : start + per_image]
-            noisy = x.unsqueeze(1) + sigma * torch.randn(
-                (x.shape[0], draws, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype
-            )
-            codes = encode(noisy.flatten(0, 1)).double().unflatten(0, (x.shape[0], draws))
+        for _, noisy in _noisy_batches(images, sigma, draws, generator, batch_size):
+            codes = encode(noisy.flatten(0, 1)).double().unflatten(0, noisy.shape[:2])
             part = codes.var(1).sum(0)
             total = part if total is None else total + part
         rows.append(total / images.shape[0])
@@ -68,17 +75,12 @@ def noisy_accuracy(
     batch_size: int = 2048,
 ) -> torch.Tensor:
     """Accuracy of ``classify`` (inputs -> logits) on ``draws`` noisy copies of every image: (len(sigmas),)."""
-    per_image = max(1, batch_size // draws)
     out = []
     for sigma in sigmas:
         correct = 0
-        for start in range(0, images.shape[0], per_image):
-            x = images[start : start + per_image]
-            noisy = x.unsqueeze(1) + sigma * torch.randn(
-                (x.shape[0], draws, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype
-            )
-            predicted = classify(noisy.flatten(0, 1)).argmax(1).unflatten(0, (x.shape[0], draws))
-            correct += int((predicted == labels[start : start + per_image, None]).sum())
+        for rows, noisy in _noisy_batches(images, sigma, draws, generator, batch_size):
+            predicted = classify(noisy.flatten(0, 1)).argmax(1).unflatten(0, noisy.shape[:2])
+            correct += int((predicted == labels[rows, None]).sum())
         out.append(correct / (images.shape[0] * draws))
     return torch.tensor(out, dtype=torch.float64)
 
