@@ -8,12 +8,16 @@ PGD is written by hand (a dozen lines). FMN comes from foolbox, the library the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -27,6 +31,18 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for p, flag in zip(model.parameters(), flags, strict=True):
             p.requires_grad_(flag)
+
+
+def on_frozen_model(fit: Callable[..., T]) -> Callable[..., T]:
+    """Run ``fit(model, ...)`` with the model in eval mode and its parameters frozen (restored afterwards)."""
+
+    @functools.wraps(fit)
+    def wrapper(model: nn.Module, *args: Any, **kwargs: Any) -> T:
+        model.eval()
+        with frozen(model):
+            return fit(model, *args, **kwargs)
+
+    return wrapper
 
 
 def pgd_linf(

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from featflow import store
 from featflow.data import load_split
-from featflow.frequency.attacks import frozen
+from featflow.frequency.attacks import on_frozen_model
 from featflow.frequency.spec import DatasetMaskSpec, ImageMaskSpec, MasksSpec
 from featflow.models import load_checkpoint
 
@@ -99,6 +99,7 @@ class DatasetMaskFit:
     epoch: int
 
 
+@on_frozen_model
 def learn_dataset_mask(
     model: nn.Module,
     x: torch.Tensor,
@@ -115,20 +116,6 @@ def learn_dataset_mask(
     after an epoch that meets it with the density (mean weight) moving less than ``stall``. A mask that never
     met it is returned flagged (``criterion_met`` False) and logged as a warning.
     """
-    model.eval()
-    with frozen(model):
-        return _fit_dataset_mask(model, x, y, spec, shape, device, generator)
-
-
-def _fit_dataset_mask(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    spec: DatasetMaskSpec,
-    shape: tuple[int, int, int],
-    device: torch.device | str,
-    generator: torch.Generator,
-) -> DatasetMaskFit:
     n = x.shape[0]
     _, clean_logits = predict(model, x, device=device)
     ce_clean = F.cross_entropy(clean_logits, y, reduction="none")
@@ -180,6 +167,7 @@ def _fit_dataset_mask(
     return DatasetMaskFit(kept[0], history, True, kept[1])
 
 
+@on_frozen_model
 def learn_image_masks(
     model: nn.Module,
     x: torch.Tensor,
@@ -195,19 +183,6 @@ def learn_image_masks(
     ``patience`` consecutive steps (prediction, invariance and sparsity stable), or after ``max_steps``.
     Returns the masks on the CPU and the number of steps each image's chunk ran (N,).
     """
-    model.eval()
-    with frozen(model):
-        return _fit_image_masks(model, x, target, spec, shape, device)
-
-
-def _fit_image_masks(
-    model: nn.Module,
-    x: torch.Tensor,
-    target: torch.Tensor,
-    spec: ImageMaskSpec,
-    shape: tuple[int, int, int],
-    device: torch.device | str,
-) -> tuple[torch.Tensor, np.ndarray]:
     masks, steps = [], np.zeros(x.shape[0], dtype=np.int64)
     for start in range(0, x.shape[0], spec.batch_size):
         xb = x[start : start + spec.batch_size].to(device)

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from featflow import store
-from featflow.frequency.attacks import fmn_linf, frozen, pgd_linf
+from featflow.frequency.attacks import fmn_linf, on_frozen_model, pgd_linf
 from featflow.frequency.fourier_masks import apply_mask, predict, seeded_test_images
 from featflow.frequency.idcor import idcor, standardize
 from featflow.frequency.spec import MapsSpec
@@ -66,6 +66,7 @@ def map_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, lam
     return F.cross_entropy(logits, target, reduction="none") + lam * mask.abs().flatten(1).sum(1)
 
 
+@on_frozen_model
 def frequency_maps(
     model: nn.Module,
     x: torch.Tensor,
@@ -84,22 +85,6 @@ def frequency_maps(
     ``tol`` of the mean of its last ``window`` losses; it is then kept and leaves the batch. Maps still moving
     after ``max_steps`` are returned as they are, marked unconverged.
     """
-    model.eval()
-    with frozen(model):
-        return _fit_maps(model, x, target, lam, lr, min_steps, max_steps, window, tol)
-
-
-def _fit_maps(
-    model: nn.Module,
-    x: torch.Tensor,
-    target: torch.Tensor,
-    lam: float,
-    lr: float,
-    min_steps: int,
-    max_steps: int,
-    window: int,
-    tol: float,
-) -> MapFit:
     n = x.shape[0]
     mask = torch.ones_like(x, requires_grad=True)
     opt = torch.optim.Adam([mask], lr=lr)
