@@ -19,10 +19,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e ".[workflow,test,lint]"
 	touch $@
 
-# `make run CONFIG=config/presets/X.yaml` runs another config, checked (YAML syntax, schema, paths) before Snakemake.
+# `make run CONFIG=config/presets/X.yaml` runs another config alone (in place of config/config.yaml), checked (YAML
+# syntax, schema, paths, layer names) before Snakemake.
 CONFIG ?=
 run: setup
-	$(if $(CONFIG),$(BIN)/python -m featflow.names config/config.yaml $(CONFIG))
+	$(if $(CONFIG),$(BIN)/python -m featflow.names $(CONFIG))
 	$(BIN)/snakemake --profile profiles/default --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG))
 
 test: setup

@@ -21,11 +21,13 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 from featflow.config import load_yaml
 
-# Snakemake's own loader reports a YAML syntax error without file or line: read the file ourselves first.
-load_yaml("config/config.yaml")
+# The default config, unless --configfile names others: a preset then runs alone (its files replace this one,
+# they are not merged into it). Snakemake's own loader reports a YAML syntax error without file or line: read
+# the file ourselves first.
+if not workflow.overwrite_configfiles:
+    load_yaml("config/config.yaml")
 
-
-configfile: "config/config.yaml"
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

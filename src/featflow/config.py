@@ -28,6 +28,10 @@ from referencing.jsonschema import DRAFT202012
 SCHEMA_PACKAGE = "featflow.schemas"
 MAIN_SCHEMA = "config.schema.yaml"
 
+# Top-level sections of the optional branches: absent (or null) plans none of their jobs, and no default fills
+# them in (their schemas' defaults apply inside a section that is present).
+BRANCHES = ("fv", "frequency", "theory", "complexity")
+
 # Dataset kinds read from a local folder, whose ``path`` must exist.
 FOLDER_DATASETS = ("cifar10", "imagefolder")
 
@@ -131,7 +135,8 @@ def validate_config(config: Mapping[str, Any], check_paths: bool = True) -> dict
     :class:`ConfigError` with every problem, one per line.
     """
     schema, registry = load_schema()
-    filled = copy.deepcopy(dict(config))
+    # A branch section set to null is off, as an absent one (featflow.targets); a present one gets its defaults.
+    filled = copy.deepcopy({key: value for key, value in config.items() if not (key in BRANCHES and value is None)})
     validator = _DefaultingValidator(schema, registry=registry)
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -320,6 +325,7 @@ class TrainSpec(Spec):
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    head_weight_decay: float | None = None
     augment: str = "none"
     pgd_eps: float = 8 / 255
     pgd_steps: int = 10

@@ -54,10 +54,3 @@ rule activations:
         code=script_hash("activations"),
     script:
         "../scripts/activations.py"
-
-
-TARGETS += [
-    f"results/{name}/activations/{split}.h5"
-    for name, exp in CFG["experiments"].items()
-    for split in exp["activations"]["splits"]
-]

@@ -9,6 +9,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join([SRC, *_PATHS]))
 
 from featflow.names import checked
 from featflow.repro import script_code
+from featflow.targets import enabled, figures, targets
 
 # Validated before any job runs: a bad key, type, range, missing data path or layer name stops here.
 CFG = checked(config)
@@ -68,8 +69,8 @@ def activations_inputs(wc):
     return {"shards": [f"results/{wc.experiment}/activations/shards/{wc.split}_{shard}.h5" for shard in range(shards)]}
 
 
-# Final outputs of every branch; each rule file appends its own.
-TARGETS = []
+# Final outputs of the run, the default target: every enabled branch's, from featflow.targets (tested on configs).
+TARGETS = targets(CFG)
 
 
 def figure_labels(name):

@@ -271,19 +271,3 @@ rule complexity_figures:
         code=script_hash("complexity_figures"),
     script:
         "../scripts/complexity_figures.py"
-
-
-TARGETS += [
-    f"results/{name}/complexity/{leaf}"
-    for name in CX_EXPERIMENTS
-    for leaf in (
-        "features.csv",
-        "factors.csv",
-        "figures/importance.png",
-        "features.html",
-        "figures/iv_curves.png",
-        "figures/relations.png",
-        "figures/umap.png",
-        "figures/top_images.png",
-    )
-]

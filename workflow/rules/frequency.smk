@@ -11,7 +11,7 @@
 
 from featflow.frequency.spec import reference_problems
 
-FREQ = CFG.get("frequency", {})
+FREQ = CFG.get("frequency") or {}
 if reference_problems(CFG):
     raise ValueError("\n".join(reference_problems(CFG)))
 
@@ -192,9 +192,3 @@ rule idcor_figure:
         code=script_hash("idcor_figure"),
     script:
         "../scripts/idcor_figure.py"
-
-
-if FREQ.get("masks", {}).get("models"):
-    TARGETS += rules.fourier_mask_figures.output
-TARGETS += [f"results/frequency/models/{m}/maps.png" for m in FREQ.get("maps", {}).get("models", [])]
-TARGETS += [f"results/{e}/frequency/idcor_layers.png" for e in FREQ.get("idcor", {}).get("experiments", [])]

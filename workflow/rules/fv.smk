@@ -89,6 +89,3 @@ rule fv_figure:
         code=script_hash("fv_figure"),
     script:
         "../scripts/fv_figure.py"
-
-
-TARGETS += [f"results/fv/{name}/figures/realizations.png" for name in CFG.get("fv", {})]

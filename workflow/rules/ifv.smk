@@ -200,19 +200,6 @@ rule critical_space_figure:
         "../scripts/critical_space_figure.py"
 
 
-TARGETS += [
-    f"results/fv/{name}/{path}"
-    for name in CFG.get("fv", {})
-    for path in (
-        "ifv.csv",
-        "figures/angular.png",
-        "figures/alpha.png",
-        "figures/ssim.png",
-        "figures/critical_space.png",
-    )
-]
-
-
 # Beyond the paper: invert experiment {fv}'s realizations with another model {other} at the same layer.
 rule cross_ifv:
     input:
@@ -266,10 +253,3 @@ rule cross_ifv_figure:
         code=script_hash("cross_ifv_figure"),
     script:
         "../scripts/cross_ifv_figure.py"
-
-
-TARGETS += [
-    f"results/fv/{name}/figures/cross_{other}.png"
-    for name, spec in CFG.get("fv", {}).items()
-    for other in spec["invert_with"]
-]

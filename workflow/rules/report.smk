@@ -1,7 +1,7 @@
 # The report's landing page (SPEC 5.4): every report figure's headline numbers, read from the PNG metadata that
-# featflow.store.save_figure wrote, gathered into one table grouped by branch. Included last in the Snakefile so
-# that TARGETS holds every branch's figures; the Snakefile's `report:` directive shows results/summary.rst.
-SUMMARY_FIGURES = sorted(t for t in TARGETS if t.endswith(".png"))
+# featflow.store.save_figure wrote, gathered into one table grouped by branch (featflow.targets.figures: every
+# enabled branch's figures); the Snakefile's `report:` directive shows results/summary.rst.
+SUMMARY_FIGURES = figures(CFG)
 
 
 rule summary:
@@ -26,6 +26,3 @@ rule summary:
         code=script_hash("summary"),
     script:
         "../scripts/summary.py"
-
-
-TARGETS += ["results/summary.rst", "results/summary.csv"]

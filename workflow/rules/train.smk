@@ -21,6 +21,3 @@ rule train:
         code=script_hash("train"),
     script:
         "../scripts/train.py"
-
-
-TARGETS += [f"results/models/{name}.pt" for name in CFG["models"]]
