@@ -56,7 +56,9 @@ def _fit_atoms(acts_path: Path_, layer: str, spec: ComplexitySpec, device: torch
     ds = spec.dictionary
     gen = torch.Generator(device=device).manual_seed(seed)
     if ds.batch_size is None:
-        a = torch.from_numpy(store.read_h5(acts_path, "activations")["layers"][layer]).double().to(device)
+        # float32: the blocked HALS recomputes its residuals from the Gram every block (no drift), and the fit
+        # reaches the same error as in float64 (bench/RESULTS.md); the (n, k) codes are never float64
+        a = torch.from_numpy(store.read_h5(acts_path, "activations")["layers"][layer]).float().to(device)
         return fit_nmf(a, ds.k, ds.iterations, ds.solver, ds.tol, gen, ds.code_ridge).atoms
     with store.h5_reader(acts_path, "activations") as handle:
         dset = handle["layers"][layer]
@@ -64,14 +66,16 @@ def _fit_atoms(acts_path: Path_, layer: str, spec: ComplexitySpec, device: torch
 
         def batches():  # streamed from the file: memory independent of n
             for s in range(0, n, ds.batch_size):
-                yield torch.from_numpy(dset[s : s + ds.batch_size]).double().to(device)
+                yield torch.from_numpy(dset[s : s + ds.batch_size]).float().to(device)
 
         return fit_nmf_online(batches, ds.k, ds.epochs, ds.code_iterations, generator=gen, ridge=ds.code_ridge)
 
 
 def encoder(atoms: torch.Tensor, spec: ComplexitySpec) -> NMFDictionary:
-    """The one encoder of the branch: ridge NNLS with the configured iterations and mu (fit and new inputs)."""
-    return NMFDictionary(atoms, spec.dictionary.code_iterations, spec.dictionary.code_ridge)
+    """The one encoder of the branch: ridge NNLS with the configured mu, stopped per sample at the relative
+    duality gap ``code_tol`` (at most ``code_iterations``), for the fit's codes and new inputs alike."""
+    ds = spec.dictionary
+    return NMFDictionary(atoms, ds.code_iterations, ds.code_ridge, ds.code_tol)
 
 
 def fit_dictionary(
@@ -92,10 +96,11 @@ def fit_dictionary(
     """
     ds = spec.dictionary
     atoms = _fit_atoms(acts_path, layer, spec, device, seed)
-    a = torch.from_numpy(store.read_h5(acts_path, "activations")["layers"][layer]).double().to(device)
-    # float32 codes, as for new inputs (same residual at these tolerances, bench/RESULTS.md; 2-3x faster)
-    codes = encoder(atoms.float(), spec).encode(a.float()).double()
-    arrays = {"atoms": atoms.float().cpu().numpy(), "codes": codes.float().cpu().numpy()}
+    a = torch.from_numpy(store.read_h5(acts_path, "activations")["layers"][layer]).float().to(device)
+    # float32 codes, as for new inputs, stopped at the same certified gap (bench/RESULTS.md); never float64
+    codes, report = encoder(atoms.float(), spec).encode_report(a)
+    atoms = atoms.float()
+    arrays = {"atoms": atoms.cpu().numpy(), "codes": codes.cpu().numpy()}
     if ds.second_seed:
         arrays["atoms_seed2"] = _fit_atoms(acts_path, layer, spec, device, seed + 1).float().cpu().numpy()
     labels = store.read_h5(acts_path, "activations")["labels"]
@@ -116,7 +121,14 @@ def fit_dictionary(
         out,
         "complexity-dictionary",
         arrays,
-        {**attrs, "layer": layer, "relative_error": err, "accuracy": acc, "accuracy_reconstructed": acc_rec},
+        {
+            **attrs,
+            **report.attrs(),
+            "layer": layer,
+            "relative_error": err,
+            "accuracy": acc,
+            "accuracy_reconstructed": acc_rec,
+        },
     )
 
 
@@ -136,7 +148,7 @@ def encode_split(
     # float32 codes: same residual as float64 at these tolerances (bench/RESULTS.md), 2-3x faster
     a = torch.from_numpy(acts["layers"][layer]).float().to(device)
     atoms = torch.from_numpy(dic["atoms"]).float().to(device)
-    codes = encoder(atoms, spec).encode(a)
+    codes, report = encoder(atoms, spec).encode_report(a)
     model, _ = load_checkpoint(checkpoint, device)
     err = relative_error(a, codes, atoms)
     acc, acc_rec = _accuracy_with(model, a, acts["labels"]), _accuracy_with(model, codes @ atoms, acts["labels"])
@@ -145,7 +157,14 @@ def encode_split(
         out,
         "complexity-codes",
         {"codes": codes.float().cpu().numpy()},
-        {**attrs, "layer": layer, "relative_error": err, "accuracy": acc, "accuracy_reconstructed": acc_rec},
+        {
+            **attrs,
+            **report.attrs(),
+            "layer": layer,
+            "relative_error": err,
+            "accuracy": acc,
+            "accuracy_reconstructed": acc_rec,
+        },
     )
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from featflow.dictionary.nnls import hals_sweeps, nnls_codes, ridge_mu
+from featflow.dictionary.nnls import CodesReport, hals_block, hals_rows, nnls_codes, nnls_codes_report, ridge_mu
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,14 @@ class NMFDictionary:
     """A fitted dictionary: atoms ``D`` (k, d) with unit-norm rows, and the one encode/decode contract.
 
     ``encode`` gives the non-negative codes of new activations (batched ridge NNLS with D fixed, the same
-    problem the fit's codes solve), ``decode`` maps codes back to activation space.
+    problem the fit's codes solve, stopped per sample at relative duality gap ``code_tol`` with at most
+    ``code_iterations`` iterations), ``decode`` maps codes back to activation space.
     """
 
     atoms: torch.Tensor
-    code_iterations: int = 300
+    code_iterations: int = 1000
     ridge: float = 0.0
+    code_tol: float = 1e-4
 
     @property
     def k(self) -> int:
@@ -45,7 +47,24 @@ class NMFDictionary:
 
     def encode(self, a: torch.Tensor) -> torch.Tensor:
         """(n, d) activations -> (n, k) codes >= 0."""
-        return nnls_codes(a.to(self.atoms), self.atoms, self.code_iterations, ridge=self.ridge)
+        return self.encode_report(a)[0]
+
+    def encode_report(self, a: torch.Tensor) -> tuple[torch.Tensor, CodesReport]:
+        """Codes and how they met the tolerance; warns when some sample did not reach it within the cap."""
+        codes, report = nnls_codes_report(
+            a.to(self.atoms), self.atoms, self.code_iterations, self.code_tol, ridge=self.ridge
+        )
+        if not report.converged and self.code_tol > 0:
+            log.warning(
+                "codes: %d of %d samples above the relative duality gap %g after %d iterations (worst %.2e); "
+                "raise complexity.dictionary.code_iterations",
+                report.unconverged,
+                a.shape[0],
+                self.code_tol,
+                report.iterations,
+                report.max_gap,
+            )
+        return codes, report
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(n, k) codes -> (n, d) reconstructions ``z D``."""
@@ -90,6 +109,13 @@ def _normalize(codes: torch.Tensor, atoms: torch.Tensor) -> tuple[torch.Tensor, 
     return codes * safe, atoms / safe[:, None]
 
 
+def _inner_sweeps(precompute: float, sweep: float, alpha: float = 0.5) -> int:
+    """Gillis & Glineur's (2012) cap on repeated HALS sweeps of one factor: ``1 + alpha * rho``, rho the cost of
+    the factor's sufficient statistics relative to one sweep (both in flops, a sweep charged a fixed
+    per-row overhead of python-level steps)."""
+    return 1 + int(alpha * precompute / sweep)
+
+
 def fit_nmf(
     a: torch.Tensor,
     k: int,
@@ -98,25 +124,33 @@ def fit_nmf(
     tol: float = 1e-5,
     generator: torch.Generator | None = None,
     ridge: float = 0.0,
+    callback: Callable[[int, torch.Tensor, torch.Tensor], bool] | None = None,
 ) -> NMFResult:
-    """Fit ``A ~ Z D`` on a matrix held in (device) memory.
+    """Fit ``A ~ Z D`` on a matrix held in (device) memory, in the dtype of ``a`` (float32 is enough).
 
     With ``ridge`` > 0 the objective is ``||A - Z D||_F^2 + mu ||Z||_F^2`` with unit-norm atoms (renormalized
     after every update, so the penalty cannot be dodged by shrinking Z and growing D), mu as in
     :func:`featflow.dictionary.nnls.ridge_mu`: the codes of new inputs then solve the same problem.
+
+    ``hals`` is accelerated HALS (Gillis & Glineur 2012) with blocked, matrix-multiply-bound sweeps
+    (:func:`featflow.dictionary.nnls.hals_rows`): per iteration the Gram and cross products of one factor are
+    computed once, then its sweeps are repeated while they are cheap relative to those products (at most
+    ``1 + 0.5 rho`` sweeps, stopping when a sweep moves the factor by less than 10% of the first sweep's move).
+    The codes are held transposed, (k, n), in the dtype of ``a``.
 
     Parameters
     ----------
     a : (n, d) non-negative activations.
     k : number of atoms (k > d: overcomplete).
     iterations : maximal outer iterations (one update of Z then of D).
-    solver : ``hals`` (one HALS sweep per factor per iteration) or ``mu`` (multiplicative updates).
+    solver : ``hals`` (accelerated HALS) or ``mu`` (multiplicative updates).
     tol : stop when the relative error improves by less than ``tol`` (checked every 10 iterations).
     ridge : mu relative to the atoms' scale; 0 is plain NMF.
+    callback : called after every iteration with (iteration, codes (n, k), atoms (k, d)); True stops the fit.
 
     Returns
     -------
-    NMFResult with unit-norm atoms.
+    NMFResult with unit-norm atoms; its codes are a transposed view of the (k, n) iterate.
     """
     _check(a, k)
     if solver not in SOLVERS:
@@ -125,32 +159,70 @@ def fit_nmf(
     z, d = _init(a, k, generator)
     if ridge > 0:
         z, d = _normalize(z, d)
-    errors = [relative_error(a, z, d)]
+    zt = z.T.contiguous()
+    del z
+    n, dim = a.shape
+    block = hals_block(k)
+    overhead = float(2**20)  # flops charged per row step of a sweep (python-level launches)
+    sweeps_z = _inner_sweeps(n * dim * k + k * k * dim, n * k * (k + block) + k * overhead)
+    sweeps_d = _inner_sweeps(n * k * k + n * k * dim, dim * k * (k + block) + k * overhead)
+    errors = [relative_error(a, zt.T, d)]
+    it = 0
     for it in range(1, iterations + 1):
         gram = d @ d.T
         gram.diagonal().add_(ridge_mu(gram, ridge))
+        cross_t = d @ a.T
         if solver == "hals":
-            hals_sweeps(z, gram, a @ d.T, 1)
-            d = _hals_atoms(d, z.T @ z, z.T @ a)
+            _accelerated(zt, gram, cross_t, sweeps_z, block)
+            del cross_t
+            _accelerated(d, zt @ zt.T, zt @ a, sweeps_d, block)
         else:
-            z.mul_((a @ d.T) / (z @ gram).clamp_min(_EPS))
-            d.mul_((z.T @ a) / ((z.T @ z) @ d).clamp_min(_EPS))
+            zt.mul_(cross_t / (gram @ zt).clamp_min(_EPS))
+            del cross_t
+            d.mul_((zt @ a) / ((zt @ zt.T) @ d).clamp_min(_EPS))
         if ridge > 0:
-            z, d = _normalize(z, d)
+            zt, d = _normalize_t(zt, d)
+        if callback is not None and callback(it, zt.T, d):
+            errors.append(relative_error(a, zt.T, d))
+            break
         if it % 10 == 0 or it == iterations:
-            errors.append(relative_error(a, z, d))
+            errors.append(relative_error(a, zt.T, d))
             if errors[-2] - errors[-1] < tol * errors[-2]:
                 break
     log.info("nmf (%s): k=%d, %d iterations, relative error %.4f", solver, k, it, errors[-1])
-    z, d = _normalize(z, d)
-    return NMFResult(d, z, errors)
+    zt, d = _normalize_t(zt, d)
+    return NMFResult(d, zt.T, errors)
+
+
+def _accelerated(xt: torch.Tensor, gram: torch.Tensor, cross_t: torch.Tensor, sweeps: int, block: int) -> None:
+    """Up to ``sweeps`` HALS sweeps, stopping once a sweep moves ``xt`` by < 10% of the first sweep's move."""
+    first = None
+    for _ in range(sweeps):
+        before = xt.clone() if sweeps > 1 else None
+        hals_rows(xt, gram, cross_t, 1, block)
+        if before is None:
+            return
+        move = float(before.sub_(xt).norm())
+        if first is None:
+            first = move
+        elif move <= 0.1 * first:
+            return
+
+
+def _normalize_t(zt: torch.Tensor, atoms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_normalize` on transposed codes (k, n), in place."""
+    norms = atoms.norm(dim=1)
+    safe = torch.where(norms > _EPS, norms, torch.ones_like(norms))
+    zt.mul_(safe[:, None])
+    atoms.div_(safe[:, None])
+    return zt, atoms
 
 
 def _hals_atoms(atoms: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, sweeps: int = 1) -> torch.Tensor:
     """HALS sweeps on the atoms for ``min_{D >= 0} ||A - Z D||`` from ``Z^T Z`` (k, k) and ``Z^T A`` (k, d)."""
-    dt = atoms.T.contiguous()
-    hals_sweeps(dt, gram, cross.T.contiguous(), sweeps)
-    return dt.T.contiguous()
+    atoms = atoms.contiguous().clone()
+    hals_rows(atoms, gram, cross.contiguous(), sweeps)
+    return atoms
 
 
 def fit_nmf_online(
