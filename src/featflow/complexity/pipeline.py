@@ -464,7 +464,7 @@ def figures(
 ) -> None:
     """The complexity figures, each with this run's headline numbers (beside the paper's) in its metadata:
     importance scatter, I_V curves, the relations of K to redundancy, sensitivity and signed importance, atom
-    UMAP, top-activating images."""
+    map (UMAP, or its spectral initialization below 1000 atoms), top-activating images."""
     from featflow.plots import complexity as plots
 
     table = pd.read_parquet(table_path)
@@ -505,7 +505,13 @@ def figures(
     numbers["rho(K, signed importance)"] = str(rhos["importance"])
     numbers["inhibitors (Gamma < 0)"] = str(int((table["importance"] < 0).sum()))
     store.save_figure(fig, outs["relations"], numbers)
-    store.save_figure(plots.atom_map(atoms, k, f.umap_neighbors, seed), outs["umap"], {"atoms": str(atoms.shape[0])})
+    alive = int((np.linalg.norm(atoms, axis=1) > 0).sum())
+    embedding = "UMAP" if alive >= plots.UMAP_MIN_ATOMS else f"spectral embedding (< {plots.UMAP_MIN_ATOMS} atoms)"
+    store.save_figure(
+        plots.atom_map(atoms, k, f.umap_neighbors, seed),
+        outs["umap"],
+        {"atoms": str(atoms.shape[0]), "embedding": embedding},
+    )
     stability = {}
     if "k_seed_spearman" in meta:
         stability["K across two NMF seeds (Spearman, matched atoms)"] = (
