@@ -15,7 +15,7 @@ from featflow.models import (
     resolve_layer,
     save_checkpoint,
 )
-from featflow.models.train import channel_stats
+from featflow.models.train import channel_stats, parameter_groups
 
 
 @pytest.mark.parametrize(
@@ -96,3 +96,21 @@ def test_augmentations_draw_per_image():
     assert len({tuple(o.flatten()[:50].tolist()) for o in out}) > 1
     with pytest.raises(ValueError, match="models.train.augment 'blur'"):
         augmentation("blur")
+
+
+def test_head_weight_decay_applies_to_the_head_weights_only():
+    """One SGD step on a zero loss is pure decay: the head's weights shrink by lr * head_weight_decay, every
+    other parameter (the head's bias included) by lr * weight_decay."""
+    spec = ModelSpec.from_dict(
+        {"arch": "smallcnn", "dataset": "d", "width": 4, "train": {"weight_decay": 0.01, "head_weight_decay": 0.3}}
+    )
+    model = build_model(spec, (3, 8, 8), 5)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    opt = torch.optim.SGD(parameter_groups(model, spec.train), lr=0.5, momentum=0.0)
+    (0.0 * sum(p.sum() for p in model.parameters())).backward()
+    opt.step()
+    for name, p in model.named_parameters():
+        decay = 0.3 if name == "body.fc.weight" else 0.01
+        torch.testing.assert_close(p.detach(), before[name] * (1 - 0.5 * decay))
+    groups = parameter_groups(model, ModelSpec.from_dict({"arch": "smallcnn", "dataset": "d"}).train)
+    assert [g["weight_decay"] for g in groups] == [5e-4, 5e-4]  # unset: the body's decay everywhere

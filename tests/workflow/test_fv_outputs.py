@@ -87,3 +87,26 @@ def test_logit_critical_space_holds_the_softmax_translation_invariance(dag_run):
         assert ifv["stationary"].mean() >= 0.75
         figure = dag_run / f"results/fv/{name}/figures/critical_space.png"
         assert "critical space dims" in store.figure_numbers(figure)
+
+
+def _angle_to_complement(basis: np.ndarray, v: np.ndarray) -> float:
+    """Degrees between v and the orthogonal complement of span(basis) (orthonormal columns)."""
+    v = v / np.linalg.norm(v)
+    return float(np.degrees(np.arcsin(min(1.0, np.linalg.norm(basis.T @ v)))))
+
+
+def test_a_class_never_seen_joins_the_complement(dag_run):
+    """The paper's DN4cl result (Sec. 3.5): for the network never trained on class 4, a second critical space of
+    8 dims has a complement spanned by (1, ..., 1) and e_4; for the network that saw class 4, e_4 stays far out."""
+    e4, ones = np.eye(10)[4], np.ones(10)
+    angles = {}
+    for name in LOGITS:
+        spaces = store.read_h5(dag_run / "results/fv" / name / "critical_space.h5", "fv_critical_space")
+        (hit,) = np.flatnonzero(spaces["dim"] == 8)
+        basis = spaces["bases"][f"space_{hit}"]
+        assert _angle_to_complement(basis, ones) < 3.0
+        angles[name] = _angle_to_complement(basis, e4)
+    assert angles["digits_no4_logits"] < 15.0, angles
+    assert angles["digits_logits"] > 30.0, angles
+    numbers = store.figure_numbers(dag_run / "results/fv/digits_no4_logits/figures/critical_space.png")
+    assert float(numbers["angle of e4 to the complement of the 8-dim C (deg)"].split()[0]) < 15.0

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from featflow.config import ModelSpec
+from featflow.config import ModelSpec, TrainSpec
 from featflow.data import LoadedSplit, batches, describe, load_split
 from featflow.frequency.attacks import pgd_linf
 from featflow.models import weights
 from featflow.models.checkpoint import FORMAT, save_checkpoint, torch_file
-from featflow.models.registry import Classifier, build_model
+from featflow.models.registry import Classifier, build_model, classifier_head
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,15 @@ def accuracy(model: nn.Module, split: LoadedSplit, device: torch.device, batch_s
     return correct / max(1, split.x.shape[0])
 
 
+def parameter_groups(model: Classifier, cfg: TrainSpec) -> list[dict[str, Any]]:
+    """SGD parameter groups: the classifier head's weight matrix decays with ``head_weight_decay`` (when set),
+    every other parameter with ``weight_decay``."""
+    head = classifier_head(model).weight
+    body = [p for p in model.parameters() if p is not head]
+    head_decay = cfg.weight_decay if cfg.head_weight_decay is None else cfg.head_weight_decay
+    return [{"params": body, "weight_decay": cfg.weight_decay}, {"params": [head], "weight_decay": head_decay}]
+
+
 def fit(
     model: Classifier,
     train: LoadedSplit,
@@ -72,7 +81,7 @@ def fit(
     cfg = spec.train
     n = train.x.shape[0]
     steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(parameter_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
     augment = augmentation(cfg.augment)
     loss_fn = nn.CrossEntropyLoss()
