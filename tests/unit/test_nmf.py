@@ -98,26 +98,29 @@ def planted_low_rank(n: int = 600, d: int = 24, rank: int = 12, seed: int = 2) -
 @pytest.mark.parametrize("solver", ["cd", "mu"])
 def test_error_at_most_sklearns_at_equal_iterations(solver: str) -> None:
     """Planted low-rank non-negative matrix, overcomplete k, scikit-learn started from the fit's own init: at the
-    same iteration budget the fit's error is at most scikit-learn's. Its cd solver is the same (unaccelerated)
-    Gauss-Seidel HALS, so the errors agree to rounding unless the fit's extra sweeps lower it; mu is slower."""
+    same iteration budget the fit's error is at most scikit-learn's. Without extrapolation the fit is the same
+    Gauss-Seidel HALS as scikit-learn's cd, so the errors agree to rounding; extrapolated it is lower."""
     from featflow.dictionary.nmf import _init
 
     a = planted_low_rank()
     k = 32
     z0, d0 = _init(torch.from_numpy(a), k, torch.Generator().manual_seed(0))
     for iters in (1, 20, 60):
-        ours = fit_nmf(torch.from_numpy(a), k=k, iterations=iters, tol=0.0)
         ref = NMF(n_components=k, init="custom", solver=solver, max_iter=iters, tol=0.0)
         w = ref.fit_transform(a, W=z0.numpy().copy(), H=d0.numpy().copy())
         ref_err = np.linalg.norm(a - w @ ref.components_) / np.linalg.norm(a)
-        err = relative_error(torch.from_numpy(a), ours.codes, ours.atoms)
+        plain = fit_nmf(torch.from_numpy(a), k=k, iterations=iters, tol=0.0, extrapolate=False)
+        err = relative_error(torch.from_numpy(a), plain.codes, plain.atoms)
         assert err <= ref_err * (1 + 1e-9)
         if solver == "cd":
             assert err >= ref_err * (1 - 1e-6)  # same algorithm, same start: same iterates
+        if iters > 1:
+            fast = fit_nmf(torch.from_numpy(a), k=k, iterations=iters, tol=0.0)
+            assert relative_error(torch.from_numpy(a), fast.codes, fast.atoms) <= ref_err * (0.9 if iters > 20 else 1)
 
 
 def test_hals_error_never_increases_and_float32_matches_float64() -> None:
-    """Every (accelerated) HALS iteration lowers the objective; float32 ends within 2% of float64's error."""
+    """Every plain HALS iteration lowers the objective; extrapolated HALS ends lower, in float32 too."""
     a = planted_low_rank(seed=3)
     errors = []
 
@@ -125,12 +128,17 @@ def test_hals_error_never_increases_and_float32_matches_float64() -> None:
         errors.append(relative_error(torch.from_numpy(a), codes.double(), atoms.double()))
         return False
 
-    fit64 = fit_nmf(torch.from_numpy(a), k=32, iterations=80, tol=0.0, callback=trace)
+    plain = fit_nmf(torch.from_numpy(a), k=32, iterations=80, tol=0.0, callback=trace, extrapolate=False)
     assert np.all(np.diff(errors) <= 1e-12)
+    fit64 = fit_nmf(torch.from_numpy(a), k=32, iterations=80, tol=0.0)
+    err64 = relative_error(torch.from_numpy(a), fit64.codes, fit64.atoms)
+    assert err64 < relative_error(torch.from_numpy(a), plain.codes, plain.atoms)
     fit32 = fit_nmf(torch.from_numpy(a).float(), k=32, iterations=80, tol=0.0)
     assert fit32.codes.dtype == torch.float32
     err32 = relative_error(torch.from_numpy(a), fit32.codes.double(), fit32.atoms.double())
-    assert err32 <= relative_error(torch.from_numpy(a), fit64.codes, fit64.atoms) * 1.02
+    # NMF trajectories are chaotic (rounding changes the path, not the attainable error): float32 stays below
+    # plain float64 HALS and near extrapolated float64
+    assert err32 <= relative_error(torch.from_numpy(a), plain.codes, plain.atoms) and err32 <= 1.5 * err64
 
 
 def test_callback_stops_the_fit() -> None:
