@@ -126,7 +126,7 @@ def fit_nmf(
     generator: torch.Generator | None = None,
     ridge: float = 0.0,
     callback: Callable[[int, torch.Tensor, torch.Tensor], bool] | None = None,
-    extrapolate: bool = True,
+    extrapolate: bool | None = None,
 ) -> NMFResult:
     """Fit ``A ~ Z D`` on a matrix held in (device) memory, in the dtype of ``a`` (float32 is enough).
 
@@ -141,8 +141,10 @@ def fit_nmf(
     With ``extrapolate`` each factor's update is extrapolated, ``[X + beta (X - X_prev)]_+``, with the
     restart rule of Ang & Gillis (2019, "HER"): beta grows by 1.05 while the objective decreases; when it
     rises the extrapolation is dropped and beta shrinks by 1.5 (its ceiling set to the failed beta). Same
-    objective and init; at the default size it reaches a given error in 2-4x fewer iterations. The codes are
-    held transposed, (k, n), in the dtype of ``a``.
+    objective and init; at the default size it reaches a given error in 3-4x fewer iterations. It is on by
+    default for plain NMF only: with a ridge the per-iteration renormalization of the atoms makes even plain
+    HALS non-monotone, and HER then settled ~4% higher in objective (measured at the default size), so the
+    ridge fit runs the accelerated HALS without it. The codes are held transposed, (k, n), in the dtype of ``a``.
 
     Parameters
     ----------
@@ -153,7 +155,8 @@ def fit_nmf(
     tol : stop when the relative error improves by less than ``tol`` (checked every 10 iterations).
     ridge : mu relative to the atoms' scale; 0 is plain NMF.
     callback : called after every iteration with (iteration, codes (n, k), atoms (k, d)); True stops the fit.
-    extrapolate : HER extrapolation of the HALS updates (False: plain Gauss-Seidel HALS, scikit-learn's cd).
+    extrapolate : HER extrapolation of the HALS updates; None: on when ``ridge`` is 0. False with ridge 0 is
+        plain Gauss-Seidel HALS (scikit-learn's cd from the same start).
 
     Returns
     -------
@@ -175,6 +178,8 @@ def fit_nmf(
     sweeps_d = _inner_sweeps(n * k * k + n * k * dim, dim * k * (k + block) + k * overhead)
     norm = float(a.norm())
     errors = [relative_error(a, zt.T, d)]
+    if extrapolate is None:
+        extrapolate = ridge == 0
     her = _HER() if solver == "hals" and extrapolate else None
     # HER state: (zt, d) is the current pair (returned); (z_prev, d_hat) the previous HALS output of Z and the
     # extrapolated atoms the next Z update uses. Without HER, z_prev is unused and d_hat is d.
@@ -220,7 +225,8 @@ def fit_nmf(
             break
         if it % 10 == 0 or it == iterations:
             errors.append(relative_error(a, zt.T, d) if her is None else _rel(a, zt, d, norm))
-            if errors[-2] - errors[-1] < tol * errors[-2]:
+            best = min(errors[:-1])  # HER's restarts make the trace non-monotone: compare with the best so far
+            if best - errors[-1] < tol * best:
                 break
     log.info("nmf (%s): k=%d, %d iterations, relative error %.4f", solver, k, it, errors[-1])
     zt, d = _normalize_t(zt, d)
