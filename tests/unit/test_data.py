@@ -8,7 +8,7 @@ import pytest
 from featflow.config import DatasetSpec, ShiSpec
 from featflow.data import build_dataset, load_split, write_dataset
 from featflow.data.planted import generate_planted
-from featflow.theory.shi_data import gamma, generate_shi
+from featflow.data.shi import gamma, generate_shi
 
 
 def test_planted_is_deterministic_and_labels_follow_factors():

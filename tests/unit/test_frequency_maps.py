@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from featflow.frequency.attacks import pgd_linf
 from featflow.frequency.fourier_masks import predict
 from featflow.frequency.freq_maps import (
     canonical_correlations,
@@ -18,6 +17,7 @@ from featflow.frequency.freq_maps import (
     mean_cosine,
     svcca,
 )
+from featflow.models.attacks import pgd_linf
 from tests.unit.test_frequency_masks import SIZE, LowPassNet, low_pass_band
 
 
@@ -135,7 +135,7 @@ def test_fmn_finds_the_minimal_linf_perturbation_of_a_linear_classifier() -> Non
     """For logits (w.x + b, 0) the smallest L_inf change that flips the class is |w.x + b| / ||w||_1 (away from
     the box bounds); FMN (the authors' attack) reaches it within a few percent."""
     pytest.importorskip("foolbox")
-    from featflow.frequency.attacks import fmn_linf
+    from featflow.models.attacks import fmn_linf
 
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(3 * 4 * 4, generator=gen)

@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from featflow.frequency.attacks import pgd_linf
 from featflow.frequency.fourier_masks import (
     apply_mask,
     band_energies,
@@ -20,6 +19,7 @@ from featflow.frequency.fourier_masks import (
     predict,
 )
 from featflow.frequency.spec import DatasetMaskSpec, ImageMaskSpec
+from featflow.models.attacks import pgd_linf
 
 SIZE = 16
 

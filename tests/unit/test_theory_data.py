@@ -7,7 +7,7 @@ import pytest
 
 from featflow.config import DatasetSpec, ShiSpec
 from featflow.data import write_dataset
-from featflow.theory.shi_data import design_gamma, gamma, generate_shi, load_shi, parity_labels, sample_patterns
+from featflow.data.shi import design_gamma, gamma, generate_shi, load_shi, parity_labels, sample_patterns
 
 
 @pytest.mark.parametrize("p0", [0.5, 0.3])

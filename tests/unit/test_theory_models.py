@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from featflow.config import ShiSpec
+from featflow.data.shi import design_gamma, generate_shi, linear_ceiling, parity_labels, sample_patterns
 from featflow.theory import alignment, fixed_features, two_layer
-from featflow.theory.shi_data import design_gamma, generate_shi, linear_ceiling, parity_labels, sample_patterns
 from featflow.theory.two_layer import Params, TheorySpec
 
 

@@ -51,7 +51,7 @@ def test_fixed_feature_models_end_at_their_convex_optimum(dag_run):
     from sklearn.svm import LinearSVC
 
     from featflow.theory import fixed_features, two_layer
-    from featflow.theory.shi_data import load_shi
+    from featflow.data.shi import load_shi
 
     base = store.read_h5(dag_run / "results/theory/shi/baselines.h5", "theory_baselines")
     init = store.read_h5(dag_run / "results/theory/shi/network.h5", "theory_network")["snapshots"]["init"]

@@ -78,7 +78,7 @@ def _planted(spec: DatasetSpec, rng: np.random.Generator) -> Bundle:
 
 
 def _shi(spec: DatasetSpec, rng: np.random.Generator) -> Bundle:
-    from featflow.theory.shi_data import generate_shi
+    from featflow.data.shi import generate_shi
 
     train, test, m = generate_shi(spec.shi, spec.n_train, spec.n_test, rng)
     names = tuple(f"phi{i}" for i in range(spec.shi.D))

@@ -26,9 +26,9 @@ from tqdm import tqdm
 
 from featflow import store
 from featflow.data import load_split
-from featflow.frequency.attacks import on_frozen_model
 from featflow.frequency.spec import DatasetMaskSpec, ImageMaskSpec, MasksSpec
 from featflow.models import load_checkpoint
+from featflow.models.attacks import on_frozen_model
 
 log = logging.getLogger(__name__)
 
@@ -426,6 +426,8 @@ def write_mask_comparison(
     for family, png in (("radial", radial_png), ("angular", angular_png)):
         store.save_figure(plots.band_differences(bands, family, summary), png, band_numbers(bands, summary, family))
     data = {name: store.read_h5(path, KIND) for name, path in paths.items()}
+    for d in data.values():
+        d["masked"] = apply_mask(torch.from_numpy(d["images"][:3]), torch.from_numpy(d["image_masks"][:3])).numpy()
     store.save_figure(plots.mask_gallery(data, summary), gallery_png, gallery_numbers(summary))
 
 

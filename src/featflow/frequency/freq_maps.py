@@ -27,12 +27,12 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from featflow import store
-from featflow.frequency.attacks import fmn_linf, on_frozen_model, pgd_linf
 from featflow.frequency.fourier_masks import apply_mask, predict, seeded_test_images
 from featflow.frequency.idcor import idcor, standardize
 from featflow.frequency.spec import MapsSpec
 from featflow.metrics.cka import linear_cka
 from featflow.models import load_checkpoint
+from featflow.models.attacks import fmn_linf, on_frozen_model, pgd_linf
 
 log = logging.getLogger(__name__)
 

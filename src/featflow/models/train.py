@@ -12,8 +12,8 @@ from tqdm import tqdm
 
 from featflow.config import ModelSpec, TrainSpec
 from featflow.data import LoadedSplit, batches, describe, load_split
-from featflow.frequency.attacks import pgd_linf
 from featflow.models import weights
+from featflow.models.attacks import pgd_linf
 from featflow.models.checkpoint import FORMAT, save_checkpoint, torch_file
 from featflow.models.registry import Classifier, build_model, classifier_head
 

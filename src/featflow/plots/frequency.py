@@ -9,10 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-
-from featflow.frequency.fourier_masks import apply_mask  # noqa: E402
 
 BAND_AXES = {
     "radial": "radial band (low -> high frequency, equal-width annuli up to the corner)",
@@ -54,18 +51,18 @@ def band_differences(bands: pd.DataFrame, family: str, summary: pd.DataFrame) ->
     return fig
 
 
-def mask_gallery(data: dict[str, dict], summary: pd.DataFrame, n_examples: int = 3) -> Figure:
+def mask_gallery(data: dict[str, dict], summary: pd.DataFrame) -> Figure:
     """Per model (rows): fftshifted data-set mask (flagged when it missed its stopping criterion), mean
     per-image mask, and a few images seen through their per-image masks. ``data`` maps model name -> contents of
-    its masks HDF5 file; ``summary`` is the comparison's per-model table."""
+    its masks HDF5 file plus ``masked``, the example images seen through their masks (N_examples, C, H, W);
+    ``summary`` is the comparison's per-model table."""
+    n_examples = min(len(d["masked"]) for d in data.values())
     cols = 2 + n_examples
     fig, axes = plt.subplots(len(data), cols, figsize=(1.7 * cols, 1.9 * len(data)), squeeze=False)
     for row, (name, d), (_, info) in zip(axes, data.items(), summary.iterrows(), strict=False):
         shifted = np.fft.fftshift(d["dataset_mask"].mean(0), axes=(-2, -1))
         mean_img = np.fft.fftshift(d["image_masks"].mean((0, 1)), axes=(-2, -1))
-        masked = apply_mask(
-            torch.from_numpy(d["images"][:n_examples]), torch.from_numpy(d["image_masks"][:n_examples])
-        ).numpy()
+        masked = d["masked"]
         met = bool(info["criterion_met"])
         row[0].imshow(shifted, cmap="magma", vmin=0, vmax=1)
         row[0].set_title(

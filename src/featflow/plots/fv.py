@@ -192,28 +192,3 @@ def critical_space_plot(rho: np.ndarray, dims: np.ndarray, angles: dict[str, np.
     right.legend(fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def plot_critical_space(critical: str | Path, excluded: tuple[int, ...], out: str | Path) -> None:
-    """The critical spaces of one experiment and how close their complements come to the paper's trivial
-    solutions; headline numbers: the angles for the (n_f - 1)- and (n_f - 1 - |excluded|)-dim spaces."""
-    import torch
-
-    from featflow.ifv.critical_space import angle_to_span, complement, known_directions
-
-    data = store.read_h5(critical, "fv_critical_space")
-    dims = data["dim"]
-    bases = [torch.from_numpy(data["bases"][f"space_{i}"]).double() for i in range(len(dims))]
-    n_f = int(bases[0].shape[0])
-    directions = known_directions(n_f, excluded)
-    angles = {
-        name: np.array([angle_to_span(v, complement(b)) if b.shape[1] < n_f else 90.0 for b in bases])
-        for name, v in directions.items()
-    }
-    numbers: dict[str, str] = {"critical space dims": ", ".join(str(int(d)) for d in dims)}
-    for dim, names in ((n_f - 1, ["ones"]), (n_f - 1 - len(excluded), list(directions))):
-        hit = np.flatnonzero(dims == dim)
-        for name in names:
-            value = f"{angles[name][hit[0]]:.2f}" if len(hit) else "no such space"
-            numbers[f"angle of {name} to the complement of the {dim}-dim C (deg)"] = f"{value} (paper: ~0)"
-    store.save_figure(critical_space_plot(data["rho"], dims, angles, n_f), out, numbers)

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from featflow import store
+from featflow.data.shi import ShiData, design_gamma, linear_ceiling, load_shi
 from featflow.theory.alignment import feature_cosines, linear_probe, mds_map, sample_direction, unit_rows
 from featflow.theory.fixed_features import hinge_optimum, train_baselines
-from featflow.theory.shi_data import ShiData, design_gamma, linear_ceiling, load_shi
 from featflow.theory.two_layer import (
     Params,
     TheorySpec,
