@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 CORE = {"featflow", "config", "store", "repro", "keys", "schemas", "smk", "summary", "targets"}
 SHARED = {"data", "models", "metrics", "activations", "plots", "names"}
-BRANCHES = {"complexity": {"complexity", "dictionary"}, "fv": {"fv", "ifv"}, "frequency": {"frequency"}}
+BRANCHES = {"complexity": {"complexity", "dictionary", "temporal"}, "fv": {"fv", "ifv"}, "frequency": {"frequency"}}
 BRANCHES["theory"] = {"theory"}
 
 

@@ -42,7 +42,7 @@ def test_twonn_matches_the_direct_reference_and_is_chunk_invariant() -> None:
     x = embedded_cube(600, 3, 8, seed=0)
     assert twonn(x) == pytest.approx(facco_reference(x), rel=1e-9)
     xt = torch.as_tensor(x)
-    torch.testing.assert_close(two_nearest(xt, chunk=37), two_nearest(xt, chunk=10_000))
+    torch.testing.assert_close(two_nearest(xt, block_bytes=37 * 8 * len(xt)), two_nearest(xt, block_bytes=1 << 30))
 
 
 def test_twonn_matches_scikit_dimension() -> None:
