@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -188,6 +188,13 @@ def read_h5(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
     """Read a whole featflow HDF5 file into a nested dict of numpy arrays."""
     with h5_reader(path, kind) as handle:
         return _read_tree(handle)
+
+
+def read_items(path: str | os.PathLike, kind: str | None, names: Sequence[str]) -> dict[str, Any]:
+    """Read only the named datasets (``"labels"``, ``"layers/act"``) of a featflow HDF5 file: a stage that needs
+    one layer of an activations file does not load the others. Names absent from the file are skipped."""
+    with h5_reader(path, kind) as handle:
+        return {name: handle[name][()] for name in names if name in handle}
 
 
 def read_attrs(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:

@@ -68,3 +68,15 @@ def test_table_and_figure_writes(tmp_path):
     ax.plot([0, 1])
     store.save_figure(fig, tmp_path / "f.png")
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_read_items_reads_only_the_named_datasets(tmp_path):
+    path = tmp_path / "a.h5"
+    layers = {"a": np.arange(6.0).reshape(3, 2), "b": np.ones((3, 4))}
+    store.write_h5(path, "activations", {"layers": layers, "labels": np.array([0, 1, 2])}, {})
+    got = store.read_items(path, "activations", ["layers/b", "labels", "logits"])
+    assert set(got) == {"layers/b", "labels"}  # absent names are skipped, other layers never read
+    np.testing.assert_array_equal(got["layers/b"], layers["b"])
+    np.testing.assert_array_equal(got["labels"], [0, 1, 2])
+    with pytest.raises(store.StoreError, match="expected 'codes'"):
+        store.read_items(path, "codes", ["labels"])

@@ -44,6 +44,11 @@ def _activations(path: Path_) -> tuple[dict[str, Any], dict[str, Any]]:
     return store.read_h5(path, "activations"), store.read_attrs(path, "activations")
 
 
+def _layer(path: Path_, layer: str) -> np.ndarray:
+    """One layer's (N, d) activations, read without the file's other layers."""
+    return store.read_items(path, "activations", [f"layers/{layer}"])[f"layers/{layer}"]
+
+
 def _accuracy_with(model: Any, reconstructed: torch.Tensor, labels: np.ndarray) -> float:
     """Accuracy of the model's linear head fed with reconstructed penultimate activations."""
     with torch.no_grad():
@@ -58,7 +63,7 @@ def _fit_atoms(acts_path: Path_, layer: str, spec: ComplexitySpec, device: torch
     if ds.batch_size is None:
         # float32: the blocked HALS recomputes its residuals from the Gram every block (no drift), and the fit
         # reaches the same error as in float64 (bench/RESULTS.md); the (n, k) codes are never float64
-        a = torch.from_numpy(store.read_h5(acts_path, "activations")["layers"][layer]).float().to(device)
+        a = torch.from_numpy(_layer(acts_path, layer)).float().to(device)
         return fit_nmf(a, ds.k, ds.iterations, ds.solver, ds.tol, gen, ds.code_ridge).atoms
     with store.h5_reader(acts_path, "activations") as handle:
         dset = handle["layers"][layer]
@@ -96,14 +101,14 @@ def fit_dictionary(
     """
     ds = spec.dictionary
     atoms = _fit_atoms(acts_path, layer, spec, device, seed)
-    a = torch.from_numpy(store.read_h5(acts_path, "activations")["layers"][layer]).float().to(device)
+    a = torch.from_numpy(_layer(acts_path, layer)).float().to(device)
     # float32 codes, as for new inputs, stopped at the same certified gap (bench/RESULTS.md); never float64
     codes, report = encoder(atoms.float(), spec).encode_report(a)
     atoms = atoms.float()
     arrays = {"atoms": atoms.cpu().numpy(), "codes": codes.cpu().numpy()}
     if ds.second_seed:
         arrays["atoms_seed2"] = _fit_atoms(acts_path, layer, spec, device, seed + 1).float().cpu().numpy()
-    labels = store.read_h5(acts_path, "activations")["labels"]
+    labels = store.read_items(acts_path, "activations", ["labels"])["labels"]
     model, _ = load_checkpoint(checkpoint, device)
     err = relative_error(a, codes, atoms)
     acc, acc_rec = _accuracy_with(model, a, labels), _accuracy_with(model, codes @ atoms, labels)
@@ -144,9 +149,9 @@ def encode_split(
     """Codes of one split's activations with the dictionary fixed (batched NNLS)."""
     dic = store.read_h5(dict_path, "complexity-dictionary")
     layer = store.read_attrs(dict_path, "complexity-dictionary")["layer"]
-    acts = store.read_h5(acts_path, "activations")
+    acts = store.read_items(acts_path, "activations", [f"layers/{layer}", "labels"])
     # float32 codes: same residual as float64 at these tolerances (bench/RESULTS.md), 2-3x faster
-    a = torch.from_numpy(acts["layers"][layer]).float().to(device)
+    a = torch.from_numpy(acts[f"layers/{layer}"]).float().to(device)
     atoms = torch.from_numpy(dic["atoms"]).float().to(device)
     codes, report = encoder(atoms, spec).encode_report(a)
     model, _ = load_checkpoint(checkpoint, device)
@@ -173,7 +178,7 @@ def _vinfo_layers(
 ) -> dict[str, np.ndarray]:
     layers: dict[str, np.ndarray] = {}
     if spec.vinfo.include_input:
-        images = load_split(data_path, split).x[acts["indices"]]
+        images = load_split(data_path, split, rows=acts["indices"]).x
         layers["input"] = vinfo.pooled_input(images, spec.vinfo.input_grid)
     layers.update({name: acts["layers"][name] for name in layer_names})
     return layers
@@ -268,7 +273,7 @@ def compute_redundancy(
     codes_path: Path_, acts_path: Path_, layer: str, spec: ComplexitySpec, out: Path_, attrs: dict[str, Any], seed: int
 ) -> None:
     """Redundancy of every feature under random neuron keep-masks of the dictionary layer, per drop fraction."""
-    x = store.read_h5(acts_path, "activations")["layers"][layer]
+    x = _layer(acts_path, layer)
     z = store.read_h5(codes_path, "complexity-codes")["codes"]
     rng = np.random.default_rng(seed)
     red = np.stack([cka.redundancy(x, z, p, spec.redundancy.masks, rng) for p in spec.redundancy.drop])
@@ -297,9 +302,8 @@ def compute_robustness(
     model, _ = load_checkpoint(checkpoint, device)
     layer = store.read_attrs(dict_path, "complexity-dictionary")["layer"]
     dic = encoder(torch.from_numpy(store.read_h5(dict_path, "complexity-dictionary")["atoms"]).to(device), spec)
-    split = load_split(data_path, spec.split)
-    images = split.x[: spec.robustness.images].to(device)
-    labels = split.y[: spec.robustness.images].to(device)
+    split = load_split(data_path, spec.split, rows=slice(0, spec.robustness.images))
+    images, labels = split.x.to(device), split.y.to(device)
     r = spec.robustness
     scale = model.std if r.units == "normalized" else torch.ones_like(model.std)
     shift = model.mean if r.units == "normalized" else torch.zeros_like(model.mean)
@@ -352,7 +356,7 @@ def compute_importance(
     head = classifier_head(model)
     z = torch.from_numpy(store.read_h5(codes_path, "complexity-codes")["codes"]).double()
     atoms = torch.from_numpy(store.read_h5(dict_path, "complexity-dictionary")["atoms"]).double()
-    predicted = torch.from_numpy(store.read_h5(acts_path, "activations")["logits"].argmax(1))
+    predicted = torch.from_numpy(store.read_items(acts_path, "activations", ["logits"])["logits"].argmax(1))
     signed, absolute = importance(z, atoms, head.weight.detach().double(), predicted)
     log.info("importance: %d inhibitors of %d features", int((signed < 0).sum()), signed.shape[0])
     store.write_h5(out, "complexity-importance", {"signed": signed.numpy(), "absolute": absolute.numpy()}, attrs)
@@ -473,8 +477,8 @@ def figures(
     atoms = store.read_h5(dict_path, "complexity-dictionary")["atoms"]
     z = store.read_h5(codes_path, "complexity-codes")["codes"]
     rob = store.read_h5(robustness_path, "complexity-robustness")
-    indices = store.read_h5(acts_path, "activations")["indices"]
-    images = load_split(data_path, spec.split).x[indices].numpy()
+    indices = store.read_items(acts_path, "activations", ["indices"])["indices"]
+    images = load_split(data_path, spec.split, rows=indices).x.numpy()
     k = table["complexity"].to_numpy()
     f = spec.figures
     fig, rho = plots.complexity_vs_importance(table)
