@@ -3,6 +3,7 @@
 # Results path grammar (every file is written atomically; HDF5 files carry provenance attributes):
 #   results/data/{dataset}.h5                        materialized data set (train/test splits, factors)
 #   results/models/{model}.pt                        checkpoint: state_dict + spec + accuracies
+#   results/models/{model}/epoch_{epoch}.pt          the same run after {epoch} epochs (train.checkpoints)
 #   results/{experiment}/activations/{split}.h5      pooled activations of the experiment's layers
 #   results/{experiment}/complexity/...              dictionary, codes, metrics, feature table, figures (complexity.smk)
 #   results/fv/{fv}/*.h5, figures/*.png              FV / IFV of an `fv:` experiment (see workflow/rules/fv.smk)
@@ -39,6 +40,7 @@ include: "workflow/rules/ifv.smk"
 include: "workflow/rules/frequency.smk"
 include: "workflow/rules/theory.smk"
 include: "workflow/rules/complexity.smk"
+include: "workflow/rules/temporal.smk"
 include: "workflow/rules/report.smk"  # last: gathers every branch's figures
 
 

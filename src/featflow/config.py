@@ -166,6 +166,20 @@ def _check_references(config: Mapping[str, Any]) -> list[str]:
                 f"config key 'models.{name}.dataset': '{model['dataset']}' is not a data set; "
                 f"expected one of {sorted(datasets)}"
             )
+    for name, model in models.items():
+        train = model["train"]
+        late = [e for e in train["checkpoints"] if e > train["epochs"]]
+        if late:
+            problems.append(
+                f"config key 'models.{name}.train.checkpoints': epochs {late} lie beyond the schedule's "
+                f"train.epochs = {train['epochs']}; expected epochs in 0..{train['epochs']}"
+            )
+        if train["checkpoints"] and model.get("weights"):
+            problems.append(
+                f"config key 'models.{name}.train.checkpoints': model '{name}' loads weights "
+                f"({model['weights']}) instead of training; expected no checkpoints (or no weights)"
+            )
+    problems += _check_temporal(config)
     for name, exp in config.get("experiments", {}).items():
         for key, pool in (("model", models), ("dataset", datasets)):
             if exp[key] not in pool:
@@ -184,6 +198,35 @@ def _check_references(config: Mapping[str, Any]) -> list[str]:
                     f"config key 'fv.{name}.invert_with': '{other}' is not defined; "
                     f"expected model names from {sorted(models)}"
                 )
+    return problems
+
+
+def _check_temporal(config: Mapping[str, Any]) -> list[str]:
+    """The temporal branch reads the complexity branch's final dictionary and its model's checkpoints."""
+    temporal = config.get("temporal")
+    if not temporal:
+        return []
+    problems = []
+    analyzed = (config.get("complexity") or {}).get("experiments") or []
+    for name in temporal["experiments"]:
+        exp = config.get("experiments", {}).get(name)
+        if exp is None:
+            problems.append(
+                f"config key 'temporal.experiments': '{name}' is not an experiment; "
+                f"expected one of {sorted(config.get('experiments', {}))}"
+            )
+            continue
+        if name not in analyzed:
+            problems.append(
+                f"config key 'temporal.experiments': '{name}' is not in complexity.experiments {list(analyzed)}; "
+                "expected experiments the complexity branch analyzes (their final dictionary is decoded over training)"
+            )
+        model = config.get("models", {}).get(exp["model"])
+        if model is not None and not model["train"]["checkpoints"]:
+            problems.append(
+                f"config key 'temporal.experiments': '{name}' needs checkpoints of model '{exp['model']}'; "
+                f"expected models.{exp['model']}.train.checkpoints, e.g. [1, 3, 6]"
+            )
     return problems
 
 
@@ -332,6 +375,7 @@ class TrainSpec(Spec):
     pgd_step: float = 0.125
     pgd_warmup: int = 0
     seed: int = 0
+    checkpoints: tuple[int, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,7 +56,12 @@ def enabled(config: Mapping[str, Any], branch: str) -> bool:
 def branch_targets(config: Mapping[str, Any]) -> dict[str, list[str]]:
     """Branch (``models``, ``activations`` and the four of :data:`BRANCHES`) -> its final outputs."""
     out: dict[str, list[str]] = {
-        "models": [f"results/models/{name}.pt" for name in config.get("models") or {}],
+        "models": [f"results/models/{name}.pt" for name in config.get("models") or {}]
+        + [
+            f"results/models/{name}/epoch_{epoch}.pt"
+            for name, model in (config.get("models") or {}).items()
+            for epoch in model.get("train", {}).get("checkpoints", [])
+        ],
         "activations": [
             f"results/{name}/activations/{split}.h5"
             for name, exp in (config.get("experiments") or {}).items()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +72,24 @@ def fit(
     spec: ModelSpec,
     device: torch.device,
     generator: torch.Generator,
+    stop_after: int | None = None,
+    on_epoch: Callable[[int, Classifier], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train in place; returns the per-epoch history (loss, train and test accuracy, learning rate).
+
+    ``stop_after`` = e stops after e of the schedule's ``train.epochs`` epochs: the learning-rate schedule
+    (cosine over all epochs), the shuffling and every other draw are those of the full run, so the model is
+    exactly the full run's after e epochs (a checkpoint over training, not a shorter run). ``on_epoch(epoch,
+    model)`` is called after each epoch.
 
     With augment ``pgd`` the first ``pgd_warmup`` epochs are clean, then every batch is replaced by its PGD
     adversarials (a warm-start curriculum: a small budget of PGD epochs from scratch never learns what the
     standard network learns, which would confound robustness with a failed network).
     """
     cfg = spec.train
+    epochs = cfg.epochs if stop_after is None else stop_after
+    if not 0 <= epochs <= cfg.epochs:
+        raise ValueError(f"fit: stop_after {stop_after} outside the schedule's 0..{cfg.epochs} epochs")
     n = train.x.shape[0]
     steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
     opt = torch.optim.SGD(parameter_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum)
@@ -86,7 +97,7 @@ def fit(
     augment = augmentation(cfg.augment)
     loss_fn = nn.CrossEntropyLoss()
     history = []
-    for epoch in tqdm(range(cfg.epochs), desc="train", unit="epoch"):
+    for epoch in tqdm(range(epochs), desc="train", unit="epoch"):
         model.train()
         order = torch.randperm(n, generator=generator)
         total = 0.0
@@ -122,6 +133,8 @@ def fit(
         }
         log.info("epoch %(epoch)d loss %(loss).4f train_acc %(train_acc).4f test_acc %(test_acc).4f", row)
         history.append(row)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, model)
     return history
 
 
@@ -167,20 +180,24 @@ def train_model(
     device: torch.device,
     attrs: dict[str, Any],
     workers: int = 0,
+    epoch: int | None = None,
 ) -> dict[str, float]:
     """Train ``spec`` on the data set file (or load ``spec.weights``), then write the checkpoint.
 
     Returns the final train and test accuracy, which also go to the log and the checkpoint; they are read
     batch by batch (``workers`` DataLoader processes for folder data), so loaded weights never need the
-    splits in memory.
+    splits in memory. ``epoch`` = e writes the checkpoint of the same training run after e epochs
+    (:func:`fit`'s ``stop_after``); the checkpoint's ``epoch`` entry records it (``train.epochs`` otherwise).
     """
+    if epoch is not None and spec.weights is not None:
+        raise ValueError(f"train_model: a checkpoint at epoch {epoch} of loaded weights ({spec.weights}) has no run")
     input_shape, classes, _ = describe(data_path)
     generator = torch.Generator().manual_seed(spec.train.seed)
     torch.manual_seed(spec.train.seed)  # layer initialization draws from the global generator
     if spec.weights is None:
         train, test = load_split(data_path, "train", workers=workers), load_split(data_path, "test", workers=workers)
         model = build_model(spec, input_shape, len(classes), *channel_stats(train.x)).to(device)
-        history = fit(model, train, test, spec, device, generator)
+        history = fit(model, train, test, spec, device, generator, stop_after=epoch)
     else:
         model = build_model(spec, input_shape, len(classes), *weights.normalization(spec))
         _load_weights(model, spec)
@@ -191,13 +208,14 @@ def train_model(
         f"{split}_acc": _accuracy_of(model, data_path, split, device, workers, preprocess)
         for split in ("train", "test")
     }
-    log.info("final train_acc %.4f test_acc %.4f", result["train_acc"], result["test_acc"])
+    done = spec.train.epochs if epoch is None else epoch
+    log.info("epoch %d of %d: train_acc %.4f test_acc %.4f", done, spec.train.epochs, *result.values())
     save_checkpoint(
         out_path,
         model.cpu(),
         spec,
         input_shape,
         len(classes),
-        {**result, "history": history, "provenance": dict(attrs)},
+        {**result, "epoch": done, "history": history, "provenance": dict(attrs)},
     )
     return result

@@ -1,0 +1,26 @@
+"""Typed spec of the ``temporal`` config section (schema: src/featflow/schemas/temporal.schema.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from featflow.config import Spec
+
+
+@dataclass(frozen=True)
+class SedimentSpec(Spec):
+    """A dictionary per checkpoint (null: the complexity dictionary's setting) and how it is matched."""
+
+    k: int | None = None
+    iterations: int | None = None
+    match: str = "atoms"
+
+
+@dataclass(frozen=True)
+class TemporalSpec(Spec):
+    """The whole ``temporal`` section."""
+
+    experiments: tuple[str, ...] = ("planted",)
+    fraction: float = 0.9
+    layer: str | None = None
+    sediment: SedimentSpec = SedimentSpec()
