@@ -3,7 +3,8 @@
 ``python -m featflow.names FILE...`` checks config files this way (``make run CONFIG=...`` calls it first).
 Each model is built on PyTorch's ``meta`` device (shapes only: no memory, no weights), a meta input of its data
 set's shape is pushed through it with hooks, and every layer named in the config must be one of its modules,
-with FV's ``n_f`` no larger than that layer's width. A misspelling lists the closest names.
+with FV's ``n_f`` no larger than that layer's width, and no experiment may cut a split into more extraction shards
+than it has samples. A misspelling lists the closest names.
 """
 
 from __future__ import annotations
@@ -142,11 +143,34 @@ def check_weights(config: Mapping[str, Any], check_files: bool) -> list[str]:
     return problems
 
 
+def check_shards(config: Mapping[str, Any]) -> list[str]:
+    """Problems with ``activations.shards`` in a validated config: more shards than the samples a split can
+    hold (its ``n_train`` / ``n_test``, a cap for the data sets read from files, and ``max_samples``) would
+    leave a shard empty, a failure only when the extraction runs."""
+    problems = []
+    for name, exp in config.get("experiments", {}).items():
+        acts = exp["activations"]
+        dataset = config["datasets"].get(exp["dataset"])
+        if acts["shards"] == 1 or dataset is None:
+            continue
+        for split in acts["splits"]:
+            cap = dataset[f"n_{split}"]
+            samples = min(cap, acts["max_samples"]) if acts["max_samples"] is not None else cap
+            if acts["shards"] > samples:
+                problems.append(
+                    f"config key 'experiments.{name}.activations.shards': {acts['shards']} shards for at most "
+                    f"{samples} {split} samples (datasets.{exp['dataset']}.n_{split}"
+                    f"{', activations.max_samples' if acts['max_samples'] is not None else ''}); expected at most "
+                    f"{samples}"
+                )
+    return problems
+
+
 def checked(config: Mapping[str, Any], check_paths: bool = True) -> dict[str, Any]:
-    """:func:`featflow.config.validate_config`, then :func:`check_names` and :func:`check_weights`: every
-    problem as one ConfigError."""
+    """:func:`featflow.config.validate_config`, then :func:`check_names`, :func:`check_shards` and
+    :func:`check_weights`: every problem as one ConfigError."""
     filled = validate_config(config, check_paths)
-    problems = check_names(filled) + check_weights(filled, check_paths)
+    problems = check_names(filled) + check_shards(filled) + check_weights(filled, check_paths)
     if problems:
         raise ConfigError("\n".join(problems))
     return filled

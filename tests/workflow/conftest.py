@@ -58,7 +58,10 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
 
 @pytest.fixture(scope="session")
 def dag_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The temp directory of one full run of the tiny DAG (fails the dependent tests if the run fails)."""
+    """The temp directory of one full run of the tiny DAG (fails the dependent tests if the run fails).
+    ``FEATFLOW_DAG_RUN=DIR`` reuses a finished run there instead (a copy_workflow directory of tiny.yaml)."""
+    if os.environ.get("FEATFLOW_DAG_RUN"):
+        return Path(os.environ["FEATFLOW_DAG_RUN"])
     workdir = copy_workflow(tmp_path_factory.mktemp("dag"), ROOT / "tests" / "workflow" / "tiny.yaml")
     result = snakemake(workdir)
     if result.returncode != 0:

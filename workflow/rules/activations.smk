@@ -23,7 +23,7 @@ rule activations_shard:
         gpu=1,  # batched forward passes through the network
     params:
         stage="activations",
-        spec=lambda wc: experiment(wc.experiment),
+        spec=lambda wc: experiment_spec(wc.experiment),
         seed=SEED,
         code=script_hash("activations_shard"),
     script:
@@ -49,7 +49,7 @@ rule activations:
         gpu=lambda wc: int(experiment(wc.experiment)["activations"]["shards"] == 1),
     params:
         stage="activations",
-        spec=lambda wc: experiment(wc.experiment),
+        spec=lambda wc: experiment_spec(wc.experiment),
         seed=SEED,
         code=script_hash("activations"),
     script:

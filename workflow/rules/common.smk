@@ -8,6 +8,7 @@ _PATHS = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and
 os.environ.update(PYTHONPATH=os.pathsep.join([SRC, *_PATHS]))
 
 from featflow.names import checked
+from featflow.keys import keyed, pick
 from featflow.repro import script_code
 from featflow.targets import enabled, figures, targets
 
@@ -47,9 +48,90 @@ def experiment_data(wc):
     return f"results/data/{experiment(wc.experiment)['dataset']}.h5"
 
 
-def complexity_spec(wc):
-    """The complexity section plus the experiment it runs on."""
-    return {"complexity": CFG.get("complexity"), "experiment": experiment(wc.experiment)}
+# Cache keys (featflow.keys): each rule's params.spec holds the config values its stage reads, nothing else; the
+# knobs that trade memory or speed only reach the script but stay out of the key (tests/workflow/test_knobs.py).
+ACTIVATION_KNOBS = ("activations.batch_size", "activations.workers", "activations.shards")
+FV_KNOBS = ("jacobian_chunk", "sample_chunk")
+MODEL_KNOBS = ("download",)
+
+
+def experiment_spec(name):
+    """What an extraction reads of an experiment: its model, data, layers, pooling and sample cap."""
+    paths = ("model", "dataset", "layers", "activations.pool", "activations.max_samples")
+    return keyed(experiment(name), paths, ACTIVATION_KNOBS)
+
+
+def trained_spec(model):
+    """What a training run reads of a model: its config entry without train.checkpoints (which epochs are saved
+    along the way changes no run: adding one trains only that checkpoint, workflow/rules/temporal.smk)."""
+    spec = dict(CFG["models"][model])
+    spec["train"] = {k: v for k, v in spec["train"].items() if k != "checkpoints"}
+    return keyed(spec, neutral=MODEL_KNOBS)  # download: the same weights, fetched or read from the hub cache
+
+
+# fv.<name> values read by each FV/IFV rule's stage (featflow.fv.stage, featflow.ifv.stage, featflow.ifv.cross).
+FV_FEATURES = ("model", "layer", "n_f", "aggregation", "dtype")
+FV_RENDER = ("parametrization", "decorrelate")
+FV_KEYS = {
+    "fv_targets": (*FV_FEATURES, "n_sparse", "include_canonical"),
+    "fv_optimize": (*FV_FEATURES, *FV_RENDER, "k", "lr", "adam_steps", "lbfgs_steps", "batch_size"),
+    "jacobian": (*FV_FEATURES, *FV_RENDER, "store_jacobian"),
+    "critical_space": ("model", "layer", "critical_space"),
+    "ifv": ("model", "layer", "k", "stationarity"),
+    "reoptimize": (*FV_FEATURES, *FV_RENDER, "k", "lr", "batch_size", "reoptimize"),
+    "cross_ifv": (*FV_FEATURES, *FV_RENDER, "k"),
+    "cross_ifv_figure": ("model",),
+}
+
+
+def fv_spec(rule):
+    """The key of an FV/IFV rule: the fv.<name> values its stage reads (chunk sizes unkeyed)."""
+    neutral = FV_KNOBS if rule in ("jacobian", "cross_ifv") else ()
+    return lambda wc: keyed(CFG["fv"][wc.fv], FV_KEYS[rule], neutral)
+
+
+# complexity values and experiment values read by each complexity stage (featflow.complexity.pipeline); CODES are
+# the encoder's (pipeline.encoder), which the V-information's second seed and the robustness codes use too.
+CODES = ("dictionary.code_iterations", "dictionary.code_ridge", "dictionary.code_tol")
+CX_KEYS = {
+    "dictionary": (("dictionary",), ("layers",)),
+    "codes": (CODES, ()),
+    "complexity": (("split", "vinfo", *CODES), ()),
+    "redundancy": (("redundancy",), ()),
+    "robustness": (("split", "robustness", *CODES), ("activations.pool",)),
+    "importance": ((), ()),
+    "feature_table": ((), ()),
+    "complexity_figures": (("split", "figures", "dictionary.code_ridge"), ()),
+}
+
+
+def complexity_spec(rule):
+    """The key of a complexity rule: the complexity values and experiment values its stage reads."""
+    section, exp = CX_KEYS[rule]
+    return lambda wc: {
+        "complexity": pick(CFG["complexity"], section),
+        "experiment": pick(experiment(wc.experiment), exp),
+    }
+
+
+# theory values read by each theory stage (featflow.theory.run): the shared initialization, then its own.
+THEORY_SETUP = ("m", "seeds", "eta1", "eta2", "smooth1", "smooth2", "sigma_a")
+THEORY_KEYS = {
+    "theory_train": (
+        *THEORY_SETUP,
+        *("steps", "lr", "lr_scale", "feature_lr_scale", "weight_decay", "eval_every", "baseline_weight_decays"),
+    ),
+    "theory_baselines": (
+        *THEORY_SETUP,
+        *("steps", "eval_every", "baseline_lr_scale", "baseline_weight_decays", "weight_decay", "svm_C"),
+    ),
+    "theory_alignment": ("snapshot_seeds",),
+}
+
+
+def theory_spec(rule):
+    """The key of a theory rule: the theory values its stage reads."""
+    return lambda wc: pick(CFG["theory"], THEORY_KEYS[rule])
 
 
 def frequency_part(part):

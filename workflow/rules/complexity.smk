@@ -38,7 +38,7 @@ rule dictionary:
         gpu=1,  # NMF iterations are matrix products: an accelerator helps at paper scale
     params:
         stage="dictionary",
-        spec=complexity_spec,
+        spec=complexity_spec("dictionary"),
         seed=SEED,
         code=script_hash("dictionary"),
     script:
@@ -65,7 +65,7 @@ rule codes:
         gpu=1,  # batched NNLS: matrix products over all samples
     params:
         stage="dictionary",
-        spec=complexity_spec,
+        spec=complexity_spec("codes"),
         seed=SEED,
         code=script_hash("codes"),
     script:
@@ -95,7 +95,7 @@ rule complexity:
         gpu=0,  # one small float64 factorization per layer
     params:
         stage="complexity",
-        spec=complexity_spec,
+        spec=complexity_spec("complexity"),
         seed=SEED,
         code=script_hash("complexity"),
     script:
@@ -120,7 +120,7 @@ rule redundancy:
         gpu=0,  # (d x d) Gram products only
     params:
         stage="complexity",
-        spec=complexity_spec,
+        spec=complexity_spec("redundancy"),
         seed=SEED,
         code=script_hash("redundancy"),
     script:
@@ -147,7 +147,7 @@ rule robustness:
         gpu=1,  # forward passes of images x noise draws through the network
     params:
         stage="complexity",
-        spec=complexity_spec,
+        spec=complexity_spec("robustness"),
         seed=SEED,
         code=script_hash("robustness"),
     script:
@@ -173,7 +173,7 @@ rule importance:
         gpu=0,  # closed form: one (k, d) x (d, C) product
     params:
         stage="complexity",
-        spec=complexity_spec,
+        spec=complexity_spec("importance"),
         seed=SEED,
         code=script_hash("importance"),
     script:
@@ -207,7 +207,7 @@ rule feature_table:
         gpu=0,  # joins small arrays
     params:
         stage="complexity",
-        spec=complexity_spec,
+        spec=complexity_spec("feature_table"),
         seed=SEED,
         code=script_hash("feature_table"),
     script:
@@ -266,7 +266,7 @@ rule complexity_figures:
         gpu=0,  # UMAP of k atoms and plotting
     params:
         stage="complexity_plots",
-        spec=complexity_spec,
+        spec=complexity_spec("complexity_figures"),
         seed=SEED,
         code=script_hash("complexity_figures"),
     script:

@@ -5,13 +5,15 @@
 #   results/frequency/compare/{bands_radial,bands_angular,masks}.png
 #   results/frequency/models/{model}/maps.h5, maps.csv   essential vs adversarial maps, IdCor      rule adversarial_maps
 #   results/frequency/models/{model}/maps.png                                                     rule adversarial_maps_figure
-#   results/{experiment}/frequency/idcor_layers.csv  IdCor between layer pairs                     rule idcor
+#   results/{experiment}/frequency/idcor/{a}--{b}.csv   IdCor of one layer pair                     rule idcor
+#   results/{experiment}/frequency/idcor_layers.csv  IdCor between layer pairs, in config order      rule idcor_table
 #   results/{experiment}/frequency/idcor_layers.png                                                rule idcor_figure
 # Models come from `frequency.masks.models` / `frequency.maps.models`, experiments from `frequency.idcor`.
 
 from featflow.frequency.spec import reference_problems
 
 FREQ = CFG.get("frequency") or {}
+LAYER = r"[A-Za-z0-9_.]+"  # a module name of named_modules(); IdCor pair files are {layer_a}--{layer_b}.csv
 if reference_problems(CFG):
     raise ValueError("\n".join(reference_problems(CFG)))
 
@@ -145,11 +147,14 @@ rule idcor:
     input:
         lambda wc: f"results/{wc.experiment}/activations/{FREQ['idcor']['split']}.h5",
     output:
-        "results/{experiment}/frequency/idcor_layers.csv",
+        "results/{experiment}/frequency/idcor/{layer_a}--{layer_b}.csv",
     log:
-        "logs/idcor/{experiment}.log",
+        "logs/idcor/{experiment}_{layer_a}--{layer_b}.log",
     benchmark:
-        "benchmarks/idcor/{experiment}.tsv"
+        "benchmarks/idcor/{experiment}_{layer_a}--{layer_b}.tsv"
+    wildcard_constraints:
+        layer_a=LAYER,
+        layer_b=LAYER,
     conda:
         ENV
     threads: 2
@@ -159,11 +164,34 @@ rule idcor:
         gpu=1,  # chunked nearest-neighbor search, repeated for every permutation
     params:
         stage="frequency",
-        spec=lambda wc: FREQ["idcor"],
+        spec=lambda wc: pick(FREQ["idcor"], ("split", "max_samples", "n_perm", "fraction")),
         seed=SEED,
         code=script_hash("idcor"),
     script:
         "../scripts/idcor.py"
+
+
+rule idcor_table:
+    input:
+        lambda wc: [f"results/{wc.experiment}/frequency/idcor/{a}--{b}.csv" for a, b in FREQ["idcor"]["pairs"]],
+    output:
+        "results/{experiment}/frequency/idcor_layers.csv",
+    log:
+        "logs/idcor_table/{experiment}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+        gpu=0,  # concatenates one row per pair
+    params:
+        stage="frequency",
+        spec={},
+        seed=SEED,
+        code=script_hash("idcor_table"),
+    script:
+        "../scripts/idcor_table.py"
 
 
 rule idcor_figure:

@@ -30,7 +30,7 @@ rule fv_targets:
         gpu=0,  # a projection per target: no accelerator needed
     params:
         stage="fv",
-        spec=lambda wc: CFG["fv"][wc.fv],
+        spec=fv_spec("fv_targets"),
         seed=SEED,
         code=script_hash("fv_targets"),
     script:
@@ -56,7 +56,7 @@ rule fv_optimize:
         gpu=1,  # thousands of batched forward/backward passes: the costliest FV step
     params:
         stage="fv",
-        spec=lambda wc: CFG["fv"][wc.fv],
+        spec=fv_spec("fv_optimize"),
         seed=SEED,
         code=script_hash("fv_optimize"),
     script:
@@ -84,7 +84,7 @@ rule fv_figure:
         gpu=0,  # plotting
     params:
         stage="fv_plots",
-        spec=lambda wc: CFG["fv"][wc.fv],
+        spec={},
         seed=SEED,
         code=script_hash("fv_figure"),
     script:

@@ -20,7 +20,7 @@ rule jacobian:
         gpu=1,  # n_f batched backward passes per realization
     params:
         stage="ifv",
-        spec=lambda wc: CFG["fv"][wc.fv],
+        spec=fv_spec("jacobian"),
         seed=SEED,
         code=script_hash("jacobian"),
     script:
@@ -45,7 +45,7 @@ rule critical_space:
         gpu=0,  # small n_f x n_f decompositions, sequential merges (the paper runs it on the CPU too)
     params:
         stage="ifv",
-        spec=lambda wc: CFG["fv"][wc.fv],
+        spec=fv_spec("critical_space"),
         seed=SEED,
         code=script_hash("critical_space"),
     script:
@@ -71,7 +71,7 @@ rule ifv:
         gpu=0,  # batched n_f x n_f eigendecompositions
     params:
         stage="ifv",
-        spec=lambda wc: CFG["fv"][wc.fv],
+        spec=fv_spec("ifv"),
         seed=SEED,
         code=script_hash("ifv"),
     script:
@@ -98,7 +98,7 @@ rule reoptimize:
         gpu=1,  # four Adam re-optimizations per realization
     params:
         stage="ifv",
-        spec=lambda wc: CFG["fv"][wc.fv],
+        spec=fv_spec("reoptimize"),
         seed=SEED,
         code=script_hash("reoptimize"),
     script:
@@ -132,7 +132,7 @@ rule ifv_figures:
         gpu=0,  # plotting
     params:
         stage="fv_plots",
-        spec=lambda wc: CFG["fv"][wc.fv],
+        spec={},
         seed=SEED,
         code=script_hash("ifv_figures"),
     script:
@@ -161,7 +161,7 @@ rule reoptimize_figure:
         gpu=0,  # plotting
     params:
         stage="fv_plots",
-        spec=lambda wc: CFG["fv"][wc.fv],
+        spec={},
         seed=SEED,
         code=script_hash("reoptimize_figure"),
     script:
@@ -189,7 +189,7 @@ rule critical_space_figure:
         gpu=0,  # plotting
     params:
         stage="fv_plots",
-        spec=lambda wc: CFG["fv"][wc.fv],
+        spec={},
         # classes the experiment's model never saw in training: their e_c are expected in the complement
         excluded=lambda wc: CFG["datasets"][CFG["models"][CFG["fv"][wc.fv]["model"]]["dataset"]].get(
             "exclude_classes", []
@@ -220,7 +220,7 @@ rule cross_ifv:
         gpu=1,  # n_f batched backward passes per realization through the other model
     params:
         stage="ifv",
-        spec=lambda wc: CFG["fv"][wc.fv],
+        spec=fv_spec("cross_ifv"),
         seed=SEED,
         code=script_hash("cross_ifv"),
     script:
@@ -248,7 +248,7 @@ rule cross_ifv_figure:
         gpu=0,  # plotting
     params:
         stage="fv_plots",
-        spec=lambda wc: CFG["fv"][wc.fv],
+        spec=fv_spec("cross_ifv_figure"),
         seed=SEED,
         code=script_hash("cross_ifv_figure"),
     script:

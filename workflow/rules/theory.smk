@@ -32,7 +32,7 @@ rule theory_train:
         gpu=0,  # two full-batch steps and a linear model in numpy
     params:
         stage="theory",
-        spec=THEORY,
+        spec=theory_spec("theory_train"),
         seed=SEED,
         code=script_hash("theory_train"),
     script:
@@ -57,7 +57,7 @@ rule theory_baselines:
         gpu=0,  # numpy kernels and scikit-learn SVM
     params:
         stage="theory",
-        spec=THEORY,
+        spec=theory_spec("theory_baselines"),
         seed=SEED,
         code=script_hash("theory_baselines"),
     script:
@@ -81,7 +81,7 @@ rule theory_alignment:
         gpu=0,  # cosines, a small MDS and logistic probes
     params:
         stage="theory",
-        spec=THEORY,
+        spec=theory_spec("theory_alignment"),
         seed=SEED,
         code=script_hash("theory_alignment"),
     script:
@@ -111,7 +111,7 @@ rule theory_figure_accuracy:
         gpu=0,  # plotting
     params:
         stage="theory_plots",
-        spec=THEORY,
+        spec={},
         seed=SEED,
         code=script_hash("theory_figure_accuracy"),
         families=THEORY_FAMILIES,
@@ -140,7 +140,7 @@ rule theory_figure_alignment:
         gpu=0,  # plotting
     params:
         stage="theory_plots",
-        spec=THEORY,
+        spec={},
         seed=SEED,
         code=script_hash("theory_figure_alignment"),
         families=THEORY_FAMILIES,

@@ -1,11 +1,3 @@
-def trained_spec(model):
-    """What a training run reads of a model: its config entry without train.checkpoints (which epochs are saved
-    along the way changes no run: adding one trains only that checkpoint, workflow/rules/temporal.smk)."""
-    spec = dict(CFG["models"][model])
-    spec["train"] = {k: v for k, v in spec["train"].items() if k != "checkpoints"}
-    return spec
-
-
 rule train:
     input:
         data=lambda wc: f"results/data/{CFG['models'][wc.model]['dataset']}.h5",
