@@ -30,7 +30,7 @@ MAIN_SCHEMA = "config.schema.yaml"
 
 # Top-level sections of the optional branches: absent (or null) plans none of their jobs, and no default fills
 # them in (their schemas' defaults apply inside a section that is present).
-BRANCHES = ("fv", "frequency", "theory", "complexity")
+BRANCHES = ("fv", "frequency", "theory", "complexity", "temporal")
 
 # Dataset kinds read from a local folder, whose ``path`` must exist.
 FOLDER_DATASETS = ("cifar10", "imagefolder")

@@ -14,7 +14,13 @@ import pandas as pd
 
 from featflow import store
 
-BRANCHES = {"complexity": "Complexity", "theory": "Theory", "fv": "FV / IFV", "frequency": "Frequency"}
+BRANCHES = {
+    "complexity": "Complexity",
+    "temporal": "Complexity over training",
+    "theory": "Theory",
+    "fv": "FV / IFV",
+    "frequency": "Frequency",
+}
 
 
 def branch_of(path: str | Path) -> str:

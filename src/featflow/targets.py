@@ -1,9 +1,9 @@
 """The final outputs of a run, from its validated config alone: what ``rule all`` asks for.
 
-A branch whose section is absent from the config (``fv``, ``frequency``, ``theory``, ``complexity``) or
-null plans no job: it contributes no target here, and its rules are then never reached. The report's summary
-table is a target whenever some figure is. Kept free of Snakemake and of the branches' code (plain names and
-paths), so that it is tested on configs directly (tests/workflow/test_targets.py).
+A branch whose section is absent from the config (``fv``, ``frequency``, ``theory``, ``complexity``,
+``temporal``) or null plans no job: it contributes no target here, and its rules are then never reached. The
+report's summary table is a target whenever some figure is. Kept free of Snakemake and of the branches' code
+(plain names and paths), so that it is tested on configs directly (tests/workflow/test_targets.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ COMPLEXITY_LEAVES = (
     "figures/umap.png",
     "figures/top_images.png",
 )
+TEMPORAL_LEAVES = ("emergence.csv", "factors.csv", "figures/decoding.png", "figures/sedimentation.png")
 IFV_LEAVES = (
     "ifv.csv",
     "figures/realizations.png",
@@ -54,7 +55,7 @@ def enabled(config: Mapping[str, Any], branch: str) -> bool:
 
 
 def branch_targets(config: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Branch (``models``, ``activations`` and the four of :data:`BRANCHES`) -> its final outputs."""
+    """Branch (``models``, ``activations`` and those of :data:`BRANCHES`) -> its final outputs."""
     out: dict[str, list[str]] = {
         "models": [f"results/models/{name}.pt" for name in config.get("models") or {}]
         + [
@@ -83,6 +84,8 @@ def branch_targets(config: Mapping[str, Any]) -> dict[str, list[str]]:
     complexity = config.get("complexity") or {}
     analyzed = complexity.get("experiments") or []
     out["complexity"] = [f"results/{name}/complexity/{leaf}" for name in analyzed for leaf in COMPLEXITY_LEAVES]
+    followed = (config.get("temporal") or {}).get("experiments") or []
+    out["temporal"] = [f"results/{name}/temporal/{leaf}" for name in followed for leaf in TEMPORAL_LEAVES]
     return out
 
 

@@ -8,11 +8,12 @@ import copy
 import pytest
 import yaml
 
-from featflow.config import BRANCHES, validate_config
+from featflow.config import BRANCHES, ConfigError, validate_config
 from featflow.targets import branch_targets, figures, targets
 from tests.workflow.conftest import ROOT
 
 DEFAULT = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+DEPENDENT = {"complexity": ("temporal",)}  # branches that read another's outputs go off with it
 MINIMAL = {
     "datasets": {"planted": {"kind": "planted", "n_train": 64, "n_test": 32}},
     "models": {"cnn": {"arch": "smallcnn", "dataset": "planted", "width": 4}},
@@ -29,6 +30,7 @@ def test_default_config_targets_every_branch():
     assert "results/fv/cnn_block3/figures/cross_cnn-pgd.png" in paths
     assert "results/planted/complexity/figures/top_images.png" in paths
     assert "results/frequency/compare/masks.png" in paths and "results/theory/accuracy.csv" in paths
+    assert "results/planted/temporal/figures/sedimentation.png" in paths and "results/models/cnn/epoch_3.pt" in paths
     assert paths[-2:] == ["results/summary.rst", "results/summary.csv"]
     assert figures(cfg) == sorted(p for p in paths if p.endswith(".png"))
 
@@ -45,13 +47,22 @@ def test_minimal_config_targets_models_and_activations_only():
 @pytest.mark.parametrize("off", ["absent", "null"])
 def test_a_branch_off_drops_exactly_its_targets(branch, off):
     config = copy.deepcopy(DEFAULT)
-    if off == "absent":
-        del config[branch]
-    else:
-        config[branch] = None
+    off_too = [branch, *DEPENDENT.get(branch, ())]  # temporal follows the complexity branch's dictionary
+    for name in off_too:
+        if off == "absent":
+            del config[name]
+        else:
+            config[name] = None
     full, without = branch_targets(validate_config(DEFAULT)), branch_targets(validate_config(config))
-    assert without[branch] == []
-    assert {b: p for b, p in without.items() if b != branch} == {b: p for b, p in full.items() if b != branch}
+    assert all(without[name] == [] for name in off_too)
+    assert {b: p for b, p in without.items() if b not in off_too} == {b: p for b, p in full.items() if b not in off_too}
+
+
+def test_temporal_without_complexity_is_refused():
+    config = copy.deepcopy(DEFAULT)
+    del config["complexity"]
+    with pytest.raises(ConfigError, match="temporal.experiments': 'planted' is not in complexity.experiments"):
+        validate_config(config)
 
 
 def test_a_present_section_gets_its_defaults():

@@ -10,6 +10,9 @@
 # One file per checkpoint: adding an epoch to train.checkpoints plans only that epoch's jobs.
 
 
+include: "temporal_common.smk"
+
+
 wildcard_constraints:
     epoch=r"\d+",
 
@@ -37,3 +40,152 @@ rule train_checkpoint:
         code=script_hash("train_checkpoint"),
     script:
         "../scripts/train_checkpoint.py"
+
+
+rule checkpoint_activations:
+    input:
+        checkpoint=lambda wc: f"results/models/{experiment(wc.experiment)['model']}/epoch_{wc.epoch}.pt",
+        data=experiment_data,
+    output:
+        "results/{experiment}/temporal/epoch_{epoch}/activations_{split}.h5",
+    log:
+        "logs/checkpoint_activations/{experiment}_{epoch}_{split}.log",
+    benchmark:
+        "benchmarks/checkpoint_activations/{experiment}_{epoch}_{split}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,  # batched forward passes through the checkpoint
+    params:
+        stage="activations",
+        spec=lambda wc: experiment_spec(wc.experiment),
+        seed=SEED,
+        code=script_hash("checkpoint_activations"),
+    script:
+        "../scripts/checkpoint_activations.py"
+
+
+rule temporal_decoding:
+    input:
+        activations=tx_activations(CX_SPLIT),
+        codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
+    output:
+        "results/{experiment}/temporal/epoch_{epoch}/decoding.h5",
+    log:
+        "logs/temporal_decoding/{experiment}_{epoch}.log",
+    benchmark:
+        "benchmarks/temporal_decoding/{experiment}_{epoch}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,  # one small float64 factorization per layer
+    params:
+        stage="temporal",
+        spec=lambda wc: tx_spec(wc, ("split", "vinfo")),
+        seed=SEED,
+        code=script_hash("temporal_decoding"),
+    script:
+        "../scripts/temporal_decoding.py"
+
+
+rule sediment:
+    input:
+        train="results/{experiment}/temporal/epoch_{epoch}/activations_train.h5",
+        test=f"results/{{experiment}}/temporal/epoch_{{epoch}}/activations_{CX_SPLIT}.h5",
+        data=experiment_data,
+    output:
+        "results/{experiment}/temporal/epoch_{epoch}/sediment.h5",
+    log:
+        "logs/sediment/{experiment}_{epoch}.log",
+    benchmark:
+        "benchmarks/sediment/{experiment}_{epoch}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=1,  # NMF iterations and batched NNLS: matrix products
+    params:
+        stage="temporal",
+        spec=lambda wc: tx_spec(wc, ("split", "vinfo", "dictionary"), ("sediment",)),
+        seed=SEED,
+        code=script_hash("sediment"),
+    script:
+        "../scripts/sediment.py"
+
+
+rule temporal:
+    input:
+        decoding=lambda wc: [
+            f"results/{wc.experiment}/temporal/epoch_{e}/decoding.h5" for e in tx_epochs(wc.experiment)
+        ],
+        sediment=lambda wc: [
+            f"results/{wc.experiment}/temporal/epoch_{e}/sediment.h5" for e in tx_epochs(wc.experiment)[:-1]
+        ],
+        vinfo="results/{experiment}/complexity/vinfo.h5",
+        dictionary="results/{experiment}/complexity/dictionary.h5",
+        codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
+        factors="results/{experiment}/complexity/factors.csv",
+    output:
+        h5="results/{experiment}/temporal/temporal.h5",
+        csv="results/{experiment}/temporal/emergence.csv",
+        parquet="results/{experiment}/temporal/emergence.parquet",
+        factors="results/{experiment}/temporal/factors.csv",
+    log:
+        "logs/temporal/{experiment}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,  # Hungarian assignments of small cosine matrices
+    params:
+        stage="temporal",
+        spec=lambda wc: tx_spec(wc, (), ("fraction", "layer", "sediment")),
+        seed=SEED,
+        code=script_hash("temporal"),
+    script:
+        "../scripts/temporal.py"
+
+
+rule temporal_figures:
+    input:
+        temporal="results/{experiment}/temporal/temporal.h5",
+        factors="results/{experiment}/temporal/factors.csv",
+    output:
+        decoding=report(
+            "results/{experiment}/temporal/figures/decoding.png",
+            caption="../report/temporal_decoding.rst",
+            category="Complexity over training",
+            labels=figure_labels("decoding"),
+        ),
+        sedimentation=report(
+            "results/{experiment}/temporal/figures/sedimentation.png",
+            caption="../report/temporal_sedimentation.rst",
+            category="Complexity over training",
+            labels=figure_labels("sedimentation"),
+        ),
+    log:
+        "logs/temporal_figures/{experiment}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,  # plotting
+    params:
+        stage="temporal_plots",
+        spec={},
+        seed=SEED,
+        code=script_hash("temporal_figures"),
+    script:
+        "../scripts/temporal_figures.py"

@@ -1,0 +1,86 @@
+"""Figures of complexity over training (Fel et al. 2024, Fig. 5); each function returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+
+from featflow.metrics.stats import Rho, spearman_ci
+
+
+def _deciles(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the simplest and the most complex 10% of the features with a finite K."""
+    ok = np.isfinite(k)
+    lo, hi = np.quantile(k[ok], [0.1, 0.9])
+    return ok & (k <= lo), ok & (k >= hi)
+
+
+def decoding(
+    epochs: np.ndarray,
+    curves: np.ndarray,
+    k: np.ndarray,
+    emerged: np.ndarray,
+    factors: pd.DataFrame,
+    layer: str,
+) -> tuple[Figure, Rho]:
+    """(a) I_V from ``layer`` of each checkpoint, mean and interdecile band of the simplest and most complex 10%
+    of the final features, with the planted factors dashed; (b) emergence epoch against final K, Spearman's rho."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    for label, mask, color in (("simplest 10%", _deciles(k)[0], "C0"), ("most complex 10%", _deciles(k)[1], "C3")):
+        rows = curves[:, mask]
+        ax.plot(epochs, np.nanmean(rows, 1), marker="o", color=color, label=f"{label} (n = {int(mask.sum())})")
+        ax.fill_between(epochs, *np.nanquantile(rows, [0.1, 0.9], axis=1), color=color, alpha=0.2)
+    for j, row in enumerate(factors.itertuples()):
+        values = [getattr(row, f"iv_epoch_{int(e)}") for e in epochs]
+        ax.plot(epochs, values, ls="--", color=f"C{(j + 4) % 10}", label=f"factor {row.factor}")
+    ax.set_xlabel("epoch (last: the final model)")
+    ax.set_ylabel(f"I_V from {layer} (held-out R^2)")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7)
+    rho = spearman_ci(k, emerged)
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, size=k.shape) * np.ptp(epochs) / max(len(epochs), 1)
+    bx.scatter(k, emerged + jitter, s=10, alpha=0.6, label="final features")
+    if len(factors):
+        bx.scatter(factors["complexity"], factors["emergence_epoch"], marker="*", s=120, color="k", label="factors")
+        for row in factors.itertuples():
+            bx.annotate(
+                row.factor,
+                (row.complexity, row.emergence_epoch),
+                fontsize=7,
+                xytext=(4, 4),
+                ha="left",
+                textcoords="offset points",
+            )
+    bx.set_xlabel("complexity K (final model)")
+    bx.set_ylabel("emergence epoch")
+    bx.set_yticks(epochs)
+    bx.set_title(f"Spearman rho {rho}", fontsize=9)
+    bx.legend(fontsize=7)
+    fig.tight_layout()
+    return fig, rho
+
+
+def sedimentation(epochs: np.ndarray, matched: np.ndarray, k: np.ndarray) -> Figure:
+    """K over training of the features matched to each final feature (one line each, colored by final K), with
+    the median of the simplest and most complex deciles."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    cmap = plt.get_cmap("viridis")
+    ok = np.isfinite(k)
+    span = (np.nanmin(k), np.nanmax(k)) if ok.any() else (0.0, 1.0)
+    for i in np.flatnonzero(ok):
+        shade = (k[i] - span[0]) / max(span[1] - span[0], 1e-12)
+        ax.plot(epochs, matched[:, i], color=cmap(shade), alpha=0.25, lw=0.8)
+    for label, mask, color in (("simplest 10%", _deciles(k)[0], "C0"), ("most complex 10%", _deciles(k)[1], "C3")):
+        ax.plot(epochs, np.nanmedian(matched[:, mask], 1), marker="o", color=color, lw=2, label=f"median, {label}")
+    ax.set_xlabel("epoch (last: the final dictionary)")
+    ax.set_ylabel("complexity K of the matched feature")
+    ax.legend(fontsize=7)
+    fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(*span), cmap=cmap), ax=ax, label="final K")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,34 @@
+# Plumbing of the temporal rules (temporal.smk): the epochs an experiment follows, where their files lie, the
+# stages' params. Functions only (snakemake --lint: no functions beside rules).
+TX_CFG = CFG.get("temporal")
+
+
+def tx_train(name):
+    """The train section of an experiment's model."""
+    return CFG["models"][experiment(name)["model"]]["train"]
+
+
+def tx_epochs(name):
+    """Every epoch followed over training: the checkpoints, then the final model's (train.epochs)."""
+    train = tx_train(name)
+    return sorted(set(train["checkpoints"]) | {train["epochs"]})
+
+
+def tx_activations(split):
+    """A checkpoint's activations of ``split``; at the final epoch, the final model's (the activations rule's)."""
+
+    def path(wc):
+        if int(wc.epoch) == tx_train(wc.experiment)["epochs"]:
+            return f"results/{wc.experiment}/activations/{split}.h5"
+        return f"results/{wc.experiment}/temporal/epoch_{wc.epoch}/activations_{split}.h5"
+
+    return path
+
+
+def tx_spec(wc, complexity=(), temporal=()):
+    """The complexity and temporal values a temporal stage reads."""
+    return {
+        "complexity": {key: CX_CFG[key] for key in complexity},
+        "temporal": {key: TX_CFG[key] for key in temporal},
+        "experiment": {"layers": experiment(wc.experiment)["layers"]},
+    }
