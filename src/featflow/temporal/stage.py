@@ -212,6 +212,9 @@ def summarize(
         cosines[i] = float(np.median(cos))
     arrays.update(matched_complexity=matched, match_cosine=cosines)
     frac, n_frac = emergence.decreasing_fraction(matched[0], matched[-1])
+    # from each checkpoint to the end: a feature still being learned can grow more complex before it sediments
+    by_epoch = [emergence.decreasing_fraction(matched[i], matched[-1]) for i in range(len(epochs) - 1)]
+    arrays["k_decreasing"] = np.array([f for f, _ in by_epoch])
     numbers.update(k_decreasing=frac, k_decreasing_n=n_frac, match=temporal.sediment.match)
     log.info(
         "rho(K, emergence epoch) %s; K decreases for %.3f of %d matched features (median cosines %s)",
@@ -270,5 +273,8 @@ def figures(temporal_path: Path_, factors_csv: Path_, outs: Mapping[str, Path_])
                 "(paper: K decreases over training, features sediment)"
             ),
             f"median matched cosine ({meta['match']}) per checkpoint": cos,
+            "fraction whose K decreases from each checkpoint to the end": ", ".join(
+                f"{int(e)}: {f:.3f}" for e, f in zip(epochs[:-1], data["k_decreasing"], strict=True)
+            ),
         },
     )
