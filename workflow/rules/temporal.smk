@@ -114,7 +114,7 @@ rule sediment:
         gpu=1,  # NMF iterations and batched NNLS: matrix products
     params:
         stage="temporal",
-        spec=lambda wc: tx_spec(wc, ("split", "vinfo", "dictionary"), ("sediment",)),
+        spec=lambda wc: tx_spec(wc, ("split", "vinfo", "dictionary"), ("sediment",), layers=True),
         seed=SEED,
         code=script_hash("sediment"),
     script:

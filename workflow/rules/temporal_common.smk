@@ -25,10 +25,10 @@ def tx_activations(split):
     return path
 
 
-def tx_spec(wc, complexity=(), temporal=()):
-    """The complexity and temporal values a temporal stage reads."""
+def tx_spec(wc, complexity=(), temporal=(), layers=False):
+    """The complexity and temporal values a temporal stage reads (and the experiment's layers when it does)."""
     return {
         "complexity": {key: CX_CFG[key] for key in complexity},
         "temporal": {key: TX_CFG[key] for key in temporal},
-        "experiment": {"layers": experiment(wc.experiment)["layers"]},
+        "experiment": {"layers": experiment(wc.experiment)["layers"]} if layers else {},
     }
