@@ -221,6 +221,11 @@ def _check_temporal(config: Mapping[str, Any]) -> list[str]:
                 f"config key 'temporal.experiments': '{name}' is not in complexity.experiments {list(analyzed)}; "
                 "expected experiments the complexity branch analyzes (their final dictionary is decoded over training)"
             )
+        if temporal["layer"] is not None and temporal["layer"] not in exp["layers"]:
+            problems.append(
+                f"config key 'temporal.layer': '{temporal['layer']}' is not a layer of experiment '{name}'; "
+                f"expected one of {list(exp['layers'])}"
+            )
         model = config.get("models", {}).get(exp["model"])
         if model is not None and not model["train"]["checkpoints"]:
             problems.append(

@@ -58,10 +58,14 @@ def test_a_branch_off_drops_exactly_its_targets(branch, off):
     assert {b: p for b, p in without.items() if b not in off_too} == {b: p for b, p in full.items() if b not in off_too}
 
 
-def test_temporal_without_complexity_is_refused():
+def test_temporal_section_is_checked():
     config = copy.deepcopy(DEFAULT)
     del config["complexity"]
     with pytest.raises(ConfigError, match="temporal.experiments': 'planted' is not in complexity.experiments"):
+        validate_config(config)
+    config = copy.deepcopy(DEFAULT)
+    config["temporal"]["layer"] = "block9"
+    with pytest.raises(ConfigError, match="temporal.layer': 'block9' is not a layer of experiment 'planted'"):
         validate_config(config)
 
 
