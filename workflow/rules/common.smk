@@ -125,7 +125,8 @@ THEORY_KEYS = {
         *THEORY_SETUP,
         *("steps", "eval_every", "baseline_lr_scale", "baseline_weight_decays", "weight_decay", "svm_C"),
     ),
-    "theory_alignment": ("snapshot_seeds",),
+    # the network it reads: its setup keys rerun theory_train (and so this rule) anyway; provenance names them
+    "theory_alignment": (*THEORY_SETUP, "snapshot_seeds"),
 }
 
 
