@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.featflow-setup
 CORES ?= all
 
-.PHONY: setup run test lint report lock clean
+.PHONY: setup run test test-presets lint report lock clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q tests
+
+# Every preset end to end, scaled down (fixture data, random weights; ~6 min on 2 cores): not part of `make test`.
+test-presets: setup
+	FEATFLOW_PRESETS_RUN=1 $(BIN)/python -m pytest -q tests/workflow/test_presets_run.py
 
 report: setup
 	$(BIN)/snakemake --cores 1 --report results/report.html
