@@ -73,6 +73,7 @@ def test_adding_a_checkpoint_plans_only_its_jobs(dag_run: Path) -> None:
         "temporal": 1,
         "temporal_figures": 1,
         "summary": 1,
+        "all": 1,  # its targets gained the new checkpoint file
     }, result.stdout
 
 
