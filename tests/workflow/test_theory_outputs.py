@@ -50,8 +50,8 @@ def test_fixed_feature_models_end_at_their_convex_optimum(dag_run):
     linear model on x within 2 points of its own; the stable GD curve does not oscillate away from it."""
     from sklearn.svm import LinearSVC
 
-    from featflow.theory import fixed_features, two_layer
     from featflow.data.shi import load_shi
+    from featflow.theory import fixed_features, two_layer
 
     base = store.read_h5(dag_run / "results/theory/shi/baselines.h5", "theory_baselines")
     init = store.read_h5(dag_run / "results/theory/shi/network.h5", "theory_network")["snapshots"]["init"]
