@@ -107,6 +107,6 @@ def test_a_class_never_seen_joins_the_complement(dag_run):
         assert _angle_to_complement(basis, ones) < 3.0
         angles[name] = _angle_to_complement(basis, e4)
     assert angles["digits_no4_logits"] < 15.0, angles
-    assert angles["digits_logits"] > 30.0, angles
+    assert angles["digits_logits"] > 25.0, angles  # default run: 6.3 vs 68.5 deg; tiny: 8.7 vs 32.8
     numbers = store.figure_numbers(dag_run / "results/fv/digits_no4_logits/figures/critical_space.png")
     assert float(numbers["angle of e4 to the complement of the 8-dim C (deg)"].split()[0]) < 15.0
