@@ -1,4 +1,5 @@
-"""Every rule declares a log, threads, mem_mb, runtime, gpu and a code hash in its params (DESIGN conventions)."""
+"""Every rule declares a log, a benchmark file, threads, mem_mb, runtime, gpu and a code hash in its params (DESIGN
+conventions): bench/RESULTS.md lists the slowest jobs from the benchmark files."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 RULES = Path(__file__).resolve().parents[2] / "workflow" / "rules"
-REQUIRED = ("log:", "threads:", "mem_mb=", "runtime=", "gpu=", "code=script_hash(", "script:", "conda:")
+REQUIRED = ("log:", "benchmark:", "threads:", "mem_mb=", "runtime=", "gpu=", "code=script_hash(", "script:", "conda:")
 
 
 def _rule_blocks() -> dict[str, str]:

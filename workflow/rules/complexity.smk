@@ -111,6 +111,8 @@ rule redundancy:
         "results/{experiment}/complexity/redundancy.h5",
     log:
         "logs/redundancy/{experiment}.log",
+    benchmark:
+        "benchmarks/redundancy/{experiment}.tsv"
     conda:
         ENV
     threads: 1
@@ -164,6 +166,8 @@ rule importance:
         "results/{experiment}/complexity/importance.h5",
     log:
         "logs/importance/{experiment}.log",
+    benchmark:
+        "benchmarks/importance/{experiment}.tsv"
     conda:
         ENV
     threads: 1
@@ -198,6 +202,8 @@ rule feature_table:
         ),
     log:
         "logs/feature_table/{experiment}.log",
+    benchmark:
+        "benchmarks/feature_table/{experiment}.tsv"
     conda:
         ENV
     threads: 1
@@ -257,6 +263,8 @@ rule complexity_figures:
         ),
     log:
         "logs/complexity_figures/{experiment}.log",
+    benchmark:
+        "benchmarks/complexity_figures/{experiment}.tsv"
     conda:
         ENV
     threads: 1

@@ -3,6 +3,8 @@ rule data:
         "results/data/{dataset}.h5",
     log:
         "logs/data/{dataset}.log",
+    benchmark:
+        "benchmarks/data/{dataset}.tsv"
     conda:
         ENV
     threads: 1

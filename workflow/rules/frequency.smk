@@ -70,6 +70,8 @@ rule fourier_mask_figures:
         ),
     log:
         "logs/fourier_mask_figures/compare.log",
+    benchmark:
+        "benchmarks/fourier_mask_figures/compare.tsv"
     conda:
         ENV
     threads: 1
@@ -127,6 +129,8 @@ rule adversarial_maps_figure:
         ),
     log:
         "logs/adversarial_maps_figure/{model}.log",
+    benchmark:
+        "benchmarks/adversarial_maps_figure/{model}.tsv"
     conda:
         ENV
     threads: 1
@@ -178,6 +182,8 @@ rule idcor_table:
         "results/{experiment}/frequency/idcor_layers.csv",
     log:
         "logs/idcor_table/{experiment}.log",
+    benchmark:
+        "benchmarks/idcor_table/{experiment}.tsv"
     conda:
         ENV
     threads: 1
@@ -206,6 +212,8 @@ rule idcor_figure:
         ),
     log:
         "logs/idcor_figure/{experiment}.log",
+    benchmark:
+        "benchmarks/idcor_figure/{experiment}.tsv"
     conda:
         ENV
     threads: 1

@@ -21,6 +21,8 @@ rule fv_targets:
         "results/fv/{fv}/targets.h5",
     log:
         "logs/fv_targets/{fv}.log",
+    benchmark:
+        "benchmarks/fv_targets/{fv}.tsv"
     conda:
         ENV
     threads: 1
@@ -75,6 +77,8 @@ rule fv_figure:
         ),
     log:
         "logs/fv_figure/{fv}.log",
+    benchmark:
+        "benchmarks/fv_figure/{fv}.tsv"
     conda:
         ENV
     threads: 1

@@ -62,6 +62,8 @@ rule ifv:
         table="results/fv/{fv}/ifv.csv",
     log:
         "logs/ifv/{fv}.log",
+    benchmark:
+        "benchmarks/ifv/{fv}.tsv"
     conda:
         ENV
     threads: 1
@@ -123,6 +125,8 @@ rule ifv_figures:
         ),
     log:
         "logs/ifv_figures/{fv}.log",
+    benchmark:
+        "benchmarks/ifv_figures/{fv}.tsv"
     conda:
         ENV
     threads: 1
@@ -152,6 +156,8 @@ rule reoptimize_figure:
         ),
     log:
         "logs/reoptimize_figure/{fv}.log",
+    benchmark:
+        "benchmarks/reoptimize_figure/{fv}.tsv"
     conda:
         ENV
     threads: 1
@@ -180,6 +186,8 @@ rule critical_space_figure:
         ),
     log:
         "logs/critical_space_figure/{fv}.log",
+    benchmark:
+        "benchmarks/critical_space_figure/{fv}.tsv"
     conda:
         ENV
     threads: 1
@@ -239,6 +247,8 @@ rule cross_ifv_figure:
         ),
     log:
         "logs/cross_ifv_figure/{fv}_{other}.log",
+    benchmark:
+        "benchmarks/cross_ifv_figure/{fv}_{other}.tsv"
     conda:
         ENV
     threads: 1

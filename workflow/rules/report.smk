@@ -12,6 +12,8 @@ rule summary:
         csv="results/summary.csv",
     log:
         "logs/summary/all.log",
+    benchmark:
+        "benchmarks/summary/all.tsv"
     conda:
         ENV
     threads: 1

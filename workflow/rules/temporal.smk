@@ -140,6 +140,8 @@ rule temporal:
         factors="results/{experiment}/temporal/factors.csv",
     log:
         "logs/temporal/{experiment}.log",
+    benchmark:
+        "benchmarks/temporal/{experiment}.tsv"
     conda:
         ENV
     threads: 1
@@ -175,6 +177,8 @@ rule temporal_figures:
         ),
     log:
         "logs/temporal_figures/{experiment}.log",
+    benchmark:
+        "benchmarks/temporal_figures/{experiment}.tsv"
     conda:
         ENV
     threads: 1

@@ -72,6 +72,8 @@ rule theory_alignment:
         "results/theory/{dataset}/alignment.h5",
     log:
         "logs/theory_alignment/{dataset}.log",
+    benchmark:
+        "benchmarks/theory_alignment/{dataset}.tsv"
     conda:
         ENV
     threads: 1
@@ -102,6 +104,8 @@ rule theory_figure_accuracy:
         table="results/theory/accuracy.csv",
     log:
         "logs/theory_figure_accuracy/all.log",
+    benchmark:
+        "benchmarks/theory_figure_accuracy/all.tsv"
     conda:
         ENV
     threads: 1
@@ -131,6 +135,8 @@ rule theory_figure_alignment:
         ),
     log:
         "logs/theory_figure_alignment/all.log",
+    benchmark:
+        "benchmarks/theory_figure_alignment/all.tsv"
     conda:
         ENV
     threads: 1
