@@ -79,7 +79,7 @@ def tiny_config(broken: bool) -> dict:
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["datasets"]["planted"].update(n_train=64, n_test=24)
     config["models"]["cnn"].update(width=4)
-    config["models"]["cnn"]["train"].update(epochs=1, batch_size=32)
+    config["models"]["cnn"]["train"].update(epochs=1, batch_size=32, checkpoints=[1])
     if broken:
         config["models"]["bad"] = {"arch": "smallcnn", "dataset": "planted", "width": 4, "weights": BAD_WEIGHTS}
     planted = config["experiments"]["planted"]
