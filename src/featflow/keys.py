@@ -25,16 +25,17 @@ def pick(data: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
             if isinstance(data[head], Mapping):
                 inner = pick(data[head], [rest])
                 if inner:
-                    out[head] = _merge(out.get(head, {}), inner)
+                    out[head] = merged(out.get(head, {}), inner)
         else:
             out[head] = data[head]
     return out
 
 
-def _merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for key, value in b.items():
-        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
+def merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` merged into a copy of ``base`` mapping by mapping, as Snakemake merges ``--configfile`` files."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
     return out
 
 

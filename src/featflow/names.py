@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from featflow import keys
 from featflow.config import ConfigError, DatasetSpec, ModelSpec, load_yaml, validate_config
 from featflow.data.planted import CLASS_NAMES as PLANTED_CLASSES
 from featflow.models.registry import build_model
@@ -176,19 +177,11 @@ def checked(config: Mapping[str, Any], check_paths: bool = True) -> dict[str, An
     return filled
 
 
-def _merged(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """``extra`` merged into ``base`` mapping by mapping, as Snakemake merges ``--configfile`` files."""
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = _merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def check_files(paths: Sequence[str | Path]) -> dict[str, Any]:
     """Load config files in order (later ones merged into earlier ones, as ``--configfile`` does) and check them."""
     merged: dict[str, Any] = {}
     for path in paths:
-        merged = _merged(merged, load_yaml(path))
+        merged = keys.merged(merged, load_yaml(path))
     return checked(merged)
 
 

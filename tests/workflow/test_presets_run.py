@@ -24,6 +24,7 @@ import torch
 import yaml
 
 from featflow.config import ModelSpec
+from featflow.keys import merged
 from featflow.models import build_model
 from featflow.names import checked
 from tests.folder_data import write_cifar10, write_imagefolder
@@ -66,11 +67,8 @@ SHI = {"n_train": 200, "n_test": 100}
 
 
 def _merge(base: dict, update: dict) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
+    """``update`` merged into ``base`` in place (nested sections included)."""
+    base.update(merged(base, update))
 
 
 def _weights(model: dict, classes: int, size: int, path: Path) -> str:
