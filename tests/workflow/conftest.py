@@ -41,6 +41,17 @@ def snakemake(workdir: Path, *args: str, idle_s: float = 600) -> subprocess.Comp
     return result
 
 
+def dry_run_after_edit(workdir: Path, module: str) -> subprocess.CompletedProcess:
+    """``snakemake -n`` in ``workdir`` with package ``module`` (path under src/featflow) edited, then restored."""
+    target = workdir / "src" / "featflow" / module
+    original = target.read_text()
+    target.write_text(original + "\n# an edit\n")
+    try:
+        return snakemake(workdir, "-n")
+    finally:
+        target.write_text(original)
+
+
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
     """Rule -> count from the 'Job stats' table of a dry run (empty when nothing is to be done)."""
     lines = (result.stdout + result.stderr).splitlines()

@@ -11,7 +11,7 @@ import yaml
 
 from featflow import store
 from featflow.repro import PACKAGE_ROOT, import_closure
-from tests.workflow.conftest import ROOT, copy_workflow, planned_jobs, snakemake
+from tests.workflow.conftest import ROOT, copy_workflow, dry_run_after_edit, planned_jobs, snakemake
 
 
 def test_foundation_outputs(dag_run):
@@ -87,13 +87,7 @@ def _rerun_reasons(result: subprocess.CompletedProcess) -> dict[str, set[str]]:
 def test_editing_a_module_reruns_exactly_the_rules_whose_code_reaches_it(dag_run, module):
     """The code key of a rule is its script's import closure: an edit plans those rules (params changed) and
     their dependents (inputs updated), nothing else."""
-    target = dag_run / "src" / "featflow" / module
-    original = target.read_text()
-    target.write_text(original + "\n# an edit\n")
-    try:
-        result = snakemake(dag_run, "-n")
-    finally:
-        target.write_text(original)
+    result = dry_run_after_edit(dag_run, module)
     assert result.returncode == 0, result.stderr[-3000:]
     ran = {path.name for path in (dag_run / "logs").iterdir()}  # the rules of the finished tiny run
     reaching = {

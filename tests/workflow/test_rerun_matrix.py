@@ -23,7 +23,7 @@ import yaml
 
 from featflow.config import validate_config
 from featflow.repro import PACKAGE_ROOT, import_closure
-from tests.workflow.conftest import ROOT, planned_jobs, snakemake
+from tests.workflow.conftest import ROOT, dry_run_after_edit, planned_jobs, snakemake
 
 TINY = validate_config(yaml.safe_load((ROOT / "tests/workflow/tiny.yaml").read_text()))
 SCRIPTS = ROOT / "workflow" / "scripts"
@@ -410,13 +410,7 @@ def test_every_module_reaches_exactly_its_importers(oracle):
 @pytest.mark.parametrize("module", ["frequency/idcor.py", "metrics/vinfo.py", "smk.py"])
 def test_module_edit_plans_its_importers_and_their_descendants(oracle, dag_run, module):
     """The issue's rows: a real dry run after an edit plans exactly what the import closure predicts."""
-    target = dag_run / "src" / "featflow" / module
-    original = target.read_text()
-    target.write_text(original + "\n# an edit\n")
-    try:
-        result = snakemake(dag_run, "-n")
-    finally:
-        target.write_text(original)
+    result = dry_run_after_edit(dag_run, module)
     assert result.returncode == 0, result.stderr[-3000:]
     rules = {job.rule.name for job in oracle.jobs}
     reach = reaching(module, rules)
