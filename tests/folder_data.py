@@ -1,5 +1,5 @@
-"""Folder data sets written by tests: CIFAR-10 python batches in torchvision's on-disk format, ImageFolder trees
-of generated PNGs. Nothing is downloaded."""
+"""Data sets written by tests: CIFAR-10 python batches in torchvision's on-disk format, ImageFolder trees of
+generated PNGs, a tiny planted set with an untrained small CNN. Nothing is downloaded."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+
+from featflow.config import DatasetSpec, ModelSpec
+from featflow.data import load_split, write_dataset
+from featflow.models import build_model
+from featflow.models.checkpoint import save_checkpoint
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -43,3 +49,17 @@ def write_imagefolder(
                 pixels = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(folder / f"{i}.png")
     return root
+
+
+def planted_and_cnn(root: Path) -> tuple[Path, Path]:
+    """A tiny planted data set (40 + 37 images) and an untrained, seeded width-4 small CNN checkpoint in ``root``."""
+    torch.set_num_threads(1)
+    data = root / "planted.h5"
+    write_dataset(DatasetSpec(kind="planted", n_train=40, n_test=37, seed=3), data, {})
+    spec = ModelSpec(arch="smallcnn", dataset="planted", width=4)
+    split = load_split(data, "test")
+    torch.manual_seed(0)
+    model = build_model(spec, tuple(split.x.shape[1:]), split.num_classes)
+    checkpoint = root / "cnn.pt"
+    save_checkpoint(checkpoint, model, spec, tuple(split.x.shape[1:]), split.num_classes, {})
+    return data, checkpoint

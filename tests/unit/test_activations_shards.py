@@ -10,10 +10,8 @@ import torch
 
 from featflow import store
 from featflow.activations import extract_shard_to_h5, extract_to_h5, merge_shards, shard_range
-from featflow.config import ActivationsSpec, DatasetSpec, ModelSpec
-from featflow.data import load_split, write_dataset
-from featflow.models import build_model
-from featflow.models.checkpoint import save_checkpoint
+from featflow.config import ActivationsSpec
+from tests.folder_data import planted_and_cnn
 
 LAYERS = ("block1", "block3", "act")
 
@@ -21,17 +19,7 @@ LAYERS = ("block1", "block3", "act")
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A tiny planted data set and an untrained (seeded) small CNN checkpoint."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("shards")
-    data = root / "planted.h5"
-    write_dataset(DatasetSpec(kind="planted", n_train=40, n_test=37, seed=3), data, {})
-    spec = ModelSpec(arch="smallcnn", dataset="planted", width=4)
-    split = load_split(data, "test")
-    torch.manual_seed(0)
-    model = build_model(spec, tuple(split.x.shape[1:]), split.num_classes)
-    checkpoint = root / "cnn.pt"
-    save_checkpoint(checkpoint, model, spec, tuple(split.x.shape[1:]), split.num_classes, {})
-    return data, checkpoint
+    return planted_and_cnn(tmp_path_factory.mktemp("shards"))
 
 
 @pytest.mark.parametrize(("n", "shards"), [(37, 4), (8, 8), (10, 1), (5, 3)])

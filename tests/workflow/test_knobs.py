@@ -13,16 +13,14 @@ import torch
 
 from featflow import store
 from featflow.activations import extract_shard_to_h5, extract_to_h5, merge_shards
-from featflow.config import ActivationsSpec, DatasetSpec, ModelSpec, TrainSpec
-from featflow.data import load_split, write_dataset
+from featflow.config import ActivationsSpec, ModelSpec, TrainSpec
 from featflow.fv.spec import FVSpec
 from featflow.fv.stage import run_optimize, run_targets
 from featflow.ifv.cross import run_cross
 from featflow.ifv.stage import run_jacobian
 from featflow.keys import keyed
-from featflow.models import build_model
-from featflow.models.checkpoint import save_checkpoint
 from featflow.models.train import train_model
+from tests.folder_data import planted_and_cnn
 from tests.workflow.conftest import ROOT
 
 CPU = torch.device("cpu")
@@ -57,17 +55,7 @@ def test_a_knob_changes_no_key_but_reaches_the_script():
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A tiny planted data set and an untrained (seeded) small CNN checkpoint."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("knobs")
-    data = root / "planted.h5"
-    write_dataset(DatasetSpec(kind="planted", n_train=40, n_test=37, seed=3), data, {})
-    spec = ModelSpec(arch="smallcnn", dataset="planted", width=4)
-    split = load_split(data, "test")
-    torch.manual_seed(0)
-    model = build_model(spec, tuple(split.x.shape[1:]), split.num_classes)
-    checkpoint = root / "cnn.pt"
-    save_checkpoint(checkpoint, model, spec, tuple(split.x.shape[1:]), split.num_classes, {})
-    return data, checkpoint
+    return planted_and_cnn(tmp_path_factory.mktemp("knobs"))
 
 
 def _assert_same_activations(a_path: Path, b_path: Path) -> None:
