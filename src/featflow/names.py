@@ -1,8 +1,8 @@
 """Names in a config checked against the networks they address, before any job runs (no data, no weights).
 
 ``python -m featflow.names FILE...`` checks config files this way (``make run CONFIG=...`` calls it first).
-Each model is built on PyTorch's ``meta`` device (shapes only: no memory, no weights), a meta input of its data
-set's shape is pushed through it with hooks, and every layer named in the config must be one of its modules,
+Each model is built untrained on the CPU, one input of its data set's shape is pushed through it with hooks,
+and every layer named in the config must be one of its modules,
 with FV's ``n_f`` no larger than that layer's width, and no experiment may cut a split into more extraction shards
 than it has samples. A misspelling lists the closest names.
 """
@@ -44,25 +44,27 @@ def input_signature(spec: DatasetSpec) -> tuple[tuple[int, ...], int]:
 
 @cache
 def _layer_shapes(model_key: str, shape: tuple[int, ...], classes: int) -> dict[str, tuple[int, ...]]:
-    """Output shape (without the batch axis) of every named module of the body, from a meta forward pass."""
+    """Output shape (without the batch axis) of every named module of the body, from one forward pass of one
+    image on the CPU. Not on the meta device: meta tensors import torch._dynamo and sympy (3-4 s at every
+    Snakefile parse), more than building even a ResNet50 costs."""
     spec = ModelSpec.from_dict(json.loads(model_key))
-    with torch.device("meta"):
-        model = build_model(spec, shape, classes)
-        shapes: dict[str, tuple[int, ...]] = {}
+    model = build_model(spec, shape, classes).eval()
+    shapes: dict[str, tuple[int, ...]] = {}
 
-        def record(name: str):
-            def hook(_module: torch.nn.Module, _inputs: tuple, out: Any) -> None:
-                if isinstance(out, torch.Tensor):
-                    shapes.setdefault(name, tuple(out.shape[1:]))
+    def record(name: str):
+        def hook(_module: torch.nn.Module, _inputs: tuple, out: Any) -> None:
+            if isinstance(out, torch.Tensor):
+                shapes.setdefault(name, tuple(out.shape[1:]))
 
-            return hook
+        return hook
 
-        hooks = [module.register_forward_hook(record(name)) for name, module in model.body.named_modules() if name]
-        try:
-            model.eval()(torch.zeros((2, *shape)))
-        finally:
-            for hook in hooks:
-                hook.remove()
+    hooks = [module.register_forward_hook(record(name)) for name, module in model.body.named_modules() if name]
+    try:
+        with torch.no_grad():
+            model(torch.zeros((1, *shape)))
+    finally:
+        for hook in hooks:
+            hook.remove()
     return shapes
 
 

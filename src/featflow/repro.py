@@ -12,6 +12,7 @@ import hashlib
 import json
 import platform
 import random
+import sys
 from collections.abc import Mapping
 from functools import cache
 from importlib import metadata
@@ -23,8 +24,15 @@ import numpy as np
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
-def _featflow_imports(path: Path) -> set[str]:
+def _featflow_imports(path: Path) -> frozenset[str]:
     """Dotted names of the featflow modules (or module attributes) that a Python file imports, lazily or not."""
+    stat = path.stat()
+    return _parsed_imports(path, stat.st_mtime_ns, stat.st_size)
+
+
+@cache  # each file version is parsed once per process, not once per rule whose closure reaches it
+def _parsed_imports(path: Path, _mtime_ns: int, _size: int) -> frozenset[str]:
+    """:func:`_featflow_imports` of one version of ``path`` (its modification time and size)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
@@ -36,7 +44,7 @@ def _featflow_imports(path: Path) -> set[str]:
             base = ".".join(path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts[: -node.level])
             module = f"{base}.{node.module}" if node.module else base
             names |= {module, *(f"{module}.{alias.name}" for alias in node.names)}
-    return names
+    return frozenset(names)
 
 
 def _module_file(name: str) -> Path | None:
@@ -80,12 +88,13 @@ def script_code(script: str | Path) -> str:
 
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python, NumPy and torch's global generators (for library code that uses them) and return a
-    NumPy Generator for featflow's own draws, which never use global state."""
-    import torch
-
+    NumPy Generator for featflow's own draws, which never use global state. torch is seeded when it is imported
+    (every package module that uses torch imports it at module level, so a stage's script has it by now); a job
+    without torch (figures, tables) does not pay its 2-second import for this."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
     return np.random.default_rng(seed)
 
 

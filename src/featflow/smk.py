@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import shutil
@@ -107,9 +108,17 @@ class Job:
 
     spec: dict[str, Any]
     seed: int
-    device: torch.device
     attrs: dict[str, Any]
     threads: int = 1
+    gpus: int = 0  # the rule's resources.gpu
+
+    @functools.cached_property
+    def device(self) -> torch.device:
+        """The job's device (:func:`pick_device`), chosen when a stage first asks: figure and table jobs never
+        import torch."""
+        device = pick_device(self.gpus)
+        log.info("device %s", device)
+        return device
 
 
 @contextlib.contextmanager
@@ -133,20 +142,26 @@ def _logging_to(path: str) -> Iterator[None]:
             root.removeHandler(handler)
 
 
+def _set_threads(threads: int) -> None:
+    """Intra-op threads of torch: set now when the script imported it, else through ``OMP_NUM_THREADS``, which
+    torch reads when a stage imports it later."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
 @contextlib.contextmanager
 def job(snakemake: Any) -> Iterator[Job]:
     """Open a job for the running rule: logging, threads, device and provenance."""
-    import torch
-
     log_path = snakemake.log[0]
     with _logging_to(log_path):
         threads = max(1, int(snakemake.threads))
-        torch.set_num_threads(threads)
-        device = pick_device(int(getattr(snakemake.resources, "gpu", 0)))
+        _set_threads(threads)
         params = snakemake.params
-        stage = params.stage
         seed = int(params.seed)
         repro.seed_everything(seed)
-        attrs = repro.provenance(stage, params.spec, seed, params.code)
-        log.info("rule %s on %s, %d threads, code %s", snakemake.rule, device, snakemake.threads, attrs["code_version"])
-        yield Job(spec=params.spec, seed=seed, device=device, attrs=attrs, threads=threads)
+        attrs = repro.provenance(params.stage, params.spec, seed, params.code)
+        log.info("rule %s, %d threads, code %s", snakemake.rule, threads, attrs["code_version"])
+        gpus = int(getattr(snakemake.resources, "gpu", 0))
+        yield Job(spec=params.spec, seed=seed, attrs=attrs, threads=threads, gpus=gpus)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from featflow.config import ConfigError, validate_config
-from featflow.theory.run import check_theory_config
+from featflow.theory.spec import check_theory_config
 from featflow.theory.two_layer import TheorySpec
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ rule activations_shard:
         shard=r"\d+",
     conda:
         ENV
-    threads: 2
+    threads: lambda wc: model_threads(experiment(wc.experiment)["model"])
     resources:
         mem_mb=8000,
         runtime=60,
@@ -41,7 +41,7 @@ rule activations:
         "benchmarks/activations/{experiment}_{split}.tsv"
     conda:
         ENV
-    threads: 2
+    threads: lambda wc: model_threads(experiment(wc.experiment)["model"])
     resources:
         mem_mb=8000,
         runtime=60,

@@ -34,6 +34,17 @@ wildcard_constraints:
     split="train|test",
 
 
+# featflow's own small networks (the default's): their ops are too small for a second intra-op thread (mean load
+# 0.75-1.4 cores at 2 threads in the default run's benchmark files), so their jobs take one core each and two run
+# side by side; torchvision networks take two threads (more with --set-threads, e.g. on a cluster).
+SMALL_ARCHS = ("smallcnn", "smallcnn-smooth", "mlp")
+
+
+def model_threads(model):
+    """Threads of a job that runs ``model``'s network."""
+    return 1 if CFG["models"][model]["arch"] in SMALL_ARCHS else 2
+
+
 def experiment(name):
     return CFG["experiments"][name]
 

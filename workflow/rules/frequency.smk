@@ -30,7 +30,7 @@ rule fourier_mask:
         "benchmarks/fourier_mask/{model}.tsv"
     conda:
         ENV
-    threads: 2
+    threads: lambda wc: model_threads(wc.model)
     resources:
         mem_mb=4000,
         runtime=60,
@@ -102,7 +102,7 @@ rule adversarial_maps:
         "benchmarks/adversarial_maps/{model}.tsv"
     conda:
         ENV
-    threads: 2
+    threads: lambda wc: model_threads(wc.model)
     resources:
         mem_mb=4000,
         runtime=60,
@@ -161,7 +161,7 @@ rule idcor:
         layer_b=LAYER,
     conda:
         ENV
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=30,

@@ -51,7 +51,7 @@ rule fv_optimize:
         "benchmarks/fv_optimize/{fv}.tsv"
     conda:
         ENV
-    threads: 2
+    threads: lambda wc: model_threads(CFG["fv"][wc.fv]["model"])
     resources:
         mem_mb=8000,
         runtime=240,

@@ -13,7 +13,7 @@ rule jacobian:
         "benchmarks/jacobian/{fv}.tsv"
     conda:
         ENV
-    threads: 2
+    threads: lambda wc: model_threads(CFG["fv"][wc.fv]["model"])
     resources:
         mem_mb=8000,
         runtime=120,
@@ -93,7 +93,7 @@ rule reoptimize:
         "benchmarks/reoptimize/{fv}.tsv"
     conda:
         ENV
-    threads: 2
+    threads: lambda wc: model_threads(CFG["fv"][wc.fv]["model"])
     resources:
         mem_mb=8000,
         runtime=120,
@@ -221,7 +221,7 @@ rule cross_ifv:
         "benchmarks/cross_ifv/{fv}_{other}.tsv"
     conda:
         ENV
-    threads: 2
+    threads: lambda wc: model_threads(wc.other)
     resources:
         mem_mb=8000,
         runtime=60,

@@ -28,7 +28,7 @@ rule train_checkpoint:
         "benchmarks/train_checkpoint/{model}_{epoch}.tsv"
     conda:
         ENV
-    threads: 2
+    threads: lambda wc: model_threads(wc.model)
     resources:
         mem_mb=8000,
         runtime=120,

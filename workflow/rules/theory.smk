@@ -6,7 +6,7 @@
 #   results/theory/figures/alignment.png                                               rule theory_figure_alignment
 # {dataset} is one of the two shi data sets named by `theory.structured` and `theory.unstructured`.
 
-from featflow.theory.run import check_theory_config
+from featflow.theory.spec import check_theory_config
 
 # Names checked when the rules are parsed; no theory section: no theory job (featflow.targets).
 THEORY = check_theory_config(CFG).to_dict() if enabled(CFG, "theory") else {}

@@ -9,7 +9,7 @@ rule train:
         "benchmarks/train/{model}.tsv"
     conda:
         ENV
-    threads: 2
+    threads: lambda wc: model_threads(wc.model)
     resources:
         mem_mb=8000,
         runtime=120,
