@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 SCHEMA_VERSION = 1
+CHUNK_BYTES = 4 << 20  # bytes of stored rows per chunk of iter_rows: a memory knob, in no cache key
 
 
 class StoreError(ValueError):
@@ -53,7 +54,8 @@ def _attr_value(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _set_attrs(node: h5py.HLObject, attrs: Mapping[str, Any]) -> None:
+def set_attrs(node: h5py.HLObject, attrs: Mapping[str, Any]) -> None:
+    """Store ``attrs`` on an HDF5 file, group or dataset (None values skipped, nested ones as JSON)."""
     for key, value in attrs.items():
         if value is None:
             continue
@@ -74,7 +76,7 @@ def h5_writer(path: str | os.PathLike, kind: str, attrs: Mapping[str, Any]) -> I
         with h5py.File(tmp, "w") as handle:
             handle.attrs["featflow_schema"] = SCHEMA_VERSION
             handle.attrs["featflow_kind"] = kind
-            _set_attrs(handle, attrs)
+            set_attrs(handle, attrs)
             yield handle
 
 
@@ -102,7 +104,7 @@ def create_array(
             name, data=data, shape=shape, dtype=dtype, chunks=True, compression="lzf", fletcher32=True
         )
     if attrs:
-        _set_attrs(dset, attrs)
+        set_attrs(dset, attrs)
     return dset
 
 
@@ -195,6 +197,51 @@ def read_items(path: str | os.PathLike, kind: str | None, names: Sequence[str]) 
     one layer of an activations file does not load the others. Names absent from the file are skipped."""
     with h5_reader(path, kind) as handle:
         return {name: handle[name][()] for name in names if name in handle}
+
+
+def shapes(path: str | os.PathLike, kind: str | None = None) -> dict[str, tuple[int, ...]]:
+    """The shape of every dataset of a featflow HDF5 file by name (``"layers/act"``), without reading data."""
+    found: dict[str, tuple[int, ...]] = {}
+
+    def visit(name: str, node: h5py.HLObject) -> None:
+        if isinstance(node, h5py.Dataset):
+            found[name] = node.shape
+
+    with h5_reader(path, kind) as handle:
+        handle.visititems(visit)
+    return found
+
+
+def iter_rows(
+    sources: Sequence[tuple[str | os.PathLike, str | None, str]],
+    mask: np.ndarray | None = None,
+    rows: int | None = None,
+) -> Iterator[tuple[slice, list[np.ndarray]]]:
+    """Read datasets of equal length in step, one chunk of consecutive rows at a time, so that memory does not
+    grow with the number of rows.
+
+    Parameters
+    ----------
+    sources : (path, kind, dataset name) per dataset; several may come from one file.
+    mask : boolean (n,) rows to keep; each chunk then holds only its kept rows (None: all).
+    rows : rows per chunk; None: about :data:`CHUNK_BYTES` of stored data per chunk over all the datasets.
+
+    Yields
+    ------
+    The chunk's rows (a slice of ``range(n)``) and one array per source.
+    """
+    with ExitStack() as stack:
+        dsets = [stack.enter_context(h5_reader(path, kind))[name] for path, kind, name in sources]
+        n = dsets[0].shape[0]
+        if any(d.shape[0] != n for d in dsets):
+            raise StoreError(f"iter_rows: datasets of different lengths {[d.shape[0] for d in dsets]} ({sources})")
+        if rows is None:
+            row_bytes = sum(int(np.prod(d.shape[1:])) * d.dtype.itemsize for d in dsets)
+            rows = max(1, CHUNK_BYTES // max(1, row_bytes))
+        for start in range(0, n, rows):
+            span = slice(start, min(start + rows, n))
+            keep = slice(None) if mask is None else mask[span]
+            yield span, [d[span][keep] for d in dsets]
 
 
 def read_attrs(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:

@@ -9,6 +9,8 @@ table and the planted-factor table (CSV + Parquet).
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,11 @@ from featflow import store
 from featflow.activations import pool
 from featflow.complexity.spec import ComplexitySpec
 from featflow.data import load_split
-from featflow.dictionary import NMFDictionary, fit_nmf, fit_nmf_online, relative_error
+from featflow.dictionary import NMFDictionary, fit_nmf, fit_nmf_online
+from featflow.dictionary.nnls import CodesReport
 from featflow.metrics import cka, robustness, vinfo
 from featflow.metrics.importance import importance
+from featflow.metrics.moments import CoMoments
 from featflow.models import classifier_head, forward_to, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -40,20 +44,58 @@ def dictionary_layer(spec: ComplexitySpec, layers: list[str]) -> str:
     return layer
 
 
-def _activations(path: Path_) -> tuple[dict[str, Any], dict[str, Any]]:
-    return store.read_h5(path, "activations"), store.read_attrs(path, "activations")
-
-
 def _layer(path: Path_, layer: str) -> np.ndarray:
     """One layer's (N, d) activations, read without the file's other layers."""
     return store.read_items(path, "activations", [f"layers/{layer}"])[f"layers/{layer}"]
 
 
-def _accuracy_with(model: Any, reconstructed: torch.Tensor, labels: np.ndarray) -> float:
-    """Accuracy of the model's linear head fed with reconstructed penultimate activations."""
+def _atoms(dict_path: Path_) -> np.ndarray:
+    """The (k, d) atoms of a dictionary file, without its (N, k) train codes."""
+    return store.read_items(dict_path, "complexity-dictionary", ["atoms"])["atoms"]
+
+
+def _correct(model: Any, penultimate: torch.Tensor, labels: np.ndarray) -> int:
+    """How many samples the model's linear head classifies right from (reconstructed) penultimate activations."""
     with torch.no_grad():
-        logits = classifier_head(model)(reconstructed.float())
-    return float((logits.argmax(1).cpu().numpy() == labels).mean())
+        logits = classifier_head(model)(penultimate.float())
+    return int((logits.argmax(1).cpu().numpy() == labels).sum())
+
+
+def _encode_layer(
+    handle: Any, acts_path: Path_, layer: str, enc: NMFDictionary, model: Any, device: torch.device
+) -> dict[str, Any]:
+    """Encode one layer of an activations file chunk by chunk (codes are per sample) into ``handle["codes"]``;
+    store on ``handle`` and return how the codes met the tolerance, the relative error ``||A - Z D|| / ||A||``
+    and the accuracy with the activations and with ``z D`` in place of them."""
+    reports, sq_err, sq_norm, hits, hits_rec, n = [], 0.0, 0.0, 0, 0, 0
+    sources = [(acts_path, "activations", f"layers/{layer}"), (acts_path, "activations", "labels")]
+    for _, (x, labels) in store.iter_rows(sources):
+        # float32 codes: same residual as float64 at these tolerances (bench/RESULTS.md), 2-3x faster
+        a = torch.from_numpy(x).float().to(device)
+        codes, report = enc.encode_report(a)
+        rec = enc.decode(codes)
+        sq_err, sq_norm = sq_err + float((a - rec).square().sum()), sq_norm + float(a.square().sum())
+        hits, hits_rec = hits + _correct(model, a, labels), hits_rec + _correct(model, rec, labels)
+        store.append_rows(handle, "codes", codes.cpu().numpy())
+        reports.append(report)
+        n += len(labels)
+    facts = {
+        **CodesReport.merged(reports).attrs(),
+        "layer": layer,
+        "relative_error": math.sqrt(sq_err) / max(math.sqrt(sq_norm), 1e-12),
+        "accuracy": hits / n,
+        "accuracy_reconstructed": hits_rec / n,
+    }
+    store.set_attrs(handle, facts)
+    log.info(
+        "codes of %d samples of %s: relative error %.4f, accuracy %.4f -> %.4f with z D*",
+        n,
+        layer,
+        facts["relative_error"],
+        facts["accuracy"],
+        facts["accuracy_reconstructed"],
+    )
+    return facts
 
 
 def _fit_atoms(acts_path: Path_, layer: str, spec: ComplexitySpec, device: torch.device, seed: int) -> torch.Tensor:
@@ -100,41 +142,16 @@ def fit_dictionary(
     ``atoms_seed2`` for the stability of K across NMF seeds.
     """
     ds = spec.dictionary
-    atoms = _fit_atoms(acts_path, layer, spec, device, seed)
-    a = torch.from_numpy(_layer(acts_path, layer)).float().to(device)
-    # float32 codes, as for new inputs, stopped at the same certified gap (bench/RESULTS.md); never float64
-    codes, report = encoder(atoms.float(), spec).encode_report(a)
-    atoms = atoms.float()
-    arrays = {"atoms": atoms.cpu().numpy(), "codes": codes.cpu().numpy()}
-    if ds.second_seed:
-        arrays["atoms_seed2"] = _fit_atoms(acts_path, layer, spec, device, seed + 1).float().cpu().numpy()
-    labels = store.read_items(acts_path, "activations", ["labels"])["labels"]
+    atoms = _fit_atoms(acts_path, layer, spec, device, seed).float()
     model, _ = load_checkpoint(checkpoint, device)
-    err = relative_error(a, codes, atoms)
-    acc, acc_rec = _accuracy_with(model, a, labels), _accuracy_with(model, codes @ atoms, labels)
-    log.info(
-        "dictionary on %s: k=%d, d=%d, code ridge %g, relative error %.4f, accuracy %.4f -> %.4f with z D*",
-        layer,
-        ds.k,
-        a.shape[1],
-        ds.code_ridge,
-        err,
-        acc,
-        acc_rec,
-    )
-    store.write_h5(
-        out,
-        "complexity-dictionary",
-        arrays,
-        {
-            **attrs,
-            **report.attrs(),
-            "layer": layer,
-            "relative_error": err,
-            "accuracy": acc,
-            "accuracy_reconstructed": acc_rec,
-        },
-    )
+    with store.h5_writer(out, "complexity-dictionary", attrs) as handle:
+        store.create_array(handle, "atoms", atoms.cpu().numpy())
+        if ds.second_seed:
+            second = _fit_atoms(acts_path, layer, spec, device, seed + 1).float().cpu().numpy()
+            store.create_array(handle, "atoms_seed2", second)
+        # float32 codes, as for new inputs, stopped at the same certified gap (bench/RESULTS.md); never float64
+        _encode_layer(handle, acts_path, layer, encoder(atoms, spec), model, device)
+    log.info("dictionary on %s: k=%d, d=%d, code ridge %g", layer, ds.k, atoms.shape[1], ds.code_ridge)
 
 
 def encode_split(
@@ -146,42 +163,39 @@ def encode_split(
     device: torch.device,
     attrs: dict[str, Any],
 ) -> None:
-    """Codes of one split's activations with the dictionary fixed (batched NNLS)."""
-    dic = store.read_h5(dict_path, "complexity-dictionary")
+    """Codes of one split's activations with the dictionary fixed (batched NNLS), encoded and written chunk by
+    chunk: memory does not grow with the number of samples."""
     layer = store.read_attrs(dict_path, "complexity-dictionary")["layer"]
-    acts = store.read_items(acts_path, "activations", [f"layers/{layer}", "labels"])
-    # float32 codes: same residual as float64 at these tolerances (bench/RESULTS.md), 2-3x faster
-    a = torch.from_numpy(acts[f"layers/{layer}"]).float().to(device)
-    atoms = torch.from_numpy(dic["atoms"]).float().to(device)
-    codes, report = encoder(atoms, spec).encode_report(a)
+    atoms = torch.from_numpy(_atoms(dict_path)).float().to(device)
     model, _ = load_checkpoint(checkpoint, device)
-    err = relative_error(a, codes, atoms)
-    acc, acc_rec = _accuracy_with(model, a, acts["labels"]), _accuracy_with(model, codes @ atoms, acts["labels"])
-    log.info("codes of %d samples: relative error %.4f, accuracy %.4f -> %.4f with z D*", a.shape[0], err, acc, acc_rec)
-    store.write_h5(
-        out,
-        "complexity-codes",
-        {"codes": codes.float().cpu().numpy()},
-        {
-            **attrs,
-            **report.attrs(),
-            "layer": layer,
-            "relative_error": err,
-            "accuracy": acc,
-            "accuracy_reconstructed": acc_rec,
-        },
-    )
+    with store.h5_writer(out, "complexity-codes", attrs) as handle:
+        _encode_layer(handle, acts_path, layer, encoder(atoms, spec), model, device)
 
 
-def _vinfo_layers(
-    acts: dict[str, Any], layer_names: list[str], data_path: Path_, split: str, spec: ComplexitySpec
-) -> dict[str, np.ndarray]:
-    layers: dict[str, np.ndarray] = {}
-    if spec.vinfo.include_input:
-        images = load_split(data_path, split, rows=acts["indices"]).x
-        layers["input"] = vinfo.pooled_input(images, spec.vinfo.input_grid)
-    layers.update({name: acts["layers"][name] for name in layer_names})
-    return layers
+Chunk = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
+
+
+def _vinfo_rows(
+    acts_path: Path_, codes_path: Path_, data_path: Path_, spec: ComplexitySpec, names: list[str]
+) -> Callable[[np.ndarray | None], Iterator[Chunk]]:
+    """Row chunks of the named layers (``input``: the samples' pooled images) and of the codes, indices and planted
+    factors (where the file has them), for the rows of a boolean mask (None: all)."""
+    stored = store.shapes(acts_path, "activations")
+    layers = [name for name in names if name != "input"]
+    extra = [item for item in ("indices", "factors") if item in stored]
+    sources = [(acts_path, "activations", f"layers/{name}") for name in layers]
+    sources += [(acts_path, "activations", item) for item in extra] + [(codes_path, "complexity-codes", "codes")]
+
+    def rows(mask: np.ndarray | None) -> Iterator[Chunk]:
+        for _, arrays in store.iter_rows(sources, mask):
+            chunk = dict(zip(layers, arrays, strict=False))
+            others = dict(zip([*extra, "codes"], arrays[len(layers) :], strict=True))
+            if "input" in names:
+                images = load_split(data_path, spec.split, rows=others["indices"]).x
+                chunk["input"] = vinfo.pooled_input(images, spec.vinfo.input_grid)
+            yield chunk, others
+
+    return rows
 
 
 def seed_stability(atoms: np.ndarray, atoms2: np.ndarray, k_feat: np.ndarray, k_feat2: np.ndarray) -> dict[str, float]:
@@ -218,25 +232,44 @@ def compute_vinfo(
     it is computed from; the number of such features (I_V < 0.8) is recorded. With a second-seed dictionary,
     K's agreement across NMF seeds is recorded too (:func:`seed_stability`).
     """
-    acts, acts_attrs = _activations(acts_path)
-    names = list(acts_attrs["layers"])
-    layers, merged = vinfo.distinct_layers(_vinfo_layers(acts, names, data_path, spec.split, spec))
-    dic = store.read_h5(dict_path, "complexity-dictionary")
+    acts_attrs = store.read_attrs(acts_path, "activations")
+    names = (["input"] if spec.vinfo.include_input else []) + list(acts_attrs["layers"])
+    rows = _vinfo_rows(acts_path, codes_path, data_path, spec, names)
+    merged = vinfo.identical_layers(names, ([chunk[name] for name in names] for chunk, _ in rows(None)))
+    layers = [name for name in names if name not in merged]
     dict_layer = store.read_attrs(dict_path, "complexity-dictionary")["layer"]
     dict_layer = merged.get(dict_layer, dict_layer)
-    z = store.read_h5(codes_path, "complexity-codes")["codes"]
+    dic = store.read_items(dict_path, "complexity-dictionary", ["atoms", "atoms_seed2"])
+    second = encoder(torch.from_numpy(dic["atoms_seed2"]), spec) if "atoms_seed2" in dic else None
+
+    def targets(chunk: dict[str, np.ndarray], others: dict[str, np.ndarray]) -> np.ndarray:
+        """Codes, second-seed codes and planted factors side by side: one ridge solve per layer serves them all."""
+        parts = [others["codes"]]
+        if second is not None:
+            parts.append(second.encode(torch.from_numpy(chunk[dict_layer]).float()).numpy())
+        if "factors" in others:
+            parts.append(others["factors"])
+        return np.concatenate([np.asarray(part, np.float64) for part in parts], 1)
+
     v = spec.vinfo
-    iv = vinfo.v_information(layers, z, v.test_fraction, seed, v.ridge_scale)
+    n = store.shapes(codes_path, "complexity-codes")["codes"][0]
+    every = vinfo.v_information_chunks(
+        lambda mask: (([chunk[name] for name in layers], targets(chunk, o)) for chunk, o in rows(mask)),
+        n,
+        v.test_fraction,
+        seed,
+        v.ridge_scale,
+    )
+    k = dic["atoms"].shape[0]
+    iv, f_iv = every[:, :k], every[:, (2 if second else 1) * k :]
     k_feat = vinfo.complexity(iv)
     extra: dict[str, Any] = {
         "merged_layers": [f"{a}={b}" for a, b in merged.items()],
         "dictionary_layer": dict_layer,
-        "dictionary_layer_unreadable": int((iv[list(layers).index(dict_layer)] < 0.8).sum()),
+        "dictionary_layer_unreadable": int((iv[layers.index(dict_layer)] < 0.8).sum()),
     }
-    if "atoms_seed2" in dic:
-        a = torch.from_numpy(acts["layers"][dict_layer]).float()
-        z2 = encoder(torch.from_numpy(dic["atoms_seed2"]), spec).encode(a).numpy()
-        k2 = vinfo.complexity(vinfo.v_information(layers, z2, v.test_fraction, seed, v.ridge_scale))
+    if second is not None:
+        k2 = vinfo.complexity(every[:, k : 2 * k])
         extra.update(seed_stability(dic["atoms"], dic["atoms_seed2"], k_feat, k2))
         log.info(
             "K across two NMF seeds: Spearman %.3f over matched atoms (median matched cosine %.3f)",
@@ -244,9 +277,8 @@ def compute_vinfo(
             extra["atom_match_cosine_median"],
         )
     rows = []
-    if "factors" in acts:
+    if f_iv.shape[1]:
         factor_names = list(acts_attrs["factor_names"])
-        f_iv = vinfo.v_information(layers, acts["factors"].astype(np.float64), v.test_fraction, seed, v.ridge_scale)
         f_k = vinfo.complexity(f_iv)
         for j, name in enumerate(factor_names):
             rows.append(
@@ -273,10 +305,12 @@ def compute_redundancy(
     codes_path: Path_, acts_path: Path_, layer: str, spec: ComplexitySpec, out: Path_, attrs: dict[str, Any], seed: int
 ) -> None:
     """Redundancy of every feature under random neuron keep-masks of the dictionary layer, per drop fraction."""
-    x = _layer(acts_path, layer)
-    z = store.read_h5(codes_path, "complexity-codes")["codes"]
+    sources = [(acts_path, "activations", f"layers/{layer}"), (codes_path, "complexity-codes", "codes")]
+    moments = CoMoments(*(store.shapes(path, kind)[name][1] for path, kind, name in sources))
+    for _, (x, z) in store.iter_rows(sources):
+        moments.update(x, z)
     rng = np.random.default_rng(seed)
-    red = np.stack([cka.redundancy(x, z, p, spec.redundancy.masks, rng) for p in spec.redundancy.drop])
+    red = np.stack([cka.masked_redundancy(moments, p, spec.redundancy.masks, rng) for p in spec.redundancy.drop])
     log.info("redundancy median per drop %s: %s", list(spec.redundancy.drop), np.nanmedian(red, 1).round(4))
     store.write_h5(out, "complexity-redundancy", {"redundancy": red, "drop": np.asarray(spec.redundancy.drop)}, attrs)
 
@@ -301,7 +335,7 @@ def compute_robustness(
     """
     model, _ = load_checkpoint(checkpoint, device)
     layer = store.read_attrs(dict_path, "complexity-dictionary")["layer"]
-    dic = encoder(torch.from_numpy(store.read_h5(dict_path, "complexity-dictionary")["atoms"]).to(device), spec)
+    dic = encoder(torch.from_numpy(_atoms(dict_path)).to(device), spec)
     split = load_split(data_path, spec.split, rows=slice(0, spec.robustness.images))
     images, labels = split.x.to(device), split.y.to(device)
     r = spec.robustness
@@ -351,13 +385,17 @@ def compute_robustness(
 def compute_importance(
     checkpoint: Path_, codes_path: Path_, acts_path: Path_, dict_path: Path_, out: Path_, attrs: dict[str, Any]
 ) -> None:
-    """Closed-form gradient x input of every feature with the model's predicted classes."""
+    """Closed-form gradient x input of every feature with the model's predicted classes, averaged over the samples
+    chunk by chunk."""
     model, _ = load_checkpoint(checkpoint, "cpu")
-    head = classifier_head(model)
-    z = torch.from_numpy(store.read_h5(codes_path, "complexity-codes")["codes"]).double()
-    atoms = torch.from_numpy(store.read_h5(dict_path, "complexity-dictionary")["atoms"]).double()
-    predicted = torch.from_numpy(store.read_items(acts_path, "activations", ["logits"])["logits"].argmax(1))
-    signed, absolute = importance(z, atoms, head.weight.detach().double(), predicted)
+    weight = classifier_head(model).weight.detach().double()
+    atoms = torch.from_numpy(_atoms(dict_path)).double()
+    sums, n = torch.zeros(2, atoms.shape[0], dtype=torch.float64), 0
+    sources = [(codes_path, "complexity-codes", "codes"), (acts_path, "activations", "logits")]
+    for _, (z, logits) in store.iter_rows(sources):
+        means = importance(torch.from_numpy(z).double(), atoms, weight, torch.from_numpy(logits.argmax(1)))
+        sums, n = sums + torch.stack(means) * len(z), n + len(z)
+    signed, absolute = sums / n
     log.info("importance: %d inhibitors of %d features", int((signed < 0).sum()), signed.shape[0])
     store.write_h5(out, "complexity-importance", {"signed": signed.numpy(), "absolute": absolute.numpy()}, attrs)
 
@@ -395,6 +433,16 @@ def table_metadata(vinfo_path: Path_, robustness_path: Path_, dict_path: Path_) 
     return meta
 
 
+def usage(codes_path: Path_) -> np.ndarray:
+    """Fraction of samples on which each feature is active (code above 1e-6 of the largest code): (k,), from two
+    passes over the codes."""
+    source = [(codes_path, "complexity-codes", "codes")]
+    n, k = store.shapes(codes_path, "complexity-codes")["codes"]
+    top = max((float(z.max(initial=0.0)) for _, (z,) in store.iter_rows(source)), default=0.0)
+    threshold = 1e-6 * max(top, 1e-12)
+    return sum(((z > threshold).sum(0) for _, (z,) in store.iter_rows(source)), np.zeros(k)) / n
+
+
 def feature_table(
     dict_path: Path_,
     codes_path: Path_,
@@ -411,8 +459,7 @@ def feature_table(
     The run-level facts (:func:`table_metadata`) go into the Parquet metadata (``DataFrame.attrs``) and the head
     of the HTML view, which the report shows inline.
     """
-    atoms = store.read_h5(dict_path, "complexity-dictionary")["atoms"]
-    z = store.read_h5(codes_path, "complexity-codes")["codes"]
+    atoms = _atoms(dict_path)
     vi, vi_attrs = store.read_h5(vinfo_path, "complexity-vinfo"), store.read_attrs(vinfo_path, "complexity-vinfo")
     red = store.read_h5(redundancy_path, "complexity-redundancy")
     rob = store.read_h5(robustness_path, "complexity-robustness")
@@ -426,7 +473,7 @@ def feature_table(
             "importance": imp["signed"],
             "importance_abs": imp["absolute"],
             "hoyer": hoyer(atoms),
-            "usage": (z > 1e-6 * max(float(z.max()), 1e-12)).mean(0),
+            "usage": usage(codes_path),
         }
     )
     table = pd.DataFrame(cols)
@@ -453,6 +500,27 @@ def factor_numbers(factors_csv: Path_) -> dict[str, str]:
     return numbers
 
 
+def top_samples(
+    codes_path: Path_, acts_path: Path_, data_path: Path_, split: str, n_images: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and images of only the samples among some feature's ``n_images`` largest codes (one pass over the
+    codes keeps every feature's best rows so far): the top-activating images of every feature, without all N."""
+    source = [(codes_path, "complexity-codes", "codes")]
+    n, k = store.shapes(codes_path, "complexity-codes")["codes"]
+    best, rows = np.full((n_images, k), -np.inf), np.full((n_images, k), -1)
+    for span, (z,) in store.iter_rows(source):
+        values = np.concatenate([best, z])
+        ids = np.concatenate([rows, np.broadcast_to(np.arange(span.start, span.stop)[:, None], z.shape)])
+        top = np.argpartition(-values, n_images - 1, axis=0)[:n_images]
+        best, rows = np.take_along_axis(values, top, 0), np.take_along_axis(ids, top, 0)
+    mask = np.zeros(n, bool)
+    mask[rows[rows >= 0]] = True
+    sources = [*source, (acts_path, "activations", "indices")]
+    parts = [arrays for _, arrays in store.iter_rows(sources, mask)]
+    codes, indices = (np.concatenate([part[i] for part in parts]) for i in range(2))
+    return codes, load_split(data_path, split, rows=indices).x.numpy()
+
+
 def figures(
     table_path: Path_,
     vinfo_path: Path_,
@@ -474,13 +542,11 @@ def figures(
     table = pd.read_parquet(table_path)
     meta = table.attrs
     layers = list(store.read_attrs(vinfo_path, "complexity-vinfo")["layers"])
-    atoms = store.read_h5(dict_path, "complexity-dictionary")["atoms"]
-    z = store.read_h5(codes_path, "complexity-codes")["codes"]
+    atoms = _atoms(dict_path)
     rob = store.read_h5(robustness_path, "complexity-robustness")
-    indices = store.read_items(acts_path, "activations", ["indices"])["indices"]
-    images = load_split(data_path, spec.split, rows=indices).x.numpy()
-    k = table["complexity"].to_numpy()
     f = spec.figures
+    z, images = top_samples(codes_path, acts_path, data_path, spec.split, f.top_images)
+    k = table["complexity"].to_numpy()
     fig, rho = plots.complexity_vs_importance(table)
     store.save_figure(fig, outs["importance"], {"rho(K, |importance|)": f"{rho} (paper: negative)"})
     store.save_figure(

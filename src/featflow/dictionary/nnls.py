@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -112,6 +113,19 @@ class CodesReport:
     @property
     def converged(self) -> bool:
         return self.unconverged == 0
+
+    @classmethod
+    def merged(cls, reports: Sequence[CodesReport]) -> CodesReport:
+        """One report for codes computed in several calls (row chunks): worst gap, all unconverged samples, the
+        slowest sample's iterations."""
+        first = reports[0]
+        return cls(
+            first.tol,
+            max(r.max_gap for r in reports),
+            sum(r.unconverged for r in reports),
+            max(r.iterations for r in reports),
+            first.form,
+        )
 
     def attrs(self) -> dict[str, object]:
         return {

@@ -4,17 +4,20 @@ With V the linear predictors with Gaussian noise of fixed variance, ``I_V(x -> z
 standardized so ``I_V = R^2`` of the best linear predictor, estimated on a held-out split with ridge regression.
 All features of a layer share one (d_l x d_l) Cholesky factorization, as in scikit-learn's multi-output
 ``Ridge`` (the tests compare R^2 with it to 1e-10). Kept by hand for the held-out R^2 of every target, NaN for a
-constant one, and the trace-scaled lambda in one pass: 1.1x scikit-learn's time at n 2,000, d 64, k 512 on one
-thread (bench/RESULTS.md).
+constant one, the trace-scaled lambda, and streaming: the statistics are accumulated over row chunks (centered
+moments of the training rows, then the held-out residuals), so a stage reads layers and codes from disk chunk by
+chunk and its memory does not grow with the number of samples.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
+
+from featflow.metrics.moments import CoMoments
 
 log = logging.getLogger(__name__)
 
@@ -30,38 +33,87 @@ def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, 
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
-def ridge_r2(
-    x: np.ndarray, z: np.ndarray, train: np.ndarray, test: np.ndarray, ridge_scale: float = 1e-3
-) -> np.ndarray:
-    """Held-out R^2 of ridge regressions of every column of ``z`` on ``x`` (with intercept), all at once.
+RowChunks = Callable[[np.ndarray], Iterable[tuple[Sequence[np.ndarray], np.ndarray]]]
+"""Called with a boolean (n,) row mask, yields chunk by chunk the kept rows of every layer and of the targets."""
+
+
+def array_chunks(layers: Sequence[np.ndarray], z: np.ndarray, rows: int = 65536) -> RowChunks:
+    """:data:`RowChunks` over in-memory arrays, ``rows`` rows per chunk."""
+
+    def chunks(mask: np.ndarray) -> Iterator[tuple[list[np.ndarray], np.ndarray]]:
+        for start in range(0, z.shape[0], rows):
+            keep = mask[start : start + rows]
+            yield [x[start : start + rows][keep] for x in layers], z[start : start + rows][keep]
+
+    return chunks
+
+
+def _ridge_weights(fit: CoMoments, ridge_scale: float) -> np.ndarray:
+    """(d, k) ridge weights from centered moments, lambda = ridge_scale * trace(X^T X) / d."""
+    gram = torch.from_numpy(fit.xx.copy())
+    lam = ridge_scale * torch.trace(gram) / gram.shape[0]
+    gram.diagonal().add_(lam.clamp_min(1e-12))
+    return torch.cholesky_solve(torch.from_numpy(fit.xz), torch.linalg.cholesky(gram)).numpy()
+
+
+def ridge_r2_chunks(chunks: RowChunks, train: np.ndarray, test: np.ndarray, ridge_scale: float = 1e-3) -> np.ndarray:
+    """Held-out R^2 of ridge regressions of every target on every layer (with intercept), in two passes over row
+    chunks: centered moments of the training rows (:class:`CoMoments`), one Cholesky solve per layer, then SSE
+    and SST over the held-out rows. Memory does not grow with the number of rows.
 
     Parameters
     ----------
-    x : (n, d) predictors.  z : (n, k) targets.  train, test : index arrays.
+    chunks : the rows (:data:`RowChunks`).  train, test : boolean (n,) row masks.
     ridge_scale : lambda = ridge_scale * trace(X^T X) / d on the centered training predictors.
 
     Returns
     -------
-    (k,) R^2 on the held-out rows (``1 - SSE / SST``, SST around the held-out mean; NaN for a constant
-    target). Float64 throughout.
+    (L, k) R^2 on the held-out rows (``1 - SSE / SST``, SST around the held-out mean; NaN for a constant target).
+    Float64 throughout.
     """
-    x = np.asarray(x, dtype=np.float64)
-    z = np.asarray(z, dtype=np.float64)
-    x_tr, z_tr = torch.from_numpy(x[train]), torch.from_numpy(z[train])
-    x_te, z_te = torch.from_numpy(x[test]), torch.from_numpy(z[test])
-    x_mean, z_mean = x_tr.mean(0), z_tr.mean(0)
-    xc = x_tr - x_mean
-    gram = xc.T @ xc
-    lam = ridge_scale * torch.trace(gram) / gram.shape[0]
-    gram.diagonal().add_(lam.clamp_min(1e-12))
-    weights = torch.cholesky_solve(xc.T @ (z_tr - z_mean), torch.linalg.cholesky(gram))
-    # SSE from the centered held-out residual and SST around the held-out mean
-    resid = z_te - z_mean - (x_te - x_mean) @ weights
-    sse = (resid * resid).sum(0)
-    z_te_c = z_te - z_te.mean(0)
-    sst = (z_te_c * z_te_c).sum(0)
-    r2 = 1.0 - sse / sst
-    return torch.where(sst > 1e-12 * (z_te * z_te).sum(0).clamp_min(1e-300), r2, torch.nan).numpy()
+    fits: list[CoMoments] = []
+    for xs, z in chunks(train):
+        fits = fits or [CoMoments(x.shape[1], z.shape[1]) for x in xs]
+        for fit, x in zip(fits, xs, strict=True):
+            fit.update(x, z)
+    weights = [_ridge_weights(fit, ridge_scale) for fit in fits]
+    held = CoMoments(0, fits[0].mean_z.size)
+    sse = np.zeros((len(fits), held.mean_z.size))
+    for xs, z in chunks(test):
+        z = np.asarray(z, np.float64)
+        held.update(z[:, :0], z)
+        for i, (fit, w, x) in enumerate(zip(fits, weights, xs, strict=True)):
+            resid = (z - fit.mean_z) - (np.asarray(x, np.float64) - fit.mean_x) @ w
+            sse[i] += np.einsum("ij,ij->j", resid, resid)
+    raw = held.zz + held.n * held.mean_z**2  # sum of squares of the held-out targets
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = 1.0 - sse / held.zz
+    return np.where(held.zz > 1e-12 * np.maximum(raw, 1e-300), r2, np.nan)
+
+
+def _mask(n: int, rows: np.ndarray) -> np.ndarray:
+    mask = np.zeros(n, bool)
+    mask[rows] = True
+    return mask
+
+
+def ridge_r2(
+    x: np.ndarray, z: np.ndarray, train: np.ndarray, test: np.ndarray, ridge_scale: float = 1e-3
+) -> np.ndarray:
+    """Held-out R^2 of ridge regressions of every column of ``z`` (n, k) on ``x`` (n, d), all at once; ``train``
+    and ``test`` are index arrays; see :func:`ridge_r2_chunks`. Returns (k,)."""
+    n = z.shape[0]
+    return ridge_r2_chunks(array_chunks([x], z), _mask(n, train), _mask(n, test), ridge_scale)[0]
+
+
+def v_information_chunks(
+    chunks: RowChunks, n: int, test_fraction: float = 0.2, seed: int = 0, ridge_scale: float = 1e-3
+) -> np.ndarray:
+    """I_V(f_l(x) -> z_i) for every layer and target of ``n`` rows given chunk by chunk: held-out R^2 (the fixed
+    split :func:`split_indices`) clipped to [0, 1]; (L, k), NaN for targets constant on the held-out split."""
+    train, test = split_indices(n, test_fraction, seed)
+    # A negative held-out R^2 means no linear information: I_V >= 0 (the paper's bound 0 <= I_V <= Var z).
+    return np.clip(ridge_r2_chunks(chunks, _mask(n, train), _mask(n, test), ridge_scale), 0.0, 1.0)
 
 
 def v_information(
@@ -85,10 +137,31 @@ def v_information(
     for name, x in layers.items():
         if x.shape[0] != n:
             raise ValueError(f"vinfo: layer '{name}' has {x.shape[0]} samples, the codes {n}")
-    train, test = split_indices(n, test_fraction, seed)
-    # A negative held-out R^2 means no linear information: I_V >= 0 (the paper's bound 0 <= I_V <= Var z).
-    rows = [np.clip(ridge_r2(x, z, train, test, ridge_scale), 0.0, 1.0) for x in layers.values()]
-    return np.stack(rows)
+    return v_information_chunks(array_chunks(list(layers.values()), z), n, test_fraction, seed, ridge_scale)
+
+
+def identical_layers(names: Sequence[str], chunks: Iterable[Sequence[np.ndarray]]) -> dict[str, str]:
+    """``{dropped name: kept name}`` for layers identical to an earlier kept one (``np.allclose`` with rtol 1e-5,
+    atol 1e-6 max|kept|, over all rows), from one pass over row chunks (one array per name each); warns."""
+    excess: dict[tuple[int, int], float] = {}  # max of |x_j - x_i| - rtol |x_i| over the rows, for i < j
+    peak = np.zeros(len(names))
+    for xs in chunks:
+        peak = np.maximum(peak, [float(np.abs(x).max(initial=0.0)) for x in xs])
+        for j, x in enumerate(xs):
+            for i, y in enumerate(xs[:j]):
+                if y.shape == x.shape:
+                    worst = float((np.abs(x - y) - 1e-5 * np.abs(y)).max(initial=-np.inf))
+                    excess[i, j] = max(excess.get((i, j), -np.inf), worst)
+    kept: list[int] = []
+    merged: dict[str, str] = {}
+    for j, name in enumerate(names):
+        same = next((i for i in kept if excess.get((i, j), np.inf) <= 1e-6 * max(peak[i], 1e-12)), None)
+        if same is None:
+            kept.append(j)
+        else:
+            merged[name] = names[same]
+            log.warning("vinfo: layer '%s' is identical to '%s' on these samples; counted once in K", name, names[same])
+    return merged
 
 
 def distinct_layers(layers: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -97,23 +170,8 @@ def distinct_layers(layers: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndar
 
     Returns the distinct layers in order and ``{dropped name: kept name}``.
     """
-    kept: dict[str, np.ndarray] = {}
-    merged: dict[str, str] = {}
-    for name, x in layers.items():
-        same = next(
-            (
-                other
-                for other, y in kept.items()
-                if y.shape == x.shape and np.allclose(x, y, rtol=1e-5, atol=1e-6 * max(float(np.abs(y).max()), 1e-12))
-            ),
-            None,
-        )
-        if same is None:
-            kept[name] = x
-        else:
-            merged[name] = same
-            log.warning("vinfo: layer '%s' is identical to '%s' on these samples; counted once in K", name, same)
-    return kept, merged
+    merged = identical_layers(list(layers), [list(layers.values())])
+    return {name: x for name, x in layers.items() if name not in merged}, merged
 
 
 def complexity(iv: np.ndarray) -> np.ndarray:

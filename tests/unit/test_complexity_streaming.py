@@ -1,0 +1,94 @@
+"""The complexity stages stream over row chunks: results equal across chunk sizes (one that does not divide N,
+one of a single sample) and equal to the in-memory computation; V-information from chunked moments matches
+scikit-learn's Ridge."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import Ridge
+from sklearn.metrics import r2_score
+
+from featflow import store
+from featflow.complexity import pipeline
+from featflow.complexity.spec import ComplexitySpec
+from featflow.metrics import cka, vinfo
+from tests.complexity_data import write_complexity_inputs
+
+N = 300
+
+
+@pytest.mark.parametrize("rows", [1, 7, 64, 1000])
+def test_chunked_ridge_r2_matches_sklearn(rows: int) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(N, 6)) + 3.0  # off-centre: the moments' pairwise update must not cancel
+    z = np.abs(x[:, :2] @ rng.normal(size=(2, 5)) + rng.normal(size=(N, 5)))
+    z[:, 4] = 2.0  # constant target: NaN
+    train, test = vinfo.split_indices(N, 0.2, seed=3)
+    masks = [np.isin(np.arange(N), part) for part in (train, test)]
+    ours = vinfo.ridge_r2_chunks(vinfo.array_chunks([x, x[:, :3]], z, rows), *masks)
+    xc = x[train] - x[train].mean(0)
+    lam = 1e-3 * np.trace(xc.T @ xc) / x.shape[1]
+    for i in range(4):
+        ref = Ridge(alpha=lam).fit(x[train], z[train, i])
+        assert ours[0, i] == pytest.approx(r2_score(z[test, i], ref.predict(x[test])), abs=1e-10)
+    np.testing.assert_allclose(ours[1], vinfo.ridge_r2(x[:, :3], z, train, test), atol=1e-10)
+    assert np.isnan(ours[:, 4]).all()
+
+
+def test_chunked_identical_layers_and_redundancy() -> None:
+    rng = np.random.default_rng(0)
+    block, act, z = rng.random((50, 4)), rng.random((50, 3)), rng.random((50, 6))
+    layers = [rng.random((50, 4)), block, block.copy(), act]
+    chunks = ([x[s : s + 7] for x in layers] for s in range(0, 50, 7))
+    assert vinfo.identical_layers(["input", "block3", "pool", "act"], chunks) == {"pool": "block3"}
+    moments = cka.CoMoments(4, 6)
+    for s in range(0, 50, 7):
+        moments.update(block[s : s + 7], z[s : s + 7])
+    np.testing.assert_allclose(
+        cka.masked_redundancy(moments, 0.5, 10, np.random.default_rng(2)),
+        cka.redundancy(block, z, 0.5, 10, np.random.default_rng(2)),
+        rtol=1e-10,
+    )
+
+
+def _run_stages(root: Path, paths: dict[str, Path], spec: ComplexitySpec) -> dict[str, dict]:
+    cpu = torch.device("cpu")
+    out = {name: root / f"{name}.h5" for name in ("codes", "vinfo", "redundancy", "importance")}
+    pipeline.encode_split(paths["dictionary"], paths["activations"], paths["checkpoint"], spec, out["codes"], cpu, {})
+    pipeline.compute_vinfo(
+        out["codes"], paths["activations"], paths["data"], paths["dictionary"], spec, out["vinfo"],
+        root / "factors.csv", {}, 0,
+    )  # fmt: skip
+    pipeline.compute_redundancy(out["codes"], paths["activations"], "act", spec, out["redundancy"], {}, 0)
+    pipeline.compute_importance(
+        paths["checkpoint"], out["codes"], paths["activations"], paths["dictionary"], out["importance"], {}
+    )
+    results = {name: {**store.read_h5(path), **store.read_attrs(path)} for name, path in out.items()}
+    results["usage"] = {"usage": pipeline.usage(out["codes"])}
+    z, images = pipeline.top_samples(out["codes"], paths["activations"], paths["data"], "test", 3)
+    results["top"] = {"codes": z, "images": images}
+    return results
+
+
+def test_stages_equal_across_chunk_sizes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = write_complexity_inputs(tmp_path, N, d=16, n_layers=3, k=12, rows=128)
+    spec = ComplexitySpec.from_dict({"dictionary": {"k": 12, "code_iterations": 200}})
+    runs = []
+    for budget in (1 << 30, 7000, 900):  # all rows at once, then chunk sizes (per stage) that do not divide N
+        monkeypatch.setattr(store, "CHUNK_BYTES", budget)
+        (tmp_path / str(budget)).mkdir()
+        runs.append(_run_stages(tmp_path / str(budget), paths, spec))
+    whole = runs[0]
+    acts = store.read_h5(paths["activations"], "activations")
+    atoms = torch.from_numpy(store.read_h5(paths["dictionary"])["atoms"])
+    codes = pipeline.encoder(atoms, spec).encode(torch.from_numpy(acts["layers"]["act"])).numpy()
+    np.testing.assert_allclose(whole["codes"]["codes"], codes, atol=1e-6)
+    for run in runs[1:]:
+        for name, ref in whole.items():
+            for key, value in ref.items():
+                if np.asarray(value).dtype.kind == "f" and key != "codes_max_gap":  # gaps differ below code_tol
+                    np.testing.assert_allclose(run[name][key], value, atol=1e-6, rtol=1e-6, err_msg=f"{name}/{key}")
+                elif key not in ("codes_max_gap", "codes_iterations"):
+                    assert np.all(run[name][key] == value), (name, key)
