@@ -26,10 +26,10 @@ run: setup
 	$(if $(CONFIG),$(BIN)/python -m featflow.names $(CONFIG))
 	$(BIN)/snakemake --profile profiles/default --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG))
 
-# Two pytest-xdist workers; the tests on the shared tiny DAG run (and those on the SLURM cluster) keep to one each.
+# Two pytest-xdist workers, one test file at a time each (the SLURM tests, one file, never run side by side).
 TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 # Every preset end to end, scaled down (fixture data, random weights; ~6 min on 2 cores): not part of `make test`.
 test-presets: setup

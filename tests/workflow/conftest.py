@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -70,11 +71,27 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
 @pytest.fixture(scope="session")
 def dag_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The temp directory of one full run of the tiny DAG (fails the dependent tests if the run fails).
-    ``FEATFLOW_DAG_RUN=DIR`` reuses a finished run there instead (a copy_workflow directory of tiny.yaml)."""
+    ``FEATFLOW_DAG_RUN=DIR`` reuses a finished run there instead (a copy_workflow directory of tiny.yaml).
+
+    Under pytest-xdist (``make test``: ``-n 2 --dist loadfile``) the first worker that asks builds the run in the
+    session's shared temp folder while the other waits on a lock; each worker then tests its own copy (file
+    times kept, so Snakemake sees a finished run), since some tests edit the run's config and dry-run it."""
     if os.environ.get("FEATFLOW_DAG_RUN"):
         return Path(os.environ["FEATFLOW_DAG_RUN"])
-    workdir = copy_workflow(tmp_path_factory.mktemp("dag"), ROOT / "tests" / "workflow" / "tiny.yaml")
-    result = snakemake(workdir)
-    if result.returncode != 0:
-        pytest.fail(f"tiny DAG failed:\n{result.stderr[-6000:]}")
-    return workdir
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    shared = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
+    built, done, failed = shared / "dag", shared / "dag.done", shared / "dag.failed"
+    with open(shared / "dag.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes (or its worker dies)
+        if not done.exists() and not failed.exists():
+            shutil.rmtree(built, ignore_errors=True)  # a half-built run of a worker that died
+            copy_workflow(built, ROOT / "tests" / "workflow" / "tiny.yaml")
+            result = snakemake(built)
+            (done if result.returncode == 0 else failed).write_text(result.stderr[-6000:])
+    if failed.exists():
+        pytest.fail(f"tiny DAG failed:\n{failed.read_text()}")
+    if not worker:
+        return built
+    mine = tmp_path_factory.mktemp("dag")
+    shutil.copytree(built, mine, symlinks=True, dirs_exist_ok=True)
+    return mine
