@@ -1,0 +1,108 @@
+"""Benchmark: peak memory of every complexity stage at N and 16N samples (issue 15, item 4: flat in N).
+
+Synthetic inputs in the stages' layout (tests/complexity_data.py: 5 layers of d = 64, k = 128 atoms, train codes
+in the dictionary file, 8 x 8 images, an untrained smallcnn) are written once per N to a temporary folder; each
+stage then runs in a fresh process, which reports its peak RSS (``getrusage``), wall and CPU seconds, and the
+size of its output file. The dictionary fit runs in its online mode (batches streamed from the file). Run:
+    .venv/bin/python bench/bench_memory.py [--n 20000] [--threads 1]
+and copy the printed table into bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.complexity_data: the synthetic inputs
+
+STAGES = ("dictionary", "codes", "vinfo", "redundancy", "importance", "robustness")
+SPEC = {"dictionary": {"k": 128, "batch_size": 4096, "epochs": 1, "code_tol": 1e-3}}
+
+
+def _stage(name: str, root: Path) -> Path:
+    """Run one stage on the inputs under ``root``; returns its output file."""
+    import torch
+
+    from featflow.complexity import pipeline
+    from featflow.complexity.spec import ComplexitySpec
+
+    spec, cpu = ComplexitySpec.from_dict(SPEC), torch.device("cpu")
+    acts, dic, data, ckpt = (root / f for f in ("activations.h5", "dictionary.h5", "data.h5", "model.pt"))
+    codes, out = root / "codes.h5", root / f"out_{name}.h5"
+    if name == "dictionary":
+        pipeline.fit_dictionary(acts, ckpt, spec, "act", out, cpu, {}, 0)
+    elif name == "codes":
+        pipeline.encode_split(dic, acts, ckpt, spec, codes, cpu, {})
+        out = codes
+    elif name == "vinfo":
+        pipeline.compute_vinfo(codes, acts, data, dic, spec, out, root / "factors.csv", {}, 0)
+    elif name == "redundancy":
+        pipeline.compute_redundancy(codes, acts, "act", spec, out, {}, 0)
+    elif name == "importance":
+        pipeline.compute_importance(ckpt, codes, acts, dic, out, {})
+    else:
+        pipeline.compute_robustness(ckpt, data, dic, spec, "gap", out, cpu, {}, 0)
+    return out
+
+
+def _child(name: str, root: Path, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = _stage(name, root)
+    row = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+    row["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["out_mib"] = out.stat().st_size / 2**20
+    print(json.dumps(row))
+
+
+def _measure(name: str, root: Path, threads: int) -> dict[str, float]:
+    env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
+    command = [sys.executable, __file__, "--child", name, "--root", str(root), "--threads", str(threads)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000, help="N: the smaller run; the larger is 16N")
+    parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads of every stage")
+    parser.add_argument("--child", choices=STAGES)
+    parser.add_argument("--root", type=Path)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.root, args.threads)
+        return
+    from tests.complexity_data import write_complexity_inputs
+
+    rows: dict[tuple[str, int], dict[str, float]] = {}
+    for n in (args.n, 16 * args.n):
+        with tempfile.TemporaryDirectory() as tmp:
+            write_complexity_inputs(Path(tmp), n)
+            inputs = sum(f.stat().st_size for f in Path(tmp).iterdir()) / 2**20
+            for name in STAGES:
+                rows[name, n] = _measure(name, Path(tmp), args.threads)
+                print(f"# {name} at N={n}: {rows[name, n]}", file=sys.stderr)
+        print(f"inputs at N={n}: {inputs:.0f} MiB on disk", file=sys.stderr)
+    print(f"N = {args.n:,} and 16N = {16 * args.n:,} samples; 5 layers of d = 64, k = 128; {args.threads} thread(s)")
+    print("| stage | RSS N (MiB) | RSS 16N (MiB) | 16N / N | output 16N (MiB) | wall s N / 16N | CPU s N / 16N |")
+    print("|---|---|---|---|---|---|---|")
+    for name in STAGES:
+        small, big = rows[name, args.n], rows[name, 16 * args.n]
+        print(
+            f"| {name} | {small['rss_mib']:.0f} | {big['rss_mib']:.0f} | {big['rss_mib'] / small['rss_mib']:.3f} "
+            f"| {big['out_mib']:.1f} | {small['wall']:.1f} / {big['wall']:.1f} "
+            f"| {small['cpu']:.1f} / {big['cpu']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
