@@ -198,6 +198,20 @@ def _vinfo_rows(
     return rows
 
 
+def vinfo_layers(
+    acts: dict[str, Any], layer_names: list[str], data_path: Path_, split: str, spec: ComplexitySpec
+) -> dict[str, np.ndarray]:
+    """The V-information predictors of an activations file held in memory (``acts``, as read by
+    ``store.read_h5``): the pooled input images first when ``vinfo.include_input``, then the named layers. For
+    a checkpoint's small sediment dictionary; :func:`compute_vinfo` streams the same predictors instead."""
+    layers: dict[str, np.ndarray] = {}
+    if spec.vinfo.include_input:
+        images = load_split(data_path, split, rows=acts["indices"]).x
+        layers["input"] = vinfo.pooled_input(images, spec.vinfo.input_grid)
+    layers.update({name: acts["layers"][name] for name in layer_names})
+    return layers
+
+
 def seed_stability(atoms: np.ndarray, atoms2: np.ndarray, k_feat: np.ndarray, k_feat2: np.ndarray) -> dict[str, float]:
     """Agreement of K across two NMF seeds: atoms matched one-to-one by cosine (Hungarian assignment), then
     Spearman's rho of K over the matched pairs, and the median matched cosine (how far the atoms agree)."""

@@ -95,7 +95,7 @@ def sediment_epoch(
     codes = pipeline.encoder(atoms, sed).encode(a)
     err = relative_error(a, codes, atoms)
     layers, merged = vinfo.distinct_layers(
-        pipeline._vinfo_layers(acts, list(acts_attrs["layers"]), data_path, spec.split, spec)
+        pipeline.vinfo_layers(acts, list(acts_attrs["layers"]), data_path, spec.split, spec)
     )
     z = codes.cpu().numpy()
     v = spec.vinfo
