@@ -3,8 +3,9 @@
 ``python -m featflow.names FILE...`` checks config files this way (``make run CONFIG=...`` calls it first).
 Each model is built untrained on the CPU, one input of its data set's shape is pushed through it with hooks,
 and every layer named in the config must be one of its modules,
-with FV's ``n_f`` no larger than that layer's width, and no experiment may cut a split into more extraction shards
-than it has samples. A misspelling lists the closest names.
+with FV's ``n_f`` no larger than that layer's width, every pictured feature id (``complexity.pictures.ids``) an
+atom of the dictionary, and no experiment may cut a split into more extraction shards than it has samples. A
+misspelling lists the closest names.
 """
 
 from __future__ import annotations
@@ -119,6 +120,13 @@ def check_names(config: Mapping[str, Any]) -> list[str]:
                 f"config key 'complexity.dictionary.layer': '{layer}' is not among experiment '{name}''s layers "
                 f"{exp['layers']}; expected one of them (activations are extracted only for those)"
             )
+    n_atoms = (complexity.get("dictionary") or {}).get("k", 0)
+    beyond = [i for i in (complexity.get("pictures") or {}).get("ids", []) if i >= n_atoms]
+    if complexity and beyond:
+        problems.append(
+            f"config key 'complexity.pictures.ids': {beyond} are not features of a dictionary of "
+            f"complexity.dictionary.k = {n_atoms} atoms; expected ids in 0..{n_atoms - 1}"
+        )
     return sorted(set(problems))
 
 

@@ -24,6 +24,7 @@ COMPLEXITY_LEAVES = (
     "figures/relations.png",
     "figures/umap.png",
     "figures/top_images.png",
+    "figures/pictures.png",
 )
 TEMPORAL_LEAVES = ("emergence.csv", "factors.csv", "figures/decoding.png", "figures/sedimentation.png")
 IFV_LEAVES = (

@@ -6,13 +6,17 @@ import pytest
 from featflow.complexity.pipeline import dictionary_layer, hoyer
 from featflow.complexity.spec import ComplexitySpec
 from featflow.config import validate_config
+from featflow.fv.atoms import PicturesSpec
+from featflow.keys import drop
 
 BASE = {"datasets": {"p": {"kind": "planted"}}, "models": {}, "experiments": {}}
 
 
 def test_defaults_fill_the_spec() -> None:
+    """The section's ``pictures`` is the FV branch's spec (featflow.fv.atoms runs it); the rest is the branch's."""
     cfg = validate_config({**BASE, "complexity": {}})
-    assert ComplexitySpec.from_dict(cfg["complexity"]) == ComplexitySpec()
+    assert ComplexitySpec.from_dict(drop(cfg["complexity"], ["pictures"])) == ComplexitySpec()
+    assert PicturesSpec.from_dict(cfg["complexity"]["pictures"]) == PicturesSpec()
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,12 @@ def test_the_shapes_come_from_a_meta_forward_pass() -> None:
             lambda c: c.update(complexity={"experiments": ["e"], "dictionary": {"layer": "pool"}}),
             r"'complexity\.dictionary\.layer': 'pool' is not among experiment 'e''s layers",
         ),
+        (
+            lambda c: c.update(
+                complexity={"experiments": ["e"], "dictionary": {"k": 16}, "pictures": {"ids": [3, 16]}}
+            ),
+            r"'complexity\.pictures\.ids': \[16\] are not features of a dictionary of complexity\.dictionary\.k = 16",
+        ),
     ],
 )
 def test_a_misspelled_name_is_refused_with_the_key_and_close_names(edit, message: str) -> None:

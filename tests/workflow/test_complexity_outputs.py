@@ -50,7 +50,7 @@ def test_feature_table(dag_run: Path) -> None:
     assert ((alive["complexity"] >= 0) & (alive["complexity"] <= 1)).all()
     assert np.allclose(alive["complexity"], 1 - alive.filter(like="iv_").mean(axis=1))
     assert (table["importance_abs"] >= table["importance"].abs() - 1e-9).all()
-    for name in ("importance", "iv_curves", "relations", "umap", "top_images"):
+    for name in FIGURES:
         assert (dag_run / CX / "figures" / f"{name}.png").stat().st_size > 1000
 
 
@@ -130,4 +130,42 @@ def test_every_complexity_figure_carries_this_runs_numbers(dag_run: Path) -> Non
     assert "planted ranking" in summary and "Theory" in summary
 
 
-FIGURES = ("importance", "iv_curves", "relations", "umap", "top_images")
+FIGURES = ("importance", "iv_curves", "relations", "umap", "top_images", "pictures")
+
+
+def test_feature_pictures_drive_their_atoms(dag_run: Path) -> None:
+    """Issue 17.4: FV pictures of the simplest, most complex and requested atoms d_i at the dictionary's layer,
+    pooled as the activations; each picture's response is closer to d_i than noise's and the top image's are."""
+    from featflow.fv.atoms import PicturesSpec, response_fn
+    from featflow.models import load_checkpoint
+
+    cfg = yaml.safe_load((dag_run / "config" / "config.yaml").read_text())["complexity"]
+    spec = PicturesSpec.from_dict(cfg["pictures"])
+    pics = store.read_h5(dag_run / CX / "pictures.h5", "feature-pictures")
+    attrs = store.read_attrs(dag_run / CX / "pictures.h5", "feature-pictures")
+    assert attrs["layer"] == "act" and attrs["pool"] == "gap" and attrs["stage"] == "fv" and "code_version" in attrs
+    k = store.read_h5(dag_run / CX / "vinfo.h5", "complexity-vinfo")["complexity"]
+    n = spec.n_features
+    order = np.argsort(np.where(np.isnan(k), np.inf, k))[: int(np.isfinite(k).sum())]
+    assert list(pics["feature"][:n]) == list(order[:n]) and list(pics["feature"][n : 2 * n]) == list(order[::-1][:n])
+    assert set(spec.ids) <= set(pics["feature"]) and len(set(pics["feature"])) == len(pics["feature"])
+    np.testing.assert_array_equal(pics["complexity"], k[pics["feature"]])
+    m = len(pics["feature"])
+    assert pics["images"].shape == (m, 3, 32, 32) and 0 <= pics["images"].min() and pics["images"].max() <= 1
+    # the recorded cosine is the stored picture's, recomputed through the model at the dictionary's layer
+    model, _ = load_checkpoint(dag_run / "results/models/cnn.pt")
+    atoms = store.read_h5(dag_run / CX / "dictionary.h5", "complexity-dictionary")["atoms"][pics["feature"]]
+    with torch.no_grad():
+        y = response_fn(model, "act", "gap")(torch.from_numpy(pics["images"])).numpy()
+    cos = (y * atoms).sum(1) / np.linalg.norm(y, axis=1) / np.linalg.norm(atoms, axis=1)
+    np.testing.assert_allclose(cos, pics["cosine"], atol=1e-4)
+    assert (pics["cosine"] > pics["baseline_cosine"]).all(), (pics["cosine"], pics["baseline_cosine"])
+    assert np.median(pics["cosine"]) > np.median(pics["top_cosine"]), (pics["cosine"], pics["top_cosine"])
+    # top-activating images: the largest codes of each feature, largest first
+    codes = store.read_h5(dag_run / CX / "codes_test.h5", "complexity-codes")["codes"]
+    assert pics["top_rows"].shape == (m, spec.top_images)
+    assert (np.diff(pics["top_codes"], axis=1) <= 0).all()
+    np.testing.assert_allclose(pics["top_codes"][:, 0], codes[:, pics["feature"]].max(0))
+    numbers = store.figure_numbers(dag_run / CX / "figures" / "pictures.png")
+    assert numbers["median cos(picture's response, d_i)"].startswith(f"{np.median(pics['cosine']):.3f}")
+    assert "requested features" in numbers or set(spec.ids) <= set(pics["feature"][: 2 * n])

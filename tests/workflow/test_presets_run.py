@@ -42,6 +42,7 @@ COMPLEXITY = {
     "dictionary": {"k": 12, "iterations": 5, "batch_size": 8, "epochs": 1, "code_iterations": 200},
     "redundancy": {"masks": 3},
     "robustness": {"draws": 2, "images": 8},
+    "pictures": {"n_features": 1, "top_images": 2, "adam_steps": 2},
 }
 FV = {
     "n_f": 4,

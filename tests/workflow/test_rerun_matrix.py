@@ -33,7 +33,7 @@ FV_RULES = {
 }
 COMPLEXITY_RULES = {
     *("dictionary", "codes", "complexity", "redundancy", "robustness", "importance", "feature_table"),
-    "complexity_figures",
+    *("complexity_figures", "feature_pictures"),
 }
 THEORY_RULES = {"theory_train", "theory_baselines", "theory_alignment", "theory_figure_accuracy"}
 FREQUENCY_RULES = {"fourier_mask", "fourier_mask_figures", "adversarial_maps", "idcor", "idcor_table"}
@@ -94,6 +94,7 @@ def readers(path: str) -> set[str] | None:
         return set()
     rules: list[tuple[str, set[str]]] = [
         (r"^complexity\.figures\.", {"complexity_figures"}),
+        (r"^complexity\.pictures\.", {"feature_pictures"}),
         (r"^complexity\.vinfo\.", {"complexity"}),
         (r"^complexity\.redundancy\.", {"redundancy"}),
         (r"^complexity\.robustness\.", {"robustness"}),
@@ -133,6 +134,7 @@ def branch(path: str) -> set[str]:
     if head == "experiments":
         return {"activations", "activations_shard", "dictionary", "robustness", "codes", "importance", "complexity"} | {
             "complexity_figures",
+            "feature_pictures",  # activations.pool: the pictures' response is pooled as the activations
             "idcor",
         }
     if head == "fv":
@@ -268,6 +270,7 @@ def test_every_leaf_plans_what_reads_it(oracle):
 # The issue's table (and the list-valued settings of item 2): change -> what a dry run plans, rule -> jobs.
 ROWS = {
     "complexity.figures.top_images": (["complexity", "figures", "top_images"], 6, {"complexity_figures": 1}),
+    "complexity.pictures.ids + 5": (["complexity", "pictures", "ids"], [0, 5], {"feature_pictures": 1}),
     "complexity.vinfo.ridge_scale": (  # complexity and what reads it (other branches may read vinfo too)
         ["complexity", "vinfo", "ridge_scale"],
         0.01,

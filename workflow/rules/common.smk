@@ -113,6 +113,7 @@ CX_KEYS = {
     "importance": ((), ()),
     "feature_table": ((), ()),
     "complexity_figures": (("split", "figures", "dictionary.code_ridge"), ()),
+    "feature_pictures": (("split", "pictures"), ("activations.pool",)),  # featflow.fv.atoms.run_pictures
 }
 
 

@@ -8,6 +8,8 @@
 #   CX/features.csv|.parquet          the feature table (a row per feature)
 #   CX/features.html                  the feature table with the run's facts, shown inline in the report
 #   CX/figures/{importance,iv_curves,relations,umap,top_images}.png
+#   CX/pictures.h5, CX/figures/pictures.png   FV pictures of the simplest and most complex atoms d_i (the FV
+#                                     branch's featflow.fv.atoms) beside their top-activating images
 CX_CFG = CFG.get("complexity")
 CX_EXPERIMENTS = list(CX_CFG["experiments"]) if CX_CFG else []
 for _name in CX_EXPERIMENTS:
@@ -279,3 +281,39 @@ rule complexity_figures:
         code=script_hash("complexity_figures"),
     script:
         "../scripts/complexity_figures.py"
+
+
+rule feature_pictures:
+    input:
+        dictionary="results/{experiment}/complexity/dictionary.h5",
+        vinfo="results/{experiment}/complexity/vinfo.h5",
+        codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
+        activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
+        data=experiment_data,
+        checkpoint=experiment_model,
+    output:
+        h5="results/{experiment}/complexity/pictures.h5",
+        pictures=report(
+            "results/{experiment}/complexity/figures/pictures.png",
+            caption="../report/complexity_pictures.rst",
+            category="Complexity",
+            labels=figure_labels("pictures"),
+        ),
+    log:
+        "logs/feature_pictures/{experiment}.log",
+    benchmark:
+        "benchmarks/feature_pictures/{experiment}.tsv"
+    conda:
+        ENV
+    threads: lambda wc: model_threads(experiment(wc.experiment)["model"])
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=1,  # batched forward/backward passes of the pictures through the network
+    params:
+        stage="fv",
+        spec=complexity_spec("feature_pictures"),
+        seed=SEED,
+        code=script_hash("feature_pictures"),
+    script:
+        "../scripts/feature_pictures.py"

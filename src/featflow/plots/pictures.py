@@ -1,0 +1,63 @@
+"""Pictures of features (Fel et al. 2024, Fig. 3): each feature's FV picture beside its top-activating images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+
+
+def _show(ax: plt.Axes, image: np.ndarray) -> None:
+    """One (C, H, W) image in [0, 1]; gray for one channel."""
+    pixels = np.clip(image.transpose(1, 2, 0), 0, 1)
+    if pixels.shape[2] == 1:
+        ax.imshow(pixels[..., 0], cmap="gray", vmin=0, vmax=1)
+    else:
+        ax.imshow(pixels)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def feature_pictures(
+    pictures: np.ndarray,
+    top_images: np.ndarray,
+    features: Sequence[int],
+    complexity: Sequence[float],
+    cosine: Sequence[float],
+    roles: Sequence[str],
+) -> Figure:
+    """A row per feature: its FV picture (framed), then its top-activating images, labelled with the feature's
+    role, id, K and cos(picture's response, d_i).
+
+    pictures : (n, C, H, W) in [0, 1].  top_images : (n, m, C, H, W) in [0, 1].
+    """
+    n, m = top_images.shape[:2]
+    fig, axes = plt.subplots(
+        n,
+        m + 2,
+        figsize=((m + 1.3) * 0.95, n * 1.0),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [1, 0.25, *[1] * m]},
+    )
+    for row in range(n):
+        _show(axes[row, 0], pictures[row])
+        for side in axes[row, 0].spines.values():
+            side.set_edgecolor("C3")
+            side.set_linewidth(1.5)
+        axes[row, 1].axis("off")
+        for col in range(m):
+            _show(axes[row, col + 2], top_images[row, col])
+        axes[row, 0].set_ylabel(
+            f"{roles[row]}\n#{features[row]} K={complexity[row]:.2f}\ncos={cosine[row]:.2f}", fontsize=6
+        )
+    axes[0, 0].set_title("FV of d_i", fontsize=7, color="C3")
+    axes[0, 2].set_title("top-activating images", fontsize=7, loc="left")
+    fig.suptitle("feature pictures: simplest and most complex features", fontsize=9)
+    fig.tight_layout()
+    return fig
