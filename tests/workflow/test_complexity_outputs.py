@@ -160,6 +160,7 @@ def test_feature_pictures_drive_their_atoms(dag_run: Path) -> None:
     cos = (y * atoms).sum(1) / np.linalg.norm(y, axis=1) / np.linalg.norm(atoms, axis=1)
     np.testing.assert_allclose(cos, pics["cosine"], atol=1e-4)
     assert (pics["cosine"] > pics["baseline_cosine"]).all(), (pics["cosine"], pics["baseline_cosine"])
+    np.testing.assert_array_equal(pics["above_noise"], pics["cosine"] > pics["baseline_cosine"])  # the flag
     assert np.median(pics["cosine"]) > np.median(pics["top_cosine"]), (pics["cosine"], pics["top_cosine"])
     # top-activating images: the largest codes of each feature, largest first
     codes = store.read_h5(dag_run / CX / "codes_test.h5", "complexity-codes")["codes"]
@@ -168,4 +169,5 @@ def test_feature_pictures_drive_their_atoms(dag_run: Path) -> None:
     np.testing.assert_allclose(pics["top_codes"][:, 0], codes[:, pics["feature"]].max(0))
     numbers = store.figure_numbers(dag_run / CX / "figures" / "pictures.png")
     assert numbers["median cos(picture's response, d_i)"].startswith(f"{np.median(pics['cosine']):.3f}")
+    assert numbers["pictures not above noise"] == "none"
     assert "requested features" in numbers or set(spec.ids) <= set(pics["feature"][: 2 * n])

@@ -14,7 +14,8 @@ between branches): ``dictionary.h5`` (atoms, layer), ``vinfo.h5`` (K per feature
 split's activations (top-activating images). Written (kind ``feature-pictures``): per picture the feature id,
 its role (simplest, most complex, requested), K, the image, its response y, S_x(y), the gradient norm, and the
 check that the picture drives the atom's direction: cos(y, d_i), beside the same cosine for uniform-noise images
-(``baseline_cosine``) and for the feature's top-activating image (``top_cosine``).
+(``baseline_cosine``) and for the feature's top-activating image (``top_cosine``); a picture not above the
+noise images' cosine (``above_noise`` false) is warned about and flagged in the figure.
 """
 
 from __future__ import annotations
@@ -227,6 +228,11 @@ def run_pictures(
         "top_codes": top_codes.astype(np.float32),
     }
     arrays["images"] = arrays["images"].astype(np.float32)
+    # A picture whose response is no closer to d_i than noise images' is a failed visualization: flagged.
+    arrays["above_noise"] = arrays["cosine"] > arrays["baseline_cosine"]
+    failed = features[~arrays["above_noise"]].tolist()
+    if failed:
+        log.warning("pictures of features %s are no closer to their atoms than uniform-noise images", failed)
     cos, base_cos, top_cos_ = (float(np.median(arrays[key])) for key in ("cosine", "baseline_cosine", "top_cosine"))
     log.info(
         "%d pictures at %s (%s): median cos(y, d_i) %.4f (uniform noise %.4f, top-activating image %.4f); "
@@ -263,7 +269,14 @@ def run_pictures(
     }
     if (roles == 2).any():
         numbers["requested features"] = listed(2)
+    numbers["pictures not above noise"] = ", ".join(f"#{f}" for f in failed) or "none"
     fig = feature_pictures(
-        arrays["images"], top_images, features, arrays["complexity"], arrays["cosine"], [ROLES[r] for r in roles]
+        arrays["images"],
+        top_images,
+        features,
+        arrays["complexity"],
+        arrays["cosine"],
+        [ROLES[r] for r in roles],
+        arrays["above_noise"],
     )
     store.save_figure(fig, figure, numbers)

@@ -31,9 +31,10 @@ def feature_pictures(
     complexity: Sequence[float],
     cosine: Sequence[float],
     roles: Sequence[str],
+    above_noise: Sequence[bool],
 ) -> Figure:
     """A row per feature: its FV picture (framed), then its top-activating images, labelled with the feature's
-    role, id, K and cos(picture's response, d_i).
+    role, id, K and cos(picture's response, d_i); a picture no closer to d_i than noise is marked in red.
 
     pictures : (n, C, H, W) in [0, 1].  top_images : (n, m, C, H, W) in [0, 1].
     """
@@ -53,8 +54,11 @@ def feature_pictures(
         axes[row, 1].axis("off")
         for col in range(m):
             _show(axes[row, col + 2], top_images[row, col])
+        flag = "" if above_noise[row] else "\nNOT ABOVE NOISE"
         axes[row, 0].set_ylabel(
-            f"{roles[row]}\n#{features[row]} K={complexity[row]:.2f}\ncos={cosine[row]:.2f}", fontsize=6
+            f"{roles[row]}\n#{features[row]} K={complexity[row]:.2f}\ncos={cosine[row]:.2f}{flag}",
+            fontsize=6,
+            color="black" if above_noise[row] else "red",
         )
     axes[0, 0].set_title("FV of d_i", fontsize=7, color="C3")
     axes[0, 2].set_title("top-activating images", fontsize=7, loc="left")
