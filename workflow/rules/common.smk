@@ -7,6 +7,7 @@ from pathlib import Path
 _PATHS = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
 os.environ.update(PYTHONPATH=os.pathsep.join([SRC, *_PATHS]))
 
+from featflow.models.registry import OWN_ARCHS
 from featflow.names import checked
 from featflow.keys import keyed, pick
 from featflow.repro import script_code
@@ -34,15 +35,12 @@ wildcard_constraints:
     split="train|test",
 
 
-# featflow's own small networks (the default's): their ops are too small for a second intra-op thread (mean load
-# 0.75-1.4 cores at 2 threads in the default run's benchmark files), so their jobs take one core each and two run
-# side by side; torchvision networks take two threads (more with --set-threads, e.g. on a cluster).
-SMALL_ARCHS = ("smallcnn", "smallcnn-smooth", "mlp")
-
-
 def model_threads(model):
-    """Threads of a job that runs ``model``'s network."""
-    return 1 if CFG["models"][model]["arch"] in SMALL_ARCHS else 2
+    """Threads of a job that runs ``model``'s network. featflow's own small networks (the default's) have ops too
+    small for a second intra-op thread (mean load 0.75-1.4 cores at 2 threads in the default run's benchmark
+    files), so their jobs take one core each and two run side by side; torchvision networks take two (more with
+    --set-threads, e.g. on a cluster)."""
+    return 1 if CFG["models"][model]["arch"] in OWN_ARCHS else 2
 
 
 def experiment(name):

@@ -16,6 +16,8 @@ from featflow.config import ModelSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# featflow's own small networks, built here; every other arch name is a torchvision architecture.
+OWN_ARCHS = ("smallcnn", "smallcnn-smooth", "mlp")
 
 
 class Classifier(nn.Module):
@@ -107,7 +109,7 @@ def _torchvision_body(spec: ModelSpec, in_channels: int, num_classes: int) -> nn
 
     if spec.arch not in torchvision.models.list_models(module=torchvision.models):
         raise ValueError(
-            f"models.arch '{spec.arch}': not a known architecture; expected smallcnn, smallcnn-smooth, mlp or one of "
+            f"models.arch '{spec.arch}': not a known architecture; expected {', '.join(OWN_ARCHS)} or one of "
             f"{difflib.get_close_matches(spec.arch, torchvision.models.list_models(), n=5)}"
         )
     kwargs: dict = {"weights": None, "num_classes": num_classes}
