@@ -244,6 +244,37 @@ def iter_rows(
             yield span, [d[span][keep] for d in dsets]
 
 
+def top_rows(
+    path: str | os.PathLike,
+    kind: str | None,
+    name: str,
+    n: int,
+    columns: np.ndarray | None = None,
+    rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, values), each (c, n): per column of the 2-D dataset ``name`` (or per column in ``columns``), the
+    ``n`` rows with its largest values, largest first (ties: the earlier row). One pass in chunks
+    (:func:`iter_rows`, ``rows`` per chunk) keeping each column's best rows so far: memory independent of N."""
+    width = shapes(path, kind)[name][1] if columns is None else len(columns)
+    best, ids = np.zeros((width, 0)), np.zeros((width, 0), dtype=np.int64)
+    for span, (chunk,) in iter_rows([(path, kind, name)], rows=rows):
+        values = np.concatenate([best, (chunk if columns is None else chunk[:, columns]).T], axis=1)
+        ids = np.concatenate([ids, np.broadcast_to(np.arange(span.start, span.stop), (width, len(chunk)))], axis=1)
+        order = np.argsort(-values, axis=1, kind="stable")[:, :n]  # stable: earlier rows first on ties
+        best, ids = np.take_along_axis(values, order, 1), np.take_along_axis(ids, order, 1)
+    return ids, best
+
+
+def read_rows(path: str | os.PathLike, kind: str | None, names: Sequence[str], rows: np.ndarray) -> list[np.ndarray]:
+    """The datasets ``names`` of a file at ``rows`` (any shape, repeats allowed), read in chunks of the kept rows."""
+    n = shapes(path, kind)[names[0]][0]
+    mask = np.zeros(n, dtype=bool)
+    mask[rows.reshape(-1)] = True
+    parts = [arrays for _, arrays in iter_rows([(path, kind, name) for name in names], mask)]
+    kept = np.flatnonzero(mask)
+    return [np.concatenate([part[i] for part in parts])[np.searchsorted(kept, rows)] for i in range(len(names))]
+
+
 def read_attrs(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
     """Root attributes of a featflow HDF5 file, JSON-valued ones decoded."""
     with h5_reader(path, kind) as handle:

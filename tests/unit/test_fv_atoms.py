@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import nn
 
-from featflow import store
 from featflow.activations import pool
 from featflow.config import ModelSpec
 from featflow.fv.atoms import (
@@ -18,9 +17,7 @@ from featflow.fv.atoms import (
     atom_pictures,
     baseline_cosine,
     response_fn,
-    rows_of,
     select_features,
-    top_activating,
 )
 from featflow.fv.objectives import unit
 from featflow.models import Classifier, build_model, capture
@@ -145,26 +142,3 @@ def test_select_features_simplest_most_complex_and_requested():
     assert features.tolist() == [1] and roles.tolist() == [2]
     with pytest.raises(ValueError, match=r"complexity\.pictures\.ids': \[8\]"):
         select_features(k, 2, [8])
-
-
-@pytest.mark.parametrize("rows", [None, 1, 3])
-def test_top_activating_rows_per_feature_in_one_chunked_pass(tmp_path, rows):
-    codes = np.array([[0.0, 3.0, 1.0], [2.0, 1.0, 1.0], [5.0, 0.0, 1.0], [1.0, 2.0, 4.0], [2.0, 3.0, 0.0]])
-    path = tmp_path / "codes.h5"
-    store.write_h5(path, "complexity-codes", {"codes": codes}, {})
-    top, values = top_activating(path, np.array([1, 0, 2]), 3, rows=rows)
-    assert top.tolist() == [[0, 4, 3], [2, 1, 4], [3, 0, 1]]  # ties: the earlier row first
-    np.testing.assert_array_equal(values, np.take_along_axis(codes[:, [1, 0, 2]].T, top, 1))
-    big = np.random.default_rng(0).random((50, 6)).astype(np.float32)
-    store.write_h5(path, "complexity-codes", {"codes": big}, {})
-    top, _ = top_activating(path, np.array([5, 2]), 4, rows=rows)
-    assert top.tolist() == np.argsort(-big[:, [5, 2]].T, axis=1, kind="stable")[:, :4].tolist()
-
-
-def test_rows_of_reads_any_rows_in_any_order(tmp_path):
-    data = {"indices": np.arange(10) * 7, "layers": {"act": np.arange(30.0).reshape(10, 3)}}
-    store.write_h5(tmp_path / "a.h5", "activations", data, {})
-    rows = np.array([[9, 0], [3, 3]])
-    indices, acts = rows_of(tmp_path / "a.h5", "activations", ["indices", "layers/act"], rows)
-    assert indices.tolist() == [[63, 0], [21, 21]]
-    np.testing.assert_array_equal(acts, data["layers"]["act"][rows])

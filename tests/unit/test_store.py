@@ -80,3 +80,26 @@ def test_read_items_reads_only_the_named_datasets(tmp_path):
     np.testing.assert_array_equal(got["labels"], [0, 1, 2])
     with pytest.raises(store.StoreError, match="expected 'codes'"):
         store.read_items(path, "codes", ["labels"])
+
+
+@pytest.mark.parametrize("rows", [None, 1, 3])
+def test_top_rows_per_feature_in_one_chunked_pass(tmp_path, rows):
+    codes = np.array([[0.0, 3.0, 1.0], [2.0, 1.0, 1.0], [5.0, 0.0, 1.0], [1.0, 2.0, 4.0], [2.0, 3.0, 0.0]])
+    path = tmp_path / "codes.h5"
+    store.write_h5(path, "complexity-codes", {"codes": codes}, {})
+    top, values = store.top_rows(path, "complexity-codes", "codes", 3, np.array([1, 0, 2]), rows=rows)
+    assert top.tolist() == [[0, 4, 3], [2, 1, 4], [3, 0, 1]]  # ties: the earlier row first
+    np.testing.assert_array_equal(values, np.take_along_axis(codes[:, [1, 0, 2]].T, top, 1))
+    big = np.random.default_rng(0).random((50, 6)).astype(np.float32)
+    store.write_h5(path, "complexity-codes", {"codes": big}, {})
+    top, _ = store.top_rows(path, "complexity-codes", "codes", 4, np.array([5, 2]), rows=rows)
+    assert top.tolist() == np.argsort(-big[:, [5, 2]].T, axis=1, kind="stable")[:, :4].tolist()
+
+
+def test_read_rows_reads_any_rows_in_any_order(tmp_path):
+    data = {"indices": np.arange(10) * 7, "layers": {"act": np.arange(30.0).reshape(10, 3)}}
+    store.write_h5(tmp_path / "a.h5", "activations", data, {})
+    rows = np.array([[9, 0], [3, 3]])
+    indices, acts = store.read_rows(tmp_path / "a.h5", "activations", ["indices", "layers/act"], rows)
+    assert indices.tolist() == [[63, 0], [21, 21]]
+    np.testing.assert_array_equal(acts, data["layers"]["act"][rows])

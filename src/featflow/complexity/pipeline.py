@@ -519,19 +519,10 @@ def top_samples(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Codes and images of only the samples among some feature's ``n_images`` largest codes (one pass over the
     codes keeps every feature's best rows so far): the top-activating images of every feature, without all N."""
-    source = [(codes_path, "complexity-codes", "codes")]
-    n, k = store.shapes(codes_path, "complexity-codes")["codes"]
-    best, rows = np.full((n_images, k), -np.inf), np.full((n_images, k), -1)
-    for span, (z,) in store.iter_rows(source):
-        values = np.concatenate([best, z])
-        ids = np.concatenate([rows, np.broadcast_to(np.arange(span.start, span.stop)[:, None], z.shape)])
-        top = np.argpartition(-values, n_images - 1, axis=0)[:n_images]
-        best, rows = np.take_along_axis(values, top, 0), np.take_along_axis(ids, top, 0)
-    mask = np.zeros(n, bool)
-    mask[rows[rows >= 0]] = True
-    sources = [*source, (acts_path, "activations", "indices")]
-    parts = [arrays for _, arrays in store.iter_rows(sources, mask)]
-    codes, indices = (np.concatenate([part[i] for part in parts]) for i in range(2))
+    rows, _ = store.top_rows(codes_path, "complexity-codes", "codes", n_images)
+    kept = np.unique(rows)
+    (codes,) = store.read_rows(codes_path, "complexity-codes", ["codes"], kept)
+    (indices,) = store.read_rows(acts_path, "activations", ["indices"], kept)
     return codes, load_split(data_path, split, rows=indices).x.numpy()
 
 

@@ -148,32 +148,6 @@ def baseline_cosine(
     return (unit(y) * unit(atoms)).sum(1).cpu()
 
 
-def top_activating(
-    codes_path: Path_, features: np.ndarray, n_images: int, rows: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, codes), each (n, m): per feature, the rows of the codes' split with its m = ``n_images`` largest
-    codes, largest first (ties: the earlier row). One pass over the codes file in chunks (``store.iter_rows``,
-    ``rows`` per chunk), keeping only each feature's best rows so far: memory independent of the split's size."""
-    best = np.zeros((len(features), 0))
-    ids = np.zeros((len(features), 0), dtype=np.int64)
-    for span, (z,) in store.iter_rows([(codes_path, "complexity-codes", "codes")], rows=rows):
-        values = np.concatenate([best, z[:, features].T], axis=1)
-        ids = np.concatenate([ids, np.broadcast_to(np.arange(span.start, span.stop), (len(features), len(z)))], axis=1)
-        order = np.argsort(-values, axis=1, kind="stable")[:, :n_images]  # stable: earlier rows first on ties
-        best, ids = np.take_along_axis(values, order, 1), np.take_along_axis(ids, order, 1)
-    return ids, best
-
-
-def rows_of(path: Path_, kind: str, names: Sequence[str], rows: np.ndarray) -> list[np.ndarray]:
-    """The datasets ``names`` of a file at ``rows`` (any shape, repeats allowed), read in chunks of the kept rows."""
-    n = store.shapes(path, kind)[names[0]][0]
-    mask = np.zeros(n, dtype=bool)
-    mask[rows.reshape(-1)] = True
-    parts = [arrays for _, arrays in store.iter_rows([(path, kind, name) for name in names], mask)]
-    kept = np.flatnonzero(mask)
-    return [np.concatenate([part[i] for part in parts])[np.searchsorted(kept, rows)] for i in range(len(names))]
-
-
 def run_pictures(
     spec: PicturesSpec,
     pool_mode: str,
@@ -211,8 +185,8 @@ def run_pictures(
     pics = atom_pictures(fn, shape, atoms, features, spec, seed, device)
     base = baseline_cosine(fn, shape, atoms, torch_generator(seed + 1))
 
-    top, top_codes = top_activating(codes_path, features, spec.top_images)
-    top_rows, first_acts = rows_of(acts_path, "activations", ["indices", f"layers/{layer}"], top)
+    top, top_codes = store.top_rows(codes_path, "complexity-codes", "codes", spec.top_images, features)
+    top_rows, first_acts = store.read_rows(acts_path, "activations", ["indices", f"layers/{layer}"], top)
     top_cos = (unit(torch.from_numpy(first_acts[:, 0]).float()) * unit(atoms.cpu())).sum(1)
     top_images = load_split(data_path, split, rows=top_rows.reshape(-1)).x.numpy()
     top_images = top_images.reshape(*top_rows.shape, *top_images.shape[1:])
