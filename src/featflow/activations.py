@@ -104,7 +104,7 @@ def _stream_into(
     return done, correct
 
 
-def _workers(spec: ActivationsSpec, threads: int) -> int:
+def loader_workers(spec: ActivationsSpec, threads: int) -> int:
     """DataLoader worker processes: ``activations.workers``, else the rule's threads."""
     return spec.workers if spec.workers is not None else threads
 
@@ -126,7 +126,7 @@ def extract_to_h5(
     with store.h5_writer(out_path, KIND, meta) as out:
         rows = _rows(data_path, split, spec, 0, 1)
         n, correct = _stream_into(
-            out, checkpoint, data_path, split, rows, layers, spec, device, _workers(spec, threads)
+            out, checkpoint, data_path, split, rows, layers, spec, device, loader_workers(spec, threads)
         )
         out.attrs["accuracy"] = correct / n
         widths = {name: out[f"layers/{name}"].shape[1] for name in layers}
@@ -158,7 +158,7 @@ def extract_shard_to_h5(
     }
     with store.h5_writer(out_path, KIND, meta) as out:
         _, correct = _stream_into(
-            out, checkpoint, data_path, split, rows, layers, spec, device, _workers(spec, threads)
+            out, checkpoint, data_path, split, rows, layers, spec, device, loader_workers(spec, threads)
         )
         out.attrs["correct"] = correct  # the merged file's accuracy, without reading the logits again
     log.info("%s split, shard %d/%d: samples [%d, %d)", split, shard, spec.shards, rows.start, rows.stop)

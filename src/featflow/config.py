@@ -180,6 +180,7 @@ def _check_references(config: Mapping[str, Any]) -> list[str]:
                 f"({model['weights']}) instead of training; expected no checkpoints (or no weights)"
             )
     problems += _check_temporal(config)
+    problems += _check_flow(config)
     for name, exp in config.get("experiments", {}).items():
         for key, pool in (("model", models), ("dataset", datasets)):
             if exp[key] not in pool:
@@ -233,6 +234,18 @@ def _check_temporal(config: Mapping[str, Any]) -> list[str]:
                 f"expected models.{exp['model']}.train.checkpoints, e.g. [1, 3, 6]"
             )
     return problems
+
+
+def _check_flow(config: Mapping[str, Any]) -> list[str]:
+    """Feature flow reads the complexity branch's codes and K of each experiment it follows."""
+    complexity = config.get("complexity") or {}
+    analyzed = complexity.get("experiments") or []
+    return [
+        f"config key 'complexity.flow.experiments': '{name}' is not in complexity.experiments {list(analyzed)}; "
+        "expected experiments the complexity branch analyzes (their features are followed through the blocks)"
+        for name in (complexity.get("flow") or {}).get("experiments") or []
+        if name not in analyzed
+    ]
 
 
 def _check_paths(config: Mapping[str, Any]) -> list[str]:

@@ -2,10 +2,10 @@
 
 ``python -m featflow.names FILE...`` checks config files this way (``make run CONFIG=...`` calls it first).
 Each model is built untrained on the CPU, one input of its data set's shape is pushed through it with hooks,
-and every layer named in the config must be one of its modules,
-with FV's ``n_f`` no larger than that layer's width, every pictured feature id (``complexity.pictures.ids``) an
-atom of the dictionary, and no experiment may cut a split into more extraction shards than it has samples. A
-misspelling lists the closest names.
+and every layer named in the config must be one of its modules, with FV's ``n_f`` no larger than that layer's
+width, every pictured feature id (``complexity.pictures.ids``) an atom of the dictionary, every experiment
+followed by ``complexity.flow`` a residual network with the named blocks, and no experiment may cut a split into
+more extraction shards than it has samples. A misspelling lists the closest names.
 """
 
 from __future__ import annotations
@@ -69,6 +69,46 @@ def _layer_shapes(model_key: str, shape: tuple[int, ...], classes: int) -> dict[
     return shapes
 
 
+@cache
+def _residual_names(model_key: str, shape: tuple[int, ...], classes: int) -> tuple[str, ...]:
+    """Names of the residual blocks of a model (featflow.models.residual), built untrained on the CPU."""
+    from featflow.models.residual import residual_blocks
+
+    model = build_model(ModelSpec.from_dict(json.loads(model_key)), shape, classes)
+    return tuple(block.name for block in residual_blocks(model))
+
+
+def residual_names(model: Mapping[str, Any], dataset: Mapping[str, Any]) -> tuple[str, ...]:
+    """The residual blocks of ``model`` (a validated config entry) on inputs of ``dataset``, in forward order."""
+    shape, classes = input_signature(DatasetSpec.from_dict(dataset))
+    return _residual_names(json.dumps(model, sort_keys=True), shape, classes)
+
+
+def _flow_problems(config: Mapping[str, Any]) -> list[str]:
+    """Every experiment followed by complexity.flow needs a residual model with the named blocks."""
+    flow = (config.get("complexity") or {}).get("flow") or {}
+    problems = []
+    for name in flow.get("experiments") or []:
+        exp = config["experiments"].get(name)
+        if exp is None or exp["model"] not in config["models"]:
+            continue  # reported by the config check
+        model = config["models"][exp["model"]]
+        blocks = residual_names(model, config["datasets"][model["dataset"]])
+        if not blocks:
+            problems.append(
+                f"config key 'complexity.flow.experiments': model '{exp['model']}' ({model['arch']}) of experiment "
+                f"'{name}' has no residual blocks; expected arch smallresnet or a torchvision ResNet"
+            )
+            continue
+        unknown = [block for block in flow.get("blocks") or [] if block not in blocks]
+        if unknown:
+            problems.append(
+                f"config key 'complexity.flow.blocks': {unknown} are not residual blocks of model '{exp['model']}'; "
+                f"expected some of {list(blocks)} (or null for all)"
+            )
+    return problems
+
+
 def layer_shapes(model: Mapping[str, Any], dataset: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """Layer name -> output shape of ``model`` (a validated config entry) on inputs of ``dataset``."""
     shape, classes = input_signature(DatasetSpec.from_dict(dataset))
@@ -120,6 +160,7 @@ def check_names(config: Mapping[str, Any]) -> list[str]:
                 f"config key 'complexity.dictionary.layer': '{layer}' is not among experiment '{name}''s layers "
                 f"{exp['layers']}; expected one of them (activations are extracted only for those)"
             )
+    problems += _flow_problems(config)
     n_atoms = (complexity.get("dictionary") or {}).get("k", 0)
     beyond = [i for i in (complexity.get("pictures") or {}).get("ids", []) if i >= n_atoms]
     if complexity and beyond:

@@ -26,6 +26,7 @@ COMPLEXITY_LEAVES = (
     "figures/top_images.png",
     "figures/pictures.png",
 )
+FLOW_LEAVES = ("flow.csv", "figures/flow.png")
 TEMPORAL_LEAVES = ("emergence.csv", "factors.csv", "figures/decoding.png", "figures/sedimentation.png")
 IFV_LEAVES = (
     "ifv.csv",
@@ -85,6 +86,8 @@ def branch_targets(config: Mapping[str, Any]) -> dict[str, list[str]]:
     complexity = config.get("complexity") or {}
     analyzed = complexity.get("experiments") or []
     out["complexity"] = [f"results/{name}/complexity/{leaf}" for name in analyzed for leaf in COMPLEXITY_LEAVES]
+    flowing = (complexity.get("flow") or {}).get("experiments") or []
+    out["complexity"] += [f"results/{name}/complexity/{leaf}" for name in flowing for leaf in FLOW_LEAVES]
     followed = (config.get("temporal") or {}).get("experiments") or []
     out["temporal"] = [f"results/{name}/temporal/{leaf}" for name in followed for leaf in TEMPORAL_LEAVES]
     return out

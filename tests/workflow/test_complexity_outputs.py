@@ -171,3 +171,29 @@ def test_feature_pictures_drive_their_atoms(dag_run: Path) -> None:
     assert numbers["median cos(picture's response, d_i)"].startswith(f"{np.median(pics['cosine']):.3f}")
     assert numbers["pictures not above noise"] == "none"
     assert "requested features" in numbers or set(spec.ids) <= set(pics["feature"][: 2 * n])
+
+
+def test_feature_flow_reads_each_path_of_the_residual_blocks(dag_run: Path) -> None:
+    """Issue 17.5: I_V and CKA of every feature and planted factor from each residual block's skip path and main
+    branch. Each block's output is an extracted layer, so its I_V must equal the complexity branch's I_V of that
+    layer (the same estimator, split and rows, from another pass over other batch sizes)."""
+    flow_dir = dag_run / "results/planted-res/complexity"
+    flow = store.read_h5(flow_dir / "flow.h5", "complexity-flow")
+    attrs = store.read_attrs(flow_dir / "flow.h5", "complexity-flow")
+    vinfo = store.read_h5(flow_dir / "vinfo.h5", "complexity-vinfo")
+    layers = list(store.read_attrs(flow_dir / "vinfo.h5", "complexity-vinfo")["layers"])
+    k = _k(dag_run)
+    assert list(attrs["blocks"]) == ["block1", "block2", "block3"] and list(attrs["paths"]) == ["skip", "main", "out"]
+    assert list(attrs["identity_skip"]) == [True, False, False] and attrs["stored_deviation"] < 1e-5
+    assert flow["iv"].shape == (3, 3, k) and flow["factor_iv"].shape[:2] == (3, 3)
+    assert np.nanmin(flow["iv"]) >= 0 and np.nanmax(flow["iv"]) <= 1 and np.nanmax(flow["cka"]) <= 1 + 1e-9
+    for b, block in enumerate(attrs["blocks"]):
+        np.testing.assert_allclose(flow["iv"][2, b], vinfo["iv"][layers.index(block)], atol=1e-7)
+    np.testing.assert_array_equal(flow["complexity"], vinfo["complexity"])
+    table = pd.read_csv(flow_dir / "flow.csv")
+    assert len(table) == k + len(attrs["factor_names"]) and set(table.kind) == {"feature", "factor"}
+    share = flow["skip_share"]
+    assert np.nanmin(share) >= 0 and np.nanmax(share) <= 1
+    numbers = store.figure_numbers(flow_dir / "figures/flow.png")
+    assert numbers["rho(K, skip share), I_V"].startswith(f"{attrs['spearman_k_skip_share']:+.3f} [")
+    assert "color" in numbers["planted factors' skip share (I_V / CKA)"]

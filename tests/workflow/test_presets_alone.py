@@ -37,6 +37,8 @@ def expected_rules(cfg: dict) -> set[str]:
         rules.add("activations_shard")
     if (cfg.get("complexity") or {}).get("experiments"):
         rules |= COMPLEXITY | {"complexity_figures", "feature_pictures"}
+    if ((cfg.get("complexity") or {}).get("flow") or {}).get("experiments"):
+        rules.add("feature_flow")
     fv = cfg.get("fv") or {}
     if fv:
         rules |= FV | FV_FIGURES

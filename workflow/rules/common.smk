@@ -112,7 +112,14 @@ CX_KEYS = {
     "feature_table": ((), ()),
     "complexity_figures": (("split", "figures", "dictionary.code_ridge"), ()),
     "feature_pictures": (("split", "pictures"), ("activations.pool",)),  # featflow.fv.atoms.run_pictures
+    # featflow.complexity.flow.run_flow: the vinfo split and ridge, the blocks; images batched as extracted
+    "feature_flow": (
+        ("split", "vinfo.test_fraction", "vinfo.ridge_scale", "flow.blocks"),
+        ("activations.pool",),
+    ),
 }
+# experiment values a complexity stage reads that trade speed or memory only (out of its key)
+CX_KNOBS = {"feature_flow": ("activations.batch_size", "activations.workers")}
 
 
 def complexity_spec(rule):
@@ -120,7 +127,7 @@ def complexity_spec(rule):
     section, exp = CX_KEYS[rule]
     return lambda wc: {
         "complexity": pick(CFG["complexity"], section),
-        "experiment": pick(experiment(wc.experiment), exp),
+        "experiment": keyed(experiment(wc.experiment), exp, CX_KNOBS.get(rule, ())),
     }
 
 

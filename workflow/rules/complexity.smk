@@ -10,6 +10,8 @@
 #   CX/figures/{importance,iv_curves,relations,umap,top_images}.png
 #   CX/pictures.h5, CX/figures/pictures.png   FV pictures of the simplest and most complex atoms d_i (the FV
 #                                     branch's featflow.fv.atoms) beside their top-activating images
+#   CX/flow.h5, CX/flow.csv, CX/figures/flow.png   feature flow: I_V and CKA of every feature from each residual
+#                                     block's skip path and main branch (complexity.flow.experiments only)
 CX_CFG = CFG.get("complexity")
 CX_EXPERIMENTS = list(CX_CFG["experiments"]) if CX_CFG else []
 for _name in CX_EXPERIMENTS:
@@ -317,3 +319,40 @@ rule feature_pictures:
         code=script_hash("feature_pictures"),
     script:
         "../scripts/feature_pictures.py"
+
+
+rule feature_flow:
+    input:
+        checkpoint=experiment_model,
+        codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
+        activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
+        data=experiment_data,
+        vinfo="results/{experiment}/complexity/vinfo.h5",
+        factors="results/{experiment}/complexity/factors.csv",
+    output:
+        h5="results/{experiment}/complexity/flow.h5",
+        table="results/{experiment}/complexity/flow.csv",
+        flow=report(
+            "results/{experiment}/complexity/figures/flow.png",
+            caption="../report/complexity_flow.rst",
+            category="Complexity",
+            labels=figure_labels("flow"),
+        ),
+    log:
+        "logs/feature_flow/{experiment}.log",
+    benchmark:
+        "benchmarks/feature_flow/{experiment}.tsv"
+    conda:
+        ENV
+    threads: lambda wc: model_threads(experiment(wc.experiment)["model"])
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=1,  # batched forward passes of the split through the network
+    params:
+        stage="complexity",
+        spec=complexity_spec("feature_flow"),
+        seed=SEED,
+        code=script_hash("feature_flow"),
+    script:
+        "../scripts/feature_flow.py"

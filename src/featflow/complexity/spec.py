@@ -55,6 +55,14 @@ class FiguresSpec(Spec):
 
 
 @dataclass(frozen=True)
+class FlowSpec(Spec):
+    """Feature flow through residual connections: which experiments, which blocks (None: all)."""
+
+    experiments: tuple[str, ...] = ()
+    blocks: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class ComplexitySpec(Spec):
     """The whole ``complexity`` section."""
 
@@ -65,3 +73,4 @@ class ComplexitySpec(Spec):
     redundancy: RedundancySpec = RedundancySpec()
     robustness: RobustnessSpec = RobustnessSpec()
     figures: FiguresSpec = FiguresSpec()
+    flow: FlowSpec = FlowSpec()

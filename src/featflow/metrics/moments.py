@@ -21,18 +21,29 @@ class CoMoments:
 
     def update(self, x: np.ndarray, z: np.ndarray) -> None:
         """Add the rows of ``x`` (m, d) and ``z`` (m, k)."""
-        m = x.shape[0]
-        if m == 0:
-            return
+        if x.shape[0]:
+            self.merge(CoMoments.of(x, z))
+
+    @classmethod
+    def of(cls, x: np.ndarray, z: np.ndarray) -> CoMoments:
+        """The moments of the rows of ``x`` (m, d) and ``z`` (m, k)."""
         x, z = np.asarray(x, np.float64), np.asarray(z, np.float64)
-        chunk_x, chunk_z = x.mean(0), z.mean(0)
-        xc, zc = x - chunk_x, z - chunk_z
-        total = self.n + m
-        dx, dz = chunk_x - self.mean_x, chunk_z - self.mean_z
-        weight = self.n * m / total
-        self.xx += xc.T @ xc + weight * np.outer(dx, dx)
-        self.xz += xc.T @ zc + weight * np.outer(dx, dz)
-        self.zz += np.einsum("ij,ij->j", zc, zc) + weight * dz * dz
-        self.mean_x += dx * (m / total)
-        self.mean_z += dz * (m / total)
+        out = cls(x.shape[1], z.shape[1])
+        out.n, out.mean_x, out.mean_z = x.shape[0], x.mean(0), z.mean(0)
+        xc, zc = x - out.mean_x, z - out.mean_z
+        out.xx, out.xz, out.zz = xc.T @ xc, xc.T @ zc, np.einsum("ij,ij->j", zc, zc)
+        return out
+
+    def merge(self, other: CoMoments) -> None:
+        """Add the rows ``other`` summarizes (the pairwise update)."""
+        if other.n == 0:
+            return
+        total = self.n + other.n
+        dx, dz = other.mean_x - self.mean_x, other.mean_z - self.mean_z
+        weight = self.n * other.n / total
+        self.xx = self.xx + other.xx + weight * np.outer(dx, dx)
+        self.xz = self.xz + other.xz + weight * np.outer(dx, dz)
+        self.zz = self.zz + other.zz + weight * dz * dz
+        self.mean_x = self.mean_x + dx * (other.n / total)
+        self.mean_z = self.mean_z + dz * (other.n / total)
         self.n = total

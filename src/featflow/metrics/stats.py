@@ -21,6 +21,13 @@ class Rho:
         return f"{self.rho:+.3f} [{self.low:+.3f}, {self.high:+.3f}] (n = {self.n})"
 
 
+def deciles(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the simplest and the most complex 10% of the features with a finite K."""
+    ok = np.isfinite(k)
+    lo, hi = np.quantile(k[ok], [0.1, 0.9])
+    return ok & (k <= lo), ok & (k >= hi)
+
+
 def _spearman(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     """Spearman's rho along ``axis`` (vectorized over bootstrap resamples): Pearson's r of the ranks."""
     rx, ry = rankdata(x, axis=axis), rankdata(y, axis=axis)

@@ -5,7 +5,7 @@ standardized so ``I_V = R^2`` of the best linear predictor, estimated on a held-
 All features of a layer share one (d_l x d_l) Cholesky factorization, as in scikit-learn's multi-output
 ``Ridge`` (the tests compare R^2 with it to 1e-10). Kept by hand for the held-out R^2 of every target, NaN for a
 constant one, the trace-scaled lambda, and streaming: the statistics are accumulated over row chunks (centered
-moments of the training rows, then the held-out residuals), so a stage reads layers and codes from disk chunk by
+moments of the training rows and of the held-out rows), so a stage reads layers and codes from disk chunk by
 chunk and its memory does not grow with the number of samples.
 """
 
@@ -56,10 +56,35 @@ def _ridge_weights(fit: CoMoments, ridge_scale: float) -> np.ndarray:
     return torch.cholesky_solve(torch.from_numpy(fit.xz), torch.linalg.cholesky(gram)).numpy()
 
 
+def layer_moments(chunks: Iterable[tuple[Sequence[np.ndarray], np.ndarray]]) -> list[CoMoments]:
+    """:class:`CoMoments` of every layer with the targets, over row chunks (one array per layer each)."""
+    moments: list[CoMoments] = []
+    for xs, z in chunks:
+        moments = moments or [CoMoments(x.shape[1], z.shape[1]) for x in xs]
+        for moment, x in zip(moments, xs, strict=True):
+            moment.update(x, z)
+    return moments
+
+
+def held_out_r2(fit: CoMoments, held: CoMoments, ridge_scale: float = 1e-3) -> np.ndarray:
+    """(k,) R^2 on the ``held`` rows of the ridge regression (with intercept) fitted on the ``fit`` rows, from the
+    two sets of centered moments alone: with W the weights and r = (z - mean_z) - (x - mean_x) W around the fit's
+    means, SSE = diag(Z^T Z - 2 W^T X^T Z + W^T X^T X W) on the held rows' centered moments plus n_held times the
+    squared residual of their means. SST is around the held-out mean; NaN for a target constant there."""
+    w = _ridge_weights(fit, ridge_scale)
+    shift = (held.mean_z - fit.mean_z) - (held.mean_x - fit.mean_x) @ w
+    sse = held.zz - 2.0 * np.einsum("dk,dk->k", w, held.xz) + np.einsum("dk,dk->k", w, held.xx @ w)
+    sse = np.maximum(sse, 0.0) + held.n * shift**2
+    raw = held.zz + held.n * held.mean_z**2  # sum of squares of the held-out targets
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = 1.0 - sse / held.zz
+    return np.where(held.zz > 1e-12 * np.maximum(raw, 1e-300), r2, np.nan)
+
+
 def ridge_r2_chunks(chunks: RowChunks, train: np.ndarray, test: np.ndarray, ridge_scale: float = 1e-3) -> np.ndarray:
-    """Held-out R^2 of ridge regressions of every target on every layer (with intercept), in two passes over row
-    chunks: centered moments of the training rows (:class:`CoMoments`), one Cholesky solve per layer, then SSE
-    and SST over the held-out rows. Memory does not grow with the number of rows.
+    """Held-out R^2 of ridge regressions of every target on every layer (with intercept), from the centered
+    moments (:class:`CoMoments`) of the training rows and of the held-out rows, one pass over the row chunks of
+    each, one Cholesky solve per layer (:func:`held_out_r2`). Memory does not grow with the number of rows.
 
     Parameters
     ----------
@@ -71,24 +96,8 @@ def ridge_r2_chunks(chunks: RowChunks, train: np.ndarray, test: np.ndarray, ridg
     (L, k) R^2 on the held-out rows (``1 - SSE / SST``, SST around the held-out mean; NaN for a constant target).
     Float64 throughout.
     """
-    fits: list[CoMoments] = []
-    for xs, z in chunks(train):
-        fits = fits or [CoMoments(x.shape[1], z.shape[1]) for x in xs]
-        for fit, x in zip(fits, xs, strict=True):
-            fit.update(x, z)
-    weights = [_ridge_weights(fit, ridge_scale) for fit in fits]
-    held = CoMoments(0, fits[0].mean_z.size)
-    sse = np.zeros((len(fits), held.mean_z.size))
-    for xs, z in chunks(test):
-        z = np.asarray(z, np.float64)
-        held.update(z[:, :0], z)
-        for i, (fit, w, x) in enumerate(zip(fits, weights, xs, strict=True)):
-            resid = (z - fit.mean_z) - (np.asarray(x, np.float64) - fit.mean_x) @ w
-            sse[i] += np.einsum("ij,ij->j", resid, resid)
-    raw = held.zz + held.n * held.mean_z**2  # sum of squares of the held-out targets
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r2 = 1.0 - sse / held.zz
-    return np.where(held.zz > 1e-12 * np.maximum(raw, 1e-300), r2, np.nan)
+    fits, helds = layer_moments(chunks(train)), layer_moments(chunks(test))
+    return np.stack([held_out_r2(fit, held, ridge_scale) for fit, held in zip(fits, helds, strict=True)])
 
 
 def _mask(n: int, rows: np.ndarray) -> np.ndarray:

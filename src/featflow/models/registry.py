@@ -17,7 +17,7 @@ from featflow.config import ModelSpec
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # featflow's own small networks, built here; every other arch name is a torchvision architecture.
-OWN_ARCHS = ("smallcnn", "smallcnn-smooth", "mlp")
+OWN_ARCHS = ("smallcnn", "smallcnn-smooth", "smallresnet", "mlp")
 
 
 class Classifier(nn.Module):
@@ -71,6 +71,56 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.pool(self.block3(self.block2(self.block1(x))))
+        return self.fc(self.act(self.fc1(h)))
+
+
+class ResBlock(nn.Module):
+    """A basic residual block ``relu(main(x) + skip(x))``: ``main`` is conv-BN-ReLU-conv-BN, ``skip`` the identity
+    or, where the shape changes, a strided 1 x 1 conv-BN projection (He et al. 2016, option B). Both paths are
+    named modules, so hooks read each one's output separately (featflow.models.residual)."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+        projected = stride != 1 or cin != cout
+        self.skip = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if projected
+            else nn.Identity()
+        )
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.main(x) + self.skip(x))
+
+
+class SmallResNet(nn.Module):
+    """A small residual network with SmallCNN's layer names: a conv stem and max pool (32 -> 16 px), three
+    residual blocks ``block1`` (identity skip), ``block2``, ``block3`` (stride 2, projected skips), global
+    average pooling, the hidden layer ``act`` and ``fc``. For the feature-flow analysis of the default run
+    (Fel et al.: simple features ride the skip connections): torchvision's ResNets are too slow on 2 CPU cores."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: int = 16) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2)
+        )
+        self.block1 = ResBlock(width, width, 1)
+        self.block2 = ResBlock(width, 2 * width, 2)
+        self.block3 = ResBlock(2 * width, 4 * width, 2)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc1 = nn.Linear(4 * width, 4 * width)
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(4 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.pool(self.block3(self.block2(self.block1(self.stem(x)))))
         return self.fc(self.act(self.fc1(h)))
 
 
@@ -135,6 +185,8 @@ def build_model(
     in_channels = input_shape[0]
     if spec.arch in ("smallcnn", "smallcnn-smooth"):
         body: nn.Module = SmallCNN(in_channels, num_classes, spec.width, smooth=spec.arch == "smallcnn-smooth")
+    elif spec.arch == "smallresnet":
+        body = SmallResNet(in_channels, num_classes, spec.width)
     elif spec.arch == "mlp":
         body = MLP(int(torch.tensor(input_shape).prod()), num_classes, spec.width)
     else:

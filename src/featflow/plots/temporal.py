@@ -11,14 +11,7 @@ import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
-from featflow.metrics.stats import Rho, spearman_ci
-
-
-def _deciles(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of the simplest and the most complex 10% of the features with a finite K."""
-    ok = np.isfinite(k)
-    lo, hi = np.quantile(k[ok], [0.1, 0.9])
-    return ok & (k <= lo), ok & (k >= hi)
+from featflow.metrics.stats import Rho, deciles, spearman_ci
 
 
 def decoding(
@@ -32,7 +25,7 @@ def decoding(
     """(a) I_V from ``layer`` of each checkpoint, mean and interdecile band of the simplest and most complex 10%
     of the final features, with the planted factors dashed; (b) emergence epoch against final K, Spearman's rho."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(9.6, 3.6))
-    for label, mask, color in (("simplest 10%", _deciles(k)[0], "C0"), ("most complex 10%", _deciles(k)[1], "C3")):
+    for label, mask, color in (("simplest 10%", deciles(k)[0], "C0"), ("most complex 10%", deciles(k)[1], "C3")):
         rows = curves[:, mask]
         ax.plot(epochs, np.nanmean(rows, 1), marker="o", color=color, label=f"{label} (n = {int(mask.sum())})")
         ax.fill_between(epochs, *np.nanquantile(rows, [0.1, 0.9], axis=1), color=color, alpha=0.2)
@@ -76,7 +69,7 @@ def sedimentation(epochs: np.ndarray, matched: np.ndarray, k: np.ndarray) -> Fig
     for i in np.flatnonzero(ok):
         shade = (k[i] - span[0]) / max(span[1] - span[0], 1e-12)
         ax.plot(epochs, matched[:, i], color=cmap(shade), alpha=0.25, lw=0.8)
-    for label, mask, color in (("simplest 10%", _deciles(k)[0], "C0"), ("most complex 10%", _deciles(k)[1], "C3")):
+    for label, mask, color in (("simplest 10%", deciles(k)[0], "C0"), ("most complex 10%", deciles(k)[1], "C3")):
         ax.plot(epochs, np.nanmedian(matched[:, mask], 1), marker="o", color=color, lw=2, label=f"median, {label}")
     ax.set_xlabel("epoch (last: the final dictionary)")
     ax.set_ylabel("complexity K of the matched feature")
