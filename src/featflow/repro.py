@@ -14,6 +14,7 @@ import platform
 import random
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -24,27 +25,71 @@ import numpy as np
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
-def _featflow_imports(path: Path) -> frozenset[str]:
-    """Dotted names of the featflow modules (or module attributes) that a Python file imports, lazily or not."""
-    stat = path.stat()
-    return _parsed_imports(path, stat.st_mtime_ns, stat.st_size)
+Imported = tuple[str, str | None]
+"""A featflow module and the name imported from it (None: the module itself)."""
 
 
-@cache  # each file version is parsed once per process, not once per rule whose closure reaches it
-def _parsed_imports(path: Path, _mtime_ns: int, _size: int) -> frozenset[str]:
-    """:func:`_featflow_imports` of one version of ``path`` (its modification time and size)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+def _imports_of(nodes: list[ast.AST], path: Path) -> frozenset[Imported]:
+    """The featflow imports among ``nodes`` (walked recursively), as :data:`Imported` pairs."""
+    found: set[Imported] = set()
+    for node in (inner for outer in nodes for inner in ast.walk(outer)):
         if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names if alias.name.split(".")[0] == "featflow"}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {(alias.name, None) for alias in node.names if alias.name.split(".")[0] == "featflow"}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module.split(".")[0] == "featflow":
-                names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+                found |= {(node.module, alias.name) for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level > 0:  # relative import inside the package
             base = ".".join(path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts[: -node.level])
             module = f"{base}.{node.module}" if node.module else base
-            names |= {module, *(f"{module}.{alias.name}" for alias in node.names)}
-    return frozenset(names)
+            found |= {(module, alias.name) for alias in node.names}
+    return frozenset(found)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """The featflow imports of one source file: at module level (outside its functions), in each top-level
+    function's body, and the names each function mentions (to follow the module's functions it calls)."""
+
+    module: frozenset[Imported]
+    functions: dict[str, frozenset[Imported]]
+    mentions: dict[str, frozenset[str]]
+
+    def of(self, function: str | None) -> frozenset[Imported]:
+        """The imports that running ``function`` (None: anything in the module) may execute."""
+        if function is None:
+            return self.module.union(*self.functions.values())
+        names, todo, seen = set(self.module), [function], set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            names |= self.functions[name]
+            todo += [other for other in self.mentions[name] if other in self.functions]
+        return frozenset(names)
+
+
+def _parsed(path: Path) -> _Parsed:
+    """:class:`_Parsed` of the current version of ``path``."""
+    stat = path.stat()
+    return _parse(path, stat.st_mtime_ns, stat.st_size)
+
+
+@cache  # each file version is parsed once per process, not once per rule whose closure reaches it
+def _parse(path: Path, _mtime_ns: int, _size: int) -> _Parsed:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]
+    rest = [node for node in tree.body if node not in defs]
+    # decorators, defaults and annotations run at import time: they belong to the module level
+    outer = [part for node in defs for part in (*node.decorator_list, node.args, *filter(None, [node.returns]))]
+    return _Parsed(
+        _imports_of([*rest, *outer], path),
+        {node.name: _imports_of(node.body, path) for node in defs},
+        {
+            node.name: frozenset(n.id for part in node.body for n in ast.walk(part) if isinstance(n, ast.Name))
+            for node in defs
+        },
+    )
 
 
 def _module_file(name: str) -> Path | None:
@@ -57,22 +102,40 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
+def _targets(imported: Imported) -> list[tuple[Path, str | None]]:
+    """The files an import runs, each with the one function it reaches there (None: the whole file): the parent
+    packages' ``__init__``, the module, and for ``from m import f`` of a top-level function f only f's part of m."""
+    module, name = imported
+    parts = module.split(".")
+    out = [(found, None) for depth in range(1, len(parts) + 1) if (found := _module_file(".".join(parts[:depth])))]
+    if name is None or not out or out[-1][0] != _module_file(module):
+        return out
+    submodule = _module_file(f"{module}.{name}")
+    if submodule is not None:
+        return [*out, (submodule, None)]
+    if name in _parsed(out[-1][0]).functions:
+        out[-1] = (out[-1][0], name)
+    return out
+
+
 def import_closure(script: str | Path) -> list[Path]:
-    """Every featflow source file that ``script`` reaches through imports (the parents' ``__init__`` included)."""
-    seen: set[Path] = set()
-    todo = [Path(script).resolve()]
+    """Every featflow source file that ``script`` reaches through imports (the parents' ``__init__`` included).
+
+    Function-level where a file imports a function: ``from featflow.x.stage import fit`` follows the module-level
+    imports of ``stage.py`` and the (lazy) imports of ``fit`` and of the module's functions it calls, not the
+    lazy imports of the module's other functions, so a rule's code key covers what its stage runs. Every file
+    reached is hashed whole."""
+    visited: dict[Path, set[str | None]] = {}
+    todo: list[tuple[Path, str | None]] = [(Path(script).resolve(), None)]
     while todo:
-        path = todo.pop()
-        if path in seen:
+        path, function = todo.pop()
+        done = visited.setdefault(path, set())
+        if None in done or function in done:
             continue
-        seen.add(path)
-        for name in _featflow_imports(path):
-            parts = name.split(".")
-            for depth in range(1, len(parts) + 1):  # importing a.b.c runs a, a.b and a.b.c
-                found = _module_file(".".join(parts[:depth]))
-                if found is not None and found not in seen:
-                    todo.append(found)
-    return sorted(seen)
+        done.add(function)
+        for imported in _parsed(path).of(function):
+            todo += _targets(imported)
+    return sorted(visited)
 
 
 @cache

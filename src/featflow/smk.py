@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -104,13 +104,16 @@ def pick_device(gpus: int, lock_dir: Path | None = None) -> torch.device:
 
 @dataclass
 class Job:
-    """What a rule script needs: its spec and seed, device, threads, provenance attributes."""
+    """What a stage needs besides its spec and files (its ``ctx``): seed, device, threads, provenance attributes,
+    the job's wildcards and the rule's other params (each by attribute)."""
 
     spec: dict[str, Any]
     seed: int
     attrs: dict[str, Any]
     threads: int = 1
     gpus: int = 0  # the rule's resources.gpu
+    wildcards: Any = None
+    params: Any = None
 
     @functools.cached_property
     def device(self) -> torch.device:
@@ -164,4 +167,19 @@ def job(snakemake: Any) -> Iterator[Job]:
         attrs = repro.provenance(params.stage, params.spec, seed, params.code)
         log.info("rule %s, %d threads, code %s", snakemake.rule, threads, attrs["code_version"])
         gpus = int(getattr(snakemake.resources, "gpu", 0))
-        yield Job(spec=params.spec, seed=seed, attrs=attrs, threads=threads, gpus=gpus)
+        yield Job(params.spec, seed, attrs, threads, gpus, snakemake.wildcards, params)
+
+
+Files = Any
+"""A rule's input or output files: paths by position and by name (``files[0]``, ``files.codes``), a named list
+of paths for a named list of files. Snakemake's ``snakemake.input`` is one; a ``SimpleNamespace`` serves in tests."""
+
+Stage = Callable[[Any, Files, Files, Job], None]
+"""The one shape of every stage: ``stage(spec, inputs, outputs, ctx)``, with the rule's ``params.spec`` (its
+cache key's config values), its input and output files and the :class:`Job`."""
+
+
+def run(snakemake: Any, stage: Stage) -> None:
+    """Run ``stage`` as the rule's job: what every rule script does (``smk.run(snakemake, stage.<rule>)``)."""
+    with job(snakemake) as ctx:
+        stage(ctx.spec, snakemake.input, snakemake.output, ctx)

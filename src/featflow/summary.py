@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from featflow import store
+from featflow.smk import Files, Job
 
 BRANCHES = {
     "complexity": "Complexity",
@@ -64,10 +66,16 @@ def write_summary(figures: Sequence[str | Path], rst: str | Path, csv: str | Pat
             "     - value",
         ]
         for row in rows.itertuples():
-            name = Path(row.figure).name if branch == "Theory" else "/".join(Path(row.figure).parts[-3:])
+            parts = Path(row.figure).parts
+            name = "/".join(parts[1:] if parts[:1] == ("results",) else parts)  # e.g. planted/complexity/...
             lines += [f"   * - {_rst(name)}", f"     - {_rst(row.number)}", f"     - {_rst(row.value)}"]
         lines.append("")
     with store.atomic_path(rst) as tmp:
         Path(tmp).write_text("\n".join(lines))
     store.write_table(table, csv)
     return table
+
+
+def summary(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """The report's landing page from every figure of the run (``stage(spec, inputs, outputs, ctx)``)."""
+    write_summary(list(inputs), outputs.rst, outputs.csv)

@@ -4,6 +4,7 @@ no import cycle, figures drawn only in plots/. Read from the source (every impor
 from __future__ import annotations
 
 import ast
+import re
 import graphlib
 from pathlib import Path
 
@@ -94,3 +95,26 @@ def test_the_rules_catch_what_they_forbid():
     assert not allowed("plots", "ifv")
     assert not allowed("fv", "complexity")
     assert allowed("ifv", "fv") and allowed("complexity", "dictionary") and allowed("theory", "data")
+
+
+SCRIPTS = SRC.parent / "workflow" / "scripts"
+SCRIPT = re.compile(
+    r'^"""Rule (?P<rule>\w+): [^\n]+(\n[^\n]+)*"""\n\nfrom featflow import smk\nfrom (?P<module>featflow(\.\w+)*) '
+    r"import (?P<fn>\w+)\n\nsmk\.run\(snakemake, (?P=fn)\)  # noqa: F821 \(injected by Snakemake\)\n$"
+)
+
+
+def test_every_rule_script_runs_one_stage_of_the_one_shape():
+    """The stage contract (docs/architecture.md): a rule script is ``smk.run(snakemake, <stage>)`` and nothing
+    else; the stage is the function named as the rule in its branch's ``stage.py`` (or ``featflow.summary``),
+    with the parameters ``(spec, inputs, outputs, ctx)``."""
+    import importlib
+    import inspect
+
+    for script in sorted(SCRIPTS.glob("*.py")):
+        found = SCRIPT.match(script.read_text())
+        assert found, f"{script.name}: not the two-line stage script"
+        assert found["rule"] == found["fn"] == script.stem, script.name
+        assert found["module"].endswith(".stage") or found["module"] == "featflow.summary", script.name
+        stage = getattr(importlib.import_module(found["module"]), found["fn"])
+        assert list(inspect.signature(stage).parameters) == ["spec", "inputs", "outputs", "ctx"], script.name

@@ -9,6 +9,7 @@ from featflow.fv.param import make_render
 from featflow.fv.spec import StationaritySpec
 from featflow.ifv.critical_space import complement
 from featflow.ifv.jacobian import jacobian_batched
+from featflow.ifv.run import score_spaces
 from featflow.ifv.solve import (
     alpha_decomposition,
     feasible_basis,
@@ -18,7 +19,6 @@ from featflow.ifv.solve import (
     stationarity,
     z_matrix,
 )
-from featflow.ifv.stage import score_spaces
 from tests.unit._fv_nets import conv_realizations
 
 

@@ -61,6 +61,7 @@ def test_summary_gathers_every_figures_numbers_by_branch(tmp_path) -> None:
     rst = (tmp_path / "summary.rst").read_text()
     assert rst.index(".. list-table:: Complexity") < rst.index(".. list-table:: Theory")
     assert "planted ranking" in rst and r"median angle \*" in rst
+    assert "planted/complexity/figures/iv\\_curves.png" in rst  # which experiment: two may be analyzed
     pd.testing.assert_frame_equal(pd.read_csv("summary.csv").astype(str), table.reset_index(drop=True).astype(str))
     assert branch_of("results/frequency/masks/x.png") == "Frequency"
 

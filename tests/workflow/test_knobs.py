@@ -14,10 +14,10 @@ import torch
 from featflow import store
 from featflow.activations import extract_shard_to_h5, extract_to_h5, merge_shards
 from featflow.config import ActivationsSpec, ModelSpec, TrainSpec
+from featflow.fv.run import run_optimize, run_targets
 from featflow.fv.spec import FVSpec
-from featflow.fv.stage import run_optimize, run_targets
 from featflow.ifv.cross import run_cross
-from featflow.ifv.stage import run_jacobian
+from featflow.ifv.run import run_jacobian
 from featflow.keys import keyed
 from featflow.models.train import train_model
 from tests.folder_data import planted_and_cnn

@@ -33,7 +33,7 @@ FV_RULES = {
 }
 COMPLEXITY_RULES = {
     *("dictionary", "codes", "complexity", "redundancy", "robustness", "importance", "feature_table"),
-    *("complexity_figures", "feature_pictures"),
+    *("complexity_figures", "feature_pictures", "feature_flow"),
 }
 THEORY_RULES = {"theory_train", "theory_baselines", "theory_alignment", "theory_figure_accuracy"}
 FREQUENCY_RULES = {"fourier_mask", "fourier_mask_figures", "adversarial_maps", "idcor", "idcor_table"}
@@ -50,13 +50,13 @@ KNOWN_RULES = (
 )
 KNOWN_BRANCHES = {"seed", "datasets", "models", "experiments", "fv", "frequency", "theory", "complexity"}
 KNOBS = re.compile(
-    r"^experiments\.\w+\.activations\.(batch_size|workers)$|^fv\.\w+\.(jacobian_chunk|sample_chunk)$"
+    r"^experiments\.[\w-]+\.activations\.(batch_size|workers)$|^fv\.\w+\.(jacobian_chunk|sample_chunk)$"
     r"|^models\.[\w-]+\.download$"
 )
 # Leaves that shape the DAG (which targets, how many jobs) and are read by no job's params: the list settings
 # whose elements are jobs of their own (adding one plans only its jobs and the figures that gather them).
 STRUCTURAL = re.compile(
-    r"^(complexity\.experiments|frequency\.idcor\.experiments|experiments\.\w+\.activations\.splits"
+    r"^(complexity\.(flow\.)?experiments|frequency\.idcor\.experiments|experiments\.[\w-]+\.activations\.splits"
     r"|fv\.\w+\.invert_with|frequency\.maps\.models|theory\.(un)?structured|models\.[\w-]+\.train\.checkpoints)$"
 )
 
@@ -95,7 +95,9 @@ def readers(path: str) -> set[str] | None:
     rules: list[tuple[str, set[str]]] = [
         (r"^complexity\.figures\.", {"complexity_figures"}),
         (r"^complexity\.pictures\.", {"feature_pictures"}),
+        (r"^complexity\.vinfo\.(test_fraction|ridge_scale)$", {"complexity", "feature_flow"}),
         (r"^complexity\.vinfo\.", {"complexity"}),
+        (r"^complexity\.flow\.blocks$", {"feature_flow"}),
         (r"^complexity\.redundancy\.", {"redundancy"}),
         (r"^complexity\.robustness\.", {"robustness"}),
         (r"^complexity\.dictionary\.code_(iterations|tol)$", {"dictionary", "codes", "complexity", "robustness"}),
@@ -135,6 +137,7 @@ def branch(path: str) -> set[str]:
         return {"activations", "activations_shard", "dictionary", "robustness", "codes", "importance", "complexity"} | {
             "complexity_figures",
             "feature_pictures",  # activations.pool: the pictures' response is pooled as the activations
+            "feature_flow",  # activations.pool: each residual path is pooled as the activations
             "idcor",
         }
     if head == "fv":
@@ -269,13 +272,15 @@ def test_every_leaf_plans_what_reads_it(oracle):
 
 # The issue's table (and the list-valued settings of item 2): change -> what a dry run plans, rule -> jobs.
 ROWS = {
-    "complexity.figures.top_images": (["complexity", "figures", "top_images"], 6, {"complexity_figures": 1}),
-    "complexity.pictures.ids + 5": (["complexity", "pictures", "ids"], [0, 5], {"feature_pictures": 1}),
+    # two experiments analyzed (planted, planted-res); the flow follows planted-res only
+    "complexity.figures.top_images": (["complexity", "figures", "top_images"], 6, {"complexity_figures": 2}),
+    "complexity.pictures.ids + 5": (["complexity", "pictures", "ids"], [0, 5], {"feature_pictures": 2}),
     "complexity.vinfo.ridge_scale": (  # complexity and what reads it (other branches may read vinfo too)
         ["complexity", "vinfo", "ridge_scale"],
         0.01,
-        {"complexity": 1, "feature_table": 1, "complexity_figures": 1},
+        {"complexity": 2, "feature_table": 2, "complexity_figures": 2, "feature_pictures": 2, "feature_flow": 1},
     ),
+    "complexity.flow.blocks": (["complexity", "flow", "blocks"], ["block2", "block3"], {"feature_flow": 1}),
     "fv.tiny.reoptimize.steps": (["fv", "tiny", "reoptimize", "steps"], 12, {"reoptimize": 1, "reoptimize_figure": 1}),
     "fv.tiny.critical_space.grid": (
         ["fv", "tiny", "critical_space", "grid"],

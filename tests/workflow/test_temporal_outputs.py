@@ -88,7 +88,11 @@ def test_planted_factors_emerge_in_their_designed_order(tmp_path: Path) -> None:
         "datasets": {"planted": default["datasets"]["planted"]},
         "models": {"cnn": default["models"]["cnn"]},
         "experiments": {"planted": default["experiments"]["planted"]},
-        "complexity": {**default["complexity"], "dictionary": {"k": 64, "iterations": 30, "second_seed": False}},
+        "complexity": {
+            **default["complexity"],
+            **{"experiments": ["planted"], "flow": {"experiments": []}},
+            "dictionary": {"k": 64, "iterations": 30, "second_seed": False},
+        },
         "temporal": {**default["temporal"], "sediment": {"k": 8, "iterations": 10}},
     }
     config["models"]["cnn"]["train"]["checkpoints"] = [1]

@@ -78,7 +78,7 @@ def trained_spec(model):
     return keyed(spec, neutral=MODEL_KNOBS)  # download: the same weights, fetched or read from the hub cache
 
 
-# fv.<name> values read by each FV/IFV rule's stage (featflow.fv.stage, featflow.ifv.stage, featflow.ifv.cross).
+# fv.<name> values read by each FV/IFV rule's stage (featflow.fv.run, featflow.ifv.run, featflow.ifv.cross).
 FV_FEATURES = ("model", "layer", "n_f", "aggregation", "dtype")
 FV_RENDER = ("parametrization", "decorrelate")
 FV_KEYS = {

@@ -1,7 +1,6 @@
 """Rule fv_figure: a grid of FV realizations."""
 
 from featflow import smk
-from featflow.plots.fv import plot_realizations
+from featflow.fv.stage import fv_figure
 
-with smk.job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
-    plot_realizations(snakemake.input[0], snakemake.output[0])  # noqa: F821
+smk.run(snakemake, fv_figure)  # noqa: F821 (injected by Snakemake)

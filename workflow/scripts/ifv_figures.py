@@ -1,7 +1,6 @@
 """Rule ifv_figures: angular-distance histograms and the alpha_j stacked bar."""
 
 from featflow import smk
-from featflow.plots.fv import plot_ifv
+from featflow.ifv.stage import ifv_figures
 
-with smk.job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
-    plot_ifv(snakemake.input[0], snakemake.output.angular, snakemake.output.alpha)  # noqa: F821
+smk.run(snakemake, ifv_figures)  # noqa: F821 (injected by Snakemake)

@@ -1,7 +1,6 @@
 """Rule theory_figure_alignment: MDS maps of the neurons and the effective features, one row per family."""
 
 from featflow import smk
-from featflow.theory.run import alignment_outputs
+from featflow.theory.stage import theory_figure_alignment
 
-with smk.job(snakemake) as job:  # noqa: F821 (injected by Snakemake)
-    alignment_outputs(list(snakemake.input.alignments), snakemake.params.families, snakemake.output[0])  # noqa: F821
+smk.run(snakemake, theory_figure_alignment)  # noqa: F821 (injected by Snakemake)

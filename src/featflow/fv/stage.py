@@ -1,98 +1,54 @@
-"""Stage entry points of the FV rules (``fv_targets``, ``fv_optimize``): read inputs, compute, write HDF5."""
+"""Stages of the FV rules, one per rule (``stage(spec, inputs, outputs, ctx)``, featflow.smk.Stage); the work is
+in featflow.fv.run and featflow.fv.atoms. Imports stay inside each stage (featflow.repro.import_closure)."""
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from featflow import store
-from featflow.fv.optimize import feature_fn, visualize
-from featflow.fv.param import param_shape
-from featflow.fv.spec import FVSpec
-from featflow.fv.targets import hoyer, make_targets
-from featflow.models import load_checkpoint
-from featflow.repro import torch_generator
-
-log = logging.getLogger(__name__)
+from featflow.smk import Files, Job
 
 
-def fv_dtype(spec: FVSpec) -> torch.dtype:
-    """The precision FV, Jacobians and re-optimization run in (``fv.dtype``): float64 lets L-BFGS reach
-    gradients far below float32's resolution, which the logit experiments need."""
-    if spec.dtype not in ("float32", "float64"):
-        raise ValueError(f"fv.dtype '{spec.dtype}': expected float32 or float64")
-    return getattr(torch, spec.dtype)
+def fv_targets(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """Hoyer-sparse and canonical target directions x."""
+    from featflow.fv.run import run_targets
+    from featflow.fv.spec import FVSpec
+
+    run_targets(FVSpec.from_dict(spec), inputs.checkpoint, outputs[0], ctx.seed, ctx.attrs)
 
 
-def load_features(spec: FVSpec, checkpoint: str | Path, device: torch.device) -> tuple[Any, tuple[int, int, int], int]:
-    """(feature function, image shape (C, H, W), n_f) of the experiment's model (in ``fv.dtype``), layer and
-    aggregation."""
-    model, ckpt = load_checkpoint(checkpoint, device)
-    model = model.to(fv_dtype(spec))
-    shape = tuple(int(s) for s in ckpt["input_shape"])
-    if len(shape) != 3:
-        raise ValueError(f"fv.model '{spec.model}': FV needs an image model, input shape is {shape}")
-    fn = feature_fn(model, spec.layer, spec.aggregation, spec.n_f)
-    with torch.no_grad():
-        n_f = int(fn(torch.full((1, *shape), 0.5, device=device, dtype=fv_dtype(spec))).shape[1])
-    return fn, shape, n_f
+def fv_optimize(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """A realization of every target: maximize S_x(y) through the parametrization."""
+    from featflow.fv.run import run_optimize
+    from featflow.fv.spec import FVSpec
+
+    run_optimize(FVSpec.from_dict(spec), inputs.checkpoint, inputs.targets, outputs[0], ctx.device, ctx.seed, ctx.attrs)
 
 
-def run_targets(spec: FVSpec, checkpoint: str | Path, out: str | Path, seed: int, attrs: dict[str, Any]) -> None:
-    """Sample the experiment's targets (sparse, then canonical) and write them (kind ``fv_targets``)."""
-    _, _, n_f = load_features(spec, checkpoint, torch.device("cpu"))
-    drawn = make_targets(spec.n_sparse, n_f, spec.include_canonical, torch_generator(seed))
-    arrays = {key: value.numpy() for key, value in drawn.items()}
-    arrays["hoyer"] = hoyer(drawn["targets"]).numpy()
-    err = np.abs(arrays["hoyer"] - arrays["sparsity"]).max()
-    log.info("%d targets over n_f = %d; max |hoyer(x) - drawn sparsity| = %.2e", len(arrays["targets"]), n_f, err)
-    store.write_h5(out, "fv_targets", arrays, {**attrs, "n_f": n_f})
+def fv_figure(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """A grid of FV realizations."""
+    from featflow.plots.fv import plot_realizations
+
+    plot_realizations(inputs[0], outputs[0])
 
 
-def run_optimize(
-    spec: FVSpec,
-    checkpoint: str | Path,
-    targets_path: str | Path,
-    out: str | Path,
-    device: torch.device,
-    seed: int,
-    attrs: dict[str, Any],
-) -> None:
-    """One realization per target (kind ``fv_realizations``): params, images, responses, objective, grad norm."""
-    fn, shape, _ = load_features(spec, checkpoint, device)
-    targets = store.read_h5(targets_path, "fv_targets")
-    x = torch.from_numpy(targets["targets"]).to(fv_dtype(spec))
-    real = visualize(
-        fn,
-        shape,
-        x,
-        spec.k,
-        spec.parametrization,
-        spec.adam_steps,
-        spec.lbfgs_steps,
-        torch_generator(seed + 1),
-        device,
-        spec.decorrelate,
-        spec.lr,
-        spec.batch_size,
-    )
-    arrays = {
-        "params": real.params,
-        "images": real.images,
-        "responses": real.responses,
-        "objective": real.objective,
-        "grad_norm": real.grad_norm,
-    }
-    arrays = {key: value.numpy() for key, value in arrays.items()}
-    arrays["images"] = arrays["images"].astype(np.float32)
-    arrays.update(targets=targets["targets"], canonical=targets["canonical"])
-    store.write_h5(
-        out,
-        "fv_realizations",
-        arrays,
-        {**attrs, "image_shape": list(shape), "param_shape": list(param_shape(spec.parametrization, shape))},
+def feature_pictures(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """FV of the simplest and most complex atoms' directions, beside their top-activating images."""
+    from featflow.fv.atoms import PicturesSpec, run_pictures
+
+    i, o = inputs, outputs
+    run_pictures(
+        PicturesSpec.from_dict(spec["complexity"]["pictures"]),
+        spec["experiment"]["activations"]["pool"],
+        spec["complexity"]["split"],
+        i.checkpoint,
+        i.dictionary,
+        i.vinfo,
+        i.codes,
+        i.activations,
+        i.data,
+        o.h5,
+        o.pictures,
+        ctx.device,
+        ctx.seed,
+        ctx.attrs,
     )

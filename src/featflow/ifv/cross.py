@@ -14,8 +14,8 @@ import torch
 
 from featflow import store
 from featflow.fv.param import make_render
+from featflow.fv.run import fv_dtype, load_features
 from featflow.fv.spec import FVSpec
-from featflow.fv.stage import fv_dtype, load_features
 from featflow.ifv.jacobian import iter_jacobians
 from featflow.ifv.solve import predict
 

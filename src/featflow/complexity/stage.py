@@ -1,0 +1,156 @@
+"""The complexity branch's stages, one per rule, each ``stage(spec, inputs, outputs, ctx)`` (featflow.smk.Stage).
+
+``spec`` is the rule's cache key (``{"complexity": ..., "experiment": ...}``, workflow/rules/common.smk), the
+files are the rule's, by name. Each stage imports what it runs inside its body, so that a rule's code key covers
+only the modules its own stage reaches (featflow.repro.import_closure follows an imported function).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from featflow.smk import Files, Job
+
+
+def dictionary(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """The overcomplete NMF dictionary of the experiment's dictionary layer (train split)."""
+    from featflow.complexity import pipeline
+    from featflow.complexity.spec import ComplexitySpec
+
+    cx = ComplexitySpec.from_dict(spec["complexity"])
+    layer = pipeline.dictionary_layer(cx, list(spec["experiment"]["layers"]))
+    pipeline.fit_dictionary(
+        inputs.activations, inputs.checkpoint, cx, layer, outputs[0], ctx.device, ctx.attrs, ctx.seed
+    )
+
+
+def codes(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """The codes of one split with the dictionary fixed (batched NNLS)."""
+    from featflow.complexity import pipeline
+    from featflow.complexity.spec import ComplexitySpec
+
+    cx = ComplexitySpec.from_dict(spec["complexity"])
+    pipeline.encode_split(
+        inputs.dictionary, inputs.activations, inputs.checkpoint, cx, outputs[0], ctx.device, ctx.attrs
+    )
+
+
+def complexity(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """I_V of every feature and planted factor from every layer, and K."""
+    from featflow.complexity import pipeline
+    from featflow.complexity.spec import ComplexitySpec
+
+    pipeline.compute_vinfo(
+        inputs.codes,
+        inputs.activations,
+        inputs.data,
+        inputs.dictionary,
+        ComplexitySpec.from_dict(spec["complexity"]),
+        outputs.vinfo,
+        outputs.factors,
+        ctx.attrs,
+        ctx.seed,
+    )
+
+
+def redundancy(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """Redundancy of every feature under random neuron masks of the dictionary layer."""
+    from featflow import store
+    from featflow.complexity import pipeline
+    from featflow.complexity.spec import ComplexitySpec
+
+    layer = store.read_attrs(inputs.dictionary, "complexity-dictionary")["layer"]
+    cx = ComplexitySpec.from_dict(spec["complexity"])
+    pipeline.compute_redundancy(inputs.codes, inputs.activations, layer, cx, outputs[0], ctx.attrs, ctx.seed)
+
+
+def robustness(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """Sensitivity of every feature to Gaussian input noise, and the accuracy under it."""
+    from featflow.complexity import pipeline
+    from featflow.complexity.spec import ComplexitySpec
+
+    pipeline.compute_robustness(
+        inputs.checkpoint,
+        inputs.data,
+        inputs.dictionary,
+        ComplexitySpec.from_dict(spec["complexity"]),
+        spec["experiment"]["activations"]["pool"],
+        outputs[0],
+        ctx.device,
+        ctx.attrs,
+        ctx.seed,
+    )
+
+
+def importance(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """Importance of every feature for the classifier (closed form)."""
+    from featflow.complexity import pipeline
+
+    pipeline.compute_importance(
+        inputs.checkpoint, inputs.codes, inputs.activations, inputs.dictionary, outputs[0], ctx.attrs
+    )
+
+
+def feature_table(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """The feature table, a row per feature, and its HTML view for the report."""
+    from featflow.complexity import pipeline
+
+    i = inputs
+    pipeline.feature_table(
+        i.dictionary,
+        i.codes,
+        i.vinfo,
+        i.redundancy,
+        i.robustness,
+        i.importance,
+        outputs.csv,
+        outputs.parquet,
+        outputs.html,
+    )
+
+
+def complexity_figures(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """The branch's figures, each with this run's numbers."""
+    from featflow.complexity import pipeline
+    from featflow.complexity.spec import ComplexitySpec
+
+    i = inputs
+    pipeline.figures(
+        i.table,
+        i.vinfo,
+        i.dictionary,
+        i.codes,
+        i.activations,
+        i.data,
+        i.robustness,
+        i.factors,
+        ComplexitySpec.from_dict(spec["complexity"]),
+        dict(outputs.items()),
+        ctx.seed,
+    )
+
+
+def feature_flow(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """I_V and CKA of every feature from each residual block's skip path and main branch."""
+    from featflow.complexity.flow import run_flow
+    from featflow.complexity.spec import ComplexitySpec
+    from featflow.config import ActivationsSpec
+
+    i = inputs
+    run_flow(
+        ComplexitySpec.from_dict(spec["complexity"]),
+        ActivationsSpec.from_dict(spec["experiment"]["activations"]),
+        i.checkpoint,
+        i.codes,
+        i.activations,
+        i.data,
+        i.vinfo,
+        i.factors,
+        outputs.h5,
+        outputs.table,
+        outputs.flow,
+        ctx.device,
+        ctx.seed,
+        ctx.attrs,
+        ctx.threads,
+    )

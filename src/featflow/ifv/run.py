@@ -1,0 +1,269 @@
+"""Entry points of the IFV rules (``jacobian``, ``critical_space``, ``ifv``, ``reoptimize``; called by
+featflow.ifv.stage)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from featflow import store
+from featflow.fv.objectives import angular_distance, unit
+from featflow.fv.param import make_render
+from featflow.fv.run import fv_dtype, load_features
+from featflow.fv.spec import FVSpec
+from featflow.ifv.critical_space import angle_to_span, complement, critical_spaces, known_directions
+from featflow.ifv.jacobian import iter_jacobians
+from featflow.ifv.reoptimize import random_objectives, reoptimize, unstable
+from featflow.ifv.solve import alpha_decomposition, fraction_in_space, predict, project_target, stationarity
+from featflow.repro import torch_generator
+
+log = logging.getLogger(__name__)
+
+
+def run_jacobian(
+    spec: FVSpec,
+    checkpoint: str | Path,
+    realizations: str | Path,
+    out: str | Path,
+    device: torch.device,
+    attrs: dict[str, Any],
+) -> None:
+    """Dy of every realization (kind ``fv_jacobian``): ``gram`` Dy Dy^T (n, n_f, n_f) always, in float64 (its
+    small singular values, which Algorithm 1 and the stationarity check read, are lost in float32 below
+    ~3e-4 ||Dy||), ``dy`` (n, n_f, n_p) when ``store_jacobian``, and the responses (n, n_f)."""
+    fn, shape, n_f = load_features(spec, checkpoint, device)
+    real = store.read_h5(realizations, "fv_realizations")
+    params = torch.from_numpy(real["params"]).to(fv_dtype(spec))
+    render = make_render(spec.parametrization, shape, spec.decorrelate)
+    n, n_p = params.shape[0], int(np.prod(params.shape[1:]))
+    with store.h5_writer(out, "fv_jacobian", {**attrs, "n_p": n_p, "n_f": n_f}) as handle:
+        gram = store.create_array(handle, "gram", shape=(n, n_f, n_f), dtype="float64")
+        resp = store.create_array(handle, "responses", shape=(n, n_f), dtype="float32")
+        dy = store.create_array(handle, "dy", shape=(n, n_f, n_p), dtype="float32") if spec.store_jacobian else None
+        for start, jac, y in iter_jacobians(fn, render, params, device, spec.sample_chunk, spec.jacobian_chunk):
+            stop = start + jac.shape[0]
+            jac64 = jac.double()
+            gram[start:stop] = (jac64 @ jac64.transpose(1, 2)).cpu().numpy()
+            resp[start:stop] = y.float().cpu().numpy()
+            if dy is not None:
+                dy[start:stop] = jac.float().cpu().numpy()
+    log.info("Jacobians of %d realizations, n_f = %d, n_p = %d (stored: %s)", n, n_f, n_p, spec.store_jacobian)
+
+
+def run_critical_space(spec: FVSpec, jacobian: str | Path, out: str | Path, attrs: dict[str, Any]) -> None:
+    """Every distinct critical space of Algorithm 1 over rho (kind ``fv_critical_space``): ``rho`` (m,),
+    ``dim`` (m,), ``bases/space_<i>`` (n_f, dim_i)."""
+    cs = spec.critical_space
+    with store.h5_reader(jacobian, "fv_jacobian") as handle:
+        gram = torch.from_numpy(handle["gram"][: cs.n_samples])
+    spaces = critical_spaces(gram, cs.rho_min, cs.rho_max, cs.grid)
+    log.info("critical spaces (rho, dim): %s", [(f"{s.rho:.2e}", s.dim) for s in spaces])
+    store.write_h5(
+        out,
+        "fv_critical_space",
+        {
+            "rho": np.array([s.rho for s in spaces]),
+            "dim": np.array([s.dim for s in spaces]),
+            "bases": {f"space_{i}": s.basis.numpy() for i, s in enumerate(spaces)},
+        },
+        {**attrs, "n_samples": int(gram.shape[0])},
+    )
+
+
+def score_spaces(
+    gram: torch.Tensor, y: torch.Tensor, x: torch.Tensor, k: int, bases: list[torch.Tensor | None], chance: torch.Tensor
+) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, int]:
+    """Predictions for every candidate space C (None: R^{n_f}), scored as the paper does: prediction and target
+    both projected onto Z_k^{-1} C. Returns (predictions, projected angles (m, n), chance angles (m, n), best).
+
+    ``chance`` (n, n_f) are random objectives projected the same way. The paper keeps the space with the best
+    projected angle; on its own that rewards small spaces (in a 1-dim space every prediction is exact), so a
+    space is scored by its median projected angle over the median for ``chance``, among spaces of dim >= 2.
+    """
+    preds = [predict(gram, y, k, b) for b in bases]
+    angles = torch.stack(
+        [angular_distance(p.double(), project_target(x, y, k, b)) for p, b in zip(preds, bases, strict=True)]
+    )
+    chances = torch.stack(
+        [angular_distance(project_target(chance, y, k, b), project_target(x, y, k, b)) for b in bases]
+    )
+    dims = torch.tensor([x.shape[1] if b is None else b.shape[1] for b in bases])
+    score = angles.median(1).values / chances.median(1).values.clamp_min(1e-9)
+    score = torch.where(dims >= 2, score, torch.inf)
+    return preds, angles, chances, int(score.argmin())
+
+
+def run_ifv(
+    spec: FVSpec,
+    realizations: str | Path,
+    jacobian: str | Path,
+    critical: str | Path,
+    out: str | Path,
+    table: str | Path,
+    seed: int,
+    attrs: dict[str, Any],
+) -> None:
+    """Predicted objectives for C = R^{n_f} and every critical space, scored and chosen by :func:`score_spaces`,
+    and the stationarity of every realization (:func:`stationarity`; flagged where both ``grad_rel`` and the
+    residual ratio in the chosen space exceed their ``fv.stationarity`` limits). Writes kind ``ifv`` and a
+    per-sample table."""
+    real = store.read_h5(realizations, "fv_realizations")
+    gram = torch.from_numpy(store.read_h5(jacobian, "fv_jacobian")["gram"]).double()
+    spaces = store.read_h5(critical, "fv_critical_space")
+    x, y = torch.from_numpy(real["targets"]).double(), torch.from_numpy(real["responses"]).double()
+    bases = [None] + [torch.from_numpy(spaces["bases"][f"space_{i}"]) for i in range(len(spaces["dim"]))]
+    bases = [b for b in bases if b is None or 0 < b.shape[1] < x.shape[1]]
+    random = random_objectives(len(x), x.shape[1], torch_generator(seed + 2)).double()
+    preds, space_angles, space_chance, best = score_spaces(gram, y, x, spec.k, bases, random)
+    dims = [x.shape[1] if b is None else b.shape[1] for b in bases]
+    angles = {
+        "prediction": space_angles[best],
+        "prediction_raw": angular_distance(preds[best].double(), x),
+        "prediction_full": space_angles[0],
+        "response": angular_distance(y, x),
+        "random": angular_distance(random, x),
+        "random_projected": space_chance[best],
+    }
+    check = stationarity(gram, y, x, spec.k, bases[best])
+    check["residual_ratio_full"] = stationarity(gram, y, x, spec.k)["residual_ratio"]
+    limits = spec.stationarity
+    stationary = (check["grad_rel"] <= limits.max_grad_rel) | (check["residual_ratio"] <= limits.max_residual_ratio)
+    med = {key: value.median().item() for key, value in angles.items()}
+    log.info(
+        "IFV median angular distance (deg): prediction %.2f projected onto Z^-1 C (dim C = %d), %.2f raw; full "
+        "space %.2f; feature response %.2f; random %.2f (%.2f projected)",
+        med["prediction"],
+        dims[best],
+        med["prediction_raw"],
+        med["prediction_full"],
+        med["response"],
+        med["random"],
+        med["random_projected"],
+    )
+    log.info(
+        "stationarity: median grad_rel %.2e, residual ratio %.3g in C (%.3g in R^n_f)",
+        check["grad_rel"].median().item(),
+        check["residual_ratio"].median().item(),
+        check["residual_ratio_full"].median().item(),
+    )
+    n_bad = int((~stationary).sum())
+    if n_bad:
+        log.warning(
+            "%d of %d realizations are not stationary (grad_rel > fv.stationarity.max_grad_rel = %g and "
+            "residual ratio > fv.stationarity.max_residual_ratio = %g): IFV presupposes a stationary point, their "
+            "predictions are unreliable (more lbfgs_steps, dtype float64, or the ball parametrization)",
+            n_bad,
+            len(x),
+            limits.max_grad_rel,
+            limits.max_residual_ratio,
+        )
+    alpha = alpha_decomposition(gram, y, x, spec.k)
+    fraction = fraction_in_space(x, y, spec.k, bases[best])
+    store.write_h5(
+        out,
+        "ifv",
+        {
+            "prediction": preds[best].numpy(),
+            "prediction_full": preds[0].numpy(),
+            "angle": {key: value.float().numpy() for key, value in angles.items()},
+            "alpha": alpha.numpy(),
+            "space_dim": np.array(dims),
+            "space_median_angle": space_angles.median(1).values.numpy(),
+            "space_median_chance": space_chance.median(1).values.numpy(),
+            "stationarity": {key: value.numpy() for key, value in check.items()},
+            "stationary": stationary.numpy(),
+            "fraction_in_space": fraction.float().numpy(),
+        },
+        {**attrs, "critical_dim": dims[best], "n_nonstationary": n_bad},
+    )
+    frame = pd.DataFrame({f"angle_{key}": value.float().numpy() for key, value in angles.items()})
+    frame.insert(0, "canonical", real["canonical"].astype(bool))
+    frame.insert(1, "grad_norm", real["grad_norm"])
+    frame.insert(2, "stationary", stationary.numpy())
+    for key, value in check.items():
+        frame[key] = value.numpy()
+    frame["fraction_in_space"] = fraction.float().numpy()
+    store.write_table(frame, table)
+
+
+def run_reoptimize(
+    spec: FVSpec,
+    checkpoint: str | Path,
+    realizations: str | Path,
+    ifv: str | Path,
+    out: str | Path,
+    device: torch.device,
+    seed: int,
+    attrs: dict[str, Any],
+) -> None:
+    """SSIM between each realization and its re-optimization under target, prediction, feature response and a
+    random objective (kind ``fv_reoptimize``): ``ssim/<objective>`` (n,), ``unstable`` (n,)."""
+    fn, shape, _ = load_features(spec, checkpoint, device)
+    real = store.read_h5(realizations, "fv_realizations")
+    n = (
+        real["params"].shape[0]
+        if spec.reoptimize.n_samples is None
+        else min(spec.reoptimize.n_samples, real["params"].shape[0])
+    )
+    pred = store.read_h5(ifv, "ifv")["prediction"][:n]
+    x = torch.from_numpy(real["targets"][:n])
+    objectives = {
+        "target": x,
+        "prediction": torch.from_numpy(pred),
+        "response": unit(torch.from_numpy(real["responses"][:n])),
+        "random": random_objectives(n, x.shape[1], torch_generator(seed + 3)),
+    }
+    objectives = {key: value.to(fv_dtype(spec)) for key, value in objectives.items()}
+    render = make_render(spec.parametrization, shape, spec.decorrelate)
+    scores = reoptimize(
+        fn,
+        render,
+        torch.from_numpy(real["params"][:n]).to(fv_dtype(spec)),
+        objectives,
+        spec.k,
+        spec.reoptimize.steps,
+        device,
+        spec.lr,
+        spec.batch_size,
+    )
+    flags = unstable(scores["target"], spec.reoptimize.unstable_ssim)
+    log.info(
+        "median SSIM after re-optimization: %s; unstable realizations: %d of %d",
+        {key: round(value.median().item(), 3) for key, value in scores.items()},
+        int(flags.sum()),
+        n,
+    )
+    store.write_h5(
+        out,
+        "fv_reoptimize",
+        {"ssim": {key: value.numpy() for key, value in scores.items()}, "unstable": flags.numpy()},
+        attrs,
+    )
+
+
+def run_critical_space_figure(critical: str | Path, excluded: tuple[int, ...], out: str | Path) -> None:
+    """The critical spaces of one experiment and how close their complements come to the paper's trivial
+    solutions; headline numbers: the angles for the (n_f - 1)- and (n_f - 1 - |excluded|)-dim spaces."""
+    from featflow.plots.fv import critical_space_plot
+
+    data = store.read_h5(critical, "fv_critical_space")
+    dims = data["dim"]
+    bases = [torch.from_numpy(data["bases"][f"space_{i}"]).double() for i in range(len(dims))]
+    n_f = int(bases[0].shape[0])
+    directions = known_directions(n_f, excluded)
+    angles = {
+        name: np.array([angle_to_span(v, complement(b)) if b.shape[1] < n_f else 90.0 for b in bases])
+        for name, v in directions.items()
+    }
+    numbers: dict[str, str] = {"critical space dims": ", ".join(str(int(d)) for d in dims)}
+    for dim, names in ((n_f - 1, ["ones"]), (n_f - 1 - len(excluded), list(directions))):
+        hit = np.flatnonzero(dims == dim)
+        for name in names:
+            value = f"{angles[name][hit[0]]:.2f}" if len(hit) else "no such space"
+            numbers[f"angle of {name} to the complement of the {dim}-dim C (deg)"] = f"{value} (paper: ~0)"
+    store.save_figure(critical_space_plot(data["rho"], dims, angles, n_f), out, numbers)
