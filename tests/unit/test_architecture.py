@@ -4,8 +4,8 @@ no import cycle, figures drawn only in plots/. Read from the source (every impor
 from __future__ import annotations
 
 import ast
-import re
 import graphlib
+import re
 from pathlib import Path
 
 import pytest
