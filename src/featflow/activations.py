@@ -48,14 +48,13 @@ def pool(output: torch.Tensor, mode: str) -> torch.Tensor:
     return output.flatten(1)
 
 
-def shard_range(n: int, shards: int, shard: int) -> tuple[int, int]:
-    """``[start, stop)`` of shard ``shard`` of ``shards`` contiguous slices of ``n`` samples (sizes differ by <= 1)."""
+def shard_range(n: int, shards: int, shard: int, key: str = "activations.shards") -> tuple[int, int]:
+    """``[start, stop)`` of shard ``shard`` of ``shards`` contiguous slices of ``n`` samples (sizes differ by <= 1);
+    ``key`` names the setting in the error for more shards than samples."""
     if not 0 <= shard < shards:
-        raise ValueError(f"activations shard {shard}: expected 0 <= shard < shards = {shards}")
+        raise ValueError(f"{key}: shard {shard}, expected 0 <= shard < shards = {shards}")
     if shards > n:
-        raise ValueError(
-            f"activations.shards = {shards} exceeds the {n} samples of the split; expected at most {n} shards"
-        )
+        raise ValueError(f"{key} = {shards} exceeds the {n} samples; expected at most {n} shards")
     base, extra = divmod(n, shards)
     start = shard * base + min(shard, extra)
     return start, start + base + (shard < extra)

@@ -198,7 +198,8 @@ def check_weights(config: Mapping[str, Any], check_files: bool) -> list[str]:
 def check_shards(config: Mapping[str, Any]) -> list[str]:
     """Problems with ``activations.shards`` in a validated config: more shards than the samples a split can
     hold (its ``n_train`` / ``n_test``, a cap for the data sets read from files, and ``max_samples``) would
-    leave a shard empty, a failure only when the extraction runs."""
+    leave a shard empty, a failure only when the extraction runs; the same for ``complexity.shards`` and the
+    robustness images (the codes' samples are the activations')."""
     problems = []
     for name, exp in config.get("experiments", {}).items():
         acts = exp["activations"]
@@ -215,6 +216,13 @@ def check_shards(config: Mapping[str, Any]) -> list[str]:
                     f"{', activations.max_samples' if acts['max_samples'] is not None else ''}); expected at most "
                     f"{samples}"
                 )
+    complexity = config.get("complexity") or {}
+    shards, images = complexity.get("shards", 1), (complexity.get("robustness") or {}).get("images", 1)
+    if complexity and shards > images:
+        problems.append(
+            f"config key 'complexity.shards': {shards} shards for the {images} images of complexity.robustness.images; "
+            f"expected at most {images}"
+        )
     return problems
 
 

@@ -33,11 +33,11 @@ def test_sensitivity_rises_over_the_unflagged_sigmas_of_a_trained_network(tmp_pa
         return dictionary.encode(forward_to(model, to_image(x), "act").double())
 
     base = (test.x[:64] - model.mean) / model.std
-    gen = torch.Generator().manual_seed(0)
+    noise = robustness.Noise(0)
     with torch.no_grad():
-        sens = robustness.sensitivity(base, encode, SIGMAS, 8, gen)
-        acc = robustness.noisy_accuracy(base, test.y[:64], lambda x: model(to_image(x)), SIGMAS, 8, gen)
-    flagged = [bool(f) for f in robustness.at_chance(acc.tolist(), test.y[:64])]
+        sens = torch.from_numpy(robustness.sensitivity(base, encode, SIGMAS, 8, noise))
+        acc = robustness.noisy_accuracy(base, test.y[:64], lambda x: model(to_image(x)), SIGMAS, 8, noise)
+    flagged = [bool(f) for f in robustness.at_chance(acc.tolist(), torch.bincount(test.y[:64]).tolist())]
     assert flagged[:2] == [False, False] and flagged[-1], (acc, flagged)  # sigma 0.5: ~54%, either way
     usable = [i for i, bad in enumerate(flagged) if not bad]
     alive = ~torch.isnan(sens[0])

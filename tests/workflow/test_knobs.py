@@ -28,13 +28,14 @@ LAYERS = ("block1", "block3", "act")
 TESTED = {
     *("activations.batch_size", "activations.workers", "activations.shards", "jacobian_chunk", "sample_chunk"),
     "download",
+    "shards",  # complexity.shards: tests/unit/test_complexity_shards.py
 }
 
 
 def _declared() -> set[str]:
     text = (ROOT / "workflow/rules/common.smk").read_text()
     found = set()
-    for name in ("ACTIVATION_KNOBS", "FV_KNOBS", "MODEL_KNOBS"):
+    for name in ("ACTIVATION_KNOBS", "FV_KNOBS", "MODEL_KNOBS", "COMPLEXITY_KNOBS"):
         found |= set(re.findall(r'"([\w.]+)"', re.search(rf"^{name} = \((.*?)\)$", text, re.M).group(1)))
     return found
 

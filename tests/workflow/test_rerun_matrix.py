@@ -33,8 +33,9 @@ FV_RULES = {
 }
 COMPLEXITY_RULES = {
     *("dictionary", "codes", "complexity", "redundancy", "robustness", "importance", "feature_table"),
-    *("complexity_figures", "feature_pictures", "feature_flow"),
+    *("complexity_figures", "feature_pictures", "feature_flow", "codes_shard", "robustness_shard"),
 }
+SHARDED = ("codes", "codes_shard", "robustness", "robustness_shard")  # tiny.yaml: complexity.shards 2
 THEORY_RULES = {"theory_train", "theory_baselines", "theory_alignment", "theory_figure_accuracy"}
 FREQUENCY_RULES = {"fourier_mask", "fourier_mask_figures", "adversarial_maps", "idcor", "idcor_table"}
 FOUNDATION_RULES = {"data", "train", "activations", "activations_shard"}
@@ -99,12 +100,9 @@ def readers(path: str) -> set[str] | None:
         (r"^complexity\.vinfo\.", {"complexity"}),
         (r"^complexity\.flow\.blocks$", {"feature_flow"}),
         (r"^complexity\.redundancy\.", {"redundancy"}),
-        (r"^complexity\.robustness\.", {"robustness"}),
-        (r"^complexity\.dictionary\.code_(iterations|tol)$", {"dictionary", "codes", "complexity", "robustness"}),
-        (
-            r"^complexity\.dictionary\.code_ridge$",
-            {"dictionary", "codes", "complexity", "robustness"} | {"complexity_figures"},
-        ),
+        (r"^complexity\.robustness\.", {"robustness", "robustness_shard"}),
+        (r"^complexity\.dictionary\.code_(iterations|tol)$", {"dictionary", "complexity", *SHARDED}),
+        (r"^complexity\.dictionary\.code_ridge$", {"dictionary", "complexity", *SHARDED, "complexity_figures"}),
         (r"^complexity\.dictionary\.", {"dictionary"}),
         (r"^fv\.\w+\.reoptimize\.", {"reoptimize"}),
         (r"^fv\.\w+\.critical_space\.", {"critical_space"}),
@@ -138,6 +136,7 @@ def branch(path: str) -> set[str]:
             "complexity_figures",
             "feature_pictures",  # activations.pool: the pictures' response is pooled as the activations
             "feature_flow",  # activations.pool: each residual path is pooled as the activations
+            *("codes_shard", "robustness_shard"),
             "idcor",
         }
     if head == "fv":

@@ -62,6 +62,7 @@ def experiment_data(wc):
 ACTIVATION_KNOBS = ("activations.batch_size", "activations.workers", "activations.shards")
 FV_KNOBS = ("jacobian_chunk", "sample_chunk")
 MODEL_KNOBS = ("download",)
+COMPLEXITY_KNOBS = ("shards",)  # codes and robustness jobs per experiment (tests/unit/test_complexity_shards.py)
 
 
 def experiment_spec(name):
@@ -118,16 +119,50 @@ CX_KEYS = {
         ("activations.pool",),
     ),
 }
-# experiment values a complexity stage reads that trade speed or memory only (out of its key)
-CX_KNOBS = {"feature_flow": ("activations.batch_size", "activations.workers")}
+CX_KEYS["codes_shard"] = CX_KEYS["codes"]
+CX_KEYS["robustness_shard"] = CX_KEYS["robustness"]
+# complexity and experiment values a complexity stage reads that trade speed or memory only (out of its key)
+CX_KNOBS = {
+    "feature_flow": ((), ("activations.batch_size", "activations.workers")),
+    **dict.fromkeys(("codes", "codes_shard", "robustness", "robustness_shard"), (COMPLEXITY_KNOBS, ())),
+}
+
+
+def cx_shards():
+    """complexity.shards: codes and robustness jobs per experiment (read when the DAG is built)."""
+    return CFG["complexity"]["shards"] if CFG.get("complexity") else 1
+
+
+def codes_inputs(wc):
+    """One job's inputs, or with complexity.shards > 1 the shard files it merges."""
+    if cx_shards() > 1:
+        shards = [f"results/{wc.experiment}/complexity/shards/codes_{wc.split}_{s}.h5" for s in range(cx_shards())]
+        return {"shards": shards}
+    return {
+        "dictionary": f"results/{wc.experiment}/complexity/dictionary.h5",
+        "activations": f"results/{wc.experiment}/activations/{wc.split}.h5",
+        "checkpoint": experiment_model(wc),
+    }
+
+
+def robustness_inputs(wc):
+    """One job's inputs, or with complexity.shards > 1 the shard files it merges."""
+    if cx_shards() > 1:
+        return {"shards": [f"results/{wc.experiment}/complexity/shards/robustness_{s}.h5" for s in range(cx_shards())]}
+    return {
+        "dictionary": f"results/{wc.experiment}/complexity/dictionary.h5",
+        "checkpoint": experiment_model(wc),
+        "data": experiment_data(wc),
+    }
 
 
 def complexity_spec(rule):
     """The key of a complexity rule: the complexity values and experiment values its stage reads."""
     section, exp = CX_KEYS[rule]
+    cx_knobs, exp_knobs = CX_KNOBS.get(rule, ((), ()))
     return lambda wc: {
-        "complexity": pick(CFG["complexity"], section),
-        "experiment": keyed(experiment(wc.experiment), exp, CX_KNOBS.get(rule, ())),
+        "complexity": keyed(CFG["complexity"], section, cx_knobs),
+        "experiment": keyed(experiment(wc.experiment), exp, exp_knobs),
     }
 
 

@@ -3,6 +3,8 @@
 # Results path grammar (CX = results/{experiment}/complexity):
 #   CX/dictionary.h5                  atoms D* (k, d), train codes, relative error, accuracy with z D*
 #   CX/codes_{split}.h5               codes of a split with D* fixed (batched NNLS)
+#   CX/shards/codes_{split}_{shard}.h5, CX/shards/robustness_{shard}.h5   temporary slices merged into codes and
+#                                     robustness when complexity.shards > 1 (scale-out)
 #   CX/vinfo.h5, CX/factors.csv|.parquet   I_V (L, k), complexity K; I_V and K of the planted factors
 #   CX/redundancy.h5, CX/robustness.h5, CX/importance.h5
 #   CX/features.csv|.parquet          the feature table (a row per feature)
@@ -49,11 +51,38 @@ rule dictionary:
         "../scripts/dictionary.py"
 
 
-rule codes:
+rule codes_shard:
     input:
         dictionary="results/{experiment}/complexity/dictionary.h5",
         activations="results/{experiment}/activations/{split}.h5",
         checkpoint=experiment_model,
+    output:
+        temp("results/{experiment}/complexity/shards/codes_{split}_{shard}.h5"),
+    log:
+        "logs/codes_shard/{experiment}_{split}_{shard}.log",
+    benchmark:
+        "benchmarks/codes_shard/{experiment}_{split}_{shard}.tsv"
+    wildcard_constraints:
+        shard=r"\d+",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=1,  # batched NNLS: matrix products over the shard's samples
+    params:
+        stage="dictionary",
+        spec=complexity_spec("codes_shard"),
+        seed=SEED,
+        code=script_hash("codes_shard"),
+    script:
+        "../scripts/codes_shard.py"
+
+
+rule codes:
+    input:
+        unpack(codes_inputs),
     output:
         "results/{experiment}/complexity/codes_{split}.h5",
     log:
@@ -66,7 +95,7 @@ rule codes:
     resources:
         mem_mb=4000,
         runtime=30,
-        gpu=1,  # batched NNLS: matrix products over all samples
+        gpu=lambda wc: int(cx_shards() == 1),  # batched NNLS over all samples; merging shards needs no GPU
     params:
         stage="dictionary",
         spec=complexity_spec("codes"),
@@ -133,11 +162,38 @@ rule redundancy:
         "../scripts/redundancy.py"
 
 
-rule robustness:
+rule robustness_shard:
     input:
         dictionary="results/{experiment}/complexity/dictionary.h5",
         checkpoint=experiment_model,
         data=experiment_data,
+    output:
+        temp("results/{experiment}/complexity/shards/robustness_{shard}.h5"),
+    log:
+        "logs/robustness_shard/{experiment}_{shard}.log",
+    benchmark:
+        "benchmarks/robustness_shard/{experiment}_{shard}.tsv"
+    wildcard_constraints:
+        shard=r"\d+",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=1,  # forward passes of the shard's images x noise draws
+    params:
+        stage="complexity",
+        spec=complexity_spec("robustness_shard"),
+        seed=SEED,
+        code=script_hash("robustness_shard"),
+    script:
+        "../scripts/robustness_shard.py"
+
+
+rule robustness:
+    input:
+        unpack(robustness_inputs),
     output:
         "results/{experiment}/complexity/robustness.h5",
     log:
@@ -150,7 +206,7 @@ rule robustness:
     resources:
         mem_mb=4000,
         runtime=30,
-        gpu=1,  # forward passes of images x noise draws through the network
+        gpu=lambda wc: int(cx_shards() == 1),  # forward passes of images x noise draws; merging shards needs no GPU
     params:
         stage="complexity",
         spec=complexity_spec("robustness"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,9 @@ import pandas as pd
 import torch
 
 from featflow import store
-from featflow.activations import pool
+from featflow.activations import pool, shard_range
 from featflow.complexity.spec import ComplexitySpec
-from featflow.data import load_split
+from featflow.data import load_split, split_size
 from featflow.dictionary import NMFDictionary, fit_nmf, fit_nmf_online
 from featflow.dictionary.nnls import CodesReport
 from featflow.metrics import cka, robustness, vinfo
@@ -61,35 +61,60 @@ def _correct(model: Any, penultimate: torch.Tensor, labels: np.ndarray) -> int:
     return int((logits.argmax(1).cpu().numpy() == labels).sum())
 
 
+CODES_KIND = "complexity-codes"
+CODES_SUMS = ("sq_err", "sq_norm", "hits", "hits_reconstructed", "samples")
+
+
+def _codes_facts(sums: dict[str, float], report: CodesReport, layer: str) -> dict[str, Any]:
+    """The attributes of a codes file from its sums (kept too, so that shards merge exactly): how the codes met
+    the tolerance, the relative error ``||A - Z D|| / ||A||`` and the accuracy with ``A`` and with ``Z D``."""
+    return {
+        **report.attrs(),
+        "layer": layer,
+        "relative_error": math.sqrt(sums["sq_err"]) / max(math.sqrt(sums["sq_norm"]), 1e-12),
+        "accuracy": sums["hits"] / sums["samples"],
+        "accuracy_reconstructed": sums["hits_reconstructed"] / sums["samples"],
+        "codes_sums": sums,
+    }
+
+
 def _encode_layer(
-    handle: Any, acts_path: Path_, layer: str, enc: NMFDictionary, model: Any, device: torch.device
+    handle: Any,
+    acts_path: Path_,
+    layer: str,
+    enc: NMFDictionary,
+    model: Any,
+    device: torch.device,
+    rows: slice = slice(None),
 ) -> dict[str, Any]:
-    """Encode one layer of an activations file chunk by chunk (codes are per sample) into ``handle["codes"]``;
-    store on ``handle`` and return how the codes met the tolerance, the relative error ``||A - Z D|| / ||A||``
-    and the accuracy with the activations and with ``z D`` in place of them."""
-    reports, sq_err, sq_norm, hits, hits_rec, n = [], 0.0, 0.0, 0, 0, 0
+    """Encode ``rows`` of one layer of an activations file chunk by chunk (codes are per sample) into
+    ``handle["codes"]``; store on ``handle`` and return :func:`_codes_facts`."""
+    reports: list[CodesReport] = []
+    sums = dict.fromkeys(CODES_SUMS, 0.0)
     sources = [(acts_path, "activations", f"layers/{layer}"), (acts_path, "activations", "labels")]
-    for _, (x, labels) in store.iter_rows(sources):
+    mask = None
+    if rows != slice(None):
+        mask = np.zeros(store.shapes(acts_path, "activations")["labels"][0], bool)
+        mask[rows] = True
+    for _, (x, labels) in store.iter_rows(sources, mask):
+        if not len(labels):
+            continue
         # float32 codes: same residual as float64 at these tolerances (bench/RESULTS.md), 2-3x faster
         a = torch.from_numpy(x).float().to(device)
         codes, report = enc.encode_report(a)
         rec = enc.decode(codes)
-        sq_err, sq_norm = sq_err + float((a - rec).square().sum()), sq_norm + float(a.square().sum())
-        hits, hits_rec = hits + _correct(model, a, labels), hits_rec + _correct(model, rec, labels)
+        sums["sq_err"] += float((a - rec).square().sum())
+        sums["sq_norm"] += float(a.square().sum())
+        sums["hits"] += _correct(model, a, labels)
+        sums["hits_reconstructed"] += _correct(model, rec, labels)
+        sums["samples"] += len(labels)
         store.append_rows(handle, "codes", codes.cpu().numpy())
         reports.append(report)
-        n += len(labels)
-    facts = {
-        **CodesReport.merged(reports).attrs(),
-        "layer": layer,
-        "relative_error": math.sqrt(sq_err) / max(math.sqrt(sq_norm), 1e-12),
-        "accuracy": hits / n,
-        "accuracy_reconstructed": hits_rec / n,
-    }
+    facts = _codes_facts(sums, CodesReport.merged(reports), layer)
     store.set_attrs(handle, facts)
     log.info(
         "codes of %d samples of %s: relative error %.4f, accuracy %.4f -> %.4f with z D*",
-        n,
+        sums["samples"],
         layer,
         facts["relative_error"],
         facts["accuracy"],
@@ -162,14 +187,40 @@ def encode_split(
     out: Path_,
     device: torch.device,
     attrs: dict[str, Any],
+    shard: int = 0,
+    shards: int = 1,
 ) -> None:
     """Codes of one split's activations with the dictionary fixed (batched NNLS), encoded and written chunk by
-    chunk: memory does not grow with the number of samples."""
+    chunk: memory does not grow with the number of samples. With ``shards`` > 1, only shard ``shard`` of that
+    many contiguous slices of the samples (:func:`merge_codes` joins them into the file one job writes)."""
     layer = store.read_attrs(dict_path, "complexity-dictionary")["layer"]
     atoms = torch.from_numpy(_atoms(dict_path)).float().to(device)
     model, _ = load_checkpoint(checkpoint, device)
-    with store.h5_writer(out, "complexity-codes", attrs) as handle:
-        _encode_layer(handle, acts_path, layer, encoder(atoms, spec), model, device)
+    n = store.shapes(acts_path, "activations")["labels"][0]
+    rows = slice(*shard_range(n, shards, shard, "complexity.shards"))
+    meta = {**attrs, **({"shard": shard, "shards": shards} if shards > 1 else {})}
+    with store.h5_writer(out, CODES_KIND, meta) as handle:
+        _encode_layer(handle, acts_path, layer, encoder(atoms, spec), model, device, rows)
+
+
+def merge_codes(shard_paths: Sequence[Path_], out: Path_, attrs: dict[str, Any]) -> None:
+    """Join the codes of shard files (in shard order) into the file a single job writes: codes streamed in
+    order, the attributes recomputed from the shards' sums and reports."""
+    metas = [store.read_attrs(path, CODES_KIND) for path in shard_paths]
+    for number, (path, meta) in enumerate(zip(shard_paths, metas, strict=True)):
+        if (meta.get("shard"), meta.get("shards"), meta["layer"]) != (number, len(shard_paths), metas[0]["layer"]):
+            raise store.StoreError(
+                f"merge_codes: {path} is shard {meta.get('shard')} of {meta.get('shards')} of layer {meta['layer']}; "
+                f"expected shard {number} of {len(shard_paths)} of layer {metas[0]['layer']}"
+            )
+    sums = {key: sum(float(meta["codes_sums"][key]) for meta in metas) for key in CODES_SUMS}
+    report = CodesReport.merged([CodesReport.from_attrs(meta) for meta in metas])
+    with store.h5_writer(out, CODES_KIND, attrs) as handle:
+        for path in shard_paths:
+            for _, (codes,) in store.iter_rows([(path, CODES_KIND, "codes")]):
+                store.append_rows(handle, "codes", codes)
+        store.set_attrs(handle, _codes_facts(sums, report, metas[0]["layer"]))
+    log.info("codes of %d shards merged: %d samples", len(shard_paths), int(sums["samples"]))
 
 
 Chunk = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
@@ -329,28 +380,27 @@ def compute_redundancy(
     store.write_h5(out, "complexity-redundancy", {"redundancy": red, "drop": np.asarray(spec.redundancy.drop)}, attrs)
 
 
-def compute_robustness(
+ROBUST_KIND = "complexity-robustness"
+ROBUST_SHARD_KIND = "complexity-robustness-shard"
+
+
+def _robustness_parts(
     checkpoint: Path_,
     data_path: Path_,
     dict_path: Path_,
     spec: ComplexitySpec,
     pool_mode: str,
-    out: Path_,
     device: torch.device,
-    attrs: dict[str, Any],
     seed: int,
-) -> None:
-    """Noise sensitivity of every feature and the model's accuracy under the same noise, at every sigma, on the
-    first ``robustness.images`` images; sigmas at which the accuracy is at chance are flagged (left out of the
-    correlations downstream).
-
-    ``units: normalized`` adds the noise to the network's normalized input (pixel std = sigma * the model's
-    per-channel std), ``pixel`` to the [0, 1] image.
-    """
+    rows: slice,
+) -> dict[str, np.ndarray]:
+    """The summed statistics of the robustness of ``rows`` of the evaluated images (they merge across shards):
+    :class:`~featflow.metrics.robustness.SensitivityParts`, correct predictions under each noise level and clean,
+    images per class."""
     model, _ = load_checkpoint(checkpoint, device)
     layer = store.read_attrs(dict_path, "complexity-dictionary")["layer"]
     dic = encoder(torch.from_numpy(_atoms(dict_path)).to(device), spec)
-    split = load_split(data_path, spec.split, rows=slice(0, spec.robustness.images))
+    split = load_split(data_path, spec.split, rows=rows)
     images, labels = split.x.to(device), split.y.to(device)
     r = spec.robustness
     scale = model.std if r.units == "normalized" else torch.ones_like(model.std)
@@ -366,12 +416,29 @@ def compute_robustness(
         return model(to_image(x))
 
     base = (images - shift) / scale
-    gen = torch.Generator(device=device).manual_seed(seed)
-    sens = robustness.sensitivity(base, encode, r.sigmas, r.draws, gen)
+    noise = robustness.Noise(seed, rows.start)
+    parts = robustness.sensitivity_parts(base, encode, r.sigmas, r.draws, noise)
     with torch.no_grad():
-        acc = robustness.noisy_accuracy(base, labels, classify, r.sigmas, r.draws, gen).numpy()
-        clean = float((classify(base).argmax(1) == labels).float().mean())
-    flagged = robustness.at_chance(acc, labels.cpu(), r.chance_alpha)
+        logits = classify(base)
+        correct = robustness.noisy_correct(base, labels, classify, r.sigmas, r.draws, noise)
+    return {
+        "n": np.asarray(parts.n),
+        "mean": parts.mean,
+        "m2": parts.m2,
+        "noisy_var": parts.noisy_var,
+        "noisy_correct": correct,
+        "clean_correct": np.asarray(int((logits.argmax(1) == labels).sum())),
+        "label_counts": np.bincount(labels.cpu().numpy(), minlength=logits.shape[1]),
+    }
+
+
+def _write_robustness(parts: dict[str, np.ndarray], spec: ComplexitySpec, out: Path_, attrs: dict[str, Any]) -> None:
+    """The robustness file from the summed statistics: sensitivities, accuracy under noise, chance flags."""
+    r = spec.robustness
+    n = int(parts["n"])
+    sens = robustness.SensitivityParts(n, parts["mean"], parts["m2"], parts["noisy_var"]).sensitivity()
+    acc = parts["noisy_correct"] / (n * r.draws)
+    flagged = robustness.at_chance(acc, parts["label_counts"], r.chance_alpha)
     for sigma, a, bad in zip(r.sigmas, acc, flagged, strict=True):
         if bad:
             log.warning(
@@ -381,19 +448,74 @@ def compute_robustness(
                 sigma,
                 r.units,
             )
-    log.info("sensitivity median per sigma %s: %s", list(r.sigmas), np.nanmedian(sens.cpu().numpy(), 1).round(4))
+    log.info("sensitivity median per sigma %s over %d images: %s", list(r.sigmas), n, np.nanmedian(sens, 1).round(4))
     log.info("accuracy under noise per sigma %s: %s", list(r.sigmas), np.round(acc, 3))
     store.write_h5(
         out,
-        "complexity-robustness",
-        {
-            "sensitivity": sens.cpu().numpy(),
-            "sigmas": np.asarray(r.sigmas),
-            "accuracy": acc,
-            "at_chance": np.asarray(flagged),
-        },
-        {**attrs, "units": r.units, "clean_accuracy": clean},
+        ROBUST_KIND,
+        {"sensitivity": sens, "sigmas": np.asarray(r.sigmas), "accuracy": acc, "at_chance": np.asarray(flagged)},
+        {**attrs, "units": r.units, "clean_accuracy": float(parts["clean_correct"]) / n},
     )
+
+
+def compute_robustness(
+    checkpoint: Path_,
+    data_path: Path_,
+    dict_path: Path_,
+    spec: ComplexitySpec,
+    pool_mode: str,
+    out: Path_,
+    device: torch.device,
+    attrs: dict[str, Any],
+    seed: int,
+    shard: int = 0,
+    shards: int = 1,
+) -> None:
+    """Noise sensitivity of every feature and the model's accuracy under the same noise, at every sigma, on the
+    first ``robustness.images`` images; sigmas at which the accuracy is at chance are flagged (left out of the
+    correlations downstream).
+
+    ``units: normalized`` adds the noise to the network's normalized input (pixel std = sigma * the model's
+    per-channel std), ``pixel`` to the [0, 1] image. With ``shards`` > 1 only shard ``shard`` of that many
+    contiguous slices of the images, written as summed statistics (:func:`merge_robustness` joins them into the
+    file one job writes: each image's noise depends on its index and the seed only).
+    """
+    n = min(spec.robustness.images, split_size(data_path, spec.split))
+    rows = slice(*shard_range(n, shards, shard, "complexity.shards"))
+    parts = _robustness_parts(checkpoint, data_path, dict_path, spec, pool_mode, device, seed, rows)
+    if shards == 1:
+        _write_robustness(parts, spec, out, attrs)
+    else:
+        store.write_h5(out, ROBUST_SHARD_KIND, parts, {**attrs, "shard": shard, "shards": shards})
+
+
+def merge_robustness(shard_paths: Sequence[Path_], spec: ComplexitySpec, out: Path_, attrs: dict[str, Any]) -> None:
+    """Join the summed statistics of shard files (in shard order) into the robustness file one job writes."""
+    total: dict[str, np.ndarray] | None = None
+    for number, path in enumerate(shard_paths):
+        meta = store.read_attrs(path, ROBUST_SHARD_KIND)
+        if (meta.get("shard"), meta.get("shards")) != (number, len(shard_paths)):
+            raise store.StoreError(
+                f"merge_robustness: {path} is shard {meta.get('shard')} of {meta.get('shards')}; expected shard "
+                f"{number} of {len(shard_paths)}"
+            )
+        part = store.read_h5(path, ROBUST_SHARD_KIND)
+        if total is None:
+            total = part
+            continue
+        a = robustness.SensitivityParts(int(total["n"]), total["mean"], total["m2"], total["noisy_var"])
+        b = robustness.SensitivityParts(int(part["n"]), part["mean"], part["m2"], part["noisy_var"])
+        both = a.merge(b)
+        total = {
+            "n": np.asarray(both.n),
+            "mean": both.mean,
+            "m2": both.m2,
+            "noisy_var": both.noisy_var,
+            **{key: total[key] + part[key] for key in ("noisy_correct", "clean_correct", "label_counts")},
+        }
+    if total is None:
+        raise store.StoreError("merge_robustness: expected at least one shard file, got none")
+    _write_robustness(total, spec, out, attrs)
 
 
 def compute_importance(

@@ -68,6 +68,7 @@ class ComplexitySpec(Spec):
 
     experiments: tuple[str, ...] = ("planted",)
     split: str = "test"
+    shards: int = 1
     dictionary: DictionarySpec = DictionarySpec()
     vinfo: VinfoSpec = VinfoSpec()
     redundancy: RedundancySpec = RedundancySpec()

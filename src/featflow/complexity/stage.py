@@ -25,13 +25,35 @@ def dictionary(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) ->
 
 
 def codes(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
-    """The codes of one split with the dictionary fixed (batched NNLS)."""
+    """The codes of one split with the dictionary fixed (batched NNLS), or the merge of its shards."""
+    from featflow.complexity import pipeline
+    from featflow.complexity.spec import ComplexitySpec
+
+    cx = ComplexitySpec.from_dict(spec["complexity"])
+    if cx.shards > 1:
+        pipeline.merge_codes(list(inputs.shards), outputs[0], ctx.attrs)
+    else:
+        pipeline.encode_split(
+            inputs.dictionary, inputs.activations, inputs.checkpoint, cx, outputs[0], ctx.device, ctx.attrs
+        )
+
+
+def codes_shard(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """The codes of one contiguous slice of a split (``complexity.shards`` > 1)."""
     from featflow.complexity import pipeline
     from featflow.complexity.spec import ComplexitySpec
 
     cx = ComplexitySpec.from_dict(spec["complexity"])
     pipeline.encode_split(
-        inputs.dictionary, inputs.activations, inputs.checkpoint, cx, outputs[0], ctx.device, ctx.attrs
+        inputs.dictionary,
+        inputs.activations,
+        inputs.checkpoint,
+        cx,
+        outputs[0],
+        ctx.device,
+        ctx.attrs,
+        int(ctx.wildcards.shard),
+        cx.shards,
     )
 
 
@@ -65,20 +87,45 @@ def redundancy(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) ->
 
 
 def robustness(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
-    """Sensitivity of every feature to Gaussian input noise, and the accuracy under it."""
+    """Sensitivity of every feature to Gaussian input noise and the accuracy under it, or the merge of its shards."""
     from featflow.complexity import pipeline
     from featflow.complexity.spec import ComplexitySpec
 
+    cx = ComplexitySpec.from_dict(spec["complexity"])
+    if cx.shards > 1:
+        pipeline.merge_robustness(list(inputs.shards), cx, outputs[0], ctx.attrs)
+    else:
+        pipeline.compute_robustness(
+            inputs.checkpoint,
+            inputs.data,
+            inputs.dictionary,
+            cx,
+            spec["experiment"]["activations"]["pool"],
+            outputs[0],
+            ctx.device,
+            ctx.attrs,
+            ctx.seed,
+        )
+
+
+def robustness_shard(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """The summed robustness statistics of one contiguous slice of the images (``complexity.shards`` > 1)."""
+    from featflow.complexity import pipeline
+    from featflow.complexity.spec import ComplexitySpec
+
+    cx = ComplexitySpec.from_dict(spec["complexity"])
     pipeline.compute_robustness(
         inputs.checkpoint,
         inputs.data,
         inputs.dictionary,
-        ComplexitySpec.from_dict(spec["complexity"]),
+        cx,
         spec["experiment"]["activations"]["pool"],
         outputs[0],
         ctx.device,
         ctx.attrs,
         ctx.seed,
+        int(ctx.wildcards.shard),
+        cx.shards,
     )
 
 

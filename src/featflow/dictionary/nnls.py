@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -125,6 +126,17 @@ class CodesReport:
             sum(r.unconverged for r in reports),
             max(r.iterations for r in reports),
             first.form,
+        )
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> CodesReport:
+        """The report a file's attributes hold (:meth:`attrs`)."""
+        return cls(
+            float(attrs["codes_tol"]),
+            float(attrs["codes_max_gap"]),
+            int(attrs["codes_unconverged"]),
+            int(attrs["codes_iterations"]),
+            str(attrs["codes_gradient"]),
         )
 
     def attrs(self) -> dict[str, object]:
