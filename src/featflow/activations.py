@@ -5,8 +5,9 @@ DataLoader workers, with the model's preprocessing) and are appended to chunked,
 finish, so peak memory does not grow with the number of samples.
 
 File layout (kind ``activations``): ``layers/<name>`` (N, C_l * g) float32 for each layer in depth order
-(attribute ``layers``), ``logits`` (N, classes), ``labels`` (N,), ``indices`` (N,) into the split,
-``factors`` (N, F) when the data set has them (attribute ``factor_names``).
+(attribute ``layers``), ``spatial/<name>`` (N, C_l, H_l, W_l) float32 for the layers asked per position
+(``activations.spatial``, attribute ``spatial``), ``logits`` (N, classes), ``labels`` (N,), ``indices`` (N,)
+into the split, ``factors`` (N, F) when the data set has them (attribute ``factor_names``).
 
 Scale-out (SPEC 5.4): with ``activations.shards`` = S > 1 each of S jobs extracts one contiguous slice of the
 split (:func:`extract_shard_to_h5`, same layout plus attributes ``shard``/``shards``) and
@@ -83,6 +84,9 @@ def _stream_into(
     model, payload = load_checkpoint(checkpoint, device)
     for name in layers:  # fail before any work on a misspelled layer
         resolve_layer(model, name)
+    outside = [name for name in spec.spatial if name not in layers]
+    if outside:
+        raise ValueError(f"activations.spatial: {outside} are not among the extracted layers {list(layers)}")
     preprocess = preprocessing(ModelSpec.from_dict(payload["spec"]), describe(data_path)[0][-1])
     stream = batches(data_path, split, spec.batch_size, rows, workers, preprocess)
     total = -(-(rows.stop - rows.start) // spec.batch_size)
@@ -93,6 +97,13 @@ def _stream_into(
             labels = batch.y.numpy()
             for name in layers:
                 store.append_rows(out, f"layers/{name}", pool(outputs[name], spec.pool).float().cpu().numpy())
+            for name in spec.spatial:  # per-position maps too (N, C, H, W)
+                if outputs[name].ndim != 4:
+                    raise ValueError(
+                        f"activations.spatial: layer '{name}' gives shape {tuple(outputs[name].shape[1:])}, not a "
+                        "(C, H, W) map; expected convolutional layers only"
+                    )
+                store.append_rows(out, f"spatial/{name}", outputs[name].float().cpu().numpy())
             store.append_rows(out, "logits", logits)
             store.append_rows(out, "labels", labels)
             store.append_rows(out, "indices", np.arange(rows.start + done, rows.start + done + len(labels)))
@@ -121,7 +132,8 @@ def extract_to_h5(
 ) -> None:
     """Read the model and one data split, extract ``layers`` and write the activations file atomically."""
     _, _, factor_names = describe(data_path)
-    meta = {**attrs, "layers": list(layers), "split": split, "factor_names": list(factor_names)}
+    meta = {**attrs, "layers": list(layers), "spatial": list(spec.spatial), "split": split}
+    meta["factor_names"] = list(factor_names)
     with store.h5_writer(out_path, KIND, meta) as out:
         rows = _rows(data_path, split, spec, 0, 1)
         n, correct = _stream_into(
@@ -150,6 +162,7 @@ def extract_shard_to_h5(
     meta = {
         **attrs,
         "layers": list(layers),
+        "spatial": list(spec.spatial),
         "split": split,
         "shard": shard,
         "shards": spec.shards,
@@ -176,7 +189,7 @@ def merge_shards(
     metas = [store.read_attrs(path, KIND) for path in shard_paths]
     first = metas[0]
     for number, (path, meta) in enumerate(zip(shard_paths, metas, strict=False)):
-        for key in ("split", "layers", "shards", "factor_names"):
+        for key in ("split", "layers", "spatial", "shards", "factor_names"):
             if meta.get(key) != first.get(key):
                 raise ValueError(
                     f"merge_shards: {path} has {key} = {meta.get(key)!r}, "
@@ -188,7 +201,9 @@ def merge_shards(
                 f"expected shard {number} of {len(shard_paths)}"
             )
     with store.h5_reader(shard_paths[0], KIND) as handle:  # names, trailing shapes and dtypes of every array
-        names = [f"layers/{name}" for name in first["layers"]] + [k for k in handle if k != "layers"]
+        names = [f"layers/{name}" for name in first["layers"]]
+        names += [f"spatial/{name}" for name in first.get("spatial", [])]
+        names += [k for k in handle if k not in ("layers", "spatial")]
         layout = {name: (handle[name].shape[1:], handle[name].dtype) for name in names}
     sizes, correct = [], 0
     for path in shard_paths:  # small arrays only: sizes and index continuity
@@ -203,6 +218,7 @@ def merge_shards(
     out_attrs = {
         **attrs,
         "layers": first["layers"],
+        "spatial": first.get("spatial", []),
         "split": first["split"],
         "factor_names": first["factor_names"],
         "accuracy": acc,

@@ -188,6 +188,13 @@ def _check_references(config: Mapping[str, Any]) -> list[str]:
                     f"config key 'experiments.{name}.{key}': '{exp[key]}' is not defined; "
                     f"expected one of {sorted(pool)}"
                 )
+        outside = [layer for layer in exp["activations"]["spatial"] if layer not in exp["layers"]]
+        if outside:
+            problems.append(
+                f"config key 'experiments.{name}.activations.spatial': {outside} are not among its layers "
+                f"{exp['layers']}; expected some of them"
+            )
+    problems += _check_positions(config)
     for name, fv in config.get("fv", {}).items():
         if fv["model"] not in models:
             problems.append(
@@ -232,6 +239,31 @@ def _check_temporal(config: Mapping[str, Any]) -> list[str]:
             problems.append(
                 f"config key 'temporal.experiments': '{name}' needs checkpoints of model '{exp['model']}'; "
                 f"expected models.{exp['model']}.train.checkpoints, e.g. [1, 3, 6]"
+            )
+    return problems
+
+
+def _check_positions(config: Mapping[str, Any]) -> list[str]:
+    """A dictionary fit on positions needs each analyzed experiment's per-position maps of its dictionary layer,
+    and pooled vectors in the same channels (global average pooling) to encode the images."""
+    complexity = config.get("complexity") or {}
+    if not (complexity.get("dictionary") or {}).get("positions"):
+        return []
+    problems = []
+    for name in complexity.get("experiments") or []:
+        exp = config.get("experiments", {}).get(name)
+        if exp is None:
+            continue  # reported by the complexity rules' check
+        layer = complexity["dictionary"]["layer"] or exp["layers"][-1]
+        if layer not in exp["activations"]["spatial"]:
+            problems.append(
+                f"config key 'complexity.dictionary.positions': experiment '{name}' stores no per-position maps of "
+                f"its dictionary layer '{layer}'; expected '{layer}' in experiments.{name}.activations.spatial"
+            )
+        if exp["activations"]["pool"] != "gap":
+            problems.append(
+                f"config key 'complexity.dictionary.positions': experiment '{name}' pools with "
+                f"'{exp['activations']['pool']}'; expected activations.pool: gap (atoms in the layer's channels)"
             )
     return problems
 
@@ -412,12 +444,14 @@ class ModelSpec(Spec):
 
 @dataclasses.dataclass(frozen=True)
 class ActivationsSpec(Spec):
-    """How layers are pooled and batched during extraction, in how many jobs (shards) per split, and with how
-    many data-loading worker processes (None: the rule's threads)."""
+    """How layers are pooled and batched during extraction, which layers are stored per position too
+    (``spatial``), in how many jobs (shards) per split, and with how many data-loading worker processes (None:
+    the rule's threads)."""
 
     pool: str = "gap"
     batch_size: int = 256
     splits: tuple[str, ...] = ("train", "test")
+    spatial: tuple[str, ...] = ()
     max_samples: int | None = None
     shards: int = 1
     workers: int | None = None

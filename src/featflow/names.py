@@ -138,6 +138,12 @@ def check_names(config: Mapping[str, Any]) -> list[str]:
         for layer in exp["layers"] if shapes else ():
             if layer not in shapes:
                 problems.append(_unknown(f"experiments.{name}.layers", layer, shapes, exp["model"]))
+        flat = [layer for layer in exp["activations"]["spatial"] if shapes and len(shapes.get(layer, (0, 0, 0))) != 3]
+        if flat:
+            problems.append(
+                f"config key 'experiments.{name}.activations.spatial': {flat} of model '{exp['model']}' give no "
+                "(C, H, W) maps; expected convolutional layers"
+            )
     for name, fv in (config.get("fv") or {}).items():
         shapes = shapes_of(fv["model"], f"models.{fv['model']}.arch")
         if not shapes:

@@ -66,8 +66,8 @@ COMPLEXITY_KNOBS = ("shards",)  # codes and robustness jobs per experiment (test
 
 
 def experiment_spec(name):
-    """What an extraction reads of an experiment: its model, data, layers, pooling and sample cap."""
-    paths = ("model", "dataset", "layers", "activations.pool", "activations.max_samples")
+    """What an extraction reads of an experiment: its model, data, layers, pooling, spatial layers, sample cap."""
+    paths = ("model", "dataset", "layers", "activations.pool", "activations.spatial", "activations.max_samples")
     return keyed(experiment(name), paths, ACTIVATION_KNOBS)
 
 

@@ -123,22 +123,37 @@ def _encode_layer(
     return facts
 
 
+def positions(x: np.ndarray) -> np.ndarray:
+    """Per-position maps (b, C, H, W) as samples of the C channels: (b * H * W, C), each image's positions in
+    row-major order."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(-1, x.shape[1])
+
+
 def _fit_atoms(acts_path: Path_, layer: str, spec: ComplexitySpec, device: torch.device, seed: int) -> torch.Tensor:
-    """(k, d) unit-norm atoms of one NMF fit (full batch or online) with the codes' ridge."""
+    """(k, d) unit-norm atoms of one NMF fit (full batch or online) with the codes' ridge, on the layer's images
+    or, with ``dictionary.positions``, on every position of its per-position maps (``spatial/<layer>``)."""
     ds = spec.dictionary
     gen = torch.Generator(device=device).manual_seed(seed)
-    if ds.batch_size is None:
-        # float32: the blocked HALS recomputes its residuals from the Gram every block (no drift), and the fit
-        # reaches the same error as in float64 (bench/RESULTS.md); the (n, k) codes are never float64
-        a = torch.from_numpy(_layer(acts_path, layer)).float().to(device)
-        return fit_nmf(a, ds.k, ds.iterations, ds.solver, ds.tol, gen, ds.code_ridge).atoms
+    name = f"spatial/{layer}" if ds.positions else f"layers/{layer}"
+    as_rows = positions if ds.positions else np.asarray
     with store.h5_reader(acts_path, "activations") as handle:
-        dset = handle["layers"][layer]
+        if name not in handle:
+            raise store.StoreError(
+                f"{acts_path}: no {name}; add '{layer}' to the experiment's activations.spatial and re-extract"
+            )
+        dset = handle[name]
         n = dset.shape[0]
+        if ds.batch_size is None:
+            # float32: the blocked HALS recomputes its residuals from the Gram every block (no drift), and the fit
+            # reaches the same error as in float64 (bench/RESULTS.md); the (n, k) codes are never float64
+            a = torch.from_numpy(as_rows(dset[()])).float().to(device)
+            return fit_nmf(a, ds.k, ds.iterations, ds.solver, ds.tol, gen, ds.code_ridge).atoms
+        per_image = int(np.prod(dset.shape[2:])) if ds.positions else 1
+        step = max(1, ds.batch_size // per_image)  # about batch_size rows (positions or images) per batch
 
         def batches():  # streamed from the file: memory independent of n
-            for s in range(0, n, ds.batch_size):
-                yield torch.from_numpy(dset[s : s + ds.batch_size]).float().to(device)
+            for s in range(0, n, step):
+                yield torch.from_numpy(as_rows(dset[s : s + step])).float().to(device)
 
         return fit_nmf_online(batches, ds.k, ds.epochs, ds.code_iterations, generator=gen, ridge=ds.code_ridge)
 
@@ -163,20 +178,38 @@ def fit_dictionary(
     """Fit the NMF dictionary on one layer of the training activations and write atoms, codes and quality.
 
     The stored train codes are re-encoded with the final atoms by :func:`encoder`, so they solve exactly the
-    problem the codes of new inputs solve. With ``second_seed`` a second dictionary (seed + 1) is stored as
-    ``atoms_seed2`` for the stability of K across NMF seeds.
+    problem the codes of new inputs solve; with ``dictionary.positions`` the atoms are fit on positions and the
+    images encoded by their pooled vectors (attributes ``fit_on``, ``fit_samples``). With ``second_seed`` a
+    second dictionary (seed + 1) is stored as ``atoms_seed2`` for the stability of K across NMF seeds.
     """
     ds = spec.dictionary
     atoms = _fit_atoms(acts_path, layer, spec, device, seed).float()
+    stored = store.shapes(acts_path, "activations")
+    if atoms.shape[1] != stored[f"layers/{layer}"][1]:  # positions: C channels; the pooled vectors must match
+        raise ValueError(
+            f"complexity.dictionary.positions: atoms of {atoms.shape[1]} channels, but the pooled '{layer}' has "
+            f"{stored[f'layers/{layer}'][1]} values per image; expected activations.pool: gap"
+        )
+    fit_rows = stored[f"spatial/{layer}"] if ds.positions else stored[f"layers/{layer}"]
+    fit_samples = int(fit_rows[0] * np.prod(fit_rows[2:])) if ds.positions else int(fit_rows[0])
     model, _ = load_checkpoint(checkpoint, device)
-    with store.h5_writer(out, "complexity-dictionary", attrs) as handle:
+    meta = {**attrs, "fit_on": "positions" if ds.positions else "images", "fit_samples": fit_samples}
+    with store.h5_writer(out, "complexity-dictionary", meta) as handle:
         store.create_array(handle, "atoms", atoms.cpu().numpy())
         if ds.second_seed:
             second = _fit_atoms(acts_path, layer, spec, device, seed + 1).float().cpu().numpy()
             store.create_array(handle, "atoms_seed2", second)
         # float32 codes, as for new inputs, stopped at the same certified gap (bench/RESULTS.md); never float64
         _encode_layer(handle, acts_path, layer, encoder(atoms, spec), model, device)
-    log.info("dictionary on %s: k=%d, d=%d, code ridge %g", layer, ds.k, atoms.shape[1], ds.code_ridge)
+    log.info(
+        "dictionary on %s (%d %s): k=%d, d=%d, code ridge %g",
+        layer,
+        fit_samples,
+        "positions" if ds.positions else "images",
+        ds.k,
+        atoms.shape[1],
+        ds.code_ridge,
+    )
 
 
 def encode_split(

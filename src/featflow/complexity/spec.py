@@ -18,6 +18,7 @@ class DictionarySpec(Spec):
     tol: float = 1e-4
     batch_size: int | None = None
     epochs: int = 5
+    positions: bool = False
     code_iterations: int = 1000
     code_tol: float = 1e-4
     code_ridge: float = 1e-2
