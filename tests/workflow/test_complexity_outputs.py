@@ -197,3 +197,12 @@ def test_feature_flow_reads_each_path_of_the_residual_blocks(dag_run: Path) -> N
     numbers = store.figure_numbers(flow_dir / "figures/flow.png")
     assert numbers["rho(K, skip share), I_V"].startswith(f"{attrs['spearman_k_skip_share']:+.3f} [")
     assert "color" in numbers["planted factors' skip share (I_V / CKA)"]
+
+
+def test_spatial_maps_of_the_sharded_extraction(dag_run: Path) -> None:
+    """Issue 16.4 in the DAG: the per-position maps asked for come through the shard jobs and their merge, and
+    average to the pooled vectors (pool gap)."""
+    acts = store.read_h5(dag_run / "results/planted/activations/test.h5", "activations")
+    maps = acts["spatial"]["block3"]
+    assert maps.ndim == 4 and maps.shape[0] == acts["labels"].shape[0]
+    np.testing.assert_allclose(maps.mean((2, 3)), acts["layers"]["block3"], atol=1e-5)
