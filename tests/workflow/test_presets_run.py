@@ -8,10 +8,10 @@ All presets run side by side in one DAG (names prefixed), up to every stage whos
 architecture or the resolution: data, training or loading the weights, activations (sharded as the preset
 says, at most 2 shards), the dictionary, codes, V-information and robustness on the preset's layer, FV
 realizations, Jacobians, critical spaces and inverse FV, Fourier masks, adversarial maps, IdCor, the two-layer
-network. The remaining rules (tables and figures) only read those outputs and run in the tiny DAG; the whole of
-each preset's DAG is planned by test_presets_alone.py. The full DAG of all six presets is 112 jobs.
+network, the feature flow through the ResNets' residual blocks. The remaining rules (tables and figures) only
+read those outputs and run in the tiny DAG; the whole of each preset's DAG is planned by test_presets_alone.py.
 
-Cost: 56 jobs, ~11 CPU-minutes (DenseNet121 with the CIFAR stem and the 224 px networks dominate), so ~6 min on
+Cost: 58 jobs (4 min 53 s on 2 idle cores, 2026-12-02), ~11 CPU-minutes (DenseNet121 with the CIFAR stem and the 224 px networks dominate), so ~6 min on
 2 idle cores: over what `make test` can add, so it runs with ``make test-presets`` (FEATFLOW_PRESETS_RUN=1)."""
 
 from __future__ import annotations
@@ -145,6 +145,9 @@ def namespaced(cfg: dict, prefix: str) -> dict:
     }
     if out.get("complexity"):
         out["complexity"]["experiments"] = [ren["experiments"][e] for e in out["complexity"]["experiments"]]
+        flow = out["complexity"].get("flow") or {}
+        if flow.get("experiments"):
+            flow["experiments"] = [ren["experiments"][e] for e in flow["experiments"]]
     for part in ("masks", "maps"):
         if (out.get("frequency") or {}).get(part):
             spec = out["frequency"][part]
@@ -168,6 +171,8 @@ def stage_targets(cfg: dict) -> list[str]:
     out += [f"results/{name}/activations/test.h5" for name in cfg["experiments"]]
     for name in (cfg.get("complexity") or {}).get("experiments", []):
         out += [f"results/{name}/complexity/vinfo.h5", f"results/{name}/complexity/robustness.h5"]
+    for name in ((cfg.get("complexity") or {}).get("flow") or {}).get("experiments", []):
+        out.append(f"results/{name}/complexity/flow.h5")  # hooks on each residual block of the preset's ResNet
     out += [f"results/fv/{name}/ifv.h5" for name in cfg.get("fv") or {}]
     freq = cfg.get("frequency") or {}
     out += [f"results/frequency/models/{m}/masks.h5" for m in (freq.get("masks") or {}).get("models", [])]
@@ -196,6 +201,8 @@ def all_presets(root: Path) -> tuple[dict, dict[str, list[str]]]:
             if branch in merged:  # two presets with the complexity branch: one section, both experiments
                 assert branch == "complexity", branch
                 merged[branch]["experiments"] += cfg[branch]["experiments"]
+                flows = [c.get("flow") or {} for c in (merged[branch], cfg[branch])]
+                merged[branch]["flow"] = {"experiments": [e for f in flows for e in f.get("experiments", [])]}
             else:
                 merged[branch] = cfg[branch]
     return merged, own
