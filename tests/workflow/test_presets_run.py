@@ -11,8 +11,8 @@ realizations, Jacobians, critical spaces and inverse FV, Fourier masks, adversar
 network, the feature flow through the ResNets' residual blocks. The remaining rules (tables and figures) only
 read those outputs and run in the tiny DAG; the whole of each preset's DAG is planned by test_presets_alone.py.
 
-Cost: 58 jobs (4 min 53 s on 2 idle cores, 2026-12-02), ~11 CPU-minutes (DenseNet121 with the CIFAR stem and the 224 px networks dominate), so ~6 min on
-2 idle cores: over what `make test` can add, so it runs with ``make test-presets`` (FEATFLOW_PRESETS_RUN=1)."""
+Cost: 58 jobs, ~11 CPU-minutes (DenseNet121 with the CIFAR stem and the 224 px networks dominate), 4 min 53 s on
+2 idle cores (2026-12-02): over what `make test` can add, so it runs with ``make test-presets`` (FEATFLOW_PRESETS_RUN=1)."""
 
 from __future__ import annotations
 
