@@ -12,7 +12,8 @@ network, the feature flow through the ResNets' residual blocks. The remaining ru
 read those outputs and run in the tiny DAG; the whole of each preset's DAG is planned by test_presets_alone.py.
 
 Cost: 58 jobs, ~11 CPU-minutes (DenseNet121 with the CIFAR stem and the 224 px networks dominate), 4 min 53 s on
-2 idle cores (2026-12-02): over what `make test` can add, so it runs with ``make test-presets`` (FEATFLOW_PRESETS_RUN=1)."""
+2 idle cores (2026-12-02): over what `make test` can add, so it runs with ``make test-presets``
+(FEATFLOW_PRESETS_RUN=1)."""
 
 from __future__ import annotations
 
