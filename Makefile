@@ -31,9 +31,10 @@ TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
-# Every preset end to end, scaled down (fixture data, random weights; ~6 min on 2 cores): not part of `make test`.
+# Every preset end to end at its full scaled-down size (every model, shards; ~5 min on 2 cores); `make test` runs a
+# smaller cut of it (one model per architecture, unsharded).
 test-presets: setup
-	FEATFLOW_PRESETS_RUN=1 $(BIN)/python -m pytest -q tests/workflow/test_presets_run.py
+	FEATFLOW_PRESETS_RUN=full $(BIN)/python -m pytest -q tests/workflow/test_presets_run.py
 
 report: setup
 	$(BIN)/snakemake --cores 1 --report results/report.html

@@ -40,6 +40,11 @@ FOLDER_DATASETS = ("cifar10", "imagefolder")
 WEIGHTS_NAME = re.compile(r"^(?:[A-Za-z0-9]+_Weights\.)?[A-Z][A-Z0-9_]*$")
 
 
+def is_weights_name(value: str | None) -> bool:
+    """Whether ``models.<m>.weights`` names torchvision weights rather than a local file."""
+    return bool(value) and WEIGHTS_NAME.match(str(value)) is not None
+
+
 class ConfigError(ValueError):
     """The config does not match the schema, or names a missing file."""
 
@@ -426,6 +431,17 @@ class TrainSpec(Spec):
     pgd_warmup: int = 0
     seed: int = 0
     checkpoints: tuple[int, ...] = ()
+
+
+# The planted kind's factors and classes (featflow.data.planted generates them), here so that the config check
+# knows a data set's class count without importing featflow.data (which imports torch).
+PLANTED_FACTOR_NAMES = ("color", "orientation", "parity", "count")
+PLANTED_CLASS_NAMES = tuple(
+    f"{c}-{o}-{p}" for c in ("warm", "cool") for o in ("horizontal", "vertical") for p in ("even", "odd")
+)
+# featflow's own small networks (built in featflow.models.registry); every other arch is a torchvision one. Here,
+# not in the registry, so that the Snakefile reads it without importing torch.
+OWN_ARCHS = ("smallcnn", "smallcnn-smooth", "smallresnet", "mlp")
 
 
 @dataclasses.dataclass(frozen=True)

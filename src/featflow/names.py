@@ -6,24 +6,29 @@ and every layer named in the config must be one of its modules, with FV's ``n_f`
 width, every pictured feature id (``complexity.pictures.ids``) an atom of the dictionary, every experiment
 followed by ``complexity.flow`` a residual network with the named blocks, and no experiment may cut a split into
 more extraction shards than it has samples. A misspelling lists the closest names.
+
+What a model's forward pass tells (layer shapes, residual blocks) is kept in the user's cache folder
+(``$XDG_CACHE_HOME/featflow/names``, ``~/.cache`` by default), keyed by the model entry, its input, the code of
+this module's import closure and the torch / torchvision versions: a config seen before is checked without
+importing torch, which is half the cost of every Snakefile parse (~2 of ~4.5 CPU-s).
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
+import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from featflow import keys
-from featflow.config import ConfigError, DatasetSpec, ModelSpec, load_yaml, validate_config
-from featflow.data.planted import CLASS_NAMES as PLANTED_CLASSES
-from featflow.models.registry import build_model
+from featflow.config import PLANTED_CLASS_NAMES as PLANTED_CLASSES
+from featflow.config import ConfigError, DatasetSpec, ModelSpec, is_weights_name, load_yaml, validate_config
+from featflow.repro import package_version, script_code
 
 # (channels, classes) of the data set kinds whose images are not read from a folder.
 IMAGE_KINDS = {"planted": (3, len(PLANTED_CLASSES)), "digits": (1, 10), "cifar10": (3, 10)}
@@ -43,19 +48,50 @@ def input_signature(spec: DatasetSpec) -> tuple[tuple[int, ...], int]:
     return (channels, spec.image_size, spec.image_size), classes
 
 
-@cache
-def _layer_shapes(model_key: str, shape: tuple[int, ...], classes: int) -> dict[str, tuple[int, ...]]:
+def _cache_dir() -> Path:
+    """Where forward-pass facts are kept between processes (module docstring)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "featflow" / "names"
+
+
+def _memo(kind: str, model_key: str, shape: tuple[int, ...], classes: int, compute: Callable[[], Any]) -> Any:
+    """``compute()`` (JSON-able), read from the cache folder when this model, input, code and torch version have
+    been seen; written atomically (a temporary file renamed), and recomputed when the entry is unreadable or
+    the folder is not writable."""
+    versions = [package_version("torch"), package_version("torchvision")]
+    key = json.dumps([kind, model_key, shape, classes, script_code(__file__), *versions])
+    path = _cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+    try:
+        entry = json.loads(path.read_text())
+        if entry["key"] == key:
+            return entry["value"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    value = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "value": value}))
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only home: every parse computes
+    return value
+
+
+def _forward_shapes(model_key: str, shape: tuple[int, ...], classes: int) -> dict[str, list[int]]:
     """Output shape (without the batch axis) of every named module of the body, from one forward pass of one
     image on the CPU. Not on the meta device: meta tensors import torch._dynamo and sympy (3-4 s at every
     Snakefile parse), more than building even a ResNet50 costs."""
-    spec = ModelSpec.from_dict(json.loads(model_key))
-    model = build_model(spec, shape, classes).eval()
-    shapes: dict[str, tuple[int, ...]] = {}
+    import torch
+
+    from featflow.models.registry import build_model
+
+    model = build_model(ModelSpec.from_dict(json.loads(model_key)), shape, classes).eval()
+    shapes: dict[str, list[int]] = {}
 
     def record(name: str):
         def hook(_module: torch.nn.Module, _inputs: tuple, out: Any) -> None:
             if isinstance(out, torch.Tensor):
-                shapes.setdefault(name, tuple(out.shape[1:]))
+                shapes.setdefault(name, list(out.shape[1:]))
 
         return hook
 
@@ -70,12 +106,25 @@ def _layer_shapes(model_key: str, shape: tuple[int, ...], classes: int) -> dict[
 
 
 @cache
-def _residual_names(model_key: str, shape: tuple[int, ...], classes: int) -> tuple[str, ...]:
+def _layer_shapes(model_key: str, shape: tuple[int, ...], classes: int) -> dict[str, tuple[int, ...]]:
+    """Layer name -> output shape of a model (a JSON model entry) on inputs of ``shape``, memoized on disk."""
+    found = _memo("shapes", model_key, shape, classes, lambda: _forward_shapes(model_key, shape, classes))
+    return {name: tuple(dims) for name, dims in found.items()}
+
+
+def _block_names(model_key: str, shape: tuple[int, ...], classes: int) -> list[str]:
     """Names of the residual blocks of a model (featflow.models.residual), built untrained on the CPU."""
+    from featflow.models.registry import build_model
     from featflow.models.residual import residual_blocks
 
     model = build_model(ModelSpec.from_dict(json.loads(model_key)), shape, classes)
-    return tuple(block.name for block in residual_blocks(model))
+    return [block.name for block in residual_blocks(model)]
+
+
+@cache
+def _residual_names(model_key: str, shape: tuple[int, ...], classes: int) -> tuple[str, ...]:
+    """:func:`_block_names`, memoized on disk."""
+    return tuple(_memo("blocks", model_key, shape, classes, lambda: _block_names(model_key, shape, classes)))
 
 
 def residual_names(model: Mapping[str, Any], dataset: Mapping[str, Any]) -> tuple[str, ...]:
@@ -180,12 +229,12 @@ def check_names(config: Mapping[str, Any]) -> list[str]:
 def check_weights(config: Mapping[str, Any], check_files: bool) -> list[str]:
     """Problems with torchvision weights named in a validated config: unknown names, a stem, crop or class
     count they do not fit, and (``check_files``) a file missing from the torch hub cache."""
-    from featflow.models import weights
-
     problems = []
     for name, model in config["models"].items():
-        if not weights.is_weights_name(model.get("weights")):
+        if not is_weights_name(model.get("weights")):
             continue
+        from featflow.models import weights  # torch: only for a config that names weights
+
         dataset = config["datasets"][model["dataset"]]
         shape, classes = input_signature(DatasetSpec.from_dict(dataset))
         if len(shape) != 3 or shape[0] != 3:

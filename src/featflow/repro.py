@@ -92,6 +92,7 @@ def _parse(path: Path, _mtime_ns: int, _size: int) -> _Parsed:
     )
 
 
+@cache  # a parse resolves ~15,000 names; the files of a checkout do not come and go within one process
 def _module_file(name: str) -> Path | None:
     """The source file of a dotted featflow name (a package's ``__init__.py``), None for a module attribute."""
     target = PACKAGE_ROOT.parent.joinpath(*name.split("."))
@@ -170,7 +171,8 @@ def torch_generator(seed: int, device: Any = "cpu") -> Any:
     return gen
 
 
-def _version(package: str) -> str:
+def package_version(package: str) -> str:
+    """The installed version of ``package`` ("absent" when it is not installed), without importing it."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -184,8 +186,8 @@ def provenance(stage: str, spec: Mapping[str, Any], seed: int | None, code: str)
         "config": json.dumps(spec, sort_keys=True, default=str),
         "seed": -1 if seed is None else int(seed),
         "code_version": code,
-        "featflow_version": _version("featflow"),
-        "torch_version": _version("torch"),
-        "numpy_version": _version("numpy"),
+        "featflow_version": package_version("featflow"),
+        "torch_version": package_version("torch"),
+        "numpy_version": package_version("numpy"),
         "python_version": platform.python_version(),
     }

@@ -5,22 +5,24 @@ plain state_dict where the preset loads weights. It catches wrong layer names, s
 blow-ups at 224 px on the CPU that the dry runs of test_presets_alone.py cannot.
 
 All presets run side by side in one DAG (names prefixed), up to every stage whose work depends on the
-architecture or the resolution: data, training or loading the weights, activations (sharded as the preset
-says, at most 2 shards), the dictionary, codes, V-information and robustness on the preset's layer, FV
-realizations, Jacobians, critical spaces and inverse FV, Fourier masks, adversarial maps, IdCor, the two-layer
-network, the feature flow through the ResNets' residual blocks. The remaining rules (tables and figures) only
-read those outputs and run in the tiny DAG; the whole of each preset's DAG is planned by test_presets_alone.py.
+architecture or the resolution: data, training or loading the weights, activations, the dictionary, codes,
+V-information and robustness on the preset's layer, FV realizations, Jacobians, critical spaces and inverse FV,
+Fourier masks, adversarial maps, IdCor, the two-layer network, the feature flow through the ResNets' residual
+blocks. The remaining rules (tables and figures) only read those outputs and run in the tiny DAG; the whole of
+each preset's DAG is planned by test_presets_alone.py.
 
-Cost: 58 jobs, ~11 CPU-minutes (DenseNet121 with the CIFAR stem and the 224 px networks dominate), 4 min 53 s on
-2 idle cores (2026-12-02): over what `make test` can add, so it runs with ``make test-presets``
-(FEATFLOW_PRESETS_RUN=1)."""
+Two sizes. In ``make test``: one model per architecture of a preset (the DenseNet IFV preset's second DenseNet,
+trained without a class, and the Fourier preset's PGD-trained ResNet18, the same networks as their first ones,
+are left out) and unsharded activations: 41 jobs, 3 min 24 s on 2 idle cores, each job mostly the ~4.5 CPU-s
+import of torch and torchvision.
+``make test-presets`` (FEATFLOW_PRESETS_RUN=full) runs every model, two of the Fourier masks' models and the
+presets' shards (at most 2): 58 jobs, 4 min 53 s on 2 idle cores (2026-12-02)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import pytest
 import torch
 import yaml
 
@@ -38,7 +40,8 @@ CLASSES = 3  # of the ImageFolder fixture (CIFAR-10 fixtures keep their 10)
 DATA = {"n_train": 16, "n_test": 8}
 TRAIN = {"epochs": 1, "batch_size": 8, "pgd_steps": 1, "checkpoints": []}
 ACTIVATIONS = {"batch_size": 8}
-MAX_SHARDS = 2
+MAX_SHARDS = {"suite": 1, "full": 2}
+MASK_MODELS = {"suite": 1, "full": 2}  # the standard model first, then one augmentation of the five
 COMPLEXITY = {
     "dictionary": {"k": 12, "iterations": 5, "batch_size": 8, "epochs": 1, "code_iterations": 200},
     "redundancy": {"masks": 3},
@@ -81,8 +84,33 @@ def _weights(model: dict, classes: int, size: int, path: Path) -> str:
     return str(path)
 
 
-def scaled_down(preset: dict, root: Path) -> dict:
-    """The preset with its counts made small and its data and weights replaced by fixtures under ``root``."""
+def _used_models(cfg: dict) -> set[str]:
+    """The models an experiment, an FV entry or the frequency branch of ``cfg`` reads."""
+    used = {e["model"] for e in (cfg.get("experiments") or {}).values()}
+    for spec in (cfg.get("fv") or {}).values():
+        used |= {spec["model"], *spec.get("invert_with", [])}
+    for part in ("masks", "maps"):
+        used |= set(((cfg.get("frequency") or {}).get(part) or {}).get("models", []))
+    return used
+
+
+def _one_fv_per_architecture(cfg: dict) -> None:
+    """Drops the FV entries whose model has the architecture of an earlier entry's model (same shapes, same
+    code: only the weights differ)."""
+    seen, kept = set(), {}
+    for name, spec in (cfg.get("fv") or {}).items():
+        model = cfg["models"][spec["model"]]
+        arch = (model["arch"], model.get("cifar_stem", True))
+        if arch not in seen:
+            seen.add(arch)
+            kept[name] = spec
+    if cfg.get("fv"):
+        cfg["fv"] = kept
+
+
+def scaled_down(preset: dict, root: Path, size: str = "suite") -> dict:
+    """The preset with its counts made small and its data and weights replaced by fixtures under ``root``;
+    ``size`` "suite" also keeps one model per architecture (module docstring), "full" keeps them all."""
     cfg = yaml.safe_load(yaml.safe_dump(preset))
     sizes, classes = {}, {}
     for name, ds in cfg["datasets"].items():
@@ -90,33 +118,34 @@ def scaled_down(preset: dict, root: Path) -> dict:
             ds["path"] = str(write_cifar10(root / "cifar10"))
             classes[name] = 10
         elif ds["kind"] == "imagefolder":
-            size = ds.get("image_size", 224)
-            ds["path"] = str(write_imagefolder(root / "imagefolder", CLASSES, 8, (size, size)))
+            size_px = ds.get("image_size", 224)
+            ds["path"] = str(write_imagefolder(root / "imagefolder", CLASSES, 8, (size_px, size_px)))
             classes[name] = CLASSES
         _merge(ds, SHI if ds["kind"] == "shi" else DATA)
         sizes[name] = ds.get("image_size", 32)
+    for exp in (cfg.get("experiments") or {}).values():
+        _merge(exp.setdefault("activations", {}), ACTIVATIONS)
+        exp["activations"].pop("max_samples", None)
+        exp["activations"]["shards"] = min(exp["activations"].get("shards", 1), MAX_SHARDS[size])
+    if cfg.get("complexity"):
+        _merge(cfg["complexity"], COMPLEXITY)
+    if size == "suite":
+        _one_fv_per_architecture(cfg)
+    for spec in (cfg.get("fv") or {}).values():
+        _merge(spec, FV)
+    for part, small in (("masks", MASKS), ("maps", MAPS), ("idcor", IDCOR)):
+        if (cfg.get("frequency") or {}).get(part):
+            _merge(cfg["frequency"][part], small)
+    if (cfg.get("frequency") or {}).get("masks"):
+        cfg["frequency"]["masks"]["models"] = cfg["frequency"]["masks"]["models"][: MASK_MODELS[size]]
+    if cfg.get("models"):
+        cfg["models"] = {name: m for name, m in cfg["models"].items() if name in _used_models(cfg)}
     for name, model in (cfg.get("models") or {}).items():
         if model.get("weights"):
             data = model["dataset"]
             model["weights"] = _weights(model, classes[data], sizes[data], root / f"{name}.pth")
         else:
             _merge(model.setdefault("train", {}), TRAIN)
-    for exp in (cfg.get("experiments") or {}).values():
-        _merge(exp.setdefault("activations", {}), ACTIVATIONS)
-        exp["activations"].pop("max_samples", None)
-        exp["activations"]["shards"] = min(exp["activations"].get("shards", 1), MAX_SHARDS)
-    if cfg.get("complexity"):
-        _merge(cfg["complexity"], COMPLEXITY)
-    for spec in (cfg.get("fv") or {}).values():
-        _merge(spec, FV)
-    for part, small in (("masks", MASKS), ("maps", MAPS), ("idcor", IDCOR)):
-        if (cfg.get("frequency") or {}).get(part):
-            _merge(cfg["frequency"][part], small)
-    if (cfg.get("frequency") or {}).get("masks"):  # two models of the five: the standard and one augmentation
-        cfg["frequency"]["masks"]["models"] = cfg["frequency"]["masks"]["models"][:2]
-        used = set(cfg["frequency"]["masks"]["models"]) | set((cfg["frequency"].get("maps") or {}).get("models", []))
-        used |= {e["model"] for e in (cfg.get("experiments") or {}).values()}
-        cfg["models"] = {name: m for name, m in cfg["models"].items() if name in used}
     if cfg.get("theory"):
         _merge(cfg["theory"], THEORY)
     return cfg
@@ -186,13 +215,13 @@ def stage_targets(cfg: dict) -> list[str]:
     return out
 
 
-def all_presets(root: Path) -> tuple[dict, dict[str, list[str]]]:
-    """One config holding every scaled-down preset (names prefixed) and each preset's stage outputs."""
+def all_presets(root: Path, size: str = "suite") -> tuple[dict, dict[str, list[str]]]:
+    """One config holding every preset scaled down to ``size`` (names prefixed) and each preset's stage outputs."""
     merged: dict = {"seed": 0, "datasets": {}, "models": {}, "experiments": {}, "fv": {}}
     own = {}
     for preset in PRESETS:
         prefix = preset.stem.replace("_", "-")  # names allow letters, digits and dashes
-        cfg = namespaced(scaled_down(yaml.safe_load(preset.read_text()), root / preset.stem), prefix)
+        cfg = namespaced(scaled_down(yaml.safe_load(preset.read_text()), root / preset.stem, size), prefix)
         own[preset.stem] = stage_targets(checked(cfg))
         for section in ("datasets", "models", "experiments", "fv"):
             merged[section].update(cfg[section])
@@ -209,10 +238,10 @@ def all_presets(root: Path) -> tuple[dict, dict[str, list[str]]]:
     return merged, own
 
 
-@pytest.mark.skipif(not os.environ.get("FEATFLOW_PRESETS_RUN"), reason="make test-presets (~6 min on 2 cores)")
 def test_every_preset_runs_scaled_down(tmp_path):
     workdir = copy_workflow(tmp_path / "run", ROOT / "config" / "config.yaml")
-    config, own = all_presets(workdir / "fixtures")
+    size = "full" if os.environ.get("FEATFLOW_PRESETS_RUN") == "full" else "suite"
+    config, own = all_presets(workdir / "fixtures", size)
     (workdir / "presets.yaml").write_text(yaml.safe_dump(config))
     stages = sorted({t for outs in own.values() for t in outs})
     result = snakemake(workdir, "--configfile", "presets.yaml", "--keep-going", *stages)

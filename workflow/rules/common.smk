@@ -7,7 +7,7 @@ from pathlib import Path
 _PATHS = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
 os.environ.update(PYTHONPATH=os.pathsep.join([SRC, *_PATHS]))
 
-from featflow.models.registry import OWN_ARCHS
+from featflow.config import OWN_ARCHS
 from featflow.names import checked
 from featflow.keys import keyed, pick
 from featflow.repro import script_code

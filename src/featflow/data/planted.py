@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-FACTOR_NAMES = ("color", "orientation", "parity", "count")
-CLASS_NAMES = tuple(
-    f"{c}-{o}-{p}" for c in ("warm", "cool") for o in ("horizontal", "vertical") for p in ("even", "odd")
-)
+from featflow.config import PLANTED_CLASS_NAMES as CLASS_NAMES
+from featflow.config import PLANTED_FACTOR_NAMES as FACTOR_NAMES
+
+__all__ = ["CLASS_NAMES", "FACTOR_NAMES", "generate_planted"]
 _SQUARE_RGB = np.array([0.1, 0.95, 0.1], dtype=np.float32)  # saturated green, unlike any background
 # Counts 1-3 with 3 rare: parity has a weak first-order (count) signal, so SGD can start learning it, but the
 # exact parity needs a non-linear read-out of the count (decodable only after the hidden layer).

@@ -12,12 +12,10 @@ import difflib
 import torch
 from torch import nn
 
-from featflow.config import ModelSpec
+from featflow.config import OWN_ARCHS, ModelSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# featflow's own small networks, built here; every other arch name is a torchvision architecture.
-OWN_ARCHS = ("smallcnn", "smallcnn-smooth", "smallresnet", "mlp")
 
 
 class Classifier(nn.Module):

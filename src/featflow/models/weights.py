@@ -15,15 +15,10 @@ from urllib.parse import urlparse
 
 import torch
 
-from featflow.config import WEIGHTS_NAME, ModelSpec
+from featflow.config import ModelSpec, is_weights_name
 
 if TYPE_CHECKING:  # torchvision is imported where it is used: it pulls in torch._dynamo (~1.5 CPU-s a job)
     from torchvision.models import WeightsEnum
-
-
-def is_weights_name(value: str | None) -> bool:
-    """Whether ``models.<m>.weights`` names torchvision weights rather than a local file."""
-    return bool(value) and WEIGHTS_NAME.match(str(value)) is not None
 
 
 def resolve(arch: str, name: str) -> WeightsEnum:
