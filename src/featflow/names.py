@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from featflow import keys
+from featflow import keys, store
 from featflow.config import PLANTED_CLASS_NAMES as PLANTED_CLASSES
 from featflow.config import ConfigError, DatasetSpec, ModelSpec, is_weights_name, load_yaml, validate_config
 from featflow.repro import package_version, script_code
@@ -55,8 +55,7 @@ def _cache_dir() -> Path:
 
 def _memo(kind: str, model_key: str, shape: tuple[int, ...], classes: int, compute: Callable[[], Any]) -> Any:
     """``compute()`` (JSON-able), read from the cache folder when this model, input, code and torch version have
-    been seen; written atomically (a temporary file renamed), and recomputed when the entry is unreadable or
-    the folder is not writable."""
+    been seen; written atomically, and recomputed when the entry is unreadable or the folder is not writable."""
     versions = [package_version("torch"), package_version("torchvision")]
     key = json.dumps([kind, model_key, shape, classes, script_code(__file__), *versions])
     path = _cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
@@ -68,10 +67,8 @@ def _memo(kind: str, model_key: str, shape: tuple[int, ...], classes: int, compu
         pass
     value = compute()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "value": value}))
-        tmp.replace(path)
+        with store.atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"key": key, "value": value}))
     except OSError:
         pass  # a read-only home: every parse computes
     return value
