@@ -97,15 +97,16 @@ def _used_models(cfg: dict) -> set[str]:
 def _one_fv_per_architecture(cfg: dict) -> None:
     """Drops the FV entries whose model has the architecture of an earlier entry's model (same shapes, same
     code: only the weights differ)."""
+    if not cfg.get("fv"):
+        return
     seen, kept = set(), {}
-    for name, spec in (cfg.get("fv") or {}).items():
+    for name, spec in cfg["fv"].items():
         model = cfg["models"][spec["model"]]
         arch = (model["arch"], model.get("cifar_stem", True))
         if arch not in seen:
             seen.add(arch)
             kept[name] = spec
-    if cfg.get("fv"):
-        cfg["fv"] = kept
+    cfg["fv"] = kept
 
 
 def scaled_down(preset: dict, root: Path, size: str = "suite") -> dict:
@@ -138,8 +139,8 @@ def scaled_down(preset: dict, root: Path, size: str = "suite") -> dict:
             _merge(cfg["frequency"][part], small)
     if (cfg.get("frequency") or {}).get("masks"):
         cfg["frequency"]["masks"]["models"] = cfg["frequency"]["masks"]["models"][: MASK_MODELS[size]]
-    if cfg.get("models"):
-        cfg["models"] = {name: m for name, m in cfg["models"].items() if name in _used_models(cfg)}
+    used = _used_models(cfg)
+    cfg["models"] = {name: m for name, m in (cfg.get("models") or {}).items() if name in used}
     for name, model in (cfg.get("models") or {}).items():
         if model.get("weights"):
             data = model["dataset"]
