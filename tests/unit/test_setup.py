@@ -101,10 +101,11 @@ def test_the_editable_install_points_at_this_checkout() -> None:
     assert Path(direct_url["url"].removeprefix("file://")).resolve() == ROOT.resolve()
 
 
-def test_the_wheel_ships_the_schemas_and_validates_the_default_config(tmp_path: Path) -> None:
+def test_the_wheel_ships_the_schemas_and_data_and_validates_the_default_config(tmp_path: Path) -> None:
     source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
     shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copy2(ROOT / "pyproject.toml", source)
+    shutil.copy2(ROOT / "LICENSE", source)
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist"), str(source)],
         check=True,
@@ -118,7 +119,8 @@ def test_the_wheel_ships_the_schemas_and_validates_the_default_config(tmp_path: 
         capture_output=True,
     )
     check = (
-        "import featflow, featflow.config as c, yaml, pathlib; "
+        "import featflow, featflow.config as c, featflow.idx as i, yaml, pathlib; "
+        "assert i.folder_problem(i.shipped_folder()) is None and (i.shipped_folder() / 'LICENSE').is_file(); "
         f"c.validate_config(yaml.safe_load(pathlib.Path({str(ROOT / 'config/config.yaml')!r}).read_text())); "
         "print(featflow.__file__)"
     )
