@@ -293,6 +293,10 @@ def _check_paths(config: Mapping[str, Any]) -> list[str]:
             problem = _folder_problem(ds["kind"], ds.get("path"))
             if problem:
                 problems.append(f"config key 'datasets.{name}.path': {problem}")
+        if ds["kind"] == "idx":
+            problem = idx_folder_problem(ds.get("path"))
+            if problem:
+                problems.append(f"config key 'datasets.{name}.path': {problem}")
     for name, model in config.get("models", {}).items():
         weights = model.get("weights")
         if weights and WEIGHTS_NAME.match(weights):
@@ -312,6 +316,15 @@ def _check_paths(config: Mapping[str, Any]) -> list[str]:
 
 CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def idx_folder_problem(path: str | None) -> str | None:
+    """What is wrong with an idx data folder (``None``: the shipped Fashion-MNIST test set)."""
+    from featflow import idx
+
+    if path is not None and not Path(path).is_dir():
+        return f"'{path}' is not a folder; expected a folder of idx files (or no path: the shipped Fashion-MNIST)"
+    return idx.folder_problem(path or idx.shipped_folder())
 
 
 def _folder_problem(kind: str, path: str | None) -> str | None:

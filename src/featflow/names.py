@@ -43,9 +43,19 @@ def input_signature(spec: DatasetSpec) -> tuple[tuple[int, ...], int]:
         classes = sum(1 for d in train.iterdir() if d.is_dir()) if spec.path and train.is_dir() else 0
         channels = 1 if spec.grayscale else 3
         return (channels, spec.image_size, spec.image_size), max(classes, 2)  # 2: a folder not yet in place
+    if spec.kind == "idx":
+        return (1, spec.image_size, spec.image_size), idx_class_count(spec.path)
     channels, classes = IMAGE_KINDS[spec.kind]
     channels = 1 if spec.grayscale else channels
     return (channels, spec.image_size, spec.image_size), classes
+
+
+def idx_class_count(path: str | None) -> int:
+    """Classes of an idx data set: the largest test label + 1 (2 for a folder not yet in place)."""
+    from featflow import idx
+
+    labels = idx.find(path or idx.shipped_folder(), "test", "labels")
+    return int(idx.read(labels).max()) + 1 if labels and not idx.problem(labels) else 2
 
 
 def _cache_dir() -> Path:
