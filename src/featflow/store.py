@@ -27,6 +27,14 @@ class StoreError(ValueError):
     """A file is missing, truncated, foreign, or of the wrong kind."""
 
 
+RERUN = "delete it and rerun the stage that wrote it"
+
+
+def corrupted(path: str | os.PathLike, what: str, why: str, fix: str = RERUN) -> str:
+    """The one wording of a refused intermediate, HDF5 or not: the file, what it is, why, and the fix."""
+    return f"{path}: corrupted {what} ({why}); {fix}"
+
+
 def _tmp_path(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
@@ -168,10 +176,8 @@ def h5_reader(path: str | os.PathLike, kind: str | None = None) -> Iterator[h5py
         except OSError as err:
             if "read data" not in str(err):
                 raise
-            raise StoreError(
-                f"{path}: corrupted (a chunk fails its checksum or decompression: {err}); "
-                "delete it and rerun the stage that wrote it"
-            ) from err
+            why = f"a chunk fails its checksum or decompression: {err}"
+            raise StoreError(corrupted(path, "HDF5 file", why)) from err
 
 
 def _read_tree(group: h5py.Group) -> dict[str, Any]:

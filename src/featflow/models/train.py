@@ -15,7 +15,7 @@ from featflow.config import ModelSpec, TrainSpec
 from featflow.data import LoadedSplit, batches, describe, load_split
 from featflow.models import weights
 from featflow.models.attacks import pgd_linf
-from featflow.models.checkpoint import FORMAT, save_checkpoint, torch_file
+from featflow.models.checkpoint import FORMAT, LEGACY, save_checkpoint, torch_file, verify
 from featflow.models.registry import Classifier, build_model, classifier_head
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,9 @@ def _load_weights(model: Classifier, spec: ModelSpec) -> None:
         return
     path = str(spec.weights)
     state = torch_file(path, "config key 'models.<name>.weights' must name a state_dict or featflow checkpoint")
-    if isinstance(state, dict) and state.get("format") == FORMAT:
+    if isinstance(state, dict) and state.get("format") in (FORMAT, *LEGACY):
+        if state["format"] == FORMAT:  # a featflow checkpoint as weights: its content hash is checked too
+            verify(path, state)
         model.load_state_dict(state["state_dict"])
         return
     try:
