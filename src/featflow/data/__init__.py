@@ -4,9 +4,11 @@ Generated data sets (planted, shi, digits) are materialized: groups ``train`` an
 (uint8 images (N, C, H, W) or float32 vectors (N, d)), ``y`` (int64 labels) and, where the generator knows
 them, ``factors`` (float32 (N, F), names in the ``factor_names`` attribute). Folder data sets (cifar10,
 imagefolder) are indexed, not copied: each split holds ``y`` and ``source_index`` (positions in torchvision's
-data set of that split; ImageFolder also ``files``, paths relative to the split folder ``root``), and images
-are decoded from the source with the model's preprocessing as they are read (:func:`batches`, a DataLoader with
-worker processes), so nothing grows with N. Deterministic from the spec's seed.
+data set of that split; ImageFolder also ``files``, paths relative to the split folder ``root``), stored in a
+seeded random order stratified by class (:func:`_stratified_order`: the first rows of a split are a stratified
+sample of it, whatever the source's order), and images are decoded from the source with the model's
+preprocessing as they are read (:func:`batches`, a DataLoader with worker processes), so nothing grows with N.
+Deterministic from the spec's seed.
 """
 
 from __future__ import annotations
@@ -117,6 +119,26 @@ def _pick(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(cap, n), replace=False))
 
 
+def _stratified_order(labels: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """Positions of at most ``cap`` of the samples with these ``labels``, in a seeded random order stratified by
+    class: each class's samples, shuffled, get the keys (j + u_j) / n_c (rank j, u_j uniform in [0, 1)) and all
+    are sorted by key, so that any first m rows hold every class in proportion to its share of the source (within
+    a sample or two; one of each class among the first rows when the classes are balanced), in a random order.
+
+    The split is stored in this order, so that the first rows of it (``activations.max_samples``,
+    ``complexity.robustness.images``, a shard, a streamed batch) are a stratified random sample of the whole split:
+    a source listed class by class (an ImageFolder's sorted files) would otherwise give them one class."""
+    labels = np.asarray(labels, np.int64)
+    n = labels.shape[0]
+    shuffled = rng.permutation(n)
+    grouped = shuffled[np.argsort(labels[shuffled], kind="stable")]  # class by class, random within a class
+    _, first, counts = np.unique(labels[grouped], return_index=True, return_counts=True)
+    rank = np.arange(n) - np.repeat(first, counts)
+    keys = np.empty(n)
+    keys[grouped] = (rank + rng.random(n)) / np.repeat(counts, counts)
+    return np.argsort(keys, kind="stable")[: min(cap, n)]
+
+
 CIFAR10_BATCHES = {True: tuple(f"data_batch_{i}" for i in range(1, 6)), False: ("test_batch",)}
 
 
@@ -143,7 +165,7 @@ def _cifar10_index(spec: DatasetSpec, rng: np.random.Generator) -> tuple[list[So
     splits = []
     for flag, cap in ((True, spec.n_train), (False, spec.n_test)):
         _, targets, classes = cifar10_arrays(str(spec.path), flag)
-        keep = np.arange(len(targets)) if len(targets) <= cap else _pick(len(targets), cap, rng)
+        keep = _stratified_order(targets, cap, rng)
         splits.append(SourceSplit(keep, targets[keep], str(Path(str(spec.path)).resolve())))
     return splits, classes
 
@@ -158,7 +180,7 @@ def _imagefolder_index(spec: DatasetSpec, rng: np.random.Generator) -> tuple[lis
     splits = []
     for folder, cap in ((root / "train", spec.n_train), (test_dir, spec.n_test)):
         source = ImageFolder(folder)
-        keep = _pick(len(source), cap, rng)
+        keep = _stratified_order(np.asarray(source.targets, np.int64), cap, rng)
         files = np.asarray([str(Path(source.samples[i][0]).relative_to(folder)) for i in keep], dtype=object)
         splits.append(SourceSplit(keep, np.asarray(source.targets, np.int64)[keep], str(folder), files))
     return splits, tuple(source.classes)
@@ -276,6 +298,13 @@ def split_size(path: str | Path, split: str) -> int:
     _check_split(split)
     with store.h5_reader(path, KIND) as handle:
         return int(handle[split]["y"].shape[0])
+
+
+def labels_of(path: str | Path, split: str, rows: slice = slice(None)) -> np.ndarray:
+    """The labels of ``rows`` of one split, read from the data set file alone (no image is decoded)."""
+    _check_split(split)
+    with store.h5_reader(path, KIND) as handle:
+        return np.asarray(handle[split]["y"][rows], np.int64)
 
 
 Preprocess = tuple[int, int, Any]  # (resize of the short side, center crop, interpolation) of folder images
