@@ -21,7 +21,7 @@ import torch
 from featflow import store
 from featflow.activations import pool, shard_range
 from featflow.complexity.spec import ComplexitySpec
-from featflow.data import load_split, split_size
+from featflow.data import labels_of, load_split, split_size
 from featflow.dictionary import NMFDictionary, fit_nmf, fit_nmf_online
 from featflow.dictionary.nnls import CodesReport
 from featflow.metrics import cka, robustness, vinfo
@@ -429,7 +429,7 @@ def _robustness_parts(
 ) -> dict[str, np.ndarray]:
     """The summed statistics of the robustness of ``rows`` of the evaluated images (they merge across shards):
     :class:`~featflow.metrics.robustness.SensitivityParts`, correct predictions under each noise level and clean,
-    images per class."""
+    images per class; and the rows themselves (``indices`` into the split, concatenated by the merge)."""
     model, _ = load_checkpoint(checkpoint, device)
     layer = store.read_attrs(dict_path, "complexity-dictionary")["layer"]
     dic = encoder(torch.from_numpy(_atoms(dict_path)).to(device), spec)
@@ -462,32 +462,45 @@ def _robustness_parts(
         "noisy_correct": correct,
         "clean_correct": np.asarray(int((logits.argmax(1) == labels).sum())),
         "label_counts": np.bincount(labels.cpu().numpy(), minlength=logits.shape[1]),
+        "indices": np.arange(rows.start, rows.stop, dtype=np.int64),
     }
 
 
 def _write_robustness(parts: dict[str, np.ndarray], spec: ComplexitySpec, out: Path_, attrs: dict[str, Any]) -> None:
-    """The robustness file from the summed statistics: sensitivities, accuracy under noise, chance flags."""
+    """The robustness file from the summed statistics: sensitivities, accuracy under noise, chance flags (against
+    the label distribution of the evaluated images, stored with their ``indices`` into the split)."""
     r = spec.robustness
     n = int(parts["n"])
     sens = robustness.SensitivityParts(n, parts["mean"], parts["m2"], parts["noisy_var"]).sensitivity()
     acc = parts["noisy_correct"] / (n * r.draws)
+    robustness.check_classes(parts["label_counts"], "complexity.robustness.images")
     flagged = robustness.at_chance(acc, parts["label_counts"], r.chance_alpha)
+    chance = float(np.max(parts["label_counts"])) / n
     for sigma, a, bad in zip(r.sigmas, acc, flagged, strict=True):
         if bad:
             log.warning(
-                "robustness: accuracy %.3f under sigma %g (%s units) is at chance: sensitivities there are left "
-                "out of the correlations",
+                "robustness: accuracy %.3f under sigma %g (%s units) is at chance (%.3f, the most frequent label's "
+                "share of the %d images): sensitivities there are left out of the correlations",
                 a,
                 sigma,
                 r.units,
+                chance,
+                n,
             )
     log.info("sensitivity median per sigma %s over %d images: %s", list(r.sigmas), n, np.nanmedian(sens, 1).round(4))
     log.info("accuracy under noise per sigma %s: %s", list(r.sigmas), np.round(acc, 3))
     store.write_h5(
         out,
         ROBUST_KIND,
-        {"sensitivity": sens, "sigmas": np.asarray(r.sigmas), "accuracy": acc, "at_chance": np.asarray(flagged)},
-        {**attrs, "units": r.units, "clean_accuracy": float(parts["clean_correct"]) / n},
+        {
+            "sensitivity": sens,
+            "sigmas": np.asarray(r.sigmas),
+            "accuracy": acc,
+            "at_chance": np.asarray(flagged),
+            "indices": np.asarray(parts["indices"], np.int64),
+            "label_counts": np.asarray(parts["label_counts"], np.int64),
+        },
+        {**attrs, "units": r.units, "clean_accuracy": float(parts["clean_correct"]) / n, "chance": chance},
     )
 
 
@@ -505,8 +518,10 @@ def compute_robustness(
     shards: int = 1,
 ) -> None:
     """Noise sensitivity of every feature and the model's accuracy under the same noise, at every sigma, on the
-    first ``robustness.images`` images; sigmas at which the accuracy is at chance are flagged (left out of the
-    correlations downstream).
+    first ``robustness.images`` images of the split (a random sample of it: data sets are stored in a seeded
+    order, folder ones stratified by class; their rows are stored as ``indices``); sigmas at which the accuracy
+    is not above the most frequent label's share among them are flagged (left out of the correlations
+    downstream), and images of fewer than two classes are refused before any work.
 
     ``units: normalized`` adds the noise to the network's normalized input (pixel std = sigma * the model's
     per-channel std), ``pixel`` to the [0, 1] image. With ``shards`` > 1 only shard ``shard`` of that many
@@ -514,6 +529,7 @@ def compute_robustness(
     file one job writes: each image's noise depends on its index and the seed only).
     """
     n = min(spec.robustness.images, split_size(data_path, spec.split))
+    robustness.check_classes(np.bincount(labels_of(data_path, spec.split, slice(0, n))), "complexity.robustness.images")
     rows = slice(*shard_range(n, shards, shard, "complexity.shards"))
     parts = _robustness_parts(checkpoint, data_path, dict_path, spec, pool_mode, device, seed, rows)
     if shards == 1:
@@ -545,6 +561,7 @@ def merge_robustness(shard_paths: Sequence[Path_], spec: ComplexitySpec, out: Pa
             "m2": both.m2,
             "noisy_var": both.noisy_var,
             **{key: total[key] + part[key] for key in ("noisy_correct", "clean_correct", "label_counts")},
+            "indices": np.concatenate([total["indices"], part["indices"]]),
         }
     if total is None:
         raise store.StoreError("merge_robustness: expected at least one shard file, got none")

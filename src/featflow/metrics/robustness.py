@@ -173,15 +173,29 @@ def noisy_accuracy(
     return noisy_correct(images, labels, classify, sigmas, draws, noise, batch_size) / (images.shape[0] * draws)
 
 
+def check_classes(label_counts: Sequence[int], key: str = "robustness.images") -> None:
+    """Refuse a sample of fewer than two classes: a constant predictor is right on all of it, so no accuracy can
+    be told from chance (``key`` names the setting that sizes the sample)."""
+    present = int((np.asarray(label_counts, np.int64) > 0).sum())
+    if present < 2:
+        raise ValueError(
+            f"{key}: the evaluated images hold {present} class(es) ({int(np.sum(label_counts))} images); expected "
+            "at least 2, so that the accuracy under noise can be told from a constant predictor's: raise it (or "
+            "evaluate a split with more classes)"
+        )
+
+
 def at_chance(accuracy: Sequence[float], label_counts: Sequence[int], alpha: float = 0.01) -> list[bool]:
     """Whether each accuracy is not significantly above what a constant predictor scores on these images.
 
-    Chance is the share of the most frequent label (``label_counts``: images per class); one-sided binomial test
-    over the number of images (noise draws of one image are not independent, so they do not add trials). A
-    flagged sigma makes sensitivities meaningless there: the network no longer reads the image.
+    Chance is the share of the most frequent label among the images evaluated (``label_counts``: images per
+    class); one-sided binomial test over the number of images (noise draws of one image are not independent, so
+    they do not add trials). A flagged sigma makes sensitivities meaningless there: the network no longer reads
+    the image. Fewer than two classes are refused (:func:`check_classes`).
     """
     from scipy.stats import binomtest
 
+    check_classes(label_counts)
     counts = np.asarray(label_counts, np.int64)
     n = int(counts.sum())
     chance = float(counts.max()) / n
