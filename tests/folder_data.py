@@ -37,16 +37,28 @@ def write_cifar10(root: Path, per_batch: int = 20, seed: int = 0) -> Path:
 
 
 def write_imagefolder(
-    root: Path, classes: int = 3, per_class: int = 4, size: tuple[int, int] = (40, 48), seed: int = 0
+    root: Path,
+    classes: int = 3,
+    per_class: int = 4,
+    size: tuple[int, int] = (40, 48),
+    seed: int = 0,
+    tinted: bool = False,
 ) -> Path:
-    """``root/train/<class>/<i>.png`` and ``root/val/<class>/<i>.png``: random RGB images of ``size`` (H, W)."""
+    """``root/train/<class>/<i>.png`` and ``root/val/<class>/<i>.png``: random RGB images of ``size`` (H, W),
+    written class by class (torchvision's ImageFolder lists them so, as it lists ImageNet). ``tinted``: each
+    class's pixels are drawn around a color of its own, so that a small network learns the classes."""
     rng = np.random.default_rng(seed)
+    colors = np.random.default_rng(seed + 1).integers(40, 216, size=(classes, 3))
     for split in ("train", "val"):
         for c in range(classes):
             folder = root / split / f"class{c:04d}"
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_class):
-                pixels = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+                if tinted:
+                    noise = rng.normal(0.0, 30.0, size=(*size, 3))
+                    pixels = np.clip(colors[c] + noise, 0, 255).astype(np.uint8)
+                else:
+                    pixels = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(folder / f"{i}.png")
     return root
 
