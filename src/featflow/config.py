@@ -25,6 +25,8 @@ import yaml
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from featflow import seeds
+
 SCHEMA_PACKAGE = "featflow.schemas"
 MAIN_SCHEMA = "config.schema.yaml"
 
@@ -149,7 +151,7 @@ def validate_config(config: Mapping[str, Any], check_paths: bool = True) -> dict
     problems = _check_references(filled) + (_check_paths(filled) if check_paths else [])
     if problems:
         raise ConfigError("\n".join(problems))
-    return _key_sorted(filled)
+    return _key_sorted(seeds.expand(filled))
 
 
 def _key_sorted(value: Any) -> Any:

@@ -12,7 +12,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
-CORE = {"featflow", "config", "store", "repro", "keys", "schemas", "smk", "summary", "targets"}
+CORE = {"featflow", "config", "store", "repro", "keys", "schemas", "smk", "summary", "targets", "idx", "seeds"}
 SHARED = {"data", "models", "metrics", "activations", "plots", "names"}
 BRANCHES = {"complexity": {"complexity", "dictionary", "temporal"}, "fv": {"fv", "ifv"}, "frequency": {"frequency"}}
 BRANCHES["theory"] = {"theory"}

@@ -1,0 +1,58 @@
+"""Training seeds as replicates (featflow.seeds): what one more seed adds to a config, and what it leaves alone."""
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from featflow import seeds
+from featflow.config import ModelSpec, validate_config
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def with_seeds(**per_model: list[int]) -> dict:
+    config = copy.deepcopy(DEFAULT)
+    for model, listed in per_model.items():
+        config["models"][model]["train"]["seeds"] = listed
+    return validate_config(config, check_paths=False)
+
+
+def test_one_seed_changes_nothing():
+    plain = validate_config(copy.deepcopy(DEFAULT), check_paths=False)
+    assert with_seeds(cnn=[0]) == plain
+    assert all("@" not in name for section in ("models", "experiments", "fv") for name in plain[section])
+
+
+def test_a_second_seed_replicates_everything_downstream_of_its_model():
+    config = with_seeds(**{"cnn": [0, 5], "cnn-pgd": [0, 5]})
+    assert config["models"]["cnn@s5"]["train"]["seed"] == 5 and config["models"]["cnn"]["train"]["seed"] == 0
+    ModelSpec.from_dict(config["models"]["cnn@s5"])  # a valid spec: `seeds` consumed
+    assert config["experiments"]["planted@s5"]["model"] == "cnn@s5"
+    assert "planted-res@s5" not in config["experiments"]  # resnet has one seed
+    assert config["fv"]["cnn_block3@s5"]["model"] == "cnn@s5"
+    assert config["fv"]["cnn_block3@s5"]["invert_with"] == ["cnn-pgd@s5"]  # the same seed's other model
+    assert config["complexity"]["experiments"][-1] == "planted@s5"
+    assert config["temporal"]["experiments"] == ["planted", "planted@s5"]
+    assert "planted@s5" in config["frequency"]["idcor"]["experiments"]
+    # the seed-0 entries are what they were: adding a seed re-plans only the replicate's jobs
+    plain = validate_config(copy.deepcopy(DEFAULT), check_paths=False)
+    for section in ("models", "experiments", "fv"):
+        assert {k: v for k, v in config[section].items() if "@" not in k} == plain[section]
+
+
+def test_model_lists_take_replicates_seed_by_seed():
+    config = with_seeds(**{"cnn-fashion": [1, 2, 3], "cnn-fashion-pgd": [1, 2, 3]})
+    assert config["frequency"]["masks"]["models"] == [
+        "cnn-fashion",
+        "cnn-fashion-pgd",
+        "cnn-fashion@s2",
+        "cnn-fashion-pgd@s2",
+        "cnn-fashion@s3",
+        "cnn-fashion-pgd@s3",
+    ]
+    assert config["models"]["cnn-fashion"]["train"]["seed"] == 1  # the first listed seed keeps the name
+    assert seeds.replicates(config, "experiments", "fashion") == [(1, "fashion"), (2, "fashion@s2"), (3, "fashion@s3")]
+    assert seeds.replicates(config, "models", "cnn-fashion-pgd")[2] == (3, "cnn-fashion-pgd@s3")
+    assert seeds.base("fashion@s3") == "fashion"
