@@ -79,7 +79,9 @@ def test_shipped_set_splits_stratified_and_seeded():
     spec = DatasetSpec(kind="idx", n_train=2000, n_test=500, image_size=32, seed=3)
     bundle = build_dataset(spec)
     assert bundle.train.x.shape == (2000, 1, 32, 32) and bundle.test.x.shape == (500, 1, 32, 32)
-    assert np.bincount(bundle.test.y).tolist() == [50] * 10  # stratified
+    counts = np.bincount(bundle.test.y)
+    assert counts.max() - counts.min() <= 2  # stratified
+    assert len(set(bundle.test.y[:10].tolist())) >= 9  # and so are its first rows
     assert np.bincount(bundle.train.y).min() > 150  # a uniform draw from 9,500 images of 10 classes
     assert len(set(bundle.train.y[:20].tolist())) > 3  # stored in a shuffled order, not class by class
     again = build_dataset(spec)

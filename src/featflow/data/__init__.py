@@ -104,6 +104,27 @@ def _digits(spec: DatasetSpec, rng: np.random.Generator) -> Bundle:
     )
 
 
+def _idx(spec: DatasetSpec, rng: np.random.Generator) -> Bundle:
+    """MNIST-format files (Fashion-MNIST ships with featflow): the folder's train and t10k files, each capped at
+    ``n_train`` / ``n_test``; a folder with the t10k files alone (the shipped test set) is split into test (the
+    first ``n_test``, at most half) and train (the rest). Every split in a seeded class-stratified order
+    (:func:`_stratified_order`), as the folder data sets are stored."""
+    from featflow import idx
+
+    folder = spec.path or idx.shipped_folder()
+    files = {s: (idx.find(folder, s, "images"), idx.find(folder, s, "labels")) for s in ("train", "test")}
+    whole = {s: Split(idx.read(im)[:, None], idx.read(lab).astype(np.int64)) for s, (im, lab) in files.items() if im}
+    if "train" in whole:
+        train = _take(whole["train"], _stratified_order(whole["train"].y, spec.n_train, rng))
+        test = _take(whole["test"], _stratified_order(whole["test"].y, spec.n_test, rng))
+    else:
+        order = _stratified_order(whole["test"].y, len(whole["test"].y), rng)
+        n_test = min(spec.n_test, len(order) // 2)
+        test, train = _take(whole["test"], order[:n_test]), _take(whole["test"], order[n_test:][: spec.n_train])
+    train.x, test.x = _resize_uint8(train.x, spec.image_size), _resize_uint8(test.x, spec.image_size)
+    return Bundle(train, test, idx.class_names(folder, whole["test"].y))
+
+
 @dataclass
 class SourceSplit:
     """One split of a folder data set as an index into its source: positions, labels, files (ImageFolder)."""
@@ -193,6 +214,7 @@ BUILDERS = {
     "planted": _planted,
     "shi": _shi,
     "digits": _digits,
+    "idx": _idx,
 }
 
 
