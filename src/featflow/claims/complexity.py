@@ -1,0 +1,268 @@
+"""Claims of Fel et al. (NeurIPS 2024, feature complexity) and their readers: the complexity branch's feature table
+(``features.parquet``: per-feature arrays and the run-level facts in its metadata), the planted factors' table,
+the feature-flow table and the emergence table of complexity over training.
+
+Kinds of experiment: ``complexity`` (``complexity.experiments``), ``flow`` (``complexity.flow.experiments``),
+``temporal`` (``temporal.experiments``); each replicated over the training seeds of its model.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from featflow.claims.core import Claim, Source, Unit, bootstrap, mean
+from featflow.claims.verdict import Reading, not_applicable
+from featflow.seeds import base, replicates
+
+PAPER = "Fel et al. 2024"
+PLANTED = ("color", "orientation", "parity")
+MIN_MATCHED = 10  # matched features below which a fraction over them says little
+
+
+def _experiments(config: Mapping[str, Any], names: list[str] | None) -> list[str]:
+    """The configured (not replicated) names of a list of experiments, in order."""
+    return list(dict.fromkeys(base(n) for n in names or []))
+
+
+def units(config: Mapping[str, Any], boot_seed: int) -> list[Unit]:
+    """Every replicate of every complexity, flow and temporal experiment, with the files its claims read."""
+    complexity = config.get("complexity") or {}
+    kinds = {
+        "complexity": (
+            complexity.get("experiments"),
+            lambda n: {
+                "table": f"results/{n}/complexity/features.parquet",
+                "factors": f"results/{n}/complexity/factors.csv",
+            },
+        ),
+        "flow": (
+            (complexity.get("flow") or {}).get("experiments"),
+            lambda n: {"flow": f"results/{n}/complexity/flow.csv"},
+        ),
+        "temporal": (
+            (config.get("temporal") or {}).get("experiments") if complexity else None,
+            lambda n: {"emergence": f"results/{n}/temporal/emergence.csv"},
+        ),
+    }
+    return [
+        Unit(kind, exp, seed, name, files(name), boot_seed=boot_seed)
+        for kind, (names, files) in kinds.items()
+        for exp in _experiments(config, names)
+        for seed, name in replicates(config, "experiments", exp)
+    ]
+
+
+def _rho(x: np.ndarray, y: np.ndarray, unit: Unit, what: str) -> Reading:
+    """Spearman's rho of (x, y) with its paired bootstrap 95% CI, over the finite pairs."""
+    from featflow.metrics.stats import spearman_ci
+
+    rho = spearman_ci(np.asarray(x, float), np.asarray(y, float), seed=unit.boot_seed)
+    if not math.isfinite(rho.rho):
+        return not_applicable(f"rho undefined: {rho.n} features with finite K and {what}, or one of them constant")
+    return Reading(rho.rho, rho.low, rho.high, reason=f"n = {rho.n} features")
+
+
+def read_importance(unit: Unit, src: Source) -> Reading:
+    table = src.table(unit.files["table"])
+    return _rho(table["complexity"], table["importance_abs"], unit, "|importance|")
+
+
+def read_sensitivity(unit: Unit, src: Source) -> Reading:
+    table = src.table(unit.files["table"])
+    sigmas = {float(m.group(1)): c for c in table.columns if (m := re.fullmatch(r"sensitivity_s(.+)", c))}
+    at_chance = {float(s) for s in table.attrs.get("noise_at_chance", [])}
+    usable = sorted(s for s in sigmas if s not in at_chance)
+    if not usable:
+        return not_applicable(f"accuracy at chance under every noise level {sorted(sigmas)}: no sensitivity to read")
+    sigma = usable[-1]
+    reading = _rho(table["complexity"], table[sigmas[sigma]], unit, f"sensitivity at sigma {sigma:g}")
+    return replace(reading, reason=f"{reading.reason}, sigma {sigma:g} (largest above chance)")
+
+
+def read_redundancy(unit: Unit, src: Source) -> Reading:
+    table = src.table(unit.files["table"])
+    columns = [c for c in table.columns if c.startswith("redundancy_p")]
+    if not columns:
+        return not_applicable("no redundancy column in the feature table")
+    return _rho(table["complexity"], table[columns[0]], unit, columns[0])
+
+
+def read_reconstruction(unit: Unit, src: Source) -> Reading:
+    facts = src.table(unit.files["table"]).attrs
+    if not facts.get("accuracy"):
+        return not_applicable("the feature table records no accuracy")
+    kept = float(facts["accuracy_reconstructed"]) / float(facts["accuracy"])
+    return Reading(kept, reason=f"accuracy {facts['accuracy_reconstructed']:.4f} with z D* of {facts['accuracy']:.4f}")
+
+
+def read_planted_order(unit: Unit, src: Source) -> Reading:
+    factors = src.table(unit.files["factors"])
+    if factors.empty or not set(PLANTED) <= set(factors.get("factor", [])):
+        return not_applicable("no planted factors (color, orientation, parity) in this data set")
+    k = factors.set_index("factor")["complexity"]
+    margin = min(k["orientation"] - k["color"], k["parity"] - k["orientation"])
+    return Reading(float(margin), reason=", ".join(f"K({f}) {k[f]:.3f}" for f in PLANTED))
+
+
+def _flow_features(unit: Unit, src: Source) -> Any:
+    table = src.table(unit.files["flow"])
+    return table[table["kind"] == "feature"]
+
+
+def read_skip_share(unit: Unit, src: Source) -> Reading:
+    feats = _flow_features(unit, src)
+    return _rho(feats["complexity"], feats["skip_share"], unit, "I_V skip share")
+
+
+def read_skip_share_cka(unit: Unit, src: Source) -> Reading:
+    feats = _flow_features(unit, src)
+    return _rho(feats["complexity"], feats["skip_share_cka"], unit, "CKA skip share")
+
+
+def read_emergence(unit: Unit, src: Source) -> Reading:
+    table = src.table(unit.files["emergence"])
+    epochs = table["emergence_epoch"].to_numpy(float)
+    if np.unique(epochs[np.isfinite(epochs)]).size < 2:
+        return not_applicable("every feature emerges at the same checkpoint: no order to correlate with K")
+    return _rho(table["complexity"], epochs, unit, "emergence epoch")
+
+
+def read_sediment(unit: Unit, src: Source) -> Reading:
+    table = src.table(unit.files["emergence"])
+    epochs = sorted(int(c.removeprefix("k_epoch_")) for c in table.columns if c.startswith("k_epoch_"))
+    if len(epochs) < 2:
+        return not_applicable("fewer than two checkpoints: nothing to follow over training")
+    first, last = table[f"k_epoch_{epochs[0]}"].to_numpy(float), table[f"k_epoch_{epochs[-1]}"].to_numpy(float)
+    ok = np.isfinite(first) & np.isfinite(last)
+    if ok.sum() < MIN_MATCHED:
+        return not_applicable(f"only {int(ok.sum())} features matched across training (need {MIN_MATCHED})")
+    value, low, high = bootstrap(mean, ((last[ok] < first[ok]).astype(float),), unit.boot_seed)
+    return Reading(value, low, high, reason=f"{int(ok.sum())} matched features, epoch {epochs[0]} to {epochs[-1]}")
+
+
+FIG = "results/{name}/complexity/figures/"
+CLAIMS = [
+    Claim(
+        "complexity_importance",
+        PAPER,
+        "Spearman rho(K, |importance|) over the dictionary's features",
+        "negative: simpler features are more important",
+        "<",
+        0.0,
+        "0 (no rank relation)",
+        "finite K and importance for 3+ features",
+        "complexity",
+        FIG + "importance.png",
+        read_importance,
+    ),
+    Claim(
+        "complexity_sensitivity",
+        PAPER,
+        "Spearman rho(K, sensitivity to input noise) at the largest sigma whose accuracy stays above chance",
+        "positive: complex features are more sensitive",
+        ">",
+        0.0,
+        "0 (no rank relation)",
+        "a noise level at which the network is above chance",
+        "complexity",
+        FIG + "relations.png",
+        read_sensitivity,
+    ),
+    Claim(
+        "complexity_redundancy",
+        PAPER,
+        "Spearman rho(K, redundancy) (CKA under random neuron drop-out)",
+        "negative: complex features are less redundant",
+        "<",
+        0.0,
+        "0 (no rank relation)",
+        "a redundancy column for 3+ features",
+        "complexity",
+        FIG + "relations.png",
+        read_redundancy,
+    ),
+    Claim(
+        "dictionary_keeps_accuracy",
+        PAPER,
+        "accuracy of the classifier fed z D* over its accuracy on f_n(x)",
+        "> 99% of the accuracy kept",
+        ">",
+        0.99,
+        "0.99",
+        "the feature table records both accuracies",
+        "complexity",
+        FIG + "top_images.png",
+        read_reconstruction,
+    ),
+    Claim(
+        "planted_factor_order",
+        PAPER,
+        "min(K(orientation) - K(color), K(parity) - K(orientation)) of the planted factors",
+        "K(color) < K(orientation) < K(parity) (colors simple, counting complex)",
+        ">",
+        0.0,
+        "0 (order broken)",
+        "planted data (factors color, orientation, parity stored)",
+        "complexity",
+        FIG + "iv_curves.png",
+        read_planted_order,
+    ),
+    Claim(
+        "flow_skip_share",
+        PAPER,
+        "Spearman rho(K, skip share of I_V) over the residual blocks",
+        "negative: simple features ride the skip paths",
+        "<",
+        0.0,
+        "0 (no rank relation)",
+        "a residual network (feature flow run)",
+        "flow",
+        FIG + "flow.png",
+        read_skip_share,
+    ),
+    Claim(
+        "flow_skip_share_cka",
+        PAPER,
+        "Spearman rho(K, skip share of CKA) over the residual blocks",
+        "negative: simple features ride the skip paths",
+        "<",
+        0.0,
+        "0 (no rank relation)",
+        "a residual network (feature flow run)",
+        "flow",
+        FIG + "flow.png",
+        read_skip_share_cka,
+    ),
+    Claim(
+        "simple_first",
+        PAPER,
+        "Spearman rho(K, emergence epoch) (first checkpoint decoding a feature at its final level)",
+        "positive: simple features become decodable first",
+        ">",
+        0.0,
+        "0 (no rank relation)",
+        "checkpoints at which features emerge at different times",
+        "temporal",
+        "results/{name}/temporal/figures/decoding.png",
+        read_emergence,
+    ),
+    Claim(
+        "features_sediment",
+        PAPER,
+        "fraction of matched features whose K decreases from the first checkpoint to the end",
+        "> 1/2: K decreases over training (features sediment)",
+        ">",
+        0.5,
+        "1/2 (as many rise as fall)",
+        f"{MIN_MATCHED}+ features matched across training",
+        "temporal",
+        "results/{name}/temporal/figures/sedimentation.png",
+        read_sediment,
+    ),
+]

@@ -1,0 +1,304 @@
+"""Claims of Karantzas et al. (Fourier masks of essential frequencies) and Basile et al. (essential vs adversarial
+frequency maps; IdCor between layers), and their readers: each model's ``masks.h5`` (accuracies, support, class
+probe in its attributes; per-image radial band energies), ``maps.h5`` (the maps, for their support beyond the
+DC term) and ``maps.csv`` (IdCor, its p-values, the linear measures), each experiment's ``idcor_layers.csv``.
+
+Kinds of experiment: ``masks`` (``frequency.masks.models``; the first is the reference, standard training),
+``maps`` (``frequency.maps.models``), ``idcor`` (``frequency.idcor.experiments``); replicated over training seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from featflow.claims.core import Claim, Source, Unit, binomial_ci, bootstrap, mean
+from featflow.claims.verdict import ALPHA, Reading, not_applicable
+from featflow.seeds import base, replicates
+
+PAPERS = {"masks": "Karantzas et al. 2022", "maps": "Basile et al.", "idcor": "Basile et al. 2025"}
+SUPPORT = 1e-3  # a map weight above this counts as kept (SPEC 3.2)
+MIN_PAIRS = 4
+NEAR_CHANCE = 0.10  # "near chance": within 10 points
+
+
+def _names(names: list[str] | None) -> list[str]:
+    return list(dict.fromkeys(base(n) for n in names or []))
+
+
+def units(config: Mapping[str, Any], boot_seed: int) -> list[Unit]:
+    """Every replicate of every masks model, maps model and IdCor experiment, with the files its claims read."""
+    freq = config.get("frequency") or {}
+    found = []
+    masks = _names((freq.get("masks") or {}).get("models"))
+    if masks:
+        reference = dict(replicates(config, "models", masks[0]))
+        for model in masks:
+            for seed, name in replicates(config, "models", model):
+                ref = reference.get(seed)
+                files = {"masks": f"results/frequency/models/{name}/masks.h5"}
+                if ref and ref != name:
+                    files["reference"] = f"results/frequency/models/{ref}/masks.h5"
+                facts = {
+                    "augment": config["models"][name]["train"].get("augment", "none"),
+                    "reference": masks[0],
+                    "reference_augment": config["models"][masks[0]]["train"].get("augment", "none"),
+                }
+                found.append(Unit("masks", model, seed, name, files, facts, boot_seed))
+    for model in _names((freq.get("maps") or {}).get("models")):
+        for seed, name in replicates(config, "models", model):
+            files = {
+                "maps": f"results/frequency/models/{name}/maps.h5",
+                "table": f"results/frequency/models/{name}/maps.csv",
+            }
+            found.append(Unit("maps", model, seed, name, files, {}, boot_seed))
+    for exp in _names((freq.get("idcor") or {}).get("experiments")):
+        for seed, name in replicates(config, "experiments", exp):
+            found.append(
+                Unit("idcor", exp, seed, name, {"table": f"results/{name}/frequency/idcor_layers.csv"}, {}, boot_seed)
+            )
+    return found
+
+
+def _masks(unit: Unit, src: Source, role: str = "masks") -> tuple[dict[str, Any], dict[str, Any]]:
+    return src.attrs(unit.files[role], "fourier_masks"), src.h5(unit.files[role], "fourier_masks")
+
+
+def _correct(data: dict[str, Any], which: str) -> np.ndarray | None:
+    """Per image, whether the network is right on the ``which`` (clean, masked, complement) images; None when the
+    file predates the stored predictions."""
+    preds = data.get("predictions") or {}
+    return (np.asarray(preds[which]) == np.asarray(data["labels"])).astype(float) if which in preds else None
+
+
+BINOMIAL = "CI: normal approximation (the file keeps no per-image predictions; rerun fourier_mask)"
+
+
+def read_masked_accuracy(unit: Unit, src: Source) -> Reading:
+    attrs, data = _masks(unit, src)
+    n = len(data["labels"])
+    clean, masked = float(attrs["clean_acc"]), float(attrs["masked_acc"])
+    text = f"masked {masked:.3f} of clean {clean:.3f} on {n} images (support {float(attrs['support']):.3f})"
+    right, right_masked = _correct(data, "clean"), _correct(data, "masked")
+    if right is not None and right_masked is not None:
+        value, low, high = bootstrap(mean, (right_masked - right,), unit.boot_seed)
+        return Reading(value, low, high, reason=f"{text}; paired bootstrap over images")
+    low, high = binomial_ci(masked, n)
+    return Reading(masked - clean, low - clean, high - clean, reason=f"{text}; {BINOMIAL}")
+
+
+def read_complement(unit: Unit, src: Source) -> Reading:
+    attrs, data = _masks(unit, src)
+    support = float(attrs["support"])
+    if support >= 1.0:
+        return not_applicable(
+            f"the mask keeps every frequency (support {support:.3f}): its complement is a blank image"
+        )
+    labels = np.asarray(data["labels"])
+    chance = float(np.bincount(labels).max() / labels.size)
+    comp = float(attrs["complement_acc"])
+    text = f"complement {comp:.3f}, chance {chance:.3f} (support {support:.3f})"
+    right = _correct(data, "complement")
+    if right is not None:
+        value, low, high = bootstrap(mean, (right - chance,), unit.boot_seed)
+        return Reading(value, low, high, reason=f"{text}; bootstrap over images")
+    low, high = binomial_ci(comp, labels.size)
+    return Reading(comp - chance, low - chance, high - chance, reason=f"{text}; {BINOMIAL}")
+
+
+def read_low_frequency(unit: Unit, src: Source) -> Reading:
+    facts = unit.facts
+    if unit.experiment == facts["reference"]:
+        return not_applicable("the reference network itself (standard training)")
+    if facts["augment"] != "pgd" or facts["reference_augment"] != "none":
+        return not_applicable(
+            f"trained with augment '{facts['augment']}' against a reference with '{facts['reference_augment']}': "
+            "the claim compares PGD training with standard training"
+        )
+    if "reference" not in unit.files:
+        return not_applicable(f"no replicate of the reference {facts['reference']} at seed {unit.seed}")
+    _, robust = _masks(unit, src)
+    _, ref = _masks(unit, src, "reference")
+    if not np.array_equal(robust["indices"], ref["indices"]):
+        return not_applicable("the two networks' masks were fit on different images")
+    a, b = robust["bands"]["radial_images"], ref["bands"]["radial_images"]
+    low_bands = slice(0, max(1, a.shape[1] // 4))
+    diff = a[:, low_bands].sum(1) - b[:, low_bands].sum(1)
+    value, low, high = bootstrap(mean, (diff,), unit.boot_seed)
+    return Reading(value, low, high, reason=f"{len(diff)} images, lowest {low_bands.stop} of {a.shape[1]} radial bands")
+
+
+def read_probe(unit: Unit, src: Source) -> Reading:
+    attrs, data = _masks(unit, src)
+    n = len(data["image_masks"])
+    probe, shuffled = float(attrs["probe_acc"]), float(attrs["probe_acc_shuffled"])
+    low, high = binomial_ci(probe, n)
+    return Reading(
+        probe - shuffled,
+        low - shuffled,
+        high - shuffled,
+        reason=f"probe {probe:.3f} vs {shuffled:.3f} shuffled, {n} masks",
+    )
+
+
+def beyond_dc(unit: Unit, src: Source) -> tuple[str | None, str]:
+    """(None or why the maps say nothing beyond a colour gain, a description of their support)."""
+    data = src.h5(unit.files["maps"], "frequency_maps")
+    paired = np.asarray(data["paired"], bool)
+    if paired.sum() < MIN_PAIRS:
+        return f"only {int(paired.sum())} images with both maps kept (need {MIN_PAIRS})", ""
+    maps = np.concatenate([np.asarray(data["essential"])[paired], np.asarray(data["adversarial"])[paired]])
+    kept = maps > SUPPORT
+    nonzero = kept.reshape(len(maps), -1).sum(1)
+    beyond = kept.copy()
+    beyond[..., 0, 0] = False  # the DC term of the unshifted fft2 grid
+    dc_only = ~beyond.reshape(len(maps), -1).any(1)
+    text = f"median {int(np.median(nonzero))} nonzero of {kept[0].size} weights per map, {dc_only.mean():.0%} DC-only"
+    if dc_only.mean() > 0.5:
+        return f"the maps hold only the DC term ({text}): a colour gain, not frequencies", text
+    return None, text
+
+
+def read_maps_idcor(unit: Unit, src: Source) -> Reading:
+    bad, support = beyond_dc(unit, src)
+    if bad:
+        return not_applicable(bad)
+    row = src.table(unit.files["table"]).iloc[0]
+    if not np.isfinite(row["idcor"]):
+        return not_applicable("IdCor not computed")
+    n_perm = len(src.h5(unit.files["maps"], "frequency_maps")["id_perm"])
+    if 1 / (n_perm + 1) > ALPHA:
+        return not_applicable(f"{n_perm} permutations cannot reach p <= {ALPHA:g}")
+    return Reading(
+        float(row["idcor"]),
+        p=float(row["p_value"]),
+        reason=f"within-class p {float(row['p_value_stratified']):.3g}; {int(row['n_pairs'])} pairs; {support}",
+    )
+
+
+def read_maps_linear(unit: Unit, src: Source) -> Reading:
+    bad, support = beyond_dc(unit, src)
+    if bad:
+        return not_applicable(bad)
+    row = src.table(unit.files["table"]).iloc[0]
+    linear = max(float(row["cosine"]), float(row["svcca"]))
+    if not np.isfinite(row["idcor"]) or not np.isfinite(linear):
+        return not_applicable("IdCor or the linear measures not computed")
+    return Reading(
+        float(row["idcor"]) - linear,
+        reason=f"IdCor {row['idcor']:.3f}, cosine {row['cosine']:.3f}, SVCCA {row['svcca']:.3f}; {support}",
+    )
+
+
+def read_layer_idcor(unit: Unit, src: Source) -> Reading:
+    table = src.table(unit.files["table"])
+    if table.empty:
+        return not_applicable("no layer pair")
+    n_perm = int(table["n_perm"].min())
+    if 1 / (n_perm + 1) > ALPHA:
+        return not_applicable(f"{n_perm} permutations cannot reach p <= {ALPHA:g}")
+    # the plain shuffle mixes clusters on clustered data (its null falls below the data): the within-class null then
+    null_below = table["null_below"].astype(bool) if "null_below" in table else np.zeros(len(table), bool)
+    p = np.where(null_below, table["p_value_stratified"], table["p_value"]).astype(float)
+    pairs = "; ".join(
+        f"{r.layer_a}/{r.layer_b} {r.idcor:.3f} (p {pv:.3g}{', within-class' if nb else ''})"
+        for r, pv, nb in zip(table.itertuples(), p, null_below, strict=True)
+    )
+    return Reading(float(table["idcor"].min()), p=float(p.max()), reason=f"smallest IdCor, largest p over {pairs}")
+
+
+CLAIMS = [
+    Claim(
+        "masked_accuracy",
+        PAPERS["masks"],
+        "accuracy on images filtered by the data-set Fourier mask minus clean accuracy",
+        "within 1 point (paper: 89.6 -> 89.2 for the standard VGG)",
+        ">",
+        -0.01,
+        "-1 point",
+        "none",
+        "masks",
+        "results/frequency/compare/masks.png",
+        read_masked_accuracy,
+    ),
+    Claim(
+        "mask_complement_chance",
+        PAPERS["masks"],
+        "accuracy on images filtered by the mask's complement 1 - 1[M > 0], minus chance",
+        "near chance: the complement destroys accuracy",
+        "<",
+        NEAR_CHANCE,
+        f"{NEAR_CHANCE:.0%} above chance",
+        "the mask drops some frequency (support < 1)",
+        "masks",
+        "results/frequency/compare/masks.png",
+        read_complement,
+    ),
+    Claim(
+        "robust_masks_low_frequency",
+        PAPERS["masks"],
+        "per-image mask energy in the lowest quarter of the radial bands, PGD network minus standard network",
+        "positive: adversarially trained networks' masks are lower-frequency",
+        ">",
+        0.0,
+        "0 (no shift)",
+        "a PGD-trained network compared with a standard one on the same images",
+        "masks",
+        "results/frequency/compare/bands_radial.png",
+        read_low_frequency,
+    ),
+    Claim(
+        "mask_class_probe",
+        PAPERS["masks"],
+        "cross-validated accuracy of a linear class probe on per-image masks minus the same with shuffled labels",
+        "positive: masks carry the class (paper: 82% vs 21%)",
+        ">",
+        0.0,
+        "0 (no better than shuffled)",
+        "none",
+        "masks",
+        "results/frequency/compare/masks.png",
+        read_probe,
+    ),
+    Claim(
+        "maps_idcor",
+        PAPERS["maps"],
+        "IdCor of paired essential and adversarial frequency maps, with its permutation p-value",
+        "high, with the smallest possible p",
+        ">",
+        0.0,
+        f"0 (independent maps), p <= {ALPHA:g}",
+        "maps with support beyond the DC term; 4+ pairs; enough permutations to reach p 0.05",
+        "maps",
+        "results/frequency/models/{name}/maps.png",
+        read_maps_idcor,
+    ),
+    Claim(
+        "maps_linear_below_idcor",
+        PAPERS["maps"],
+        "IdCor minus the larger of the maps' mean cosine and SVCCA",
+        "positive: the linear measures clearly lower than IdCor",
+        ">",
+        0.0,
+        "0",
+        "maps with support beyond the DC term; 4+ pairs",
+        "maps",
+        "results/frequency/models/{name}/maps.png",
+        read_maps_linear,
+    ),
+    Claim(
+        "layer_idcor",
+        PAPERS["idcor"],
+        "smallest IdCor over the layer pairs, with the largest p-value (within-class null on clustered data)",
+        "high, with the smallest possible p, between layers",
+        ">",
+        0.0,
+        f"0 (independent layers), p <= {ALPHA:g}",
+        "enough permutations to reach p 0.05",
+        "idcor",
+        "results/{name}/frequency/idcor_layers.png",
+        read_layer_idcor,
+    ),
+]
