@@ -1,16 +1,20 @@
 """The one place that reads and writes featflow's HDF5 files, tables and figures.
 
 Every write goes to ``<name>.tmp`` and is renamed into place only when it finished, so a crash never leaves a
-half-written file behind. Every HDF5 file carries ``featflow_schema`` and ``featflow_kind`` attributes that
-readers check, plus the provenance attributes of the stage that wrote it (see :mod:`featflow.repro`). Chunked
-datasets carry a Fletcher-32 checksum per chunk, so a corrupted chunk is refused on read with the file's name
-instead of being read back silently.
+half-written file behind; a failed write removes its temporary file, and one that ran out of room says "disk
+full while writing <file>" (:class:`DiskFullError`). Every HDF5 file carries ``featflow_schema`` and
+``featflow_kind`` attributes that readers check, plus the provenance attributes of the stage that wrote it (see
+:mod:`featflow.repro`). Chunked datasets carry a Fletcher-32 checksum per chunk, so a corrupted chunk is refused
+on read with the file's name instead of being read back silently.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -39,18 +43,109 @@ def _tmp_path(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
+class DiskFullError(OSError):
+    """A write ran out of room (no space left, quota, file size limit); its temporary file is removed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.errno = errno.ENOSPC
+
+
+_NO_ROOM = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file size limit reached (ulimit -f)",
+}
+_MIB = 1 << 20
+
+
+def _no_room(err: BaseException, tmp: Path) -> str | None:
+    """Why a failed write to ``tmp`` ran out of room, or None when it did not.
+
+    Libraries say so in different ways: an ``OSError`` with its errno (pandas, PIL, h5py's data writes), the errno
+    inside the text of a RuntimeError (h5py's closes: "errno = 28"), or not at all (torch.save: "unexpected pos
+    576 vs 534"); for the last, the file system's free space and the process's file size limit decide, read
+    while the temporary file still holds its space."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in _NO_ROOM:
+            return _NO_ROOM[cause.errno]
+        text = str(cause)
+        for code, why in _NO_ROOM.items():
+            if f"errno = {code}," in text or f"[Errno {code}]" in text or os.strerror(code) in text:
+                return why
+        cause = cause.__cause__ or cause.__context__
+    try:
+        size = tmp.stat().st_size
+        stats = os.statvfs(tmp.parent)
+    except OSError:
+        return None
+    free = (stats.f_bfree if os.geteuid() == 0 else stats.f_bavail) * stats.f_frsize
+    if free < _MIB:
+        return f"{_NO_ROOM[errno.ENOSPC]}: {free // 1024} KiB free on {tmp.parent}"
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):  # no resource module (Windows)
+        return None
+    if limit != resource.RLIM_INFINITY and size >= limit - _MIB:
+        return f"{_NO_ROOM[errno.EFBIG]}: {limit} bytes"
+    return None
+
+
+def _remove(tmp: Path) -> None:
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds.
+
+    On any failure the temporary file is removed; a failure for want of room (``ENOSPC``, ``EDQUOT``, ``EFBIG``,
+    in whatever form the writing library reports it) is raised as :class:`DiskFullError` "disk full while writing
+    <path>", the original error chained."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_path(final)
     try:
         yield tmp
         os.replace(tmp, final)
+    except BaseException as err:
+        why = _no_room(err, tmp) if isinstance(err, Exception) else None
+        _remove(tmp)
+        if why is None:
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        message = f"disk full while writing {final} ({why}; {type(err).__name__}: {first}); free space and rerun"
+        raise DiskFullError(message) from err
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        _remove(tmp)
+
+
+@contextmanager
+def _unraisable(origin: str) -> Iterator[list[BaseException]]:
+    """Collect the exceptions Python can only print ("Exception ignored in ...") whose source names ``origin``:
+    h5py raises a failed chunk flush in a dataset's ``__dealloc__``, where no caller sees it, and the file would
+    otherwise be renamed into place with the lost chunk."""
+    caught: list[BaseException] = []
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if unraisable.exc_value is not None and origin in f"{unraisable.err_msg} {unraisable.object!r}":
+            caught.append(unraisable.exc_value)
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield caught
+    finally:
+        sys.unraisablehook = previous
 
 
 def _attr_value(value: Any) -> Any:
@@ -80,12 +175,18 @@ def h5_writer(path: str | os.PathLike, kind: str, attrs: Mapping[str, Any]) -> I
     kind : what the file holds (``"activations"``, ``"dictionary"``, ...); readers check it.
     attrs : provenance and stage attributes stored on the root group.
     """
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as handle:
+    with atomic_path(path) as tmp, _unraisable("h5py") as ignored:
+        # No chunk cache: every chunk is written when h5py is asked to, so a write error (a full disk) is raised
+        # there; with HDF5 2.0's cache it surfaced in __dealloc__ and the next flush or close crashed the process
+        # (SIGSEGV, 33 of 33 fill levels of a tiny tmpfs), leaving the temporary file. Not slower: chunks are
+        # written whole by create_array and append_rows' batches.
+        with h5py.File(tmp, "w", rdcc_nbytes=0) as handle:
             handle.attrs["featflow_schema"] = SCHEMA_VERSION
             handle.attrs["featflow_kind"] = kind
             set_attrs(handle, attrs)
             yield handle
+        if ignored:
+            raise StoreError(f"{path}: h5py failed while writing it: {ignored[0]}") from ignored[0]
 
 
 def create_array(
@@ -298,13 +399,55 @@ def decode_attr(value: Any) -> Any:
     return value
 
 
+def checksum_path(path: str | os.PathLike) -> Path:
+    """The ``<name>.sha256`` file beside a table, in ``sha256sum`` format (``cd`` there and ``sha256sum -c``)."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_table(frame: Any, csv_path: str | os.PathLike, parquet_path: str | os.PathLike | None = None) -> None:
-    """Write a pandas DataFrame as CSV (and Parquet), atomically."""
-    with atomic_path(csv_path) as tmp:
-        frame.to_csv(tmp, index=False)
+    """Write a pandas DataFrame as CSV (and Parquet), atomically, each with its sha256 beside it
+    (:func:`checksum_path`) for :func:`read_table` to verify: CSV keeps no checksum of its own."""
+    targets = [(csv_path, lambda tmp: frame.to_csv(tmp, index=False))]
     if parquet_path is not None:
-        with atomic_path(parquet_path) as tmp:
-            frame.to_parquet(tmp, index=False)
+        targets.append((parquet_path, lambda tmp: frame.to_parquet(tmp, index=False)))
+    for path, write in targets:
+        with atomic_path(path) as tmp:
+            write(tmp)
+            with atomic_path(checksum_path(path)) as sums:
+                sums.write_text(f"{_sha256(tmp)}  {Path(path).name}\n")
+
+
+def read_table(path: str | os.PathLike) -> Any:
+    """A table written by :func:`write_table` (CSV, or Parquet by its suffix) as a pandas DataFrame, its sha256
+    verified first when its checksum file is there; a CSV with no columns (an empty frame's) reads as an empty
+    frame. A mismatch is refused as a corrupted table naming the file and the fix."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: file not found")
+    sums = checksum_path(path)
+    if sums.is_file():
+        expected = (sums.read_text().split() or [""])[0]
+        found = _sha256(path)
+        if found != expected:
+            why = f"sha256 {found[:12]}... differs from {expected[:12]}... in {sums.name}"
+            raise StoreError(corrupted(path, "table", why))
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
 
 
 FIGURE_NUMBERS_KEY = "featflow_numbers"
@@ -332,6 +475,11 @@ def figure_numbers(path: str | os.PathLike) -> dict[str, Any]:
     """The headline numbers stored in a PNG by :func:`save_figure` (empty for a figure saved without them)."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        text = image.text.get(FIGURE_NUMBERS_KEY) if hasattr(image, "text") else None
-    return json.loads(text) if text else {}
+    try:
+        with Image.open(path) as image:  # PNG chunks carry a CRC-32 that PIL checks as it reads them
+            text = image.text.get(FIGURE_NUMBERS_KEY) if hasattr(image, "text") else None
+        return json.loads(text) if text else {}
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError) as err:  # PIL: UnidentifiedImageError, "broken data stream", ...
+        raise StoreError(corrupted(path, "figure", f"{type(err).__name__}: {err}")) from err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -103,3 +105,64 @@ def test_read_rows_reads_any_rows_in_any_order(tmp_path):
     indices, acts = store.read_rows(tmp_path / "a.h5", "activations", ["indices", "layers/act"], rows)
     assert indices.tolist() == [[63, 0], [21, 21]]
     np.testing.assert_array_equal(acts, data["layers"]["act"][rows])
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # pytest's hook sees them too
+def test_an_error_h5py_can_only_print_fails_the_write_and_leaves_nothing(tmp_path):
+    """h5py reports a failed chunk flush in ``__dealloc__``, through ``sys.unraisablehook`` ("Exception ignored
+    in"), where no caller sees it: the writer collects it, so the file is not renamed into place without it."""
+    from types import SimpleNamespace
+
+    path = tmp_path / "d.h5"
+    lost = RuntimeError("Can't decrement id ref count (file write failed: errno = 28, error message = 'No space')")
+    ignored = SimpleNamespace(
+        exc_type=RuntimeError,
+        exc_value=lost,
+        exc_traceback=None,
+        err_msg="Exception ignored in: 'h5py._objects.ObjectID.__dealloc__'",
+        object=None,
+    )
+    with pytest.raises(store.DiskFullError, match=rf"^disk full while writing {path} \(no space left on device"):
+        with store.h5_writer(path, "thing", {}) as handle:
+            store.create_array(handle, "x", np.zeros(3))
+            sys.unraisablehook(ignored)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(store.StoreError, match="h5py failed while writing"):
+        with store.h5_writer(path, "thing", {}):
+            sys.unraisablehook(SimpleNamespace(**{**vars(ignored), "exc_value": RuntimeError("not a disk error")}))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tables_carry_a_checksum_and_a_changed_byte_is_refused(tmp_path):
+    frame = pd.DataFrame({"feature": np.arange(50), "complexity": np.linspace(0, 1, 50)})
+    csv, parquet = tmp_path / "t.csv", tmp_path / "t.parquet"
+    store.write_table(frame, csv, parquet)
+    for path in (csv, parquet):
+        pd.testing.assert_frame_equal(store.read_table(path), frame)
+        digest, name = store.checksum_path(path).read_text().split()
+        assert name == path.name and len(digest) == 64
+        raw = bytearray(path.read_bytes())
+        raw[len(raw) // 2] ^= 0x01  # csv: one digit changes, the table still parses
+        path.write_bytes(bytes(raw))
+        with pytest.raises(store.StoreError, match=rf"{path}: corrupted table .*delete it and rerun the stage"):
+            store.read_table(path)
+    store.write_table(pd.DataFrame(), tmp_path / "empty.csv")
+    assert store.read_table(tmp_path / "empty.csv").empty
+
+
+def test_a_corrupted_figure_is_refused_when_its_numbers_are_read(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = tmp_path / "f.png"
+    store.save_figure(fig, path, {"rho": "0.53"})
+    assert store.figure_numbers(path) == {"rho": "0.53"}
+    raw = bytearray(path.read_bytes())
+    raw[raw.find(b"0.53")] ^= 0x01  # the numbers' own text chunk: its CRC-32 no longer matches
+    path.write_bytes(bytes(raw))
+    with pytest.raises(store.StoreError, match=rf"{path}: corrupted figure"):
+        store.figure_numbers(path)

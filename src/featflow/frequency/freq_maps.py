@@ -331,5 +331,5 @@ def write_maps_figure(maps_path: str | Path, table_path: str | Path, png: str | 
     """The mean essential and adversarial maps of one model, titled with their correlation and convergence."""
     from featflow.plots.frequency import maps_figure
 
-    row = pd.read_csv(table_path).iloc[0].to_dict()
+    row = store.read_table(table_path).iloc[0].to_dict()
     store.save_figure(maps_figure(store.read_h5(maps_path, KIND), row), png, maps_numbers(row))

@@ -70,16 +70,14 @@ def idcor_table(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -
 
     from featflow import store
 
-    store.write_table(pd.concat([pd.read_csv(path) for path in inputs], ignore_index=True), outputs[0])
+    store.write_table(pd.concat([store.read_table(path) for path in inputs], ignore_index=True), outputs[0])
 
 
 def idcor_figure(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """IdCor per layer pair against its nulls."""
-    import pandas as pd
-
     from featflow import store
     from featflow.frequency.idcor import idcor_numbers
     from featflow.plots.frequency import idcor_bars
 
-    table = pd.read_csv(inputs[0])
+    table = store.read_table(inputs[0])
     store.save_figure(idcor_bars(table), outputs.figure, idcor_numbers(table))

@@ -182,7 +182,7 @@ def summarize(
         f_curves = np.stack([f["factor_iv"][at] for f in files])  # (E, F)
         f_emerged = emergence.emergence_epoch(f_curves, epochs, temporal.fraction)
         arrays.update(factor_curves=f_curves, factor_emergence=f_emerged)
-        cx = pd.read_csv(factors_path).set_index("factor")["complexity"] if Path(factors_path).is_file() else {}
+        cx = store.read_table(factors_path).set_index("factor")["complexity"] if Path(factors_path).is_file() else {}
         for j, name in enumerate(f_names):
             factor_rows.append(
                 {
@@ -248,7 +248,7 @@ def figures(temporal_path: Path_, factors_csv: Path_, outs: Mapping[str, Path_])
 
     data, meta = store.read_h5(temporal_path, "temporal"), store.read_attrs(temporal_path, "temporal")
     epochs, k_final = data["epochs"], data["complexity"]
-    factors = pd.read_csv(factors_csv) if Path(factors_csv).stat().st_size > 1 else pd.DataFrame()
+    factors = store.read_table(factors_csv)
     fig, rho = plots.decoding(epochs, data["curves"], k_final, data["emergence"], factors, str(meta["layer"]))
     numbers = {
         "rho(K, emergence epoch)": f"{rho} (paper: positive, simple features become decodable first)",
