@@ -11,10 +11,13 @@ import pytest
 import torch
 
 from featflow import store
-from featflow.config import ConfigError, ModelSpec, load_yaml, validate_config
+from featflow.config import ConfigError, DatasetSpec, ModelSpec, load_yaml, validate_config
+from featflow.data import write_dataset
+from featflow.data.images import BrokenImageError, check_image
 from featflow.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint, torch_file
 from featflow.models.registry import build_model
 from featflow.models.train import _load_weights
+from tests.folder_data import write_imagefolder
 
 MINIMAL = {
     "datasets": {"p": {"kind": "planted"}},
@@ -158,3 +161,29 @@ def test_a_corrupted_hdf5_chunk_is_refused_not_read_silently(tmp_path: Path) -> 
     path.write_bytes(bytes(raw))
     with pytest.raises(store.StoreError, match=rf"{path}: corrupted .*delete it and rerun"):
         store.read_h5(path, "dataset")
+
+
+def test_a_broken_image_is_named_by_the_data_job_not_a_later_worker(tmp_path: Path) -> None:
+    """Once found only in a DataLoader worker's traceback of the train job (issue 24): the data job decodes every
+    indexed file and names the broken one; no index is written."""
+    root = write_imagefolder(tmp_path / "folder", classes=3, per_class=40, size=(32, 32))
+    spec = DatasetSpec(kind="imagefolder", path=str(root), image_size=16)
+    write_dataset(spec, tmp_path / "ok.h5", {})  # 240 intact files
+    broken = root / "val" / "class0001" / "7.png"
+    broken.write_bytes(broken.read_bytes()[:200])  # truncated inside its pixel data
+    with pytest.raises(BrokenImageError, match=rf"1 of 120 val images .*do not decode: {broken}: .*rerun the data job"):
+        write_dataset(spec, tmp_path / "f.h5", {})
+    assert not (tmp_path / "f.h5").exists() and not (tmp_path / "f.h5.tmp").exists()
+
+
+def test_a_truncated_jpeg_that_pil_verify_passes_fails_its_decode(tmp_path: Path) -> None:
+    from PIL import Image
+
+    path = tmp_path / "photo.jpg"
+    pixels = np.random.default_rng(0).integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
+    Image.fromarray(pixels).resize((320, 240)).save(path, quality=90)
+    assert check_image(path) is None
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with Image.open(path) as image:
+        image.verify()  # what a header check would accept
+    assert "truncated" in check_image(path)

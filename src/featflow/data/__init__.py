@@ -194,6 +194,8 @@ def _cifar10_index(spec: DatasetSpec, rng: np.random.Generator) -> tuple[list[So
 def _imagefolder_index(spec: DatasetSpec, rng: np.random.Generator) -> tuple[list[SourceSplit], tuple[str, ...]]:
     from torchvision.datasets import ImageFolder
 
+    from featflow.data.images import check_images
+
     root = Path(spec.path).resolve()
     test_dir = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
     if not (root / "train").is_dir() or test_dir is None:
@@ -203,6 +205,7 @@ def _imagefolder_index(spec: DatasetSpec, rng: np.random.Generator) -> tuple[lis
         source = ImageFolder(folder)
         keep = _stratified_order(np.asarray(source.targets, np.int64), cap, rng)
         files = np.asarray([str(Path(source.samples[i][0]).relative_to(folder)) for i in keep], dtype=object)
+        check_images(folder, list(files), what=f"{folder.name} images")  # here, not in a later job's DataLoader
         splits.append(SourceSplit(keep, np.asarray(source.targets, np.int64)[keep], str(folder), files))
     return splits, tuple(source.classes)
 
