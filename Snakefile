@@ -41,6 +41,7 @@ include: "workflow/rules/frequency.smk"
 include: "workflow/rules/theory.smk"
 include: "workflow/rules/complexity.smk"
 include: "workflow/rules/temporal.smk"
+include: "workflow/rules/claims.smk"
 include: "workflow/rules/report.smk"  # last: gathers every branch's figures
 
 

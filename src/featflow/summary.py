@@ -1,7 +1,9 @@
-"""The report's landing page: every figure's headline numbers in one table, grouped by branch (SPEC 5.4).
+"""The report's landing page: the verdict per claim of the papers, then every figure's headline numbers in one
+table, grouped by branch (SPEC 5.4, 6).
 
-Reads the numbers :func:`featflow.store.save_figure` stored in each PNG, writes them as reStructuredText (the
-Snakemake report's landing page) and CSV.
+Reads the claims table (``results/claims.csv``, :mod:`featflow.claims`) and the numbers
+:func:`featflow.store.save_figure` stored in each PNG, writes them as reStructuredText (the Snakemake report's
+landing page) and the numbers as CSV.
 """
 
 from __future__ import annotations
@@ -48,10 +50,68 @@ def _rst(text: str) -> str:
     return re.sub(r"([*_`|\\])", r"\\\1", text)
 
 
-def write_summary(figures: Sequence[str | Path], rst: str | Path, csv: str | Path) -> pd.DataFrame:
-    """Write the landing page (one list-table per branch) and the same table as CSV."""
-    table = summary_table(figures)
+VERDICT_MARK = {"reproduced": "✓", "not reproduced": "✗", "inconclusive": "?", "not applicable": "–"}
+
+
+def _value(x: float) -> str:
+    return f"{x:+.3g}" if pd.notna(x) else ""
+
+
+def verdict_lines(claims_csv: str | Path) -> list[str]:
+    """The landing page's head: one row per claim (its verdict on each experiment, value as the mean over seeds
+    with their min-max), from the claims table (:mod:`featflow.claims`)."""
+    claims = pd.read_csv(claims_csv, keep_default_na=False, na_values=[""])
+    counts = claims["verdict"].value_counts()
     lines = [
+        "Claims of the papers",
+        "====================",
+        "",
+        "One verdict per claim and experiment over its training seeds: reproduced (every seed agrees with the paper "
+        "and its CI excludes the null), inconclusive, not reproduced (significantly the other way on every seed), "
+        "not applicable (precondition fails). Value: mean over seeds [min, max]; reasons, per-seed CIs and figures "
+        "in ``results/claims.csv``; every number of the run under *Headline numbers* below.",
+        "",
+        f"{claims['claim'].nunique()} claims, {len(claims)} verdicts (claim x experiment): "
+        + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICT_MARK)
+        + ".",
+        "",
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :widths: 30 12 58",
+        "",
+        "   * - claim",
+        "     - paper",
+        "     - verdict per experiment",
+    ]
+    for claim, rows in claims.groupby("claim", sort=False):
+        cells = []
+        for row in rows.itertuples():
+            seeds = len(str(row.seeds).split()) if pd.notna(row.seeds) else 0
+            spread = f" [{_value(row.spread_low)}, {_value(row.spread_high)}]" if seeds > 1 else ""
+            shown = seeds and pd.notna(row.value)
+            number = f" {_value(row.value)}{spread}, {seeds} seed{'s' if seeds != 1 else ''}" if shown else ""
+            where = f"{row.experiment}: " if pd.notna(row.experiment) else ""
+            cells.append(f"{where}{VERDICT_MARK.get(row.verdict, '')} {row.verdict}{number}")
+        expected = str(rows["statistic"].iloc[0]).partition("; paper: ")[2].partition("; null: ")[0]
+        lines += [
+            f"   * - {_rst(str(claim))}: {_rst(expected)}",
+            f"     - {_rst(str(rows['paper'].iloc[0]))}",
+            f"     - {_rst('; '.join(cells))}",
+        ]
+    return [*lines, "", ""]
+
+
+def write_summary(
+    figures: Sequence[str | Path], rst: str | Path, csv: str | Path, claims: str | Path | None = None
+) -> pd.DataFrame:
+    """Write the landing page (the verdict per claim from ``claims``, the claims table, when given; then one
+    list-table of headline numbers per branch) and the numbers as CSV."""
+    table = summary_table(figures)
+    head = verdict_lines(claims) if claims else []
+    if head:
+        head += ["Headline numbers", "================", ""]
+    lines = [
+        *head,
         "This run's headline numbers, read from each figure (the paper's finding in parentheses where it has one).",
         f"{len(table)} numbers from {table['figure'].nunique()} of {len(figures)} figures.",
         "",
@@ -78,4 +138,5 @@ def write_summary(figures: Sequence[str | Path], rst: str | Path, csv: str | Pat
 
 def summary(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """The report's landing page from every figure of the run (``stage(spec, inputs, outputs, ctx)``)."""
-    write_summary(list(inputs), outputs.rst, outputs.csv)
+    claims = getattr(inputs, "claims", None)
+    write_summary(list(getattr(inputs, "figures", inputs)), outputs.rst, outputs.csv, claims)

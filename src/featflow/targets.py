@@ -2,8 +2,9 @@
 
 A branch whose section is absent from the config (``fv``, ``frequency``, ``theory``, ``complexity``,
 ``temporal``) or null plans no job: it contributes no target here, and its rules are then never reached. The
-report's summary table is a target whenever some figure is. Kept free of Snakemake and of the branches' code
-(plain names and paths), so that it is tested on configs directly (tests/workflow/test_targets.py).
+report's summary table and the claims table it starts with are targets whenever some figure is. Kept free of
+Snakemake and of the branches' code (plain names and paths), so that it is tested on configs directly
+(tests/workflow/test_targets.py).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ THEORY_TARGETS = (
     "results/theory/figures/alignment.png",
 )
 SUMMARY = ("results/summary.rst", "results/summary.csv")
+CLAIMS = "results/claims.csv"  # one verdict per claim of the papers (featflow.claims), the landing page's head
 
 
 def enabled(config: Mapping[str, Any], branch: str) -> bool:
@@ -99,6 +101,7 @@ def figures(config: Mapping[str, Any]) -> list[str]:
 
 
 def targets(config: Mapping[str, Any]) -> list[str]:
-    """Every final output of the run: each enabled branch's targets, then the summary when there are figures."""
+    """Every final output of the run: each enabled branch's targets, then the claims table and the summary when
+    there are figures."""
     paths = [t for branch in branch_targets(config).values() for t in branch]
-    return paths + (list(SUMMARY) if figures(config) else [])
+    return paths + ([CLAIMS, *SUMMARY] if figures(config) else [])

@@ -30,7 +30,7 @@ def test_every_seed_agreeing_with_its_ci_beyond_the_null_is_reproduced():
 
 def test_a_ci_straddling_the_null_is_inconclusive_not_reproduced_or_not():
     out = verdict([(0, Reading(-0.6, -0.7, -0.5)), (1, Reading(-0.1, -0.3, 0.1))], "<", 0.0)
-    assert out.verdict == INCONCLUSIVE and "CI straddles the null on s1" in out.reason
+    assert out.verdict == INCONCLUSIVE and "CI includes the null on s1" in out.reason
     # the value on the paper's side but its CI over the null, on the only seed
     assert verdict([(0, Reading(-0.2, -0.5, 0.1))], "<", 0.0).verdict == INCONCLUSIVE
     # a CI that straddles the null on the other side is inconclusive too, not "not reproduced"

@@ -53,7 +53,7 @@ def expected_rules(cfg: dict) -> set[str]:
     if cfg.get("theory"):
         rules |= THEORY
     if figures(cfg):
-        rules.add("summary")
+        rules |= {"claims", "summary"}
     return rules
 
 

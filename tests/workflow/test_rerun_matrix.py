@@ -270,6 +270,7 @@ def test_every_leaf_plans_what_reads_it(oracle):
 
 
 # The table (and the list-valued settings of item 2): change -> what a dry run plans, rule -> jobs.
+CLAIMS = {"claims": 1}
 ROWS = {
     # two experiments analyzed (planted, planted-res); the flow follows planted-res only
     "complexity.figures.top_images": (["complexity", "figures", "top_images"], 6, {"complexity_figures": 2}),
@@ -279,14 +280,20 @@ ROWS = {
         0.01,
         {"complexity": 2, "feature_table": 2, "complexity_figures": 2, "feature_pictures": 2, "feature_flow": 1},
     ),
-    "complexity.flow.blocks": (["complexity", "flow", "blocks"], ["block2", "block3"], {"feature_flow": 1}),
-    "fv.tiny.reoptimize.steps": (["fv", "tiny", "reoptimize", "steps"], 12, {"reoptimize": 1, "reoptimize_figure": 1}),
+    # rules whose files a registered claim reads also replan the claims table (featflow.claims, one job)
+    "complexity.flow.blocks": (["complexity", "flow", "blocks"], ["block2", "block3"], {"feature_flow": 1, **CLAIMS}),
+    "fv.tiny.reoptimize.steps": (
+        ["fv", "tiny", "reoptimize", "steps"],
+        12,
+        {"reoptimize": 1, "reoptimize_figure": 1, **CLAIMS},
+    ),
     "fv.tiny.critical_space.grid": (
         ["fv", "tiny", "critical_space", "grid"],
         5,
         {
             **{"critical_space": 1, "critical_space_figure": 1, "ifv": 1, "ifv_figures": 1},
             **{"reoptimize": 1, "reoptimize_figure": 1},
+            **CLAIMS,
         },
     ),
     "fv.tiny.invert_with + cnn": (
@@ -294,18 +301,18 @@ ROWS = {
         ["cnn-pgd", "cnn"],
         {"cross_ifv": 1, "cross_ifv_figure": 1},
     ),
-    "theory.svm_C": (["theory", "svm_C"], 2.0, {"theory_baselines": 2, "theory_figure_accuracy": 1}),
+    "theory.svm_C": (["theory", "svm_C"], 2.0, {"theory_baselines": 2, "theory_figure_accuracy": 1, **CLAIMS}),
     "experiments.planted.activations.batch_size": (["experiments", "planted", "activations", "batch_size"], 32, {}),
     "fv.tiny.jacobian_chunk": (["fv", "tiny", "jacobian_chunk"], 2, {}),
     "frequency.idcor.pairs + [block1, act]": (
         ["frequency", "idcor", "pairs"],
         [["block2", "act"], ["pool", "act"], ["block1", "act"]],
-        {"idcor": 1, "idcor_table": 1, "idcor_figure": 1},
+        {"idcor": 1, "idcor_table": 1, "idcor_figure": 1, **CLAIMS},
     ),
     "frequency.maps.models + cnn-pgd": (
         ["frequency", "maps", "models"],
         ["cnn", "cnn-pgd"],
-        {"adversarial_maps": 1, "adversarial_maps_figure": 1},
+        {"adversarial_maps": 1, "adversarial_maps_figure": 1, **CLAIMS},
     ),
 }
 

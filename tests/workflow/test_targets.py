@@ -1,5 +1,6 @@
 """`rule all`'s targets come from featflow.targets.targets: each branch's section adds its outputs, an absent or
-null section adds none, and the summary table is asked for exactly when some figure is."""
+null section adds none, and the summary table (headed by the claims table) is asked for exactly when some figure
+is."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def test_default_config_targets_every_branch():
     assert "results/planted/complexity/figures/top_images.png" in paths
     assert "results/frequency/compare/masks.png" in paths and "results/theory/accuracy.csv" in paths
     assert "results/planted/temporal/figures/sedimentation.png" in paths and "results/models/cnn/epoch_3.pt" in paths
-    assert paths[-2:] == ["results/summary.rst", "results/summary.csv"]
+    assert paths[-3:] == ["results/claims.csv", "results/summary.rst", "results/summary.csv"]
     assert figures(cfg) == sorted(p for p in paths if p.endswith(".png"))
 
 

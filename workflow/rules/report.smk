@@ -1,12 +1,14 @@
 # The report's landing page (SPEC 5.4): every report figure's headline numbers, read from the PNG metadata that
 # featflow.store.save_figure wrote, gathered into one table grouped by branch (featflow.targets.figures: every
-# enabled branch's figures); the Snakefile's `report:` directive shows results/summary.rst.
+# enabled branch's figures), below the verdict per claim of the papers (results/claims.csv, rule claims); the
+# Snakefile's `report:` directive shows results/summary.rst.
 SUMMARY_FIGURES = figures(CFG)
 
 
 rule summary:
     input:
-        SUMMARY_FIGURES,
+        figures=SUMMARY_FIGURES,
+        claims=CLAIMS_CSV,  # the verdict per claim heads the page (workflow/rules/claims.smk)
     output:
         rst="results/summary.rst",
         csv="results/summary.csv",

@@ -6,7 +6,7 @@ turns the readings into one of four words (SPEC 6):
 
 - **reproduced**: every seed is on the paper's side of the null and each seed's CI excludes the null;
 - **not reproduced**: every seed is significantly on the other side;
-- **inconclusive**: anything between (a CI straddles the null, or the seeds disagree);
+- **inconclusive**: anything between (a CI includes the null, or the seeds disagree);
 - **not applicable**: the precondition fails (on every seed; on some seeds only, the verdict is inconclusive).
 
 Significance on one seed: with a CI, the CI lies beyond the null; with a p-value only, p <= :data:`ALPHA`; with
@@ -135,7 +135,7 @@ def verdict(readings: Sequence[tuple[int, Reading]], direction: str, null: float
     unsure: dict[str, list[str]] = {}
     for (s, r), side_ in zip(held, sides, strict=True):
         if side_ == 0:
-            why = "CI straddles the null" if r.has_ci else f"p > {ALPHA:g}" if math.isfinite(r.p) else "at the null"
+            why = "CI includes the null" if r.has_ci else f"p > {ALPHA:g}" if math.isfinite(r.p) else "at the null"
             unsure.setdefault(why, []).append(f"s{s}")
     if unsure:
         why = "; ".join(f"{text} on {', '.join(names)}" for text, names in unsure.items())
