@@ -339,6 +339,8 @@ def fourier_mask_analysis(
         "indices": keep.numpy(),
         "labels": y.numpy(),
         "image_targets": target.numpy(),
+        # per-image predictions on the evaluated images: paired CIs of masked vs clean accuracy (featflow.claims)
+        "predictions": {"clean": clean_pred.numpy(), "masked": masked_pred.numpy(), "complement": comp_pred.numpy()},
         "image_steps": steps,
         "history": {k: np.asarray([row[k] for row in history]) for k in history[0]},
         "bands": {
