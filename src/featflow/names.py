@@ -63,22 +63,28 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "featflow" / "names"
 
 
+def _digest(value: Any) -> str:
+    """sha256 of a memo entry's value: a flipped digit in a stored shape is recomputed, not believed."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
 def _memo(kind: str, model_key: str, shape: tuple[int, ...], classes: int, compute: Callable[[], Any]) -> Any:
     """``compute()`` (JSON-able), read from the cache folder when this model, input, code and torch version have
-    been seen; written atomically, and recomputed when the entry is unreadable or the folder is not writable."""
+    been seen; written atomically with its value's sha256, and recomputed when the entry is unreadable, its value
+    fails its hash, or the folder is not writable."""
     versions = [package_version("torch"), package_version("torchvision")]
     key = json.dumps([kind, model_key, shape, classes, script_code(__file__), *versions])
     path = _cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
     try:
         entry = json.loads(path.read_text())
-        if entry["key"] == key:
+        if entry["key"] == key and entry["sha256"] == _digest(entry["value"]):
             return entry["value"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
     value = compute()
     try:
         with store.atomic_path(path) as tmp:
-            tmp.write_text(json.dumps({"key": key, "value": value}))
+            tmp.write_text(json.dumps({"key": key, "value": value, "sha256": _digest(value)}))
     except OSError:
         pass  # a read-only home: every parse computes
     return value

@@ -62,3 +62,16 @@ def test_damaged_or_foreign_entries_are_recomputed(first, tmp_path):
             target.write_text(json.dumps(stored))
     redone = _check(copy)
     assert redone["torch"] and redone["shapes"] == computed["shapes"]
+
+
+def test_an_entry_whose_value_fails_its_hash_is_recomputed(tmp_path, monkeypatch):
+    from featflow import names
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert names._memo("shapes", "{}", (3, 8, 8), 2, lambda: {"block3": [16, 2, 2]}) == {"block3": [16, 2, 2]}
+    (entry,) = (tmp_path / "featflow" / "names").glob("*.json")
+    stored = json.loads(entry.read_text())
+    stored["value"]["block3"][0] = 61  # one flipped digit, the key intact
+    entry.write_text(json.dumps(stored))
+    assert names._memo("shapes", "{}", (3, 8, 8), 2, lambda: {"block3": [16, 2, 2]}) == {"block3": [16, 2, 2]}
+    assert json.loads(entry.read_text())["value"]["block3"][0] == 16  # rewritten
