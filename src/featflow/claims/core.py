@@ -4,8 +4,8 @@ A :class:`Claim` names its paper, its statistic in words, the paper's value or d
 precondition, the kind of experiment it applies to and a reader. A :class:`Unit` is one replicate (training seed)
 of one experiment of that kind: its files and the config facts the readers need, planned from the config by the
 registry of the kind's branch (:mod:`featflow.claims.registry`). Readers read the files through a
-:class:`Source` (HDF5 through :mod:`featflow.store`; tables with pandas, as written by ``store.write_table``),
-never the branches' code: this unit imports only core and ``metrics``.
+:class:`Source` (HDF5 and tables through :mod:`featflow.store`), never the branches' code: this unit imports only
+core and ``metrics``.
 """
 
 from __future__ import annotations
@@ -85,17 +85,9 @@ class Source:
         return self._cache[key]
 
     def table(self, path: str | Path) -> Any:
-        """A CSV or Parquet table (Parquet with its ``DataFrame.attrs``); an empty CSV is an empty frame."""
-        import pandas as pd
-
-        def load() -> Any:
-            if str(path).endswith(".parquet"):
-                return pd.read_parquet(path)
-            if Path(path).stat().st_size <= 1:
-                return pd.DataFrame()
-            return pd.read_csv(path)
-
-        return self._get("table", path, load)
+        """A table written by ``store.write_table``: CSV, or Parquet with its ``DataFrame.attrs``; checksum verified
+        (:func:`featflow.store.read_table`)."""
+        return self._get("table", path, lambda: store.read_table(path))
 
     def h5(self, path: str | Path, kind: str | None = None) -> dict[str, Any]:
         return self._get("h5", path, lambda: store.read_h5(path, kind))
