@@ -72,6 +72,7 @@ def test_adding_a_checkpoint_plans_only_its_jobs(dag_run: Path) -> None:
         "temporal_decoding": 1,
         "temporal": 1,
         "temporal_figures": 1,
+        "claims": 1,  # reads the emergence table (featflow.claims)
         "summary": 1,
         "all": 1,  # its targets gained the new checkpoint file
     }, result.stdout
