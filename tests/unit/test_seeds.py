@@ -12,15 +12,23 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 
-def with_seeds(**per_model: list[int]) -> dict:
+def single() -> dict:
+    """The default config with one training seed per model."""
     config = copy.deepcopy(DEFAULT)
+    for model in config["models"].values():
+        model["train"].pop("seeds", None)
+    return config
+
+
+def with_seeds(**per_model: list[int]) -> dict:
+    config = single()
     for model, listed in per_model.items():
         config["models"][model]["train"]["seeds"] = listed
     return validate_config(config, check_paths=False)
 
 
 def test_one_seed_changes_nothing():
-    plain = validate_config(copy.deepcopy(DEFAULT), check_paths=False)
+    plain = validate_config(single(), check_paths=False)
     assert with_seeds(cnn=[0]) == plain
     assert all("@" not in name for section in ("models", "experiments", "fv") for name in plain[section])
 
@@ -37,7 +45,7 @@ def test_a_second_seed_replicates_everything_downstream_of_its_model():
     assert config["temporal"]["experiments"] == ["planted", "planted@s5"]
     assert "planted@s5" in config["frequency"]["idcor"]["experiments"]
     # the seed-0 entries are what they were: adding a seed re-plans only the replicate's jobs
-    plain = validate_config(copy.deepcopy(DEFAULT), check_paths=False)
+    plain = validate_config(single(), check_paths=False)
     for section in ("models", "experiments", "fv"):
         assert {k: v for k, v in config[section].items() if "@" not in k} == plain[section]
 
@@ -56,3 +64,16 @@ def test_model_lists_take_replicates_seed_by_seed():
     assert seeds.replicates(config, "experiments", "fashion") == [(1, "fashion"), (2, "fashion@s2"), (3, "fashion@s3")]
     assert seeds.replicates(config, "models", "cnn-fashion-pgd")[2] == (3, "cnn-fashion-pgd@s3")
     assert seeds.base("fashion@s3") == "fashion"
+
+
+def test_the_replication_overlay_trains_every_default_model_at_three_seeds():
+    from featflow.keys import merged
+
+    overlay = yaml.safe_load((ROOT / "config" / "presets" / "overlays" / "replication.yaml").read_text())
+    config = validate_config(merged(copy.deepcopy(DEFAULT), overlay), check_paths=False)
+    for model in DEFAULT["models"]:
+        assert [seed for seed, _ in seeds.replicates(config, "models", model)] == [0, 1, 2], model
+    for section in ("experiments", "fv"):
+        for name in DEFAULT[section]:
+            assert len(seeds.replicates(config, section, name)) == 3, name
+    assert config["complexity"]["experiments"][-1] == "fashion@s2"
