@@ -14,17 +14,24 @@ setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "featflow needs Python >= 3.11; run make with PYTHON=/path/to/python3.11 (or newer)"; exit 1; }
+	@echo "featflow setup 1/3: creating $(VENV) with $(PYTHON)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -r requirements.txt
+	@echo "featflow setup 2/3: installing the lock requirements.txt (torch and its libraries: a few minutes on a first set-up)"
+	$(BIN)/python -m pip install -r requirements.txt
+	@echo "featflow setup 3/3: installing featflow itself, editable"
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e ".[workflow,test,lint]"
 	touch $@
+	@echo "featflow setup done: $(VENV) is ready"
 
 # `make run CONFIG=config/presets/X.yaml` runs another config alone (in place of config/config.yaml), checked (YAML
-# syntax, schema, paths, layer names) before Snakemake.
+# syntax, schema, paths, layer names) before Snakemake. profiles/local: the local run's settings (GPU cap, rerun of
+# incomplete jobs); named on the command line, never auto-loaded (profiles/slurm would inherit it).
 CONFIG ?=
 run: setup
 	$(if $(CONFIG),$(BIN)/python -m featflow.names $(CONFIG))
-	$(BIN)/snakemake --profile profiles/default --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG))
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG))
+	@echo "featflow run done: results under results/ (results/<experiment>/<branch>/, results/summary.csv), logs under logs/,"
+	@echo "job times under benchmarks/; make report writes results/report.html (every figure with its caption)"
 
 # Two pytest-xdist workers, one test file at a time each (the SLURM tests, one file, never run side by side).
 TEST_WORKERS ?= 2

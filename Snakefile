@@ -17,15 +17,19 @@ from pathlib import Path
 from snakemake.utils import min_version
 
 min_version("9.0")
-# The package is imported from this checkout (see PYTHONPATH in workflow/rules/common.smk).
-SRC = str(Path(workflow.basedir) / "src")
+# This checkout: the folder of this Snakefile, also when another workflow uses it as a module (`module featflow:
+# snakefile: <checkout>/Snakefile`; workflow.basedir is then the other workflow's folder). The package is
+# imported from its src/ (see PYTHONPATH in workflow/rules/common.smk).
+HERE = Path(workflow.current_basedir.get_path_or_uri(secret_free=True))
+SRC = str(HERE / "src")
 sys.path.insert(0, SRC)
 from featflow.config import load_yaml
 
-# The default config, unless --configfile names others: a preset then runs alone (its files replace this one,
-# they are not merged into it). Snakemake's own loader reports a YAML syntax error without file or line: read
-# the file ourselves first.
-if not workflow.overwrite_configfiles:
+# As a module, the including workflow passes the config (`config: config`); run on its own, the default config,
+# unless --configfile names others: a preset then runs alone (its files replace this one, they are not merged
+# into it). Snakemake's own loader reports a YAML syntax error without file or line: read the file ourselves first.
+AS_MODULE = Path(workflow.main_snakefile).resolve() != Path(workflow.snakefile).resolve()
+if not workflow.overwrite_configfiles and not AS_MODULE:
     load_yaml("config/config.yaml")
 
     configfile: "config/config.yaml"
@@ -43,6 +47,27 @@ include: "workflow/rules/complexity.smk"
 include: "workflow/rules/temporal.smk"
 include: "workflow/rules/claims.smk"
 include: "workflow/rules/report.smk"  # last: gathers every branch's figures
+
+
+# Jobs of a few seconds (figures, tables, the summary; no GPU, runtime <= 10 min) run where Snakemake runs (the
+# login node under profiles/slurm), not as queued cluster jobs of their own (tests/workflow/test_slurm_dag.py).
+localrules:
+    feature_table,
+    complexity_figures,
+    fourier_mask_figures,
+    adversarial_maps_figure,
+    idcor_table,
+    idcor_figure,
+    fv_figure,
+    ifv_figures,
+    reoptimize_figure,
+    critical_space_figure,
+    cross_ifv_figure,
+    temporal_figures,
+    theory_figure_accuracy,
+    theory_figure_alignment,
+    claims,
+    summary,
 
 
 report: "results/summary.rst"

@@ -86,7 +86,7 @@ def test_local_profile_caps_gpu_jobs_and_pins_each_to_its_own_device(tmp_path: P
     }
     snakemake = Path(sys.executable).parent / "snakemake"
     run = subprocess.run(
-        [str(snakemake), "--profile", str(ROOT / "profiles" / "default"), "--cores", "4"],
+        [str(snakemake), "--profile", str(ROOT / "profiles" / "local"), "--cores", "4"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

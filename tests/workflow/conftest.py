@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,11 +33,15 @@ def copy_workflow(dest: Path, config: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, idle_s: float = 600) -> subprocess.CompletedProcess:
-    """Run snakemake in ``workdir`` with 2 cores; output captured as text. Fails only on a hang: ``idle_s``
-    seconds without output or log progress (a slow machine is not a failure)."""
+def snakemake(
+    workdir: Path, *args: str, profile: str | None = "local", idle_s: float = 600
+) -> subprocess.CompletedProcess:
+    """Run snakemake in ``workdir`` with 2 cores and ``profiles/<profile>`` (``make run``'s local profile unless
+    told otherwise; none where the folder has no such profile); output captured as text. Fails only on a hang:
+    ``idle_s`` seconds without output or log progress (a slow machine is not a failure)."""
     env = {**os.environ, "PYTHONPATH": str(workdir / "src")}
-    result, hung = run_watched([SNAKEMAKE, "--cores", "2", *args], workdir, env, idle_s)
+    profiles = ["--profile", f"profiles/{profile}"] if profile and (workdir / "profiles" / profile).is_dir() else []
+    result, hung = run_watched([SNAKEMAKE, *profiles, "--cores", "2", *args], workdir, env, idle_s)
     if hung:
         pytest.fail(f"snakemake {' '.join(args)} made no progress for {idle_s} s (hang?):\n{result.stderr[-4000:]}")
     return result
@@ -65,6 +70,20 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
             break
         if parts[0] != "total":
             jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def planned_job_blocks(result: subprocess.CompletedProcess) -> list[tuple[str, dict[str, str]]]:
+    """(rule, resources as printed, ``name=value``) of every job a dry run prints (a dry run shows no job as a
+    ``localrule``: Snakemake leaves that decision to the run)."""
+    jobs: list[tuple[str, dict[str, str]]] = []
+    for line in (result.stdout + result.stderr).splitlines():
+        header = re.match(r"^(?:local)?rule (\w+):$", line)
+        if header:
+            jobs.append((header.group(1), {}))
+        elif jobs and line.startswith("    resources: "):
+            pairs = (item.split("=", 1) for item in line.removeprefix("    resources: ").split(", "))
+            jobs[-1][1].update((name, value) for name, value in pairs)
     return jobs
 
 
