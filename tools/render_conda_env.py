@@ -7,8 +7,9 @@ from pathlib import Path
 
 HEADER = """\
 # Conda environment of the rules (snakemake --sdm conda), generated from requirements.txt by `make lock`.
-# It names no path: Snakemake copies this file into .snakemake/conda/, and the jobs import featflow from the
-# checkout (the Snakefile puts its src/ on PYTHONPATH).
+# It names no path: Snakemake copies this file into .snakemake/conda/. It holds featflow's dependencies, not
+# featflow: the jobs import featflow from the checkout's src/ (on PYTHONPATH, which Snakemake keeps in conda jobs
+# with conda-not-block-search-path-envvars, set in profiles/local and profiles/slurm).
 name: featflow
 channels:
   - conda-forge

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import zipfile
 
 import pytest
 
@@ -69,3 +70,17 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     )
     for name in ("Workflow", "Statistics", *categories):
         assert name in dom.stdout, f"'{name}' is missing from the rendered report"
+
+
+def test_report_zip_holds_the_html_and_every_figure(dag_run):
+    """`snakemake --report report.zip` (the workflow catalog's form): one archive with the report and its files."""
+    result = snakemake(dag_run, "--report", "report.zip")
+    assert result.returncode == 0, result.stderr[-4000:]
+    with zipfile.ZipFile(dag_run / "report.zip") as archive:
+        assert archive.testzip() is None  # every member's CRC checks
+        names = archive.namelist()
+        (html,) = [name for name in names if name.endswith("report.html")]
+        assert "planted ranking" in archive.read(html).decode(errors="replace")
+    members = "\n".join(names)
+    for figure in sorted((dag_run / "results").rglob("*.png")):
+        assert figure.name in members, f"{figure.relative_to(dag_run)} is not in report.zip"

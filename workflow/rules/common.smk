@@ -3,7 +3,10 @@ import os
 from pathlib import Path
 
 # Every job imports the package from this checkout's src/ too (scripts run in a fresh Python, maybe in a conda
-# env without featflow installed): no install path is baked into any environment file.
+# env without featflow installed): no install path is baked into any environment file. Conda jobs (--sdm conda)
+# keep PYTHONPATH only with --conda-not-block-search-path-envvars, which both profiles set (without it, a script
+# job still finds src/ at the end of its sys.path: Snakemake appends its own process's sys.path, where the
+# Snakefile put src/; tests/workflow/test_conda_jobs.py).
 _PATHS = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
 os.environ.update(PYTHONPATH=os.pathsep.join([SRC, *_PATHS]))
 
@@ -21,7 +24,7 @@ ENV = "../../envs/featflow.yaml"
 
 def script_hash(rule):
     """The code part of a rule's cache key: its script and every package file the script's imports reach."""
-    return script_code(Path(workflow.basedir) / "workflow" / "scripts" / f"{rule}.py")
+    return script_code(HERE / "workflow" / "scripts" / f"{rule}.py")
 
 
 def _names(section):
