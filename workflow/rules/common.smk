@@ -38,6 +38,18 @@ wildcard_constraints:
     split="train|test",
 
 
+def data_sources(wc):
+    """The idx files an idx data set reads (a changed file reruns its data job); folder kinds are indexed by path."""
+    from featflow import idx
+
+    spec = CFG["datasets"][wc.dataset]
+    if spec["kind"] != "idx":
+        return []
+    folder = spec.get("path") or idx.shipped_folder()
+    found = (idx.find(folder, s, k) for s in idx.SPLIT_PREFIX for k in idx.KINDS)
+    return [str(f) for f in found if f is not None]
+
+
 def model_threads(model):
     """Threads of a job that runs ``model``'s network. featflow's own small networks (the default's) have ops too
     small for a second intra-op thread (mean load 0.75-1.4 cores at 2 threads in the default run's benchmark

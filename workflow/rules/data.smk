@@ -1,15 +1,3 @@
-def data_sources(wc):
-    """The idx files an idx data set reads (a changed file reruns its data job); folder kinds are indexed by path."""
-    from featflow import idx
-
-    spec = CFG["datasets"][wc.dataset]
-    if spec["kind"] != "idx":
-        return []
-    folder = spec.get("path") or idx.shipped_folder()
-    found = (idx.find(folder, s, k) for s in idx.SPLIT_PREFIX for k in idx.KINDS)
-    return [str(f) for f in found if f is not None]
-
-
 rule data:
     input:
         data_sources,
