@@ -148,7 +148,7 @@ def validate_config(config: Mapping[str, Any], check_paths: bool = True) -> dict
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("\n".join(_describe(e) for e in errors))
-    problems = _check_references(filled) + (_check_paths(filled) if check_paths else [])
+    problems = _check_references(filled) + _check_seed_keys(config) + (_check_paths(filled) if check_paths else [])
     if problems:
         raise ConfigError("\n".join(problems))
     return _key_sorted(seeds.expand(filled))
@@ -273,6 +273,19 @@ def _check_positions(config: Mapping[str, Any]) -> list[str]:
                 f"'{exp['activations']['pool']}'; expected activations.pool: gap (atoms in the layer's channels)"
             )
     return problems
+
+
+def _check_seed_keys(config: Mapping[str, Any]) -> list[str]:
+    """A model that gives both ``train.seed`` and ``train.seeds`` (as written) names its seed first in the list:
+    the first seed keeps the model's name (featflow.seeds), so another ``seed`` would be silently unused."""
+    return [
+        f"config key 'models.{name}.train.seed': {train['seed']} is not the first of train.seeds {train['seeds']}; "
+        "expected seeds alone, or seed equal to seeds[0]"
+        for name, model in (config.get("models") or {}).items()
+        if isinstance(model, Mapping)
+        for train in [model.get("train") or {}]
+        if isinstance(train, Mapping) and "seed" in train and train.get("seeds") and train["seed"] != train["seeds"][0]
+    ]
 
 
 def _check_flow(config: Mapping[str, Any]) -> list[str]:

@@ -3,10 +3,11 @@
 import copy
 from pathlib import Path
 
+import pytest
 import yaml
 
 from featflow import seeds
-from featflow.config import ModelSpec, validate_config
+from featflow.config import ConfigError, ModelSpec, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -23,6 +24,7 @@ def single() -> dict:
 def with_seeds(**per_model: list[int]) -> dict:
     config = single()
     for model, listed in per_model.items():
+        config["models"][model]["train"].pop("seed", None)
         config["models"][model]["train"]["seeds"] = listed
     return validate_config(config, check_paths=False)
 
@@ -77,3 +79,10 @@ def test_the_replication_overlay_trains_every_default_model_at_three_seeds():
         for name in DEFAULT[section]:
             assert len(seeds.replicates(config, section, name)) == 3, name
     assert config["complexity"]["experiments"][-1] == "fashion@s2"
+
+
+def test_a_seed_other_than_the_first_of_seeds_is_refused():
+    config = single()
+    config["models"]["cnn"]["train"]["seeds"] = [1, 2]  # cnn's train also says seed: 0
+    with pytest.raises(ConfigError, match="models.cnn.train.seed"):
+        validate_config(config, check_paths=False)
