@@ -426,10 +426,11 @@ def write_table(frame: Any, csv_path: str | os.PathLike, parquet_path: str | os.
                 sums.write_text(f"{_sha256(tmp)}  {Path(path).name}\n")
 
 
-def read_table(path: str | os.PathLike) -> Any:
+def read_table(path: str | os.PathLike, **options: Any) -> Any:
     """A table written by :func:`write_table` (CSV, or Parquet by its suffix) as a pandas DataFrame, its sha256
     verified first when its checksum file is there; a CSV with no columns (an empty frame's) reads as an empty
-    frame. A mismatch is refused as a corrupted table naming the file and the fix."""
+    frame. A mismatch is refused as a corrupted table naming the file and the fix. ``options`` go to pandas'
+    reader (``keep_default_na=False``, ``columns=[...]``)."""
     import pandas as pd
 
     path = Path(path)
@@ -443,9 +444,9 @@ def read_table(path: str | os.PathLike) -> Any:
             why = f"sha256 {found[:12]}... differs from {expected[:12]}... in {sums.name}"
             raise StoreError(corrupted(path, "table", why))
     if path.suffix == ".parquet":
-        return pd.read_parquet(path)
+        return pd.read_parquet(path, **options)
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, **options)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
 

@@ -137,6 +137,7 @@ def test_tables_carry_a_checksum_and_a_changed_byte_is_refused(tmp_path):
     frame = pd.DataFrame({"feature": np.arange(50), "complexity": np.linspace(0, 1, 50)})
     csv, parquet = tmp_path / "t.csv", tmp_path / "t.parquet"
     store.write_table(frame, csv, parquet)
+    assert list(store.read_table(csv, usecols=["feature"]).columns) == ["feature"]  # options reach pandas
     for path in (csv, parquet):
         pd.testing.assert_frame_equal(store.read_table(path), frame)
         digest, name = store.checksum_path(path).read_text().split()
