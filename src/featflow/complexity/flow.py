@@ -161,7 +161,7 @@ def _table(
 
 def factor_complexity(factors_csv: Path_, names: Sequence[str]) -> np.ndarray:
     """K of the planted factors from the complexity stage's ``factors.csv`` (NaN for a factor it lacks)."""
-    frame = pd.read_csv(factors_csv).set_index("factor")["complexity"] if names else pd.Series(dtype=float)
+    frame = store.read_table(factors_csv).set_index("factor")["complexity"] if names else pd.Series(dtype=float)
     return np.array([float(frame.get(name, np.nan)) for name in names])
 
 

@@ -675,7 +675,7 @@ def feature_table(
 
 def factor_numbers(factors_csv: Path_) -> dict[str, str]:
     """K of the planted factors and whether they rank as designed (SPEC 5.1: color < orientation < parity)."""
-    factors = pd.read_csv(factors_csv)
+    factors = store.read_table(factors_csv)
     if factors.empty:
         return {}
     k = factors.set_index("factor")["complexity"]
@@ -716,7 +716,7 @@ def figures(
     map (UMAP, or its spectral initialization below 1000 atoms), top-activating images."""
     from featflow.plots import complexity as plots
 
-    table = pd.read_parquet(table_path)
+    table = store.read_table(table_path)
     meta = table.attrs
     layers = list(store.read_attrs(vinfo_path, "complexity-vinfo")["layers"])
     atoms = _atoms(dict_path)
