@@ -112,7 +112,10 @@ def verdict(readings: Sequence[tuple[int, Reading]], direction: str, null: float
     usable = [r.ok and math.isfinite(r.value) for _, r in readings]
     failed = [pair for pair, ok in zip(readings, usable, strict=True) if not ok]
     held = [pair for pair, ok in zip(readings, usable, strict=True) if ok]
-    notes = "; ".join(f"s{s}: {r.reason or 'statistic undefined'}" for s, r in failed)
+    why_failed: dict[str, list[str]] = {}
+    for s, r in failed:
+        why_failed.setdefault(r.reason or "statistic undefined", []).append(f"s{s}")
+    notes = "; ".join(f"{', '.join(names)}: {text}" for text, names in why_failed.items())
     values = [r.value for _, r in held]
     mean = sum(values) / len(values) if values else NAN
     low, high = (min(values), max(values)) if values else (NAN, NAN)
