@@ -51,14 +51,14 @@ KNOWN_RULES = (
 )
 KNOWN_BRANCHES = {"seed", "datasets", "models", "experiments", "fv", "frequency", "theory", "complexity"}
 KNOBS = re.compile(
-    r"^experiments\.[\w@-]+\.activations\.(batch_size|workers)$|^fv\.[\w@]+\.(jacobian_chunk|sample_chunk)$"
-    r"|^models\.[\w@-]+\.download$"
+    r"^experiments\.[\w-]+\.activations\.(batch_size|workers)$|^fv\.\w+\.(jacobian_chunk|sample_chunk)$"
+    r"|^models\.[\w-]+\.download$"
 )
 # Leaves that shape the DAG (which targets, how many jobs) and are read by no job's params: the list settings
 # whose elements are jobs of their own (adding one plans only its jobs and the figures that gather them).
 STRUCTURAL = re.compile(
-    r"^(complexity\.(flow\.)?experiments|frequency\.idcor\.experiments|experiments\.[\w@-]+\.activations\.splits"
-    r"|fv\.[\w@]+\.invert_with|frequency\.maps\.models|theory\.(un)?structured|models\.[\w@-]+\.train\.checkpoints)$"
+    r"^(complexity\.(flow\.)?experiments|frequency\.idcor\.experiments|experiments\.[\w-]+\.activations\.splits"
+    r"|fv\.\w+\.invert_with|frequency\.maps\.models|theory\.(un)?structured|models\.[\w-]+\.train\.checkpoints)$"
 )
 
 
