@@ -76,28 +76,25 @@ def read_ifv_angle(unit: Unit, src: Source) -> Reading:
     return Reading(value, low, high, reason=f"median over {len(kept)} stationary realizations (deg)")
 
 
+def _median_gap(table: Any, first: str, second: str, names: tuple[str, str], seed: int) -> Reading:
+    """Median over realizations of angle column ``first`` minus ``second``, bootstrapped over realizations."""
+    value, low, high = bootstrap(median, (table[first].to_numpy() - table[second].to_numpy(),), seed)
+    med = table[[first, second]].median()
+    return Reading(value, low, high, reason=f"median {names[0]} {med[first]:.1f} vs {names[1]} {med[second]:.1f} deg")
+
+
 def read_ifv_vs_response(unit: Unit, src: Source) -> Reading:
     kept, bad = _stationary(unit, src)
     if bad:
         return not_applicable(bad)
-    diff = kept["angle_prediction"].to_numpy() - kept["angle_response"].to_numpy()
-    value, low, high = bootstrap(median, (diff,), unit.boot_seed)
-    med = kept[["angle_prediction", "angle_response"]].median()
-    return Reading(
-        value, low, high, reason=f"median IFV {med['angle_prediction']:.1f} vs response {med['angle_response']:.1f} deg"
-    )
+    return _median_gap(kept, "angle_prediction", "angle_response", ("IFV", "response"), unit.boot_seed)
 
 
 def read_response_vs_random(unit: Unit, src: Source) -> Reading:
     table = src.table(unit.files["ifv"])
     if len(table) < MIN_STATIONARY:
         return not_applicable(f"only {len(table)} realizations")
-    diff = table["angle_response"].to_numpy() - table["angle_random"].to_numpy()
-    value, low, high = bootstrap(median, (diff,), unit.boot_seed)
-    med = table[["angle_response", "angle_random"]].median()
-    return Reading(
-        value, low, high, reason=f"median response {med['angle_response']:.1f} vs random {med['angle_random']:.1f} deg"
-    )
+    return _median_gap(table, "angle_response", "angle_random", ("response", "random"), unit.boot_seed)
 
 
 def read_ifv_within_c(unit: Unit, src: Source) -> Reading:
