@@ -60,7 +60,7 @@ def _value(x: float) -> str:
 def verdict_lines(claims_csv: str | Path) -> list[str]:
     """The landing page's head: one row per claim (its verdict on each experiment, value as the mean over seeds
     with their min-max), from the claims table (:mod:`featflow.claims`)."""
-    claims = pd.read_csv(claims_csv, keep_default_na=False, na_values=[""])
+    claims = store.read_table(claims_csv, keep_default_na=False, na_values=[""])
     counts = claims["verdict"].value_counts()
     lines = [
         "Claims of the papers",
