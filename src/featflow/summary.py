@@ -101,6 +101,20 @@ def verdict_lines(claims_csv: str | Path) -> list[str]:
     return [*lines, "", ""]
 
 
+def paper_labels(claims_csv: str | Path, figure: str | Path) -> dict[str, str]:
+    """The report label of a figure that shows registered claims: each claim's verdict on it, so that a figure
+    whose numbers disagree with the paper says so beside its caption (empty when no claim names the figure or
+    the claims table is not there yet)."""
+    if not Path(claims_csv).is_file():
+        return {}
+    claims = store.read_table(claims_csv, keep_default_na=False, na_values=[""])
+    rows = claims[claims["figure"] == str(figure)]
+    if rows.empty:
+        return {}
+    verdicts = [f"{row.claim} {VERDICT_MARK.get(row.verdict, '')} {row.verdict}" for row in rows.itertuples()]
+    return {"vs paper": "; ".join(verdicts)}
+
+
 def write_summary(
     figures: Sequence[str | Path], rst: str | Path, csv: str | Path, claims: str | Path | None = None
 ) -> pd.DataFrame:

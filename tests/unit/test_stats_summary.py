@@ -82,3 +82,24 @@ def test_importance_fit_stays_in_the_data_range_and_iv_curves_label_their_axis()
     fig = iv_curves(table, ["input", "act"])
     assert "layer" in fig.axes[0].get_xlabel()
     plt.close(fig)
+
+
+def test_a_figure_that_shows_claims_carries_their_verdicts(tmp_path):
+    import pandas as pd
+
+    from featflow import store
+    from featflow.summary import paper_labels
+
+    figure = "results/planted/complexity/figures/relations.png"
+    rows = [
+        {"claim": "complexity_redundancy", "verdict": "not reproduced", "figure": figure},
+        {"claim": "complexity_sensitivity", "verdict": "reproduced", "figure": figure},
+        {"claim": "simple_first", "verdict": "reproduced", "figure": "results/planted/temporal/figures/decoding.png"},
+    ]
+    claims = tmp_path / "claims.csv"
+    store.write_table(pd.DataFrame(rows), claims)
+    label = paper_labels(claims, figure)["vs paper"]
+    assert "complexity_redundancy ✗ not reproduced" in label and "complexity_sensitivity" in label
+    assert "simple_first" not in label
+    assert paper_labels(claims, "results/theory/figures/accuracy.png") == {}
+    assert paper_labels(tmp_path / "absent.csv", figure) == {}

@@ -224,11 +224,14 @@ TARGETS = targets(CFG)
 
 
 def figure_labels(name):
-    """Report labels of the figure output ``name``: this run's headline numbers, read from the PNG at report time."""
+    """Report labels of the figure output ``name``: this run's headline numbers, read from the PNG at report time,
+    and the verdicts of the claims it shows (results/claims.csv), so a figure that disagrees with the paper says so."""
     from featflow.store import figure_numbers
+    from featflow.summary import paper_labels
 
     def labels(wildcards, output):
         numbers = figure_numbers(output[name])
-        return {"figure": name, **{key: str(value) for key, value in numbers.items()}}
+        verdicts = paper_labels("results/claims.csv", output[name])
+        return {"figure": name, **{key: str(value) for key, value in numbers.items()}, **verdicts}
 
     return labels
