@@ -46,8 +46,15 @@ def data_sources(wc):
     if spec["kind"] != "idx":
         return []
     folder = spec.get("path") or idx.shipped_folder()
-    found = (idx.find(folder, s, k) for s in idx.SPLIT_PREFIX for k in idx.KINDS)
-    return [str(f) for f in found if f is not None]
+    found = [idx.find(folder, s, k) for s in idx.SPLIT_PREFIX for k in idx.KINDS]
+    # Relative inside the working directory (the shipped files of this checkout), so that a copy or a move of
+    # the checkout keeps the same input paths and does not rerun the data job.
+    here = Path.cwd().resolve()
+    return [
+        str(f.resolve().relative_to(here)) if f.resolve().is_relative_to(here) else str(f)
+        for f in found
+        if f is not None
+    ]
 
 
 def model_threads(model):
