@@ -17,15 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from featflow.summary import expectation, seed_count, value_text
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 COPY = ROOT / "docs" / "replication" / "claims.csv"
 COMMAND = ROOT / "docs" / "replication" / "command.txt"
 BEGIN, END = "<!-- claims table: begin -->", "<!-- claims table: end -->"
-
-
-def _number(x: float) -> str:
-    return f"{x:+.3g}" if pd.notna(x) else ""
 
 
 def render(claims_csv: Path, command: str) -> str:
@@ -41,12 +39,8 @@ def render(claims_csv: Path, command: str) -> str:
         "|---|---|---|---|---|",
     ]
     for row in claims.itertuples():
-        expected = str(row.statistic).partition("; paper: ")[2].partition("; null: ")[0]
-        seeds = str(row.seeds).split() if pd.notna(row.seeds) else []
-        spread = f" [{_number(row.spread_low)}, {_number(row.spread_high)}]" if len(seeds) > 1 else ""
-        value = f"{_number(row.value)}{spread}" if pd.notna(row.value) else ""
-        claim = f"{row.claim} ({row.paper}: {expected})".replace("|", "/")
-        lines.append(f"| {claim} | {row.experiment} | {value} | {len(seeds)} | {row.verdict} |")
+        claim = f"{row.claim} ({row.paper}: {expectation(str(row.statistic))})".replace("|", "/")
+        lines.append(f"| {claim} | {row.experiment} | {value_text(row)} | {seed_count(row)} | {row.verdict} |")
     counts = claims["verdict"].value_counts()
     order = ("reproduced", "inconclusive", "not reproduced", "not applicable")
     lines += ["", f"{len(claims)} verdicts: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in order) + ".", END]

@@ -57,6 +57,24 @@ def _value(x: float) -> str:
     return f"{x:+.3g}" if pd.notna(x) else ""
 
 
+def seed_count(row: Any) -> int:
+    """The training seeds a claims-table row rests on."""
+    return len(str(row.seeds).split()) if pd.notna(row.seeds) else 0
+
+
+def value_text(row: Any) -> str:
+    """A claims-table row's value: the mean over seeds, with their [min, max] when there are several."""
+    if pd.isna(row.value):
+        return ""
+    spread = f" [{_value(row.spread_low)}, {_value(row.spread_high)}]" if seed_count(row) > 1 else ""
+    return f"{_value(row.value)}{spread}"
+
+
+def expectation(statistic: str) -> str:
+    """The paper's value or direction, from a claims-table statistic ("...; paper: <it>; null: ...")."""
+    return statistic.partition("; paper: ")[2].partition("; null: ")[0]
+
+
 def verdict_lines(claims_csv: str | Path) -> list[str]:
     """The landing page's head: one row per claim (its verdict on each experiment, value as the mean over seeds
     with their min-max), from the claims table (:mod:`featflow.claims`)."""
@@ -86,13 +104,12 @@ def verdict_lines(claims_csv: str | Path) -> list[str]:
     for claim, rows in claims.groupby("claim", sort=False):
         cells = []
         for row in rows.itertuples():
-            seeds = len(str(row.seeds).split()) if pd.notna(row.seeds) else 0
-            spread = f" [{_value(row.spread_low)}, {_value(row.spread_high)}]" if seeds > 1 else ""
+            seeds = seed_count(row)
             shown = seeds and pd.notna(row.value)
-            number = f" {_value(row.value)}{spread}, {seeds} seed{'s' if seeds != 1 else ''}" if shown else ""
+            number = f" {value_text(row)}, {seeds} seed{'s' if seeds != 1 else ''}" if shown else ""
             where = f"{row.experiment}: " if pd.notna(row.experiment) else ""
             cells.append(f"{where}{VERDICT_MARK.get(row.verdict, '')} {row.verdict}{number}")
-        expected = str(rows["statistic"].iloc[0]).partition("; paper: ")[2].partition("; null: ")[0]
+        expected = expectation(str(rows["statistic"].iloc[0]))
         lines += [
             f"   * - {_rst(str(claim))}: {_rst(expected)}",
             f"     - {_rst(str(rows['paper'].iloc[0]))}",
