@@ -304,14 +304,12 @@ def _check_paths(config: Mapping[str, Any]) -> list[str]:
     """Local data folders and weights files must exist before any job runs."""
     problems = []
     for name, ds in config.get("datasets", {}).items():
-        if ds["kind"] in FOLDER_DATASETS:
-            problem = _folder_problem(ds["kind"], ds.get("path"))
-            if problem:
-                problems.append(f"config key 'datasets.{name}.path': {problem}")
         if ds["kind"] == "idx":
             problem = idx_folder_problem(ds.get("path"))
-            if problem:
-                problems.append(f"config key 'datasets.{name}.path': {problem}")
+        else:
+            problem = _folder_problem(ds["kind"], ds.get("path")) if ds["kind"] in FOLDER_DATASETS else None
+        if problem:
+            problems.append(f"config key 'datasets.{name}.path': {problem}")
     for name, model in config.get("models", {}).items():
         weights = model.get("weights")
         if weights and WEIGHTS_NAME.match(weights):
@@ -339,7 +337,7 @@ def idx_folder_problem(path: str | None) -> str | None:
 
     if path is not None and not Path(path).is_dir():
         return f"'{path}' is not a folder; expected a folder of idx files (or no path: the shipped Fashion-MNIST)"
-    return idx.folder_problem(path or idx.shipped_folder())
+    return idx.folder_problem(idx.folder(path))
 
 
 def _folder_problem(kind: str, path: str | None) -> str | None:

@@ -27,6 +27,11 @@ def shipped_folder() -> Path:
     return Path(__file__).parent / "data" / SHIPPED  # not importlib.resources: featflow.data imports torch
 
 
+def folder(path: str | None) -> Path:
+    """The folder an idx data set reads: its ``path``, or the shipped set when it has none."""
+    return Path(path) if path else shipped_folder()
+
+
 def find(folder: str | Path, split: str, kind: str) -> Path | None:
     """The ``{train,t10k}-{images-idx3,labels-idx1}-ubyte`` file of a split in ``folder``, gzip or not."""
     stem = f"{SPLIT_PREFIX[split]}-{KINDS[kind]}"

@@ -54,7 +54,7 @@ def idx_class_count(path: str | None) -> int:
     """Classes of an idx data set: the largest test label + 1 (2 for a folder not yet in place)."""
     from featflow import idx
 
-    labels = idx.find(path or idx.shipped_folder(), "test", "labels")
+    labels = idx.find(idx.folder(path), "test", "labels")
     return int(idx.read(labels).max()) + 1 if labels and not idx.problem(labels) else 2
 
 

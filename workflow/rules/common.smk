@@ -45,7 +45,7 @@ def data_sources(wc):
     spec = CFG["datasets"][wc.dataset]
     if spec["kind"] != "idx":
         return []
-    folder = spec.get("path") or idx.shipped_folder()
+    folder = idx.folder(spec.get("path"))
     found = [idx.find(folder, s, k) for s in idx.SPLIT_PREFIX for k in idx.KINDS]
     # Relative inside the working directory (the shipped files of this checkout), so that a copy or a move of
     # the checkout keeps the same input paths and does not rerun the data job.

@@ -111,7 +111,7 @@ def _idx(spec: DatasetSpec, rng: np.random.Generator) -> Bundle:
     (:func:`_stratified_order`), as the folder data sets are stored."""
     from featflow import idx
 
-    folder = spec.path or idx.shipped_folder()
+    folder = idx.folder(spec.path)
     files = {s: (idx.find(folder, s, "images"), idx.find(folder, s, "labels")) for s in ("train", "test")}
     whole = {s: Split(idx.read(im)[:, None], idx.read(lab).astype(np.int64)) for s, (im, lab) in files.items() if im}
     if "train" in whole:
