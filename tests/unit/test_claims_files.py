@@ -81,7 +81,14 @@ def write_unit(unit: dict[str, Any], rng: np.random.Generator) -> None:
         store.write_table(factors, files["factors"])
     elif kind == "flow":
         table = pd.DataFrame(
-            {"target": range(K), "kind": "feature", "complexity": k, "skip_share": 1 - k + noise, "skip_share_cka": -k}
+            {
+                "target": range(K),
+                "kind": "feature",
+                "complexity": k,
+                "retention_mean": 1 - k + noise,
+                "skip_share": 1 - k + noise,
+                "skip_share_cka": -k,
+            }
         )
         store.write_table(table, files["flow"])
     elif kind == "temporal":
@@ -208,7 +215,7 @@ EXPECTED = {
     ("complexity_redundancy", "planted-res"): "reproduced",
     ("dictionary_keeps_accuracy", "planted"): "reproduced",
     ("planted_factor_order", "planted"): "reproduced",
-    ("flow_skip_share", "planted-res"): "reproduced",
+    ("flow_retention", "planted-res"): "reproduced",
     ("flow_skip_share_cka", "planted-res"): "reproduced",
     ("simple_first", "planted"): "reproduced",
     ("features_sediment", "planted"): "reproduced",
@@ -249,7 +256,7 @@ def test_a_fake_run_as_the_papers_found_gives_every_claim_its_verdict(run):
     assert "2 seeds" in planted.reason and planted.figure == "results/planted/complexity/figures/importance.png"
     shi = table[table.claim == "neurons_aligned"].iloc[0]
     assert shi.seeds == "0 1" and shi.figure == "results/theory/figures/alignment.png"
-    assert "1 seed" in table[(table.claim == "flow_skip_share")].iloc[0].reason  # resnet: one training seed
+    assert "1 seed" in table[(table.claim == "flow_retention")].iloc[0].reason  # resnet: one training seed
 
 
 def test_changing_a_stored_value_changes_the_verdict(run):
@@ -316,6 +323,21 @@ def test_preconditions_read_from_the_files(run):
     assert row.verdict == "not applicable" and "blank image" in row.reason and "precondition:" in row.reason
     assert after.loc[("layer_idcor", "planted"), "verdict"] == "inconclusive"  # planted@s1 still has 20
     assert "cannot reach" in after.loc[("layer_idcor", "planted"), "reason"]
+
+
+def test_the_flow_claim_reads_the_main_branch_ablation(run):
+    """flow_retention is judged on rho(K, mean code retention): retention rising with K is the other way; a flow
+    table without the ablation's column makes the claim not applicable."""
+    root, units = run
+    path = root / "results/planted-res/complexity/flow.csv"
+    table = pd.read_csv(path)
+    store.write_table(table.assign(retention_mean=table["complexity"]), path)
+    assert evaluate(units).set_index(["claim", "experiment"]).loc[("flow_retention", "planted-res"), "verdict"] == (
+        "not reproduced"
+    )
+    store.write_table(table.drop(columns="retention_mean"), path)
+    row = evaluate(units).set_index(["claim", "experiment"]).loc[("flow_retention", "planted-res")]
+    assert row.verdict == "not applicable" and "main-branch ablation not run" in row.reason
 
 
 def test_adding_a_seed_adds_only_its_replicates_files():

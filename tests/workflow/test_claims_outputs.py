@@ -30,7 +30,7 @@ def test_every_registered_claim_has_a_verdict_per_experiment(dag_run: Path) -> N
     # one row per configured experiment of the claim's kind: planted and planted-res analyzed, planted-res followed
     # through its skips, planted over training, three FV experiments, two mask models, the theory run
     assert {e for c, e in rows.index if c == "complexity_importance"} == {"planted", "planted-res"}
-    assert {e for c, e in rows.index if c == "flow_skip_share"} == {"planted-res"}
+    assert {e for c, e in rows.index if c == "flow_retention"} == {"planted-res"}
     assert {e for c, e in rows.index if c == "critical_space_ones"} == set(TINY["fv"])
     assert {e for c, e in rows.index if c == "masked_accuracy"} == {"cnn", "cnn-pgd"}
     # preconditions read from the files: a block3.1 FV is not at the logits, the network trained on every class

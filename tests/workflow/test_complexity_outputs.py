@@ -197,6 +197,11 @@ def test_feature_flow_reads_each_path_of_the_residual_blocks(dag_run: Path) -> N
     numbers = store.figure_numbers(flow_dir / "figures/flow.png")
     assert numbers["rho(K, skip share), I_V"].startswith(f"{attrs['spearman_k_skip_share']:+.3f} [")
     assert "color" in numbers["planted factors' skip share (I_V / CKA)"]
+    retention = flow["retention"]  # the main-branch ablation: a correlation per block and feature
+    assert retention.shape == (3, k) and np.nanmin(retention) >= -1 - 1e-9 and np.nanmax(retention) <= 1 + 1e-9
+    np.testing.assert_allclose(table.retention_mean.to_numpy()[:k], retention.mean(0), atol=1e-12)
+    key = "rho(K, code retention) under main-branch ablation, mean over blocks"
+    assert numbers[key].startswith(f"{attrs['spearman_k_retention_mean']:+.3f} [")
 
 
 def test_spatial_maps_of_the_sharded_extraction(dag_run: Path) -> None:

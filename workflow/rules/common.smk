@@ -135,9 +135,10 @@ CX_KEYS = {
     "feature_table": ((), ()),
     "complexity_figures": (("split", "figures", "dictionary.code_ridge"), ()),
     "feature_pictures": (("split", "pictures"), ("activations.pool",)),  # featflow.fv.atoms.run_pictures
-    # featflow.complexity.flow.run_flow: the vinfo split and ridge, the blocks; images batched as extracted
+    # featflow.complexity.flow.run_flow: the vinfo split and ridge, the blocks, the encoder (ablated codes);
+    # images batched as extracted
     "feature_flow": (
-        ("split", "vinfo.test_fraction", "vinfo.ridge_scale", "flow.blocks"),
+        ("split", "vinfo.test_fraction", "vinfo.ridge_scale", "flow.blocks", *CODES),
         ("activations.pool",),
     ),
 }

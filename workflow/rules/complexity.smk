@@ -12,7 +12,8 @@
 #   CX/figures/{importance,iv_curves,relations,umap,top_images}.png
 #   CX/pictures.h5, CX/figures/pictures.png   FV pictures of the simplest and most complex atoms d_i (the FV
 #                                     branch's featflow.fv.atoms) beside their top-activating images
-#   CX/flow.h5, CX/flow.csv, CX/figures/flow.png   feature flow: I_V and CKA of every feature from each residual
+#   CX/flow.h5, CX/flow.csv, CX/figures/flow.png   feature flow: code retention of every feature with each
+#                                     residual block's main branch zeroed; I_V and CKA of every feature from each
 #                                     block's skip path and main branch (complexity.flow.experiments only)
 CX_CFG = CFG.get("complexity")
 CX_EXPERIMENTS = list(CX_CFG["experiments"]) if CX_CFG else []
@@ -380,6 +381,7 @@ rule feature_pictures:
 rule feature_flow:
     input:
         checkpoint=experiment_model,
+        dictionary="results/{experiment}/complexity/dictionary.h5",
         codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
         activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
         data=experiment_data,
@@ -404,7 +406,7 @@ rule feature_flow:
     resources:
         mem_mb=4000,
         runtime=30,
-        gpu=1,  # batched forward passes of the split through the network
+        gpu=1,  # batched forward passes of the split through the network, and NNLS codes of the ablated ones
     params:
         stage="complexity",
         spec=complexity_spec("feature_flow"),

@@ -178,7 +178,8 @@ def complexity_figures(spec: dict[str, Any], inputs: Files, outputs: Files, ctx:
 
 
 def feature_flow(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
-    """I_V and CKA of every feature from each residual block's skip path and main branch."""
+    """Code retention under each residual block's main-branch ablation; I_V and CKA of every feature from each
+    block's skip path and main branch."""
     from featflow.complexity.flow import run_flow
     from featflow.complexity.spec import ComplexitySpec
     from featflow.config import ActivationsSpec
@@ -188,6 +189,7 @@ def feature_flow(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) 
         ComplexitySpec.from_dict(spec["complexity"]),
         ActivationsSpec.from_dict(spec["experiment"]["activations"]),
         i.checkpoint,
+        i.dictionary,
         i.codes,
         i.activations,
         i.data,

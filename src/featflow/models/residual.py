@@ -4,7 +4,7 @@ A residual block computes ``out = relu(main(x) + skip(x))``. Fel et al.'s featur
 carries a feature into each block, so both summands are recorded before they are added. Known blocks: featflow's
 :class:`~featflow.models.registry.ResBlock` (``main`` and ``skip`` modules) and torchvision's ``BasicBlock`` and
 ``Bottleneck`` (ResNet, Wide ResNet, ResNeXt: the main branch ends at ``bn2`` / ``bn3``, the skip is ``downsample``
-or, without one, the block's input).
+or, without one, the block's input). :func:`main_zeroed` removes a block's main branch for an intervention.
 """
 
 from __future__ import annotations
@@ -100,3 +100,18 @@ def capture_paths(
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextmanager
+def main_zeroed(model: Classifier, block: ResidualBlock) -> Iterator[None]:
+    """Forward passes with ``block``'s main branch replaced by zeros (a forward hook on its last module), so that
+    the block computes ``relu(skip(x))``: only what its skip path carries passes on (the feature-flow ablation)."""
+
+    def zero(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(output)
+
+    handle = dict(model.body.named_modules())[block.main].register_forward_hook(zero)
+    try:
+        yield
+    finally:
+        handle.remove()

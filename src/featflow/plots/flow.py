@@ -1,4 +1,5 @@
-"""The feature-flow figure (Fel et al. 2024, seed 000 Sec. 4): which path carries a feature into each block."""
+"""The feature-flow figure (Fel et al. 2024, seed 000 Sec. 4): which features survive without each block's main
+branch, and which path carries a feature into each block."""
 
 from __future__ import annotations
 
@@ -38,13 +39,39 @@ def _curves(ax: Axes, blocks: Sequence[str], values: np.ndarray, k: np.ndarray, 
         ax.legend(fontsize=6, loc="center right")
 
 
+def _retention(ax: Axes, blocks: Sequence[str], retention: np.ndarray, k: np.ndarray, rhos: Sequence[Rho]) -> None:
+    """Median code retention per block for the simplest and most complex deciles, 10-90% bands; rho per block."""
+    at = np.arange(len(blocks))
+    masks = deciles(k)
+    for label, group, color in GROUPS:
+        rows = retention[:, masks[group]]
+        ax.plot(at, np.nanmedian(rows, 1), "-", marker="o", color=color, label=label)
+        ax.fill_between(at, *np.nanquantile(rows, [0.1, 0.9], axis=1), color=color, alpha=0.12)
+    labels = [f"{name}\nrho {rho.rho:+.2f}" for name, rho in zip(blocks, rhos, strict=False)]
+    ax.set_xticks(at, labels, rotation=45 if len(blocks) > 6 else 0, fontsize=7)
+    ax.set_xlabel("residual block whose main branch is zeroed")
+    ax.set_ylabel("code retention (corr. of codes over images)")
+    ax.set_ylim(min(0.0, float(np.nanmin(retention, initial=0.0))), 1.02)
+    ax.set_title(f"main-branch ablation: rho(K, mean retention) {rhos[-1]}", fontsize=8)
+    ax.legend(fontsize=6, loc="best")
+
+
 def flow_figure(
-    blocks: Sequence[str], iv: np.ndarray, cka: np.ndarray, k: np.ndarray, table: pd.DataFrame, rho: Rho, rho_cka: Rho
+    blocks: Sequence[str],
+    iv: np.ndarray,
+    cka: np.ndarray,
+    retention: np.ndarray,
+    k: np.ndarray,
+    table: pd.DataFrame,
+    retention_rho: Sequence[Rho],
+    share_rho: Rho,
 ) -> Figure:
-    """(a) I_V from each block's skip path and main branch for the simplest and most complex deciles; (b) the
-    same with linear CKA (the paper's first version); (c) each feature's skip share against K, planted factors
-    as stars, Spearman's rho with its 95% interval."""
-    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(13.5, 3.8))
+    """(a) code retention per block under main-branch ablation for the simplest and most complex deciles, with
+    Spearman's rho(K, retention) per block and for the mean over blocks (95% interval); (b) I_V from each block's
+    skip path and main branch for the same deciles; (c) the same with linear CKA (the paper's first version);
+    (d) each feature's I_V skip share against K, planted factors as stars, with Spearman's rho."""
+    fig, (rx, ax, bx, cx) = plt.subplots(1, 4, figsize=(18, 3.8))
+    _retention(rx, blocks, retention, k, retention_rho)
     _curves(ax, blocks, iv, k, "I_V(path -> feature) (held-out R^2)", legend=True)
     ax.set_title("V-information per path", fontsize=9)
     _curves(bx, blocks, cka, k, "linear CKA(path, feature)", legend=False)
@@ -59,7 +86,7 @@ def flow_figure(
             )
     cx.set_xlabel("complexity K")
     cx.set_ylabel("skip share of I_V (sum over blocks)")
-    cx.set_title(f"Spearman {rho} (CKA: {rho_cka.rho:+.3f})", fontsize=8)
+    cx.set_title(f"skip share (decodability, not use): Spearman {share_rho}", fontsize=8)
     cx.legend(fontsize=7)
     fig.tight_layout()
     return fig
