@@ -60,7 +60,14 @@ def test_ifv_records_stationarity_and_scores_within_the_critical_space(dag_run):
     root = dag_run / "results/fv/tiny"
     ifv = store.read_h5(root / "ifv.h5", "ifv")
     assert store.read_h5(root / "jacobian.h5", "fv_jacobian")["gram"].dtype == np.float64
-    assert set(ifv["stationarity"]) == {"residual_ratio", "residual_ratio_full", "grad_rel"}
+    assert set(ifv["stationarity"]) == {"residual_ratio", "residual_ratio_full", "grad_rel", "grad_rel_prediction"}
+    # stationarity is FV's gradient test alone; "IFV recovers x" (the residual ratio, which reads x) is apart
+    np.testing.assert_array_equal(ifv["stationary"], ifv["stationarity"]["grad_rel"] <= 1e-3)  # tiny: the default
+    assert ifv["recovers"].dtype == bool and set(pd.read_csv(root / "ifv_medians.csv")["kind"]) == {
+        "sparse",
+        "canonical",
+        "all",
+    }
     assert np.all(ifv["stationarity"]["residual_ratio"] >= 1 - 1e-3)
     assert ifv["stationary"].dtype == bool and ifv["stationary"].shape == (N_TARGETS,)
     table = pd.read_csv(root / "ifv.csv")

@@ -105,6 +105,7 @@ def readers(path: str) -> set[str] | None:
         (r"^complexity\.dictionary\.code_ridge$", {"dictionary", "complexity", *SHARDED, "complexity_figures"}),
         (r"^complexity\.dictionary\.", {"dictionary"}),
         (r"^fv\.\w+\.reoptimize\.", {"reoptimize"}),
+        (r"^fv\.\w+\.critical_space\.select$", {"ifv"}),
         (r"^fv\.\w+\.critical_space\.", {"critical_space"}),
         (r"^fv\.\w+\.stationarity\.", {"ifv"}),
         (r"^fv\.\w+\.(n_sparse|include_canonical)$", {"fv_targets"}),

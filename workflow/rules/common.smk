@@ -108,8 +108,12 @@ FV_KEYS = {
     "fv_targets": (*FV_FEATURES, "n_sparse", "include_canonical"),
     "fv_optimize": (*FV_FEATURES, *FV_RENDER, "k", "lr", "adam_steps", "lbfgs_steps", "batch_size"),
     "jacobian": (*FV_FEATURES, *FV_RENDER, "store_jacobian"),
-    "critical_space": ("model", "layer", "critical_space"),
-    "ifv": ("model", "layer", "k", "stationarity"),
+    "critical_space": (
+        "model",
+        "layer",
+        *(f"critical_space.{key}" for key in ("n_samples", "rho_min", "rho_max", "grid")),
+    ),
+    "ifv": ("model", "layer", "k", "stationarity", "critical_space.select"),  # select: the space IFV uses
     "reoptimize": (*FV_FEATURES, *FV_RENDER, "k", "lr", "batch_size", "reoptimize"),
     "cross_ifv": (*FV_FEATURES, *FV_RENDER, "k"),
     "cross_ifv_figure": ("model",),

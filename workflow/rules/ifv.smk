@@ -60,6 +60,7 @@ rule ifv:
     output:
         h5="results/fv/{fv}/ifv.h5",
         table="results/fv/{fv}/ifv.csv",
+        medians="results/fv/{fv}/ifv_medians.csv",
     log:
         "logs/ifv/{fv}.log",
     benchmark:
@@ -109,7 +110,8 @@ rule reoptimize:
 
 rule ifv_figures:
     input:
-        "results/fv/{fv}/ifv.h5",
+        h5="results/fv/{fv}/ifv.h5",
+        medians="results/fv/{fv}/ifv_medians.csv",
     output:
         angular=report(
             "results/fv/{fv}/figures/angular.png",
@@ -176,7 +178,11 @@ rule reoptimize_figure:
 
 rule critical_space_figure:
     input:
-        "results/fv/{fv}/critical_space.h5",
+        critical="results/fv/{fv}/critical_space.h5",
+        ifv="results/fv/{fv}/ifv.h5",
+        # the aggregation and the data set's classes: the trivial solutions are drawn only at the logits
+        realizations="results/fv/{fv}/realizations.h5",
+        data=lambda wc: f"results/data/{CFG['models'][CFG['fv'][wc.fv]['model']]['dataset']}.h5",
     output:
         critical_space=report(
             "results/fv/{fv}/figures/critical_space.png",

@@ -57,13 +57,24 @@ def logit_layer(unit: Unit, src: Source) -> str | None:
     return None
 
 
+def _sparse(table: Any) -> Any:
+    """The realizations of sparse targets: the paper samples its targets (290 sparse + 10 canonical on DenseNet),
+    and a canonical target's geometry differs (a random non-negative vector is ~56 deg from a sparse target, ~78
+    deg from e_i), so the angle claims are judged on the sparse ones (ifv_medians.csv has both kinds)."""
+    return table[~table["canonical"].astype(bool)]
+
+
 def _stationary(unit: Unit, src: Source) -> tuple[Any, str | None]:
-    table = src.table(unit.files["ifv"])
+    """The stationary realizations of sparse targets (``stationary``: FV's gradient test alone, which needs no
+    IFV answer), or why too few are left."""
+    table = _sparse(src.table(unit.files["ifv"]))
     kept = table[table["stationary"].astype(bool)]
     if len(kept) < MIN_STATIONARY:
+        kinked = "label" in table and table["label"].astype(str).str.contains("piecewise").any()
+        kink = " (piecewise-linear network: FV's optima sit on kinks)" if kinked else ""
         return kept, (
-            f"IFV presupposes a stationary point: only {len(kept)} of {len(table)} realizations stationary "
-            f"(need {MIN_STATIONARY})"
+            f"IFV presupposes a stationary point: only {len(kept)} of {len(table)} sparse-target realizations "
+            f"stationary{kink} (need {MIN_STATIONARY})"
         )
     return kept, None
 
@@ -91,9 +102,9 @@ def read_ifv_vs_response(unit: Unit, src: Source) -> Reading:
 
 
 def read_response_vs_random(unit: Unit, src: Source) -> Reading:
-    table = src.table(unit.files["ifv"])
+    table = _sparse(src.table(unit.files["ifv"]))
     if len(table) < MIN_STATIONARY:
-        return not_applicable(f"only {len(table)} realizations")
+        return not_applicable(f"only {len(table)} sparse-target realizations")
     return _median_gap(table, "angle_response", "angle_random", ("response", "random"), unit.boot_seed)
 
 
@@ -174,12 +185,13 @@ CLAIMS = [
     Claim(
         "ifv_angle",
         PAPER,
-        "median angle (deg) between the target x and the predicted objective x* (stationary realizations)",
+        "median angle (deg) between the target x and the predicted objective x* (stationary realizations of "
+        "sparse targets)",
         "about 10 deg",
         "<",
         20.0,
         "20 deg (twice the paper's value)",
-        f"{MIN_STATIONARY}+ stationary realizations",
+        f"{MIN_STATIONARY}+ stationary sparse-target realizations (grad_rel <= fv.stationarity.max_grad_rel)",
         "fv",
         FIG + "angular.png",
         read_ifv_angle,
@@ -187,12 +199,12 @@ CLAIMS = [
     Claim(
         "ifv_beats_response",
         PAPER,
-        "median over realizations of angle(x, x*) - angle(x, feature response) (deg)",
+        "median over stationary sparse-target realizations of angle(x, x*) - angle(x, feature response) (deg)",
         "negative: x* about 10 deg from x, the response about 45 deg",
         "<",
         0.0,
         "0 (IFV no better than the response)",
-        f"{MIN_STATIONARY}+ stationary realizations",
+        f"{MIN_STATIONARY}+ stationary sparse-target realizations",
         "fv",
         FIG + "angular.png",
         read_ifv_vs_response,
@@ -200,12 +212,12 @@ CLAIMS = [
     Claim(
         "response_beats_random",
         PAPER,
-        "median over realizations of angle(x, feature response) - angle(x, random objective) (deg)",
+        "median over sparse-target realizations of angle(x, feature response) - angle(x, random objective) (deg)",
         "negative: the response about 45 deg from x, a random objective about 90 deg",
         "<",
         0.0,
         "0 (the response no better than random)",
-        f"{MIN_STATIONARY}+ realizations",
+        f"{MIN_STATIONARY}+ sparse-target realizations",
         "fv",
         FIG + "angular.png",
         read_response_vs_random,
@@ -218,7 +230,7 @@ CLAIMS = [
         ">",
         0.0,
         "0 (C helps nothing)",
-        f"FV of the classifier's logits; {MIN_STATIONARY}+ stationary realizations",
+        f"FV of the classifier's logits; {MIN_STATIONARY}+ stationary sparse-target realizations",
         "fv",
         FIG + "angular.png",
         read_ifv_within_c,

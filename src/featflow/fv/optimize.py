@@ -20,6 +20,25 @@ from featflow.models import forward_to
 log = logging.getLogger(__name__)
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
+# modules whose output is only piecewise smooth in their input: FV's optima can sit on their kinks
+KINKED = (
+    torch.nn.ReLU,
+    torch.nn.ReLU6,
+    torch.nn.LeakyReLU,
+    torch.nn.PReLU,
+    torch.nn.Hardtanh,
+    torch.nn.MaxPool1d,
+    torch.nn.MaxPool2d,
+    torch.nn.MaxPool3d,
+    torch.nn.AdaptiveMaxPool2d,
+)
+
+
+def piecewise_linear(model: torch.nn.Module, aggregation: str) -> bool:
+    """Whether FV's objective on ``model`` is only piecewise smooth: a ReLU-type activation or max pooling
+    anywhere in it (modules; the layers after the FV layer are counted too), or the max-pool aggregation. There
+    FV's optima sit on kinks where the gradient does not vanish, so the stationarity test cannot pass them."""
+    return aggregation == "maxpool_mean" or any(isinstance(m, KINKED) for m in model.modules())
 
 
 def feature_fn(model: torch.nn.Module, layer: str, aggregation: str, n_f: int | None) -> FeatureFn:

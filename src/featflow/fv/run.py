@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from featflow import store
-from featflow.fv.optimize import feature_fn, visualize
+from featflow.fv.optimize import feature_fn, piecewise_linear, visualize
 from featflow.fv.param import param_shape
 from featflow.fv.spec import FVSpec
 from featflow.fv.targets import hoyer, make_targets
@@ -63,7 +63,8 @@ def run_optimize(
     seed: int,
     attrs: dict[str, Any],
 ) -> None:
-    """One realization per target (kind ``fv_realizations``): params, images, responses, objective, grad norm."""
+    """One realization per target (kind ``fv_realizations``): params, images, responses, objective, grad norm;
+    attribute ``piecewise_linear`` (:func:`featflow.fv.optimize.piecewise_linear`) for the stationarity labels."""
     fn, shape, _ = load_features(spec, checkpoint, device)
     targets = store.read_h5(targets_path, "fv_targets")
     x = torch.from_numpy(targets["targets"]).to(fv_dtype(spec))
@@ -95,5 +96,10 @@ def run_optimize(
         out,
         "fv_realizations",
         arrays,
-        {**attrs, "image_shape": list(shape), "param_shape": list(param_shape(spec.parametrization, shape))},
+        {
+            **attrs,
+            "image_shape": list(shape),
+            "param_shape": list(param_shape(spec.parametrization, shape)),
+            "piecewise_linear": piecewise_linear(load_checkpoint(checkpoint, torch.device("cpu"))[0], spec.aggregation),
+        },
     )

@@ -9,12 +9,14 @@ from featflow.config import Spec
 
 @dataclasses.dataclass(frozen=True)
 class CriticalSpaceSpec(Spec):
-    """Algorithm 1 on the first ``n_samples`` Jacobians, rho searched in [rho_min, rho_max] (SPEC 2.4)."""
+    """Algorithm 1 on the first ``n_samples`` Jacobians, rho searched in [rho_min, rho_max] (SPEC 2.4); ``select``
+    names the rule that picks the space IFV uses (featflow.ifv.critical_space.select_space)."""
 
     n_samples: int = 32
     rho_min: float = 1e-6
     rho_max: float = 0.999
     grid: int = 9
+    select: str = "paper"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,8 +30,9 @@ class ReoptimizeSpec(Spec):
 
 @dataclasses.dataclass(frozen=True)
 class StationaritySpec(Spec):
-    """A realization counts as stationary when its FV gradient vanishes (``grad_rel`` <= ``max_grad_rel``) or its
-    target is within ``max_residual_ratio`` of the best residual any objective IFV can return."""
+    """A realization counts as stationary when its FV gradient vanishes (``grad_rel`` <= ``max_grad_rel``); IFV
+    recovers its target (reported apart) when the target is within ``max_residual_ratio`` of the best residual
+    any objective IFV can return."""
 
     max_grad_rel: float = 1e-3
     max_residual_ratio: float = 2.0

@@ -115,6 +115,30 @@ def angle_to_span(v: torch.Tensor, basis: torch.Tensor) -> float:
     return math.degrees(math.acos(cos.item()))
 
 
+SELECTION_RULES = ("paper", "chance")
+
+
+def select_space(median_angle: torch.Tensor, median_chance: torch.Tensor, dims: torch.Tensor) -> dict[str, int]:
+    """Index of the space each selection rule picks among candidate spaces (R^{n_f} and Algorithm 1's), from the
+    median projected angle of IFV's predictions to the targets with known objective (m,), the same median for a
+    random objective (m,) and the spaces' dimensions (m,).
+
+    ``paper``: the best (smallest) median projected angle, the paper's practice (Sec. 3.5). ``chance``
+    (featflow's): the median angle over the random objective's median, which discounts how much of the angle a
+    smaller space removes by itself. Both skip spaces of dim < 2, where the prediction is the space's only
+    direction and therefore trivially exact. The paper had two candidates (dims 9 and 8); with many smaller
+    spaces its rule favours the smallest, whose every prediction is nearly exact.
+    """
+    allowed = dims >= 2
+    if not allowed.any():
+        raise ValueError(f"ifv: no candidate space of dim >= 2 among dims {dims.tolist()}")
+    ratio = median_angle / median_chance.clamp_min(1e-9)
+    return {
+        "paper": int(torch.where(allowed, median_angle, torch.inf).argmin()),
+        "chance": int(torch.where(allowed, ratio, torch.inf).argmin()),
+    }
+
+
 def known_directions(n_f: int, excluded: tuple[int, ...] = ()) -> dict[str, torch.Tensor]:
     """The paper's trivial solutions of a classification layer: (1, ..., 1) (softmax translation invariance)
     and e_c for each class c the network never saw; name -> (n_f,)."""

@@ -16,10 +16,23 @@ from featflow.fv.objectives import angular_distance, unit
 from featflow.fv.param import make_render
 from featflow.fv.run import fv_dtype, load_features
 from featflow.fv.spec import FVSpec
-from featflow.ifv.critical_space import angle_to_span, complement, critical_spaces, known_directions
+from featflow.ifv.critical_space import (
+    angle_to_span,
+    complement,
+    critical_spaces,
+    known_directions,
+    select_space,
+)
 from featflow.ifv.jacobian import iter_jacobians
 from featflow.ifv.reoptimize import random_objectives, reoptimize, unstable
-from featflow.ifv.solve import alpha_decomposition, fraction_in_space, predict, project_target, stationarity
+from featflow.ifv.solve import (
+    alpha_decomposition,
+    fraction_in_space,
+    predict,
+    project_target,
+    stationarity,
+    stationary_flags,
+)
 from featflow.repro import torch_generator
 
 log = logging.getLogger(__name__)
@@ -77,13 +90,12 @@ def run_critical_space(spec: FVSpec, jacobian: str | Path, out: str | Path, attr
 
 def score_spaces(
     gram: torch.Tensor, y: torch.Tensor, x: torch.Tensor, k: int, bases: list[torch.Tensor | None], chance: torch.Tensor
-) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, int]:
+) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, dict[str, int]]:
     """Predictions for every candidate space C (None: R^{n_f}), scored as the paper does: prediction and target
-    both projected onto Z_k^{-1} C. Returns (predictions, projected angles (m, n), chance angles (m, n), best).
+    both projected onto Z_k^{-1} C. Returns (predictions, projected angles (m, n), chance angles (m, n), the index
+    each rule of :func:`featflow.ifv.critical_space.select_space` picks).
 
-    ``chance`` (n, n_f) are random objectives projected the same way. The paper keeps the space with the best
-    projected angle; on its own that rewards small spaces (in a 1-dim space every prediction is exact), so a
-    space is scored by its median projected angle over the median for ``chance``, among spaces of dim >= 2.
+    ``chance`` (n, n_f) are random objectives projected the same way (the chance level of featflow's rule).
     """
     preds = [predict(gram, y, k, b) for b in bases]
     angles = torch.stack(
@@ -93,9 +105,34 @@ def score_spaces(
         [angular_distance(project_target(chance, y, k, b), project_target(x, y, k, b)) for b in bases]
     )
     dims = torch.tensor([x.shape[1] if b is None else b.shape[1] for b in bases])
-    score = angles.median(1).values / chances.median(1).values.clamp_min(1e-9)
-    score = torch.where(dims >= 2, score, torch.inf)
-    return preds, angles, chances, int(score.argmin())
+    return preds, angles, chances, select_space(angles.median(1).values, chances.median(1).values, dims)
+
+
+def median_table(
+    angles: dict[str, torch.Tensor], canonical: np.ndarray, seed: int, resamples: int = 2000
+) -> pd.DataFrame:
+    """Median angle (deg) per target kind (sparse, canonical, all) and objective, with a percentile bootstrap 95%
+    interval over realizations: the sparse targets' geometry differs from the canonical ones' (a random
+    non-negative vector is ~56 deg from a sparse target, ~78 deg from e_i), so one mixed median says little."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for kind, mask in (("sparse", ~canonical), ("canonical", canonical), ("all", np.ones_like(canonical))):
+        n = int(mask.sum())
+        draws = rng.integers(0, n, (resamples, n)) if n > 1 else None
+        for name, value in angles.items():
+            v = value.double().numpy()[mask]
+            low, high = (np.nan, np.nan) if draws is None else np.quantile(np.median(v[draws], axis=1), [0.025, 0.975])
+            rows.append(
+                {
+                    "kind": kind,
+                    "objective": name,
+                    "n": n,
+                    "median": np.median(v) if n else np.nan,
+                    "low": low,
+                    "high": high,
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def run_ifv(
@@ -105,21 +142,25 @@ def run_ifv(
     critical: str | Path,
     out: str | Path,
     table: str | Path,
+    medians: str | Path,
     seed: int,
     attrs: dict[str, Any],
 ) -> None:
-    """Predicted objectives for C = R^{n_f} and every critical space, scored and chosen by :func:`score_spaces`,
-    and the stationarity of every realization (:func:`stationarity`; flagged where both ``grad_rel`` and the
-    residual ratio in the chosen space exceed their ``fv.stationarity`` limits). Writes kind ``ifv`` and a
-    per-sample table."""
+    """Predicted objectives for C = R^{n_f} and every critical space, scored by :func:`score_spaces` and chosen by
+    ``fv.critical_space.select`` (both rules recorded); whether each realization is stationary (``grad_rel`` <=
+    ``fv.stationarity.max_grad_rel``, FV's own first-order condition) and, separately, whether IFV recovers its
+    target (residual ratio <= ``max_residual_ratio``, which needs the target). Writes kind ``ifv``, a
+    per-sample table and the medians per target kind (:func:`median_table`)."""
     real = store.read_h5(realizations, "fv_realizations")
+    kinks = bool(store.read_attrs(realizations, "fv_realizations").get("piecewise_linear", False))
     gram = torch.from_numpy(store.read_h5(jacobian, "fv_jacobian")["gram"]).double()
     spaces = store.read_h5(critical, "fv_critical_space")
     x, y = torch.from_numpy(real["targets"]).double(), torch.from_numpy(real["responses"]).double()
     bases = [None] + [torch.from_numpy(spaces["bases"][f"space_{i}"]) for i in range(len(spaces["dim"]))]
     bases = [b for b in bases if b is None or 0 < b.shape[1] < x.shape[1]]
     random = random_objectives(len(x), x.shape[1], torch_generator(seed + 2)).double()
-    preds, space_angles, space_chance, best = score_spaces(gram, y, x, spec.k, bases, random)
+    preds, space_angles, space_chance, picks = score_spaces(gram, y, x, spec.k, bases, random)
+    best = picks[spec.critical_space.select]
     dims = [x.shape[1] if b is None else b.shape[1] for b in bases]
     angles = {
         "prediction": space_angles[best],
@@ -131,9 +172,20 @@ def run_ifv(
     }
     check = stationarity(gram, y, x, spec.k, bases[best])
     check["residual_ratio_full"] = stationarity(gram, y, x, spec.k)["residual_ratio"]
-    limits = spec.stationarity
-    stationary = (check["grad_rel"] <= limits.max_grad_rel) | (check["residual_ratio"] <= limits.max_residual_ratio)
+    check["grad_rel_prediction"] = stationarity(gram, y, preds[best].double(), spec.k)["grad_rel"]
+    flags = stationary_flags(check, spec.stationarity)
+    canonical = real["canonical"].astype(bool)
     med = {key: value.median().item() for key, value in angles.items()}
+    log.info(
+        "critical spaces: %d distinct (dims %s); the paper's rule picks dim %d, featflow's chance rule dim %d; "
+        "used (fv.critical_space.select = %s): dim %d",
+        len(spaces["dim"]),
+        ", ".join(str(int(d)) for d in spaces["dim"]),
+        dims[picks["paper"]],
+        dims[picks["chance"]],
+        spec.critical_space.select,
+        dims[best],
+    )
     log.info(
         "IFV median angular distance (deg): prediction %.2f projected onto Z^-1 C (dim C = %d), %.2f raw; full "
         "space %.2f; feature response %.2f; random %.2f (%.2f projected)",
@@ -145,22 +197,28 @@ def run_ifv(
         med["random"],
         med["random_projected"],
     )
+    n_bad, n_recovered = int((~flags["stationary"]).sum()), int(flags["recovers"].sum())
     log.info(
-        "stationarity: median grad_rel %.2e, residual ratio %.3g in C (%.3g in R^n_f)",
+        "stationarity: median grad_rel %.2e (under IFV's prediction: %.2e); IFV recovers x (residual ratio <= %g, "
+        "uses the target) on %d of %d",
         check["grad_rel"].median().item(),
-        check["residual_ratio"].median().item(),
-        check["residual_ratio_full"].median().item(),
+        check["grad_rel_prediction"].median().item(),
+        spec.stationarity.max_residual_ratio,
+        n_recovered,
+        len(x),
     )
-    n_bad = int((~stationary).sum())
     if n_bad:
         log.warning(
-            "%d of %d realizations are not stationary (grad_rel > fv.stationarity.max_grad_rel = %g and "
-            "residual ratio > fv.stationarity.max_residual_ratio = %g): IFV presupposes a stationary point, their "
-            "predictions are unreliable (more lbfgs_steps, dtype float64, or the ball parametrization)",
+            "%d of %d realizations are not stationary (grad_rel > fv.stationarity.max_grad_rel = %g)%s: IFV "
+            "presupposes a stationary point, their predictions are unreliable (more lbfgs_steps, dtype float64, "
+            "or the ball parametrization)",
             n_bad,
             len(x),
-            limits.max_grad_rel,
-            limits.max_residual_ratio,
+            spec.stationarity.max_grad_rel,
+            " on a piecewise-linear network (ReLU / max pooling), whose FV optima sit on kinks where the gradient "
+            "does not vanish"
+            if kinks
+            else "",
         )
     alpha = alpha_decomposition(gram, y, x, spec.k)
     fraction = fraction_in_space(x, y, spec.k, bases[best])
@@ -176,19 +234,43 @@ def run_ifv(
             "space_median_angle": space_angles.median(1).values.numpy(),
             "space_median_chance": space_chance.median(1).values.numpy(),
             "stationarity": {key: value.numpy() for key, value in check.items()},
-            "stationary": stationary.numpy(),
+            "stationary": flags["stationary"].numpy(),
+            "recovers": flags["recovers"].numpy(),
             "fraction_in_space": fraction.float().numpy(),
         },
-        {**attrs, "critical_dim": dims[best], "n_nonstationary": n_bad},
+        {
+            **attrs,
+            "critical_dim": dims[best],
+            "critical_dim_paper": dims[picks["paper"]],
+            "critical_dim_chance": dims[picks["chance"]],
+            "selection_rule": spec.critical_space.select,
+            "n_critical_spaces": len(spaces["dim"]),
+            "n_nonstationary": n_bad,
+            "n_recovered": n_recovered,
+            "piecewise_linear": kinks,
+        },
     )
     frame = pd.DataFrame({f"angle_{key}": value.float().numpy() for key, value in angles.items()})
-    frame.insert(0, "canonical", real["canonical"].astype(bool))
+    frame.insert(0, "canonical", canonical)
     frame.insert(1, "grad_norm", real["grad_norm"])
-    frame.insert(2, "stationary", stationary.numpy())
+    frame.insert(2, "stationary", flags["stationary"].numpy())
+    frame.insert(3, "recovers", flags["recovers"].numpy())
+    frame.insert(4, "label", stationarity_labels(flags["stationary"].numpy(), kinks))
     for key, value in check.items():
         frame[key] = value.numpy()
     frame["fraction_in_space"] = fraction.float().numpy()
     store.write_table(frame, table)
+    kept = {key: angles[key] for key in ("prediction", "response", "random")}
+    store.write_table(median_table(kept, canonical, seed + 4), medians)
+
+
+def stationarity_labels(stationary: np.ndarray, piecewise_linear: bool) -> np.ndarray:
+    """Per realization, in words: ``stationary``, ``not stationary``, or on a piecewise-linear network (ReLU, max
+    pooling) ``not stationary (piecewise-linear network)``: there FV's optima sit on kinks where the gradient does
+    not vanish, so no gradient limit passes them however long FV runs (measured on cnn block3.1: grad_rel
+    0.17-0.20 after 4x the steps); IFV's first-order condition holds there only approximately."""
+    other = "not stationary (piecewise-linear network)" if piecewise_linear else "not stationary"
+    return np.where(stationary, "stationary", other)
 
 
 def run_reoptimize(
@@ -246,24 +328,53 @@ def run_reoptimize(
     )
 
 
-def run_critical_space_figure(critical: str | Path, excluded: tuple[int, ...], out: str | Path) -> None:
-    """The critical spaces of one experiment and how close their complements come to the paper's trivial
-    solutions; headline numbers: the angles for the (n_f - 1)- and (n_f - 1 - |excluded|)-dim spaces."""
+def at_logits(realizations: str | Path, data: str | Path) -> bool:
+    """Whether an FV experiment reads a classifier's logits (identity aggregation, one feature per class of its
+    data set): only there are (1, ..., 1) and e_c of never-seen classes the paper's trivial solutions."""
+    spec = store.read_attrs(realizations, "fv_realizations").get("config") or {}
+    n_f = store.shapes(realizations, "fv_realizations")["responses"][1]
+    return spec.get("aggregation") == "identity" and n_f == len(store.read_attrs(data).get("classes", []))
+
+
+def run_critical_space_figure(
+    critical: str | Path, ifv: str | Path, logits: bool, excluded: tuple[int, ...], out: str | Path
+) -> None:
+    """The distinct critical spaces of one experiment, the median projected angle of IFV in each with the space
+    each selection rule picks, and at the logits (``logits``) how close their complements come to the paper's
+    trivial solutions. Headline numbers: the count and dims of the spaces, both picks, and at the logits the
+    angles for the (n_f - 1)- and (n_f - 1 - |excluded|)-dim spaces."""
     from featflow.plots.fv import critical_space_plot
 
     data = store.read_h5(critical, "fv_critical_space")
+    result, attrs = store.read_h5(ifv, "ifv"), store.read_attrs(ifv, "ifv")
     dims = data["dim"]
     bases = [torch.from_numpy(data["bases"][f"space_{i}"]).double() for i in range(len(dims))]
     n_f = int(bases[0].shape[0])
-    directions = known_directions(n_f, excluded)
-    angles = {
-        name: np.array([angle_to_span(v, complement(b)) if b.shape[1] < n_f else 90.0 for b in bases])
-        for name, v in directions.items()
+    numbers: dict[str, str] = {
+        "distinct critical spaces": f"{len(dims)} (dims {', '.join(str(int(d)) for d in dims)}; paper: 1 for DNcl, "
+        "2 for DN4cl)",
+        "space picked by the paper's rule (best projected angle)": f"dim {attrs['critical_dim_paper']}",
+        "space picked by featflow's rule (angle over chance)": f"dim {attrs['critical_dim_chance']}",
+        "space IFV uses": f"dim {attrs['critical_dim']} (fv.critical_space.select = {attrs['selection_rule']})",
     }
-    numbers: dict[str, str] = {"critical space dims": ", ".join(str(int(d)) for d in dims)}
-    for dim, names in ((n_f - 1, ["ones"]), (n_f - 1 - len(excluded), list(directions))):
-        hit = np.flatnonzero(dims == dim)
-        for name in names:
-            value = f"{angles[name][hit[0]]:.2f}" if len(hit) else "no such space"
-            numbers[f"angle of {name} to the complement of the {dim}-dim C (deg)"] = f"{value} (paper: ~0)"
-    store.save_figure(critical_space_plot(data["rho"], dims, angles, n_f), out, numbers)
+    angles: dict[str, np.ndarray] = {}
+    if logits:
+        angles = {
+            name: np.array([angle_to_span(v, complement(b)) if b.shape[1] < n_f else 90.0 for b in bases])
+            for name, v in known_directions(n_f, excluded).items()
+        }
+        for dim, names in ((n_f - 1, ["ones"]), (n_f - 1 - len(excluded), list(angles))):
+            hit = np.flatnonzero(dims == dim)
+            for name in names:
+                value = f"{angles[name][hit[0]]:.2f}" if len(hit) else "no such space"
+                numbers[f"angle of {name} to the complement of the {dim}-dim C (deg)"] = f"{value} (paper: ~0)"
+    figure = critical_space_plot(
+        data["rho"],
+        dims,
+        angles,
+        n_f,
+        space_dims=result["space_dim"],
+        space_angles=result["space_median_angle"],
+        picks={"paper": int(attrs["critical_dim_paper"]), "chance": int(attrs["critical_dim_chance"])},
+    )
+    store.save_figure(figure, out, numbers)

@@ -26,10 +26,16 @@ def critical_space(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job
 
 
 def critical_space_figure(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
-    """The critical space's spectrum, marking the classes the model never saw."""
-    from featflow.ifv.run import run_critical_space_figure
+    """The critical spaces, the one each selection rule picks, and (at the logits) the trivial solutions."""
+    from featflow.ifv.run import at_logits, run_critical_space_figure
 
-    run_critical_space_figure(inputs[0], tuple(ctx.params.excluded), outputs.critical_space)
+    run_critical_space_figure(
+        inputs.critical,
+        inputs.ifv,
+        at_logits(inputs.realizations, inputs.data),
+        tuple(ctx.params.excluded),
+        outputs.critical_space,
+    )
 
 
 def ifv(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
@@ -45,16 +51,17 @@ def ifv(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
         i.critical,
         outputs.h5,
         outputs.table,
+        outputs.medians,
         ctx.seed,
         ctx.attrs,
     )
 
 
 def ifv_figures(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
-    """Angular-distance histograms and the alpha_j stacked bar."""
+    """Angular-distance histograms (medians per target kind in the labels) and the alpha_j stacked bar."""
     from featflow.plots.fv import plot_ifv
 
-    plot_ifv(inputs[0], outputs.angular, outputs.alpha)
+    plot_ifv(inputs.h5, inputs.medians, outputs.angular, outputs.alpha)
 
 
 def reoptimize(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
