@@ -137,6 +137,14 @@ def write_unit(unit: dict[str, Any], rng: np.random.Generator) -> None:
             "cosine": 0.3,
             "svcca": 0.4,
             "n_pairs": 16,
+            "pool": 1,
+            "p_value_authors": 0.01,
+            "support_median_essential": 12.0,
+            "support_median_adversarial": 20.0,
+            "dc_only_essential": 0.0,
+            "dc_only_adversarial": 0.0,
+            "support_min": 4,
+            "support_ok": True,
         }
         store.write_table(pd.DataFrame([row]), files["table"])
     elif kind == "idcor":
@@ -273,13 +281,13 @@ def test_changing_a_stored_value_changes_the_verdict(run):
     data, attrs = store.read_h5(path), store.read_attrs(path)
     data["bands"]["radial_images"][:, :2] -= 0.4
     store.write_h5(path, "fourier_masks", data, {k: v for k, v in attrs.items() if not k.startswith("featflow_")})
-    # maps that hold only the DC term: the precondition fails (on both seeds)
+    # maps that hold only the DC term (median support 1 < min_support 4): the precondition fails (on both seeds)
     for name in ("cnn", "cnn@s1"):
-        path = root / f"results/frequency/models/{name}/maps.h5"
-        data = store.read_h5(path)
-        data["essential"][:], data["adversarial"][:] = 0.0, 0.0
-        data["essential"][..., 0, 0] = data["adversarial"][..., 0, 0] = 1.0
-        store.write_h5(path, "frequency_maps", data, {})
+        path = root / f"results/frequency/models/{name}/maps.csv"
+        table = pd.read_csv(path).assign(
+            support_median_essential=1.0, support_median_adversarial=1.0, dc_only_essential=0.97, support_ok=False
+        )
+        store.write_table(table, path)
     # a DN4cl network whose 8-dim space's complement misses e_4
     path = root / "results/fv/no4/critical_space.h5"
     data = store.read_h5(path)
@@ -302,7 +310,7 @@ def test_changing_a_stored_value_changes_the_verdict(run):
     assert {key: after.loc[key, "verdict"] for key in changed} == changed
     assert all(before[key] == "reproduced" for key in changed)
     assert "disagree in sign" in after.loc[("robust_masks_low_frequency", "cnn-pgd"), "reason"]
-    assert "only the DC term" in after.loc[("maps_idcor", "cnn"), "reason"]
+    assert "a few gains, not frequencies" in after.loc[("maps_idcor", "cnn"), "reason"]
     unchanged = {key: word for key, word in before.items() if key not in changed}
     assert {key: after.loc[key, "verdict"] for key in unchanged} == unchanged
 

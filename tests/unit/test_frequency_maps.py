@@ -9,12 +9,16 @@ import torch
 
 from featflow.frequency.fourier_masks import predict
 from featflow.frequency.freq_maps import (
+    authors_p_value,
     canonical_correlations,
     frequency_maps,
     idcor_rows,
     map_loss,
     map_rows,
+    map_support,
     mean_cosine,
+    support_record,
+    support_summary,
     svcca,
 )
 from featflow.models.attacks import pgd_linf
@@ -150,3 +154,65 @@ def test_fmn_finds_the_minimal_linf_perturbation_of_a_linear_classifier() -> Non
     found = (x_adv - x).flatten(1).abs().amax(1)
     assert (net(x_adv).argmax(1) != y).all()
     assert (found >= minimal * (1 - 1e-4)).all() and (found <= minimal * 1.05).all(), found / minimal
+
+
+def test_map_support_counts_kept_weights_and_flags_dc_only() -> None:
+    """Issue 27: a map holding only the DC terms is a gain on the mean intensity; weights below 1e-3 of the map's
+    largest do not count."""
+    maps = torch.zeros(3, 2, 8, 8)
+    maps[0, :, 0, 0] = 1.0  # DC of both channels only
+    maps[0, 0, 3, 3] = 5e-4  # below 1e-3 of the largest: not kept
+    maps[1, 0, 0, 0], maps[1, 1, 2, 5], maps[1, 0, 7, 1], maps[1, 1, 4, 4] = 0.5, 0.2, 0.01, 0.9
+    count, dc_only = map_support(maps)  # maps[2] is all zero: keeps nothing
+    np.testing.assert_array_equal(count, [2, 4, 0])
+    np.testing.assert_array_equal(dc_only, [True, False, True])
+
+
+def test_low_support_is_flagged(caplog: pytest.LogCaptureFixture) -> None:
+    maps = torch.zeros(6, 1, 8, 8)
+    maps[:, 0, 0, 0] = 1.0
+    maps[:2, 0, 1:4, 1] = 0.5  # 4 kept weights in 2 maps, DC-only in the other 4
+    record = support_record(maps, maps.clone(), np.ones(6, bool))
+    low = support_summary(record, np.ones(6, bool), min_support=4)
+    assert low["support_median_essential"] == 1.0 and low["dc_only_adversarial"] == pytest.approx(4 / 6)
+    assert not low["support_ok"] and "not applicable" in caplog.text
+    high = support_summary(record, np.arange(6) < 2, min_support=4)  # only the two supported maps paired
+    assert high["support_median_essential"] == 4.0 and high["support_ok"]
+
+
+def test_authors_p_value_is_their_z_score() -> None:
+    """The authors' correlation.py: a function of the other (joint dimension that of one set) gives a z-score far
+    below the shuffles' (p ~ 0); independent maps give p far from 0."""
+    gen = torch.Generator().manual_seed(0)
+    t = torch.rand(200, 2, generator=gen, dtype=torch.float64)
+    lift = torch.randn(2, 16, generator=gen, dtype=torch.float64)
+    a = (t @ lift).reshape(200, 1, 4, 4)
+    z, p = authors_p_value(a, torch.tanh(a), n_shuffles=20, seed=0)
+    assert z < -3 and p < 2e-3
+    other = (torch.rand(200, 2, generator=gen, dtype=torch.float64) @ lift).reshape(200, 1, 4, 4)
+    assert authors_p_value(a, other, n_shuffles=20, seed=0)[1] > 0.05
+
+
+def test_maps_figure_shows_weights_on_a_log_scale_with_axes_and_channel_names() -> None:
+    """Issue 27: the figure was black with one lit pixel per panel (linear scale, no colorbar or axes)."""
+    from matplotlib.colors import LogNorm
+
+    from featflow.plots.frequency import maps_figure
+
+    gen = torch.Generator().manual_seed(0)
+    maps = (torch.rand(2, 6, 3, 8, 8, generator=gen) ** 8).numpy()  # mostly tiny weights, a few large
+    paired = np.ones(6, bool)
+    record = support_record(torch.from_numpy(maps[0]), torch.from_numpy(maps[1]), paired)
+    d = {"essential": maps[0], "adversarial": maps[1], "paired": paired, "support": record}
+    d |= {"keep_essential": paired, "keep_adversarial": paired}
+    row = {"idcor": 0.5, "p_value": 0.02, "p_value_stratified": 0.03, "p_value_authors": 0.01, "cosine": 0.4}
+    row |= {"svcca": 0.3, "linear_cka": 0.2, "attack": "fmn", "pool": 2, "all_converged": True, "steps_max": 90}
+    row |= support_summary(record, paired, min_support=4)
+    fig = maps_figure(d, row)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 6 and all(isinstance(ax.images[0].norm, LogNorm) for ax in panels)
+    assert len(fig.axes) == 6 + 2 + 6  # the map panels, one support histogram per family, a colorbar per panel
+    assert all("cycles" in ax.get_xlabel() for ax in panels)
+    assert {ax.get_title().split(", ")[1].split(" ")[0] for ax in panels} == {"red", "green", "blue"}
+    assert panels[0].images[0].get_extent() == [-4.5, 3.5, -3.5, 4.5]
+    assert "authors' z-score p 0.01" in fig._suptitle.get_text()

@@ -78,8 +78,13 @@ def test_adversarial_maps(dag_run: Path, model: str) -> None:
     assert bool(row["all_converged"]) == bool(
         converged[paired].all() and conv["adversarial_converged"].astype(bool)[paired].all()
     )
+    support = data["support"]
+    assert support["essential"].shape == support["adversarial_dc_only"].shape == (n,)
+    low = min(row["support_median_essential"], row["support_median_adversarial"]) < row["support_min"]
+    assert bool(row["support_ok"]) != bool(low or row["n_pairs"] == 0)
     if row["n_pairs"] >= 4:  # the tiny network may be too inaccurate to leave pairs; then the measures are NaN
         assert 0 < row["p_value"] <= 1 and 0 < row["p_value_stratified"] <= 1 and np.isfinite(row["idcor"])
+        assert 0 <= row["p_value_authors"] <= 1 or np.isnan(row["p_value_authors"])
         assert -1 <= row["cosine"] <= 1 and 0 <= row["linear_cka"] <= 1 + 1e-9 and 0 <= row["svcca"] <= 1 + 1e-9
     else:
         assert np.isnan(row["idcor"]) and np.isnan(row["linear_cka"])

@@ -1,7 +1,7 @@
 """Claims of Karantzas et al. (Fourier masks of essential frequencies) and Basile et al. (essential vs adversarial
 frequency maps; IdCor between layers), and their readers: each model's ``masks.h5`` (accuracies, support, class
-probe in its attributes; per-image radial band energies), ``maps.h5`` (the maps, for their support beyond the
-DC term) and ``maps.csv`` (IdCor, its p-values, the linear measures), each experiment's ``idcor_layers.csv``.
+probe in its attributes; per-image radial band energies), ``maps.h5`` (the maps, their number of permutations)
+and ``maps.csv`` (IdCor, its p-values, the linear measures, the maps' support), each experiment's ``idcor_layers.csv``.
 
 Kinds of experiment: ``masks`` (``frequency.masks.models``; the first is the reference, standard training),
 ``maps`` (``frequency.maps.models``), ``idcor`` (``frequency.idcor.experiments``); replicated over training seeds.
@@ -19,7 +19,6 @@ from featflow.claims.verdict import ALPHA, Reading, not_applicable
 from featflow.seeds import base, replicates
 
 PAPERS = {"masks": "Karantzas et al. 2022", "maps": "Basile et al.", "idcor": "Basile et al. 2025"}
-SUPPORT = 1e-3  # a map weight above this counts as kept (SPEC 3.2)
 MIN_PAIRS = 4
 NEAR_CHANCE = 0.10  # "near chance": within 10 points
 
@@ -143,26 +142,23 @@ def read_probe(unit: Unit, src: Source) -> Reading:
     )
 
 
-def beyond_dc(unit: Unit, src: Source) -> tuple[str | None, str]:
-    """(None or why the maps say nothing beyond a colour gain, a description of their support)."""
-    data = src.h5(unit.files["maps"], "frequency_maps")
-    paired = np.asarray(data["paired"], bool)
-    if paired.sum() < MIN_PAIRS:
-        return f"only {int(paired.sum())} images with both maps kept (need {MIN_PAIRS})", ""
-    maps = np.concatenate([np.asarray(data["essential"])[paired], np.asarray(data["adversarial"])[paired]])
-    kept = maps > SUPPORT
-    nonzero = kept.reshape(len(maps), -1).sum(1)
-    beyond = kept.copy()
-    beyond[..., 0, 0] = False  # the DC term of the unshifted fft2 grid
-    dc_only = ~beyond.reshape(len(maps), -1).any(1)
-    text = f"median {int(np.median(nonzero))} nonzero of {kept[0].size} weights per map, {dc_only.mean():.0%} DC-only"
-    if dc_only.mean() > 0.5:
-        return f"the maps hold only the DC term ({text}): a colour gain, not frequencies", text
+def map_support(unit: Unit, src: Source) -> tuple[str | None, str]:
+    """(None or why the maps say nothing about frequencies, a description of their support) from maps.csv: the
+    median kept weights per map of each family against the run's ``min_support`` (featflow.frequency.freq_maps)."""
+    row = src.table(unit.files["table"]).iloc[0]
+    if int(row["n_pairs"]) < MIN_PAIRS:
+        return f"only {int(row['n_pairs'])} images with both maps kept (need {MIN_PAIRS})", ""
+    text = (
+        f"median {row['support_median_essential']:.1f} / {row['support_median_adversarial']:.1f} kept weights per "
+        f"essential / adversarial map, {row['dc_only_essential']:.0%} / {row['dc_only_adversarial']:.0%} DC-only"
+    )
+    if not bool(row["support_ok"]):
+        return f"the maps keep a few gains, not frequencies ({text}; below {int(row['support_min'])})", text
     return None, text
 
 
 def read_maps_idcor(unit: Unit, src: Source) -> Reading:
-    bad, support = beyond_dc(unit, src)
+    bad, support = map_support(unit, src)
     if bad:
         return not_applicable(bad)
     row = src.table(unit.files["table"]).iloc[0]
@@ -174,12 +170,14 @@ def read_maps_idcor(unit: Unit, src: Source) -> Reading:
     return Reading(
         float(row["idcor"]),
         p=float(row["p_value"]),
-        reason=f"within-class p {float(row['p_value_stratified']):.3g}; {int(row['n_pairs'])} pairs; {support}",
+        reason=f"rank p on {int(row['pool'])}x max-pooled maps (featflow's choice); within-class p "
+        f"{float(row['p_value_stratified']):.3g}; authors' z-score p {float(row['p_value_authors']):.3g} on raw maps; "
+        f"{int(row['n_pairs'])} pairs; {support}",
     )
 
 
 def read_maps_linear(unit: Unit, src: Source) -> Reading:
-    bad, support = beyond_dc(unit, src)
+    bad, support = map_support(unit, src)
     if bad:
         return not_applicable(bad)
     row = src.table(unit.files["table"]).iloc[0]
@@ -270,7 +268,7 @@ CLAIMS = [
         ">",
         0.0,
         f"0 (independent maps), p <= {ALPHA:g}",
-        "maps with support beyond the DC term; 4+ pairs; enough permutations to reach p 0.05",
+        "median map support >= frequency.maps.min_support weights; 4+ pairs; enough permutations to reach p 0.05",
         "maps",
         "results/frequency/models/{name}/maps.png",
         read_maps_idcor,
@@ -283,7 +281,7 @@ CLAIMS = [
         ">",
         0.0,
         "0",
-        "maps with support beyond the DC term; 4+ pairs",
+        "median map support >= frequency.maps.min_support weights; 4+ pairs",
         "maps",
         "results/frequency/models/{name}/maps.png",
         read_maps_linear,

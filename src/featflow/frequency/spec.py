@@ -65,6 +65,8 @@ class MapsSpec(Spec):
     attack_step: float = 0.25
     pool: int = 1
     n_perm: int = 100
+    authors_shuffles: int = 50
+    min_support: int = 4
 
 
 @dataclasses.dataclass(frozen=True)

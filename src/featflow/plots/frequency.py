@@ -84,42 +84,79 @@ def mask_gallery(data: dict[str, dict], summary: pd.DataFrame) -> Figure:
     return fig
 
 
+CHANNEL_NAMES = {1: ("gray",), 3: ("red", "green", "blue")}
+
+
+def channel_names(n_channels: int) -> tuple[str, ...]:
+    """Display names of the image channels: gray, red / green / blue, or numbered."""
+    return CHANNEL_NAMES.get(n_channels, tuple(f"channel {c}" for c in range(n_channels)))
+
+
+def frequency_extent(height: int, width: int) -> tuple[float, float, float, float]:
+    """imshow extent of an fftshifted (H, W) grid in cycles per image: f_x to the right, f_y up, 0 at the center
+    pixel (H // 2, W // 2) as in :func:`featflow.frequency.fourier_masks.band_index`."""
+    return (-(width // 2) - 0.5, width - 1 - width // 2 + 0.5, -(height - 1 - height // 2) - 0.5, height // 2 + 0.5)
+
+
 def maps_figure(d: dict, row: dict) -> Figure:
-    """Mean fftshifted essential and adversarial maps per channel (kept pairs), titled with the correlation
-    measures ``row`` (IdCor, p-value, cosine, SVCCA, CKA) and the maps' convergence (flagged in red when any
-    kept map did not converge)."""
+    """Mean fftshifted essential and adversarial maps per channel (kept pairs) on a log colour scale with a
+    colorbar, axes in cycles per image, and each family's support per map (kept weights above 1e-3 of the map's
+    largest; the ``min_support`` threshold dashed). The title gives the correlation measures ``row`` (IdCor with
+    its rank, within-class and authors' p, cosine, SVCCA, CKA), in red the support or convergence flags."""
+    from matplotlib.colors import LogNorm
+
     paired = d["paired"].astype(bool)
     kept = {"essential": d["keep_essential"].astype(bool), "adversarial": d["keep_adversarial"].astype(bool)}
     # the kept pairs; with none (an inaccurate network), each family's own kept maps, or all of them
     choice = {k: paired if paired.any() else (v if v.any() else np.ones_like(v)) for k, v in kept.items()}
     maps = {k: d[k][choice[k]] for k in kept}
-    n_ch = maps["essential"].shape[1]
-    fig, axes = plt.subplots(2, n_ch, figsize=(2.2 * n_ch, 4.4), squeeze=False)
+    n_ch, height, width = maps["essential"].shape[1:]
+    names = channel_names(n_ch)
+    fig, axes = plt.subplots(2, n_ch + 1, figsize=(2.8 * n_ch + 2.8, 5.2), squeeze=False)
     for r, (kind, m) in enumerate(maps.items()):
         mean = np.fft.fftshift(m.mean(0), axes=(-2, -1))
-        top = max(float(mean.max()), 1e-12)  # the L1 penalty leaves small weights: scale to the family's maximum
+        top = max(float(mean.max()), 1e-12)
+        norm = LogNorm(vmin=top * 1e-4, vmax=top)  # four decades: the L1 penalty leaves most weights near 0
         for c in range(n_ch):
-            axes[r, c].imshow(mean[c], cmap="magma", vmin=0, vmax=top)
-            label = f"{kind}, channel {c}" + (f"\n(scale 0-{top:.2g}, mean weight {mean.mean():.1e})" if c == 0 else "")
-            axes[r, c].set_title(label, fontsize=6)
-            axes[r, c].axis("off")
+            ax = axes[r, c]
+            image = ax.imshow(
+                np.clip(mean[c], top * 1e-4, None), cmap="magma", norm=norm, extent=frequency_extent(height, width)
+            )
+            ax.set_title(f"{kind} map, {names[c]} (mean of {len(m)})", fontsize=7)
+            ax.set_xlabel("f_x (cycles / image)", fontsize=6)
+            ax.set_ylabel("f_y (cycles / image)", fontsize=6)
+            ax.tick_params(labelsize=6)
+            fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
+        support = np.asarray(d["support"][kind])[choice[kind]]
+        hist = axes[r, n_ch]
+        hist.hist(support, bins=np.arange(support.max() + 2) - 0.5 if support.max() < 40 else 30, color="grey")
+        hist.axvline(float(row["support_min"]), color="crimson", ls="--", lw=0.8)
+        dc_only = float(np.asarray(d["support"][f"{kind}_dc_only"])[choice[kind]].mean())
+        hist.set_title(f"{kind}: support per map\nmedian {np.median(support):.1f}, DC-only {dc_only:.0%}", fontsize=7)
+        hist.set_xlabel(f"kept weights of {n_ch * height * width} (> 1e-3 of max)", fontsize=6)
+        hist.set_ylabel("maps", fontsize=6)
+        hist.tick_params(labelsize=6)
+    flags = []
     if paired.sum() and np.isfinite(row["idcor"]):
         title = (
-            f"{int(paired.sum())} pairs ({row['attack']}): IdCor {row['idcor']:.2f} (p {row['p_value']:.3g}, "
-            f"within-class p {row['p_value_stratified']:.3g}) on "
-            f"standardized maps; on raw maps cosine {row['cosine']:.2f}, SVCCA {row['svcca']:.2f}, "
-            f"CKA {row['linear_cka']:.2f}"
+            f"{int(paired.sum())} pairs ({row['attack']}): IdCor {row['idcor']:.2f} (rank p {row['p_value']:.3g}, "
+            f"within-class p {row['p_value_stratified']:.3g}, on standardized {int(row['pool'])}x max-pooled "
+            f"maps; authors' z-score p {row['p_value_authors']:.3g} on raw unpooled maps)\non the pooled, "
+            f"unstandardized maps cosine "
+            f"{row['cosine']:.2f}, SVCCA {row['svcca']:.2f}, CKA {row['linear_cka']:.2f}"
         )
     else:
         title = f"{int(paired.sum())} kept pairs: too few to correlate"
+    if not bool(row["support_ok"]):
+        flags.append(f"SUPPORT below {int(row['support_min'])} weights per map: comparison not applicable")
     if not bool(row["all_converged"]):
-        title += (
-            f"\nNOT CONVERGED: converged share {row['converged_essential']:.2f} essential, "
+        flags.append(
+            f"NOT CONVERGED: converged share {row['converged_essential']:.2f} essential, "
             f"{row['converged_adversarial']:.2f} adversarial after {int(row['steps_max'])} steps"
         )
-    else:
-        title += f"\nall maps converged (at most {int(row['steps_max'])} steps)"
-    fig.suptitle(title, fontsize=8, color="k" if bool(row["all_converged"]) else "crimson")
+    title += "\n" + ("; ".join(flags) if flags else f"all maps converged (at most {int(row['steps_max'])} steps)")
+    fig.suptitle(title, fontsize=7, color="crimson" if flags else "k")
+    fig.tight_layout()
     return fig
 
 
