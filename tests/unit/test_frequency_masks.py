@@ -12,6 +12,7 @@ from featflow.frequency.fourier_masks import (
     apply_mask,
     band_energies,
     complement,
+    complement_support,
     invariance_loss,
     learn_dataset_mask,
     learn_image_masks,
@@ -111,8 +112,9 @@ def test_a_returned_dataset_mask_meets_its_criterion_or_is_flagged(setup, lam, l
 def test_image_masks_keep_the_band_all_at_once(setup) -> None:
     net, x, y, band = setup
     spec = ImageMaskSpec(lam=0.07, lr=0.05, max_steps=150, patience=20, tol=1e-4, n_images=8, batch_size=8)
-    masks, steps = learn_image_masks(net, x[:8], y[:8], spec, mask_shape("shared", 1, SIZE, SIZE), "cpu")
-    assert masks.shape == (8, 1, SIZE, SIZE) and steps.shape == (8,)
+    fit = learn_image_masks(net, x[:8], y[:8], spec, mask_shape("shared", 1, SIZE, SIZE), "cpu")
+    masks, steps = fit.masks, fit.steps
+    assert masks.shape == (8, 1, SIZE, SIZE) and steps.shape == fit.converged.shape == (8,)
     outside = masks[:, 0][:, band == 0]
     inside = masks[:, 0][:, band > 0]
     assert outside.max() < 0.05
@@ -234,3 +236,28 @@ def test_pgd_adversarial_training_runs_on_adversarial_batches(monkeypatch) -> No
     assert len(calls) == 2  # two clean warm-up epochs, then PGD on both batches of the third
     for name in ("scale", "translate", "rotate"):
         assert train_mod.augmentation(name)(split.x[:4]).shape == (4, 3, 16, 16)
+
+
+def test_image_mask_convergence_is_recorded_per_mask(setup) -> None:
+    """Issue 27: every chunk stopped at one step and no mask recorded whether it met the stopping rule. Any loss
+    change counts as stable (tol huge): each mask converges once its prediction and loss held for ``patience``
+    steps, at step ``patience + 1`` (the first step has no previous loss); with tol 0 none converges and each runs
+    to max_steps."""
+    net, x, y, _ = setup
+    shape = mask_shape("shared", 1, SIZE, SIZE)
+    kw = {"lam": 0.07, "lr": 0.05, "n_images": 6, "batch_size": 4}
+    fit = learn_image_masks(net, x[:6], y[:6], ImageMaskSpec(max_steps=40, patience=7, tol=1e9, **kw), shape, "cpu")
+    assert fit.converged.all() and (fit.steps == 8).all()
+    torch.testing.assert_close(fit.masks[:, :, 0, 0], torch.ones(6, 1), atol=0.5, rtol=0)  # stopped early
+    stuck = learn_image_masks(net, x[:6], y[:6], ImageMaskSpec(max_steps=12, patience=3, tol=0.0, **kw), shape, "cpu")
+    assert not stuck.converged.any() and (stuck.steps == 12).all()
+
+
+def test_complement_support_is_the_share_of_dropped_frequencies() -> None:
+    """Issue 27: a mask with no zero weight has an empty complement (the blank image), support 0."""
+    full = torch.full((1, 4, 4), 0.05)
+    assert complement_support(full) == 0.0
+    sparse = full.clone()
+    sparse[0, :2, :] = 0.0
+    assert complement_support(sparse) == 0.5
+    np.testing.assert_array_equal(complement_support(torch.stack([full, sparse])), [0.0, 0.5])

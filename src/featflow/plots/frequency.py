@@ -52,7 +52,8 @@ def band_differences(bands: pd.DataFrame, family: str, summary: pd.DataFrame) ->
 
 
 def mask_gallery(data: dict[str, dict], summary: pd.DataFrame) -> Figure:
-    """Per model (rows): fftshifted data-set mask (flagged when it missed its stopping criterion), mean
+    """Per model (rows): fftshifted data-set mask (flagged when it missed its stopping criterion or its complement
+    is empty; the complement accuracy with the share of frequencies it keeps), mean
     per-image mask, and a few images seen through their per-image masks. ``data`` maps model name -> contents of
     its masks HDF5 file plus ``masked``, the example images seen through their masks (N_examples, C, H, W);
     ``summary`` is the comparison's per-model table."""
@@ -65,11 +66,17 @@ def mask_gallery(data: dict[str, dict], summary: pd.DataFrame) -> Figure:
         masked = d["masked"]
         met = bool(info["criterion_met"])
         row[0].imshow(shifted, cmap="magma", vmin=0, vmax=1)
+        empty = not info["complement_support"] > 0
+        complement = (
+            "complement EMPTY (blank image)"
+            if empty
+            else f"complement acc {info['complement_acc']:.1%} on {info['complement_support']:.1%} of freqs"
+        )
         row[0].set_title(
-            f"{name}: data-set mask\nacc {info['masked_acc']:.1%} of clean {info['clean_acc']:.1%}"
+            f"{name}: data-set mask\nacc {info['masked_acc']:.1%} of clean {info['clean_acc']:.1%}\n{complement}"
             + ("" if met else "\nMISSED 99% criterion"),
             fontsize=6,
-            color="k" if met else "crimson",
+            color="k" if met and not empty else "crimson",
         )
         row[1].imshow(mean_img, cmap="magma", vmin=0, vmax=1)
         row[1].set_title(
@@ -112,7 +119,7 @@ def maps_figure(d: dict, row: dict) -> Figure:
     maps = {k: d[k][choice[k]] for k in kept}
     n_ch, height, width = maps["essential"].shape[1:]
     names = channel_names(n_ch)
-    fig, axes = plt.subplots(2, n_ch + 1, figsize=(2.8 * n_ch + 2.8, 5.2), squeeze=False)
+    fig, axes = plt.subplots(2, n_ch + 1, figsize=(max(7.5, 2.8 * n_ch + 2.8), 5.4), squeeze=False)
     for r, (kind, m) in enumerate(maps.items()):
         mean = np.fft.fftshift(m.mean(0), axes=(-2, -1))
         top = max(float(mean.max()), 1e-12)
@@ -140,8 +147,8 @@ def maps_figure(d: dict, row: dict) -> Figure:
     if paired.sum() and np.isfinite(row["idcor"]):
         title = (
             f"{int(paired.sum())} pairs ({row['attack']}): IdCor {row['idcor']:.2f} (rank p {row['p_value']:.3g}, "
-            f"within-class p {row['p_value_stratified']:.3g}, on standardized {int(row['pool'])}x max-pooled "
-            f"maps; authors' z-score p {row['p_value_authors']:.3g} on raw unpooled maps)\non the pooled, "
+            f"within-class p {row['p_value_stratified']:.3g},\non standardized {int(row['pool'])}x max-pooled "
+            f"maps; authors' z-score p {row['p_value_authors']:.3g} on raw unpooled maps); on the pooled, "
             f"unstandardized maps cosine "
             f"{row['cosine']:.2f}, SVCCA {row['svcca']:.2f}, CKA {row['linear_cka']:.2f}"
         )
