@@ -120,7 +120,7 @@ def write_unit(unit: dict[str, Any], rng: np.random.Generator) -> None:
         comp = np.where(rng.uniform(size=300) < 0.12, labels, (labels + 1) % 10)
         arrays = {
             "labels": labels,
-            "predictions": {"clean": clean, "masked": masked, "complement": comp},
+            "predictions": {"clean": clean, "masked": masked, "complement": comp, "labels": labels},
             "indices": np.arange(32),
             "image_masks": rng.uniform(0, 1, (32, 1, 8, 8)),
             "bands": {"radial_images": radial},

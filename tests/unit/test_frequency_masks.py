@@ -13,6 +13,7 @@ from featflow.frequency.fourier_masks import (
     band_energies,
     complement,
     complement_support,
+    holdout_parts,
     invariance_loss,
     learn_dataset_mask,
     learn_image_masks,
@@ -66,9 +67,8 @@ def setup() -> tuple[LowPassNet, torch.Tensor, torch.Tensor, torch.Tensor]:
 def test_dataset_mask_keeps_the_band_and_drops_the_rest(setup) -> None:
     net, x, y, band = setup
     spec = DatasetMaskSpec(lam=0.2, lr=0.05, epochs=40, batch_size=64, target_ratio=1.0, stall=0.0)
-    fit = learn_dataset_mask(
-        net, x, y, spec, mask_shape("shared", 1, SIZE, SIZE), "cpu", torch.Generator().manual_seed(0)
-    )
+    shape, gen = mask_shape("shared", 1, SIZE, SIZE), torch.Generator().manual_seed(0)
+    fit = learn_dataset_mask(net, x[:96], y[:96], spec, shape, "cpu", gen, (x[96:], y[96:]))
     mask, history = fit.mask, fit.history
     informative = band.clone()
     informative[0, 0] = 0  # the zero frequency carries no class information (zero-sum weights)
@@ -100,10 +100,10 @@ def test_a_returned_dataset_mask_meets_its_criterion_or_is_flagged(setup, lam, l
     setting, a penalty 250x the paper's, wipes the mask out: it cannot meet it)."""
     net, x, y, _ = setup
     spec = DatasetMaskSpec(lam=lam, lr=lr, epochs=epochs, batch_size=64, target_ratio=0.99, stall=0.0)
-    fit = learn_dataset_mask(
-        net, x, y, spec, mask_shape("shared", 1, SIZE, SIZE), "cpu", torch.Generator().manual_seed(0)
-    )
-    accuracy = (predict(net, x, fit.mask)[0] == y).float().mean().item()
+    shape, gen = mask_shape("shared", 1, SIZE, SIZE), torch.Generator().manual_seed(0)
+    fit = learn_dataset_mask(net, x[:96], y[:96], spec, shape, "cpu", gen, (x[96:], y[96:]))
+    accuracy = (predict(net, x[96:], fit.mask)[0] == y[96:]).float().mean().item()  # chosen on the validation part
+    assert fit.history[fit.epoch - 1]["masked_acc"] == pytest.approx(accuracy)
     assert fit.criterion_met == (accuracy >= spec.target_ratio * 1.0)  # labels are the net's own: clean acc 1
     assert fit.criterion_met == (lam < 1)
     assert 1 <= fit.epoch <= len(fit.history) <= epochs
@@ -261,3 +261,11 @@ def test_complement_support_is_the_share_of_dropped_frequencies() -> None:
     sparse[0, :2, :] = 0.0
     assert complement_support(sparse) == 0.5
     np.testing.assert_array_equal(complement_support(torch.stack([full, sparse])), [0.0, 0.5])
+
+
+def test_holdout_parts_are_disjoint_and_cover_the_images() -> None:
+    """Issue 27: the data-set mask was fit, its epoch chosen and its accuracy measured on the same 300 images."""
+    fit, val, test = holdout_parts(600, 0.5, 0.25)
+    assert (fit, val, test) == (slice(0, 300), slice(300, 450), slice(450, 600))
+    with pytest.raises(ValueError, match="max_samples"):
+        holdout_parts(8, 0.5, 0.5)

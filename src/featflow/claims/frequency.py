@@ -65,27 +65,35 @@ def _masks(unit: Unit, src: Source, role: str = "masks") -> tuple[dict[str, Any]
     return src.attrs(unit.files[role], "fourier_masks"), src.h5(unit.files[role], "fourier_masks")
 
 
-def _correct(data: dict[str, Any], which: str) -> np.ndarray | None:
-    """Per image, whether the network is right on the ``which`` (clean, masked, complement) images; None when the
-    file predates the stored predictions."""
+IN_SAMPLE = (
+    "no held-out accuracies: the file predates the fit / validation / test split and measured them on the images "
+    "the mask was fit on (rerun fourier_mask)"
+)
+
+
+def _held_out(data: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    """Per held-out test image (never used to fit or choose the mask), whether the network is right on the clean,
+    masked and complement images, and the labels; None when the file keeps no held-out predictions."""
     preds = data.get("predictions") or {}
-    return (np.asarray(preds[which]) == np.asarray(data["labels"])).astype(float) if which in preds else None
-
-
-BINOMIAL = "CI: normal approximation (the file keeps no per-image predictions; rerun fourier_mask)"
+    if "labels" not in preds:
+        return None
+    labels = np.asarray(preds["labels"])
+    right = {k: (np.asarray(preds[k]) == labels).astype(float) for k in ("clean", "masked", "complement")}
+    return {**right, "labels": labels}
 
 
 def read_masked_accuracy(unit: Unit, src: Source) -> Reading:
     attrs, data = _masks(unit, src)
-    n = len(data["labels"])
+    held = _held_out(data)
+    if held is None:
+        return not_applicable(IN_SAMPLE)
     clean, masked = float(attrs["clean_acc"]), float(attrs["masked_acc"])
-    text = f"masked {masked:.3f} of clean {clean:.3f} on {n} images (support {float(attrs['support']):.3f})"
-    right, right_masked = _correct(data, "clean"), _correct(data, "masked")
-    if right is not None and right_masked is not None:
-        value, low, high = bootstrap(mean, (right_masked - right,), unit.boot_seed)
-        return Reading(value, low, high, reason=f"{text}; paired bootstrap over images")
-    low, high = binomial_ci(masked, n)
-    return Reading(masked - clean, low - clean, high - clean, reason=f"{text}; {BINOMIAL}")
+    value, low, high = bootstrap(mean, (held["masked"] - held["clean"],), unit.boot_seed)
+    text = (
+        f"masked {masked:.3f} of clean {clean:.3f} on {len(held['labels'])} held-out images "
+        f"(support {float(attrs['support']):.3f})"
+    )
+    return Reading(value, low, high, reason=f"{text}; paired bootstrap over images")
 
 
 def read_complement(unit: Unit, src: Source) -> Reading:
@@ -95,16 +103,15 @@ def read_complement(unit: Unit, src: Source) -> Reading:
         return not_applicable(
             f"the mask keeps every frequency (support {support:.3f}): its complement is a blank image"
         )
-    labels = np.asarray(data["labels"])
+    held = _held_out(data)
+    if held is None:
+        return not_applicable(IN_SAMPLE)
+    labels = held["labels"]
     chance = float(np.bincount(labels).max() / labels.size)
     comp = float(attrs["complement_acc"])
-    text = f"complement {comp:.3f}, chance {chance:.3f} (support {support:.3f})"
-    right = _correct(data, "complement")
-    if right is not None:
-        value, low, high = bootstrap(mean, (right - chance,), unit.boot_seed)
-        return Reading(value, low, high, reason=f"{text}; bootstrap over images")
-    low, high = binomial_ci(comp, labels.size)
-    return Reading(comp - chance, low - chance, high - chance, reason=f"{text}; {BINOMIAL}")
+    value, low, high = bootstrap(mean, (held["complement"] - chance,), unit.boot_seed)
+    text = f"complement {comp:.3f} on {1 - support:.1%} of the frequencies, chance {chance:.3f}"
+    return Reading(value, low, high, reason=f"{text}; {labels.size} held-out images, bootstrap over images")
 
 
 def read_low_frequency(unit: Unit, src: Source) -> Reading:

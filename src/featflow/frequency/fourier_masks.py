@@ -115,18 +115,21 @@ def learn_dataset_mask(
     shape: tuple[int, int, int],
     device: torch.device | str,
     generator: torch.Generator,
+    validation: tuple[torch.Tensor, torch.Tensor],
 ) -> DatasetMaskFit:
-    """One mask (Cm, H, W) for the whole set ``x`` (N, C, H, W) with true labels ``y`` (N,).
+    """One mask (Cm, H, W) for the images ``x`` (N, C, H, W) with true labels ``y`` (N,).
 
     Adam with a one-cycle schedule over minibatches of per-image losses. As in the authors' code, the mask kept
-    is the latest one whose masked accuracy reached ``target_ratio`` of the clean accuracy; training stops
+    is the latest one whose masked accuracy reached ``target_ratio`` of the clean accuracy, both measured on the
+    ``validation`` images and labels (not used to fit; the accuracy reported is on a third part); training stops
     after an epoch that meets it with the density (mean weight) moving less than ``stall``. A mask that never
     met it is returned flagged (``criterion_met`` False) and logged as a warning.
     """
     n = x.shape[0]
     _, clean_logits = predict(model, x, device=device)
     ce_clean = F.cross_entropy(clean_logits, y, reduction="none")
-    clean_acc = (clean_logits.argmax(1) == y).float().mean().item()
+    x_val, y_val = validation
+    clean_acc = (predict(model, x_val, device=device)[0] == y_val).float().mean().item()
     mask = torch.ones(shape, device=device, requires_grad=True)
     opt = torch.optim.Adam([mask], lr=spec.lr)
     steps_per_epoch = math.ceil(n / spec.batch_size)
@@ -146,10 +149,10 @@ def learn_dataset_mask(
             sched.step()
             with torch.no_grad():
                 mask.clamp_(0.0, 1.0)
-        pred, _ = predict(model, x, mask.detach(), device=device)
+        pred, _ = predict(model, x_val, mask.detach(), device=device)
         row = {
             "epoch": epoch + 1,
-            "masked_acc": (pred == y).float().mean().item(),
+            "masked_acc": (pred == y_val).float().mean().item(),
             "density": mask.detach().mean().item(),
             "loss": loss.item(),
         }
@@ -163,8 +166,8 @@ def learn_dataset_mask(
                 break
     if kept is None:
         log.warning(
-            "dataset mask: masked accuracy never reached frequency.masks.dataset_mask.target_ratio %.3f x clean "
-            "accuracy %.4f in %d epochs (last %.4f): the mask is flagged criterion_met = False",
+            "dataset mask: masked validation accuracy never reached frequency.masks.dataset_mask.target_ratio %.3f "
+            "x clean accuracy %.4f in %d epochs (last %.4f): the mask is flagged criterion_met = False",
             spec.target_ratio,
             clean_acc,
             spec.epochs,
@@ -295,6 +298,18 @@ def mask_probe(masks: np.ndarray, labels: np.ndarray, folds: int, seed: int) -> 
     return float(real), float(shuffled)
 
 
+def holdout_parts(n: int, fit_fraction: float, val_fraction: float) -> tuple[slice, slice, slice]:
+    """Disjoint fit, validation and test slices of ``n`` images (in that order, each non-empty): the data-set mask
+    is fit on the first, its epoch chosen on the second, its accuracies measured on the third."""
+    n_fit, n_val = round(n * fit_fraction), round(n * val_fraction)
+    if min(n_fit, n_val, n - n_fit - n_val) < 1:
+        raise ValueError(
+            f"frequency.masks: max_samples {n} with fit_fraction {fit_fraction} and val_fraction {val_fraction} "
+            "leaves an empty fit, validation or test part; raise max_samples or lower the fractions"
+        )
+    return slice(0, n_fit), slice(n_fit, n_fit + n_val), slice(n_fit + n_val, n)
+
+
 def seeded_test_images(
     data_path: str | Path, n: int, seed: int, key: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator]:
@@ -322,20 +337,26 @@ def fourier_mask_analysis(
     band energies and class probe, written to ``out_path`` (HDF5 kind ``fourier_masks``).
 
     The evaluated images are the first ``max_samples`` of a seeded permutation of the test split, so that two
-    models evaluated with the same seed see the same images (their masks are compared image by image).
+    models evaluated with the same seed see the same images (their masks are compared image by image). The
+    data-set mask is fit on their first part, its epoch chosen on the second, and its clean, masked and complement
+    accuracies measured on the third (:func:`holdout_parts`); per-image masks are fit on the first images.
     """
     model, _ = load_checkpoint(checkpoint, device)
     x, y, keep, generator = seeded_test_images(data_path, spec.max_samples, seed, "frequency.masks.dataset")
     shape = mask_shape(spec.channels, *x.shape[1:])
-    fit = learn_dataset_mask(model, x, y, spec.dataset_mask, shape, device, generator)
+    part_fit, part_val, part_test = holdout_parts(x.shape[0], spec.fit_fraction, spec.val_fraction)
+    fit = learn_dataset_mask(
+        model, x[part_fit], y[part_fit], spec.dataset_mask, shape, device, generator, (x[part_val], y[part_val])
+    )
     mask, history = fit.mask, fit.history
-    clean_pred, _ = predict(model, x, device=device)
-    masked_pred, _ = predict(model, x, mask, device=device)
-    comp_pred, _ = predict(model, x, complement(mask), device=device)
+    x_test, y_test = x[part_test], y[part_test]
+    clean_pred, _ = predict(model, x_test, device=device)
+    masked_pred, _ = predict(model, x_test, mask, device=device)
+    comp_pred, _ = predict(model, x_test, complement(mask), device=device)
     comp_support = complement_support(mask)
 
     n_img = min(spec.image_masks.n_images, x.shape[0])
-    xi, target = x[:n_img], clean_pred[:n_img]
+    xi, target = x[:n_img], predict(model, x[:n_img], device=device)[0]
     image_fit = learn_image_masks(model, xi, target, spec.image_masks, shape, device)
     img_masks, steps = image_fit.masks, image_fit.steps
     if not image_fit.converged.all():
@@ -355,12 +376,15 @@ def fourier_mask_analysis(
     radial_d, angular_d = band_energies(mask[None], spec.n_bands)
     radial_i, angular_i = band_energies(img_masks, spec.n_bands)
     summary = {
-        "clean_acc": (clean_pred == y).float().mean().item(),
-        "masked_acc": (masked_pred == y).float().mean().item(),
+        "n_fit": part_fit.stop,
+        "n_validation": part_val.stop - part_val.start,
+        "n_test": part_test.stop - part_test.start,
+        "clean_acc": (clean_pred == y_test).float().mean().item(),
+        "masked_acc": (masked_pred == y_test).float().mean().item(),
         "criterion_met": fit.criterion_met,
         "mask_epoch": fit.epoch,
         # an empty complement is the blank image: its accuracy is the class share, not a test (refused: NaN)
-        "complement_acc": (comp_pred == y).float().mean().item() if comp_support > 0 else float("nan"),
+        "complement_acc": (comp_pred == y_test).float().mean().item() if comp_support > 0 else float("nan"),
         "complement_support": comp_support,
         "density": mask.mean().item(),
         "support": (mask > 0).float().mean().item(),
@@ -392,7 +416,12 @@ def fourier_mask_analysis(
         "labels": y.numpy(),
         "image_targets": target.numpy(),
         # per-image predictions on the evaluated images: paired CIs of masked vs clean accuracy (featflow.claims)
-        "predictions": {"clean": clean_pred.numpy(), "masked": masked_pred.numpy(), "complement": comp_pred.numpy()},
+        "predictions": {
+            "clean": clean_pred.numpy(),
+            "masked": masked_pred.numpy(),
+            "complement": comp_pred.numpy(),
+            "labels": y_test.numpy(),  # the held-out test part's, not used to fit or choose the mask
+        },
         "image_steps": steps,
         "image_converged": image_fit.converged,
         "history": {k: np.asarray([row[k] for row in history]) for k in history[0]},

@@ -39,6 +39,8 @@ class MasksSpec(Spec):
     models: tuple[str, ...] = ("cnn",)
     dataset: str = "planted"
     max_samples: int = 1000
+    fit_fraction: float = 0.5
+    val_fraction: float = 0.25
     channels: str = "shared"
     n_bands: int = 16
     probe_folds: int = 5
