@@ -71,11 +71,13 @@ def write_unit(unit: dict[str, Any], rng: np.random.Generator) -> None:
                 "complexity": k,
                 "importance_abs": 1 - k + noise,
                 "redundancy_p0.5": 1 - k + noise,
+                "participation": 40 - 30 * k + 10 * noise,
                 "sensitivity_s0.1": k + noise,
                 "sensitivity_s0.5": -k,  # at chance: left out
             }
         )
         table.attrs = {"accuracy": 0.95, "accuracy_reconstructed": 0.949, "noise_at_chance": ["0.5"]}
+        table.attrs.update({"redundancy_masks": 5000, "redundancy_seed_rho": {"0.5": [-0.95, -0.94, -0.95]}})
         store.write_table(table, Path(files["table"]).with_suffix(".csv"), files["table"])
         factors = pd.DataFrame({"factor": ["color", "orientation", "parity"], "complexity": [0.01, 0.2, 0.7]})
         store.write_table(factors, files["factors"])
@@ -221,6 +223,7 @@ EXPECTED = {
     ("complexity_importance", "planted"): "reproduced",
     ("complexity_sensitivity", "planted"): "reproduced",
     ("complexity_redundancy", "planted-res"): "reproduced",
+    ("complexity_localization", "planted"): "reproduced",
     ("dictionary_keeps_accuracy", "planted"): "reproduced",
     ("planted_factor_order", "planted"): "reproduced",
     ("flow_retention", "planted-res"): "reproduced",

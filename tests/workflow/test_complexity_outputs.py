@@ -38,6 +38,7 @@ def test_feature_table(dag_run: Path) -> None:
         "iv_input",
         "iv_act",
         "redundancy_p0.5",
+        "participation",
         "sensitivity_s0.1",
         "sensitivity_s0.5",
         "importance",
@@ -46,6 +47,8 @@ def test_feature_table(dag_run: Path) -> None:
         "usage",
     }
     assert expected <= set(table.columns)
+    assert len(table.attrs["redundancy_seed_rho"]["0.5"]) == table.attrs["redundancy_mask_seeds"] == 2  # tiny.yaml
+    assert ((table["participation"] >= 1) | table["participation"].isna()).all()
     alive = table.dropna(subset=["complexity"])
     assert ((alive["complexity"] >= 0) & (alive["complexity"] <= 1)).all()
     assert np.allclose(alive["complexity"], 1 - alive.filter(like="iv_").mean(axis=1))
@@ -123,6 +126,8 @@ def test_every_complexity_figure_carries_this_runs_numbers(dag_run: Path) -> Non
     for sigma, bad in zip(rob["sigmas"], rob["at_chance"], strict=True):
         assert (f"rho(K, sensitivity_s{sigma:g})" in numbers["relations"]) is not bool(bad)
     assert "[" in numbers["relations"]["rho(K, redundancy_p0.5)"]  # a bootstrap interval
+    assert "[" in numbers["relations"]["rho(K, participation ratio of X^T z_i)"]
+    assert any(key.startswith("rho(K, redundancy_p0.5) per mask seed") for key in numbers["relations"])
     factors = pd.read_csv(dag_run / CX / "factors.csv").set_index("factor")["complexity"]
     assert numbers["iv_curves"]["K(parity)"] == f"{factors['parity']:.3f}"
     assert numbers["iv_curves"]["planted ranking K(color) < K(orientation) < K(parity)"] == "holds"

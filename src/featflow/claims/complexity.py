@@ -86,11 +86,36 @@ def read_sensitivity(unit: Unit, src: Source) -> Reading:
 
 
 def read_redundancy(unit: Unit, src: Source) -> Reading:
+    """rho(K, redundancy) at the first drop fraction, its interval the bootstrap CI over features widened to the
+    rhos of the single mask seeds and to rho +- their range: a spread across mask draws that straddles 0 or
+    exceeds the effect leaves the claim inconclusive."""
     table = src.table(unit.files["table"])
     columns = [c for c in table.columns if c.startswith("redundancy_p")]
     if not columns:
         return not_applicable("no redundancy column in the feature table")
-    return _rho(table["complexity"], table[columns[0]], unit, columns[0])
+    reading = _rho(table["complexity"], table[columns[0]], unit, columns[0])
+    seeds = np.asarray(table.attrs.get("redundancy_seed_rho", {}).get(columns[0].removeprefix("redundancy_p"), []))
+    seeds = seeds[np.isfinite(seeds)]
+    if seeds.size < 2:
+        return not_applicable("redundancy from fewer than 2 mask seeds: its spread over mask draws is not measured")
+    if not reading.ok:
+        return reading
+    spread = float(np.ptp(seeds))
+    masks = table.attrs.get("redundancy_masks")
+    return replace(
+        reading,
+        low=min(reading.low, float(seeds.min()), reading.value - spread),
+        high=max(reading.high, float(seeds.max()), reading.value + spread),
+        reason=f"{reading.reason}; rho over {seeds.size} mask seeds of {masks} masks {seeds.min():+.3f} .. "
+        f"{seeds.max():+.3f} (range {spread:.3f}); interval: bootstrap CI widened by that range",
+    )
+
+
+def read_localization(unit: Unit, src: Source) -> Reading:
+    table = src.table(unit.files["table"])
+    if "participation" not in table.columns:
+        return not_applicable("no participation column in the feature table")
+    return _rho(table["complexity"], table["participation"], unit, "participation ratio")
 
 
 def read_reconstruction(unit: Unit, src: Source) -> Reading:
@@ -179,15 +204,30 @@ CLAIMS = [
     Claim(
         "complexity_redundancy",
         PAPER,
-        "Spearman rho(K, redundancy) (CKA under random neuron drop-out)",
+        "Spearman rho(K, redundancy), redundancy = E_m[CKA(X m, z_i)] / CKA(X, z_i) over Bernoulli neuron masks "
+        "(thousands per mask seed); interval: bootstrap over features widened by the range over mask seeds",
         "negative: complex features are less redundant",
         "<",
         0.0,
         "0 (no rank relation)",
-        "a redundancy column for 3+ features",
+        "a redundancy column for 3+ features, from 2+ mask seeds",
         "complexity",
         FIG + "relations.png",
         read_redundancy,
+    ),
+    Claim(
+        "complexity_localization",
+        f"featflow's addition to {PAPER}",
+        "Spearman rho(K, participation ratio of X^T z_i), the effective number of neurons carrying a feature",
+        "negative: complex features are less redundant, i.e. carried by fewer neurons (the paper's reading of a low "
+        "redundancy: 'localized, relying on fewer neurons')",
+        "<",
+        0.0,
+        "0 (no rank relation)",
+        "a participation column for 3+ features",
+        "complexity",
+        FIG + "relations.png",
+        read_localization,
     ),
     Claim(
         "dictionary_keeps_accuracy",

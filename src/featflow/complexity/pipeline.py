@@ -27,6 +27,7 @@ from featflow.dictionary.nnls import CodesReport
 from featflow.metrics import cka, robustness, vinfo
 from featflow.metrics.importance import importance
 from featflow.metrics.moments import CoMoments
+from featflow.metrics.stats import spearman_ci
 from featflow.models import classifier_head, forward_to, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -402,15 +403,31 @@ def compute_vinfo(
 def compute_redundancy(
     codes_path: Path_, acts_path: Path_, layer: str, spec: ComplexitySpec, out: Path_, attrs: dict[str, Any], seed: int
 ) -> None:
-    """Redundancy of every feature under random neuron keep-masks of the dictionary layer, per drop fraction."""
+    """Redundancy of every feature under random neuron keep-masks of the dictionary layer, per drop fraction and
+    mask seed (``redundancy_seeds`` (P, S, k); ``redundancy`` (P, k) is their mean), and every feature's
+    participation ratio over the layer's neurons (:mod:`featflow.metrics.cka` says what each measures)."""
     sources = [(acts_path, "activations", f"layers/{layer}"), (codes_path, "complexity-codes", "codes")]
     moments = CoMoments(*(store.shapes(path, kind)[name][1] for path, kind, name in sources))
     for _, (x, z) in store.iter_rows(sources):
         moments.update(x, z)
-    rng = np.random.default_rng(seed)
-    red = np.stack([cka.masked_redundancy(moments, p, spec.redundancy.masks, rng) for p in spec.redundancy.drop])
-    log.info("redundancy median per drop %s: %s", list(spec.redundancy.drop), np.nanmedian(red, 1).round(4))
-    store.write_h5(out, "complexity-redundancy", {"redundancy": red, "drop": np.asarray(spec.redundancy.drop)}, attrs)
+    r = spec.redundancy
+    per_seed = np.array(
+        [
+            [cka.masked_redundancy(moments, p, r.masks, np.random.default_rng([seed, s])) for s in range(r.mask_seeds)]
+            for p in r.drop
+        ]
+    )
+    red = per_seed.mean(1)
+    spread = np.nanmedian(per_seed.std(1), 1) / np.nanstd(red, 1)
+    log.info("redundancy median per drop %s: %s", list(r.drop), np.nanmedian(red, 1).round(4))
+    log.info("per-feature sd over %d mask seeds / sd over features, per drop: %s", r.mask_seeds, spread.round(3))
+    data = {
+        "redundancy": red,
+        "redundancy_seeds": per_seed,
+        "drop": np.asarray(r.drop),
+        "participation": cka.participation(moments.xz),
+    }
+    store.write_h5(out, "complexity-redundancy", data, {**attrs, "masks": r.masks, "mask_seeds": r.mask_seeds})
 
 
 ROBUST_KIND = "complexity-robustness"
@@ -619,6 +636,21 @@ def table_metadata(vinfo_path: Path_, robustness_path: Path_, dict_path: Path_) 
     return meta
 
 
+def redundancy_facts(red: dict[str, np.ndarray], attrs: dict[str, Any], k: np.ndarray) -> dict[str, Any]:
+    """Masks per seed, mask seeds and rho(K, redundancy) of each mask seed per drop fraction: the spread of the
+    estimate over mask draws, beside the bootstrap over features (each seed uses ``masks``; the table's value,
+    their mean, uses all of them)."""
+    rhos = {
+        f"{p:g}": [spearman_ci(k, r, resamples=2).rho for r in red["redundancy_seeds"][i]]
+        for i, p in enumerate(red["drop"])
+    }
+    return {
+        "redundancy_masks": int(attrs["masks"]),
+        "redundancy_mask_seeds": int(attrs["mask_seeds"]),
+        "redundancy_seed_rho": rhos,
+    }
+
+
 def usage(codes_path: Path_) -> np.ndarray:
     """Fraction of samples on which each feature is active (code above 1e-6 of the largest code): (k,), from two
     passes over the codes."""
@@ -653,6 +685,7 @@ def feature_table(
     cols: dict[str, Any] = {"feature": np.arange(atoms.shape[0]), "complexity": vi["complexity"]}
     cols.update({f"iv_{name}": vi["iv"][i] for i, name in enumerate(vi_attrs["layers"])})
     cols.update({f"redundancy_p{p:g}": red["redundancy"][i] for i, p in enumerate(red["drop"])})
+    cols["participation"] = red["participation"]
     cols.update({f"sensitivity_s{s:g}": rob["sensitivity"][i] for i, s in enumerate(rob["sigmas"])})
     cols.update(
         {
@@ -663,7 +696,10 @@ def feature_table(
         }
     )
     table = pd.DataFrame(cols)
-    table.attrs = table_metadata(vinfo_path, robustness_path, dict_path)
+    table.attrs = {
+        **table_metadata(vinfo_path, robustness_path, dict_path),
+        **redundancy_facts(red, store.read_attrs(redundancy_path, "complexity-redundancy"), vi["complexity"]),
+    }
     store.write_table(table, csv, parquet)
     facts = "".join(f"<li><b>{key}</b>: {value}</li>" for key, value in table.attrs.items())
     head = f"<h3>Feature table ({len(table)} features)</h3><ul>{facts}</ul>"
@@ -745,6 +781,16 @@ def figures(
         for s, a in zip(sigmas, rob["accuracy"], strict=True)
     }
     numbers.update({f"rho(K, {c})": f"{r} (paper: negative)" for c, r in rhos.items() if c.startswith("redundancy")})
+    numbers.update(
+        {
+            f"rho(K, redundancy_p{p}) per mask seed ({meta['redundancy_masks']} masks each)": ", ".join(
+                f"{r:+.3f}" for r in seeds
+            )
+            for p, seeds in meta["redundancy_seed_rho"].items()
+        }
+    )
+    participation = spearman_ci(k, table["participation"].to_numpy(), seed=seed)
+    numbers["rho(K, participation ratio of X^T z_i)"] = f"{participation} (featflow's; paper's reading: negative)"
     numbers.update({f"rho(K, {c})": f"{r} (paper: positive)" for c, r in rhos.items() if c.startswith("sensitivity")})
     numbers.update(
         {f"sigma {s:g}": "left out: accuracy at chance" for s, bad in zip(sigmas, at_chance, strict=True) if bad}

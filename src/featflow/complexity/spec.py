@@ -36,7 +36,8 @@ class VinfoSpec(Spec):
 @dataclass(frozen=True)
 class RedundancySpec(Spec):
     drop: tuple[float, ...] = (0.5,)
-    masks: int = 50
+    masks: int = 5000
+    mask_seeds: int = 5
 
 
 @dataclass(frozen=True)
