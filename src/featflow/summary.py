@@ -1,5 +1,5 @@
-"""The report's landing page: the verdict per claim of the papers, then every figure's headline numbers in one
-table, grouped by branch (SPEC 5.4, 6).
+"""The report's landing page: the verdict per claim of the papers, then every figure's headline numbers: each
+relation of complexity K side by side for every experiment, and one table per branch (SPEC 5.4, 6).
 
 Reads the claims table (``results/claims.csv``, :mod:`featflow.claims`) and the numbers
 :func:`featflow.store.save_figure` stored in each PNG, writes them as reStructuredText (the Snakemake report's
@@ -33,16 +33,77 @@ def branch_of(path: str | Path) -> str:
     return next((BRANCHES[p] for p in parts if p in BRANCHES), parts[0] if parts else "other")
 
 
+def experiment_of(path: str | Path) -> str:
+    """The experiment a results path belongs to (``results/<experiment>/<branch>/...``), else ''."""
+    parts = Path(path).parts[1:] if Path(path).parts[:1] == ("results",) else Path(path).parts
+    return parts[0] if len(parts) > 1 and parts[0] not in BRANCHES and parts[1] in BRANCHES else ""
+
+
 def summary_table(figures: Sequence[str | Path]) -> pd.DataFrame:
-    """One row per (figure, headline number): branch, figure path, name, value."""
+    """One row per (figure, headline number): branch, experiment ('' for a figure of no one experiment), figure
+    path, name, value."""
     rows = [
-        {"branch": branch_of(path), "figure": str(path), "number": name, "value": str(value)}
+        {
+            "branch": branch_of(path),
+            "experiment": experiment_of(path),
+            "figure": str(path),
+            "number": name,
+            "value": str(value),
+        }
         for path in figures
         for name, value in store.figure_numbers(path).items()
     ]
-    return pd.DataFrame(rows, columns=["branch", "figure", "number", "value"]).sort_values(
+    return pd.DataFrame(rows, columns=["branch", "experiment", "figure", "number", "value"]).sort_values(
         ["branch", "figure"], kind="stable"
     )
+
+
+RELATION = "rho(K"  # the headline numbers that relate complexity K to another per-feature quantity
+
+
+def _without_paper(value: str) -> tuple[str, str]:
+    """A headline value split into this run's number and the paper's finding (its trailing "(paper: ...)")."""
+    number, _, paper = value.partition(" (paper: ")
+    return number, paper.removesuffix(")") if paper else ""
+
+
+def relation_table(table: pd.DataFrame, figures: Sequence[str | Path]) -> pd.DataFrame:
+    """Every relation of K (a headline number named ``rho(K, ...)``) of every experiment side by side: one row
+    per relation, the paper's finding, then one column per experiment, both in the order of ``figures`` ('' where
+    an experiment does not have it, e.g. feature flow on a network without skips), so that a relation whose
+    sign differs between networks shows."""
+    rows = table[(table["experiment"] != "") & table["number"].astype(str).str.startswith(RELATION)]
+    if rows.empty:
+        return pd.DataFrame(columns=["relation", "paper"])
+    rank = {str(path): i for i, path in enumerate(figures)}
+    rows = rows.sort_values("figure", key=lambda column: column.map(rank), kind="stable")
+    experiments = list(dict.fromkeys(rows["experiment"]))
+    split = rows["value"].map(_without_paper)
+    rows = rows.assign(value=split.str[0], paper=split.str[1]).drop_duplicates(["number", "experiment"])
+    papers = rows[rows["paper"] != ""].drop_duplicates("number").set_index("number")["paper"]
+    wide = rows.pivot(index="number", columns="experiment", values="value")
+    order = list(dict.fromkeys(rows["number"]))
+    out = wide.reindex(index=order, columns=experiments).fillna("")
+    out.insert(0, "paper", papers.reindex(order).fillna("").to_numpy())
+    return out.rename_axis(index="relation", columns=None).reset_index()
+
+
+def relation_lines(relations: pd.DataFrame) -> list[str]:
+    """The landing page's table of :func:`relation_table` (empty without any relation)."""
+    if relations.empty:
+        return []
+    experiments = list(relations.columns[2:])
+    lines = [
+        ".. list-table:: Relations of complexity K per experiment (Spearman rho [95% CI] over the features)",
+        "   :header-rows: 1",
+        "",
+        "   * - relation",
+        "     - paper",
+        *(f"     - {_rst(name)}" for name in experiments),
+    ]
+    for row in relations.itertuples(index=False):
+        lines += [f"   * - {_rst(row[0])}", *(f"     - {_rst(str(cell))}" for cell in row[1:])]
+    return [*lines, ""]
 
 
 def _rst(text: str) -> str:
@@ -135,8 +196,9 @@ def paper_labels(claims_csv: str | Path, figure: str | Path) -> dict[str, str]:
 def write_summary(
     figures: Sequence[str | Path], rst: str | Path, csv: str | Path, claims: str | Path | None = None
 ) -> pd.DataFrame:
-    """Write the landing page (the verdict per claim from ``claims``, the claims table, when given; then one
-    list-table of headline numbers per branch) and the numbers as CSV."""
+    """Write the landing page (the verdict per claim from ``claims``, the claims table, when given; then the
+    relations of K per experiment and one list-table of headline numbers per branch) and the numbers as CSV
+    (a row per number, with its experiment)."""
     table = summary_table(figures)
     head = verdict_lines(claims) if claims else []
     if head:
@@ -146,6 +208,7 @@ def write_summary(
         "This run's headline numbers, read from each figure (the paper's finding in parentheses where it has one).",
         f"{len(table)} numbers from {table['figure'].nunique()} of {len(figures)} figures.",
         "",
+        *relation_lines(relation_table(table, figures)),
     ]
     for branch, rows in table.groupby("branch", sort=True):
         lines += [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -13,7 +15,7 @@ from scipy.stats import spearmanr
 from featflow import store
 from featflow.complexity.pipeline import seed_stability
 from featflow.metrics.stats import spearman_ci
-from featflow.summary import branch_of, write_summary
+from featflow.summary import branch_of, experiment_of, relation_table, write_summary
 
 
 def test_spearman_interval_is_scipys_rho_with_a_sensible_bootstrap_interval() -> None:
@@ -62,7 +64,8 @@ def test_summary_gathers_every_figures_numbers_by_branch(tmp_path) -> None:
     assert rst.index(".. list-table:: Complexity") < rst.index(".. list-table:: Theory")
     assert "planted ranking" in rst and r"median angle \*" in rst
     assert "planted/complexity/figures/iv\\_curves.png" in rst  # which experiment: two may be analyzed
-    pd.testing.assert_frame_equal(pd.read_csv("summary.csv").astype(str), table.reset_index(drop=True).astype(str))
+    csv = pd.read_csv("summary.csv", keep_default_na=False)
+    pd.testing.assert_frame_equal(csv.astype(str), table.reset_index(drop=True).astype(str))
     assert branch_of("results/frequency/masks/x.png") == "Frequency"
 
 
@@ -103,3 +106,41 @@ def test_a_figure_that_shows_claims_carries_their_verdicts(tmp_path):
     assert "simple_first" not in label
     assert paper_labels(claims, "results/theory/figures/accuracy.png") == {}
     assert paper_labels(tmp_path / "absent.csv", figure) == {}
+
+
+def test_every_relation_of_k_is_listed_for_every_experiment(tmp_path, monkeypatch) -> None:
+    """Issue 26.6: each relation's rho for every analysed experiment, side by side, so that a relation whose sign
+    differs between networks shows; a relation only one experiment has (feature flow) is blank for the others;
+    the CSV names each number's experiment."""
+    values = {"planted": "-0.28 [-0.44, -0.10]", "planted-res": "+0.27 [+0.05, +0.45]", "fashion": "+0.20 [+0.1, +0.3]"}
+    paths: dict[str, dict[str, str]] = {}
+    for name, value in values.items():
+        paths[f"results/{name}/complexity/figures/relations.png"] = {
+            "rho(K, redundancy_p0.5)": f"{value} (paper: negative)",
+            "inhibitors (Gamma < 0)": "3",
+        }
+        paths[f"results/{name}/complexity/figures/importance.png"] = {"rho(K, |importance|)": "-0.6 [-0.7, -0.5]"}
+    paths["results/planted-res/complexity/figures/flow.png"] = {"rho(K, code retention)": "-0.49 [-0.63, -0.33]"}
+    paths["results/theory/figures/accuracy.png"] = {"rho(K, not an experiment)": "1"}
+    monkeypatch.chdir(tmp_path)
+    for rel, numbers in paths.items():
+        Path(rel).parent.mkdir(parents=True, exist_ok=True)
+        fig, _ = plt.subplots()
+        store.save_figure(fig, rel, numbers)
+    table = write_summary(list(paths), "summary.rst", "summary.csv")
+    relations = relation_table(table, list(paths))
+    assert list(relations.columns) == ["relation", "paper", "planted", "planted-res", "fashion"]
+    rows = relations.set_index("relation")
+    assert list(rows.index) == ["rho(K, redundancy_p0.5)", "rho(K, |importance|)", "rho(K, code retention)"]
+    assert rows.loc["rho(K, redundancy_p0.5)", ["planted", "planted-res", "fashion"]].tolist() == list(values.values())
+    assert rows.loc["rho(K, redundancy_p0.5)", "paper"] == "negative"
+    assert rows.loc["rho(K, code retention)"].tolist() == ["", "", "-0.49 [-0.63, -0.33]", ""]
+    rst = Path("summary.rst").read_text()
+    head = rst.index("Relations of complexity K per experiment")
+    assert all(f"     - {name}" in rst[head:] for name in values) and r"+0.27 [+0.05, +0.45]" in rst[head:]
+    csv = pd.read_csv("summary.csv", keep_default_na=False)
+    redundancy = csv[csv["number"] == "rho(K, redundancy_p0.5)"]
+    assert sorted(redundancy["experiment"]) == sorted(values) and set(csv["experiment"]) == {*values, ""}
+    assert (
+        experiment_of("results/fv/cnn/figures/angular.png") == "" and experiment_of("results/x/temporal/a.png") == "x"
+    )
