@@ -101,8 +101,11 @@ def readers(path: str) -> set[str] | None:
         (r"^complexity\.flow\.blocks$", {"feature_flow"}),
         (r"^complexity\.redundancy\.", {"redundancy"}),
         (r"^complexity\.robustness\.", {"robustness", "robustness_shard"}),
-        (r"^complexity\.dictionary\.code_(iterations|tol)$", {"dictionary", "complexity", *SHARDED}),
-        (r"^complexity\.dictionary\.code_ridge$", {"dictionary", "complexity", *SHARDED, "complexity_figures"}),
+        (r"^complexity\.dictionary\.code_(iterations|tol)$", {"dictionary", "complexity", "feature_flow", *SHARDED}),
+        (
+            r"^complexity\.dictionary\.code_ridge$",
+            {"dictionary", "complexity", "feature_flow", *SHARDED, "complexity_figures"},
+        ),
         (r"^complexity\.dictionary\.", {"dictionary"}),
         (r"^fv\.\w+\.reoptimize\.", {"reoptimize"}),
         (r"^fv\.\w+\.critical_space\.select$", {"ifv"}),
