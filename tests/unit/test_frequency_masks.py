@@ -18,6 +18,7 @@ from featflow.frequency.fourier_masks import (
     learn_dataset_mask,
     learn_image_masks,
     mask_shape,
+    paired_band_ci,
     predict,
 )
 from featflow.frequency.spec import DatasetMaskSpec, ImageMaskSpec
@@ -269,3 +270,15 @@ def test_holdout_parts_are_disjoint_and_cover_the_images() -> None:
     assert (fit, val, test) == (slice(0, 300), slice(300, 450), slice(450, 600))
     with pytest.raises(ValueError, match="max_samples"):
         holdout_parts(8, 0.5, 0.5)
+
+
+def test_band_differences_carry_a_bootstrap_ci_over_images() -> None:
+    """Issue 27: the radial claim needs each band's PGD - standard difference with a CI over images. A constant
+    shift has a zero-width CI at the shift; a zero-mean difference has a CI around 0 about 4 standard errors wide."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, (400, 3))
+    noise = rng.normal(0, 0.1, 400)
+    energy = base + np.stack([np.full(400, 0.05), noise - noise.mean(), np.full(400, -0.02)], 1)
+    low, high = paired_band_ci(energy, base)
+    np.testing.assert_allclose([low[0], high[0], low[2], high[2]], [0.05, 0.05, -0.02, -0.02])
+    assert low[1] < 0 < high[1] and high[1] - low[1] == pytest.approx(3.92 * noise.std() / 20, rel=0.15)

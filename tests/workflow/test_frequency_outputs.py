@@ -52,6 +52,9 @@ def test_mask_comparison(dag_run: Path) -> None:
     reference = bands[bands["model"] == models[0]]
     np.testing.assert_allclose(reference["diff_to_reference"], 0.0)
     np.testing.assert_allclose(reference["share_more_than_reference"], 0.0)
+    np.testing.assert_allclose(reference[["diff_low", "diff_high"]], 0.0)  # the reference against itself
+    assert (bands["diff_low"] <= bands["diff_to_reference"] + 1e-12).all()
+    assert (bands["diff_to_reference"] <= bands["diff_high"] + 1e-12).all()
     for _, part in bands.groupby(["model", "family"]):
         assert (part["energy"] ** 2).sum() <= 1.0 + 1e-9  # means of per-image band norms whose squares sum to 1
     summary = pd.read_csv(out / "mask_summary.csv")

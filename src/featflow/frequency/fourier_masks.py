@@ -436,6 +436,17 @@ def fourier_mask_analysis(
     return summary
 
 
+def paired_band_ci(
+    energy: np.ndarray, base: np.ndarray, n_boot: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """95% percentile-bootstrap CI over images of the mean per-band difference ``energy - base``, both (N, B) band
+    energies of the same images under two networks' masks. Returns the lower and upper bounds (B,)."""
+    diff = energy - base
+    draws = np.random.default_rng(seed).integers(0, diff.shape[0], (n_boot, diff.shape[0]))
+    means = diff[draws].mean(1)  # (n_boot, B)
+    return np.percentile(means, 2.5, axis=0), np.percentile(means, 97.5, axis=0)
+
+
 def compare_masks(paths: dict[str, str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compare the per-image mask band energies of several models with the first (the reference).
 
@@ -445,8 +456,9 @@ def compare_masks(paths: dict[str, str | Path]) -> tuple[pd.DataFrame, pd.DataFr
 
     Returns
     -------
-    bands : one row per (model, family, band): mean energy, difference to the reference, and the share of
-        images whose mask has more energy in that band than the reference network's mask of the same image.
+    bands : one row per (model, family, band): mean energy, difference to the reference with its 95% bootstrap
+        CI over images (:func:`paired_band_ci`), and the share of images whose mask has more energy in that band
+        than the reference network's mask of the same image.
     summary : one row per model with its accuracies, densities and probe accuracies.
     """
     data = {name: store.read_h5(path, KIND) for name, path in paths.items()}
@@ -460,6 +472,7 @@ def compare_masks(paths: dict[str, str | Path]) -> tuple[pd.DataFrame, pd.DataFr
         for family in ("radial", "angular"):
             energy, base = data[name]["bands"][f"{family}_images"], ref["bands"][f"{family}_images"]
             n_bands = energy.shape[1]
+            low, high = paired_band_ci(energy, base)
             rows.append(
                 pd.DataFrame(
                     {
@@ -469,6 +482,8 @@ def compare_masks(paths: dict[str, str | Path]) -> tuple[pd.DataFrame, pd.DataFr
                         "energy": energy.mean(0),
                         "dataset_energy": data[name]["bands"][f"{family}_dataset"],
                         "diff_to_reference": energy.mean(0) - base.mean(0),
+                        "diff_low": low,
+                        "diff_high": high,
                         "share_more_than_reference": (energy > base).mean(0),
                     }
                 )

@@ -268,7 +268,7 @@ def support_summary(support: dict[str, np.ndarray], paired: np.ndarray, min_supp
         row[f"support_median_{fam}"] = float(np.median(kept)) if kept.size else float("nan")
         row[f"dc_only_{fam}"] = float(support[f"{fam}_dc_only"][paired].mean()) if kept.size else float("nan")
     row["support_ok"] = bool(min(row["support_median_essential"], row["support_median_adversarial"]) >= min_support)
-    if not row["support_ok"]:
+    if paired.any() and not row["support_ok"]:
         log.warning(
             "maps: median support %.1f essential, %.1f adversarial weights per map (DC-only %.0f%% / %.0f%%) is "
             "below frequency.maps.min_support %d: the maps compare a few gains, not frequencies; the comparison "

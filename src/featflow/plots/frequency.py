@@ -18,10 +18,11 @@ BAND_AXES = {
 
 
 def band_differences(bands: pd.DataFrame, family: str, summary: pd.DataFrame) -> Figure:
-    """Mean per-image mask energy per band for every model (top), its difference to the reference model and
-    the share of images whose mask has more energy than the reference's (bottom). ``bands`` and ``summary`` as
-    returned by :func:`featflow.frequency.fourier_masks.compare_masks`; models whose data-set mask missed its
-    stopping criterion are named in red."""
+    """Mean per-image mask energy per band for every model (top), its difference to the reference model with its
+    95% bootstrap CI over images (error bars), and the share of images whose mask has more energy than the
+    reference's (bottom). ``bands`` and ``summary`` as returned by
+    :func:`featflow.frequency.fourier_masks.compare_masks`; models whose data-set mask missed its stopping
+    criterion are named in red."""
     rows = bands[bands["family"] == family]
     models = list(dict.fromkeys(rows["model"]))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True)
@@ -30,7 +31,9 @@ def band_differences(bands: pd.DataFrame, family: str, summary: pd.DataFrame) ->
         top.plot(part["band"], part["energy"], marker=".", label=name)
     for name in models[1:]:
         part = rows[rows["model"] == name]
-        bottom.bar(part["band"], part["diff_to_reference"], alpha=0.6, label=f"{name} - {models[0]}")
+        err = [part["diff_to_reference"] - part["diff_low"], part["diff_high"] - part["diff_to_reference"]]
+        label = f"{name} - {models[0]}"
+        bottom.bar(part["band"], part["diff_to_reference"], yerr=err, capsize=2, alpha=0.6, label=label)
         share = bottom.twinx()
         share.plot(part["band"], part["share_more_than_reference"], color="k", marker="x", lw=0.8)
         share.set_ylim(0, 1)
