@@ -44,7 +44,7 @@ MAX_SHARDS = {"suite": 1, "full": 2}
 MASK_MODELS = {"suite": 1, "full": 2}  # the standard model first, then one augmentation of the five
 COMPLEXITY = {
     "dictionary": {"k": 12, "iterations": 5, "batch_size": 8, "epochs": 1, "code_iterations": 200},
-    "redundancy": {"masks": 3},
+    "redundancy": {"masks": 2100, "mask_seeds": 2},  # the estimator needs masks >= neurons + 2 (2,048 at most)
     "robustness": {"draws": 2, "images": 8},
     "pictures": {"n_features": 1, "top_images": 2, "adam_steps": 2},
 }
