@@ -54,6 +54,7 @@ include: "workflow/rules/report.smk"  # last: gathers every branch's figures
 localrules:
     feature_table,
     complexity_figures,
+    meta_features,
     fourier_mask_figures,
     adversarial_maps_figure,
     idcor_table,

@@ -44,7 +44,7 @@ from sklearn.metrics import r2_score  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from featflow.dictionary import fit_nmf  # noqa: E402
-from featflow.dictionary.nnls import gradient_form, nnls_codes_report  # noqa: E402
+from featflow.metrics.nnls import gradient_form, nnls_codes_report  # noqa: E402
 from featflow.metrics.vinfo import ridge_r2, split_indices  # noqa: E402
 
 

@@ -26,6 +26,8 @@ COMPLEXITY_LEAVES = (
     "figures/umap.png",
     "figures/top_images.png",
     "figures/pictures.png",
+    "meta_features.csv",
+    "figures/meta_features.png",
 )
 FLOW_LEAVES = ("flow.csv", "figures/flow.png")
 TEMPORAL_LEAVES = ("emergence.csv", "factors.csv", "figures/decoding.png", "figures/sedimentation.png")

@@ -1,7 +1,8 @@
-"""Pictures of features (featflow.fv.atoms): FV of an atom's direction drives the layer's response along it, far
-more than noise does (on a layer with a known answer, the picture of a color's atom is that color); one batch gives
+"""Pictures of features (featflow.fv.atoms): a picture drives the layer's response along its atom, far more than
+noise does (on a layer with a known answer, the picture of a color's atom is that color); maximizing the feature's
+own code gives a picture whose atom is the nearest, where maximizing S_x along the atom does not; one batch gives
 each feature's picture alone; the features drawn are the simplest, the most complex and the requested ones; the
-response is pooled as the experiment's activations."""
+response is pooled as the experiment's activations; k-means meta-features recover planted groups of atoms."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ import torch
 from torch import nn
 
 from featflow.activations import pool
+from featflow.complexity.meta import by_complexity, cluster_atoms, meta_table
 from featflow.config import ModelSpec
 from featflow.fv.atoms import (
+    Encoder,
     PicturesSpec,
     atom_pictures,
     baseline_cosine,
+    code_response,
+    flagged,
     response_fn,
     select_features,
 )
@@ -49,10 +54,10 @@ def setup():
     torch.set_num_threads(1)
     fn = response_fn(color_net(), "3", "gap")
     with torch.no_grad():
-        atoms = fn(COLORS[:, :, None, None].expand(-1, *SHAPE))
+        atoms = unit(fn(COLORS[:, :, None, None].expand(-1, *SHAPE)))
     spec = PicturesSpec(adam_steps=150, k=2)
-    features = [3, 7, 11, 19, 23, 29]
-    pics = atom_pictures(fn, SHAPE, atoms, features, spec, seed=0, device=torch.device("cpu"))
+    features = list(range(6))
+    pics = atom_pictures(fn, SHAPE, Encoder(atoms, ridge=0.01), features, spec, 0, torch.device("cpu"))
     return fn, atoms, features, spec, pics
 
 
@@ -73,13 +78,17 @@ def test_the_picture_of_a_color_atom_is_that_color_far_beyond_noise(setup):
 
 def test_the_dot_product_objective_reaches_the_same_colors(setup):
     fn, atoms, features, _, _ = setup
-    pics = atom_pictures(fn, SHAPE, atoms, features, PicturesSpec(adam_steps=150, k=0), 0, torch.device("cpu"))
-    torch.testing.assert_close(pics["images"].mean(dim=(2, 3)), COLORS, atol=0.05, rtol=0)
+    for target in ("code", "atom"):
+        spec = PicturesSpec(adam_steps=150, k=0, target=target)
+        pics = atom_pictures(fn, SHAPE, Encoder(atoms, ridge=0.01), features, spec, 0, torch.device("cpu"))
+        torch.testing.assert_close(pics["images"].mean(dim=(2, 3)), COLORS, atol=0.05, rtol=0)
 
 
 def test_the_optimizer_raises_the_objective_from_its_start(setup):
     fn, atoms, features, _, pics = setup
-    start = atom_pictures(fn, SHAPE, atoms, features, PicturesSpec(adam_steps=0), 0, torch.device("cpu"))
+    start = atom_pictures(
+        fn, SHAPE, Encoder(atoms, ridge=0.01), features, PicturesSpec(adam_steps=0), 0, torch.device("cpu")
+    )
     assert (pics["objective"] > 2 * start["objective"]).all()
     assert (pics["cosine"] > start["cosine"]).all()
 
@@ -89,16 +98,16 @@ def test_one_batch_gives_each_features_picture_alone():
     picture does not depend on the features drawn beside it (or on their order). On a small CNN's hidden layer."""
     fn = response_fn(small_cnn(), "act", "gap")
     gen = torch.Generator().manual_seed(0)
-    atoms = torch.rand((4, 16), generator=gen)
+    dictionary = Encoder(unit(torch.rand((24, 16), generator=gen)), ridge=0.01)
     spec, cpu = PicturesSpec(adam_steps=40), torch.device("cpu")
-    pics = atom_pictures(fn, SHAPE, atoms, [3, 7, 11, 19], spec, seed=0, device=cpu)
+    pics = atom_pictures(fn, SHAPE, dictionary, [3, 7, 11, 19], spec, seed=0, device=cpu)
     for row, feature in [(0, 3), (2, 11)]:
-        alone = atom_pictures(fn, SHAPE, atoms[row : row + 1], [feature], spec, seed=0, device=cpu)
+        alone = atom_pictures(fn, SHAPE, dictionary, [feature], spec, seed=0, device=cpu)
         torch.testing.assert_close(alone["images"][0], pics["images"][row], atol=1e-4, rtol=0)
         torch.testing.assert_close(alone["cosine"][0], pics["cosine"][row], atol=1e-5, rtol=0)
-    flipped = atom_pictures(fn, SHAPE, atoms.flip(0), [19, 11, 7, 3], spec, seed=0, device=cpu)
+    flipped = atom_pictures(fn, SHAPE, dictionary, [19, 11, 7, 3], spec, seed=0, device=cpu)
     torch.testing.assert_close(flipped["images"].flip(0), pics["images"], atol=1e-4, rtol=0)
-    other_seed = atom_pictures(fn, SHAPE, atoms[:1], [3], spec, seed=1, device=cpu)
+    other_seed = atom_pictures(fn, SHAPE, dictionary, [3], spec, seed=1, device=cpu)
     assert not torch.allclose(other_seed["images"][0], pics["images"][0], atol=1e-3)
 
 
@@ -108,7 +117,7 @@ def test_the_fft_parametrizations_reach_the_colors_too(setup):
         pics = atom_pictures(
             fn,
             SHAPE,
-            atoms,
+            Encoder(atoms, ridge=0.01),
             features,
             PicturesSpec(parametrization=kind, lr=1.0, adam_steps=150),
             0,
@@ -142,3 +151,80 @@ def test_select_features_simplest_most_complex_and_requested():
     assert features.tolist() == [1] and roles.tolist() == [2]
     with pytest.raises(ValueError, match=r"complexity\.pictures\.ids': \[8\]"):
         select_features(k, 2, [8])
+
+
+def mean_color_net() -> Classifier:
+    """A layer with a known answer: y = the image's mean color, so the responses reachable are the cube [0, 1]^3."""
+    body = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return Classifier(body, torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1)).eval()
+
+
+def test_maximizing_the_code_pictures_the_feature_where_the_atom_direction_does_not():
+    """Issue 26.5. Atoms d_0 = (1, .3, 0) and d_1 = (1, .6, 0) (unit) on y = mean color; data: 200 images of uniform
+    random colors. From the data's top image of feature 0, S_x(y) with x = d_0 pays for |y| as well as the angle:
+    its optimum on the cube is y = (1, .485, 0) (d/db (1 + .3 b)^3 / (1 + b^2) = 0), past the bisector of d_0 and
+    d_1 (b = .443), so d_1 is the nearer atom, z_1 > z_0 and z_0 is below the top image's: flagged. The code
+    target keeps y_1 / y_0 below .3, where d_0 is nearest, z_0 the largest code and above the top image's."""
+    fn = response_fn(mean_color_net(), "1", "gap")
+    dictionary = Encoder(unit(torch.tensor([[1, 0.3, 0], [1, 0.6, 0], [0, 0, 1.0]])), ridge=0.01)
+    data = torch.rand((200, 3), generator=torch.Generator().manual_seed(0))
+    codes = dictionary.encode(data)[:, 0]
+    top, start = codes.max().numpy(), data[codes.argmax()][None, :, None, None].expand(1, 3, 8, 8)
+    cpu = torch.device("cpu")
+    pics = {
+        target: atom_pictures(
+            fn, (3, 8, 8), dictionary, [0], PicturesSpec(adam_steps=150, target=target), 0, cpu, None, start
+        )
+        for target in ("atom", "code")
+    }
+    old, new = pics["atom"], pics["code"]
+    assert abs(float(old["responses"][0, 1] / old["responses"][0, 0]) - 0.485) < 0.02, old["responses"]
+    assert old["rank"].tolist() == [2] and old["code_rank"].tolist() == [2] and old["code"] < 0.5 * top
+    assert flagged(old["code"].numpy(), top, old["code_rank"].numpy()).all()
+    assert new["rank"].tolist() == [1] and new["code_rank"].tolist() == [1]
+    assert float(new["responses"][0, 1] / new["responses"][0, 0]) < 0.3
+    assert not flagged(new["code"].numpy(), top, new["code_rank"].numpy()).any(), (new["code"], top)
+    # the recorded code is the branch's encoder's of the stored picture's response
+    torch.testing.assert_close(new["code"], dictionary.encode(fn(new["images"]))[:, 0])
+
+
+def test_the_code_response_is_the_encoders_code_and_its_exact_gradient():
+    """c(y) equals the branch's NNLS code (own feature included where on); off, the own entry is the KKT margin
+    <= 0; the gradient is that of the active set's linear solve (checked by finite differences in float64)."""
+    gen = torch.Generator().manual_seed(0)
+    atoms = unit(torch.rand((12, 6), generator=gen, dtype=torch.float64))
+    dictionary = Encoder(atoms, code_iterations=5000, ridge=0.01, code_tol=1e-12)
+    y = torch.rand((5, 6), generator=gen, dtype=torch.float64)
+    features = torch.tensor([0, 3, 5, 7, 11])
+    c = code_response(dictionary, features)(y)
+    z = dictionary.encode(y)
+    rows = torch.arange(5)
+    off = z[rows, features] == 0
+    others = torch.ones_like(z, dtype=torch.bool)
+    others[rows, features] = False
+    torch.testing.assert_close(c[others], z[others], atol=1e-5, rtol=0)
+    torch.testing.assert_close(c[rows, features][~off], z[rows, features][~off], atol=1e-5, rtol=0)
+    assert (c[rows, features][off] <= 0).all()
+    assert torch.autograd.gradcheck(lambda t: code_response(dictionary, features)(t), (y.requires_grad_(True),))
+
+
+def test_meta_features_recover_planted_groups_of_atoms_sorted_by_complexity():
+    """Issue 26.6 (Fel et al. Fig. 2). Four planted groups of 10 atoms each (a shared non-negative direction plus
+    small noise, shuffled, at different scales) and a dead atom: k-means of the unit atoms gives back the groups
+    exactly (whatever the seed), the dead atom stays out, and meta-feature 0 is the group of lowest mean K."""
+    gen = np.random.default_rng(0)
+    centres = gen.random((4, 16)) ** 4  # sparse-ish, far apart
+    group = np.repeat(np.arange(4), 10)
+    atoms = (centres[group] + 0.02 * gen.random((40, 16))) * gen.uniform(0.5, 2.0, (40, 1))
+    order = gen.permutation(40)
+    atoms, group = np.vstack([atoms[order], np.zeros((1, 16))]), np.append(group[order], -1)
+    complexity = np.append(np.array([0.8, 0.2, 0.6, 0.4])[group[:-1]] + 0.01 * gen.random(40), np.nan)
+    for seed in (0, 1):
+        labels = by_complexity(cluster_atoms(atoms, 4, seed), complexity)
+        assert labels[-1] == -1
+        pairs = {(int(a), int(b)) for a, b in zip(labels[:-1], group[:-1], strict=True)}
+        assert len(pairs) == 4 and {a for a, _ in pairs} == {0, 1, 2, 3}  # a one-to-one map: the planted groups
+        assert dict(pairs) == {0: 1, 1: 3, 2: 2, 3: 0}  # numbered by mean K: 0.2, 0.4, 0.6, 0.8
+    table = meta_table(labels, complexity)
+    assert table["n_atoms"].tolist() == [10] * 4 and np.all(np.diff(table["mean_K"]) > 0)
+    assert sorted(int(a) for a in table["atoms"][0].split()) == np.flatnonzero(group == 1).tolist()

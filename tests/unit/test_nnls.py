@@ -6,7 +6,7 @@ import torch
 from scipy.optimize import nnls
 
 from featflow.dictionary import nnls_codes
-from featflow.dictionary.nnls import hals_sweeps
+from featflow.metrics.nnls import hals_sweeps
 
 torch.set_num_threads(1)  # tiny matrices: threads only add overhead on a shared machine
 
@@ -86,7 +86,7 @@ def test_codes_meet_the_gap_against_scipy_on_the_augmented_system(
 ) -> None:
     """Each sample stops at a certified relative gap of 1e-4: its objective is within 1e-4 of scipy's exact
     optimum of the augmented system, and the certificate is an upper bound on the true gap."""
-    from featflow.dictionary.nnls import nnls_codes_report
+    from featflow.metrics.nnls import nnls_codes_report
 
     a, atoms = ridge_problem(200, k, d, seed=3)
     mu = 1e-2
@@ -109,7 +109,7 @@ def test_codes_meet_the_gap_against_scipy_on_the_augmented_system(
 def test_gap_certificate_bounds_the_true_gap_with_and_without_ridge() -> None:
     """At any iterate (here: caps too small for the tolerance) the per-sample certificate is >= the true relative
     gap, and close to it near the optimum; with too few iterations the report says so."""
-    from featflow.dictionary.nnls import nnls_codes_report
+    from featflow.metrics.nnls import nnls_codes_report
 
     a, atoms = ridge_problem(100, 40, 20, seed=4)
     for mu in (1e-2, 0.0):
@@ -141,7 +141,7 @@ def test_encoder_warns_and_reports_when_the_cap_is_too_small(caplog: pytest.LogC
 
 def test_blocked_hals_equals_column_by_column_hals() -> None:
     """The blocked sweep is exact Gauss-Seidel HALS (any block size), not a Jacobi approximation."""
-    from featflow.dictionary.nnls import hals_rows
+    from featflow.metrics.nnls import hals_rows
 
     rng = np.random.default_rng(6)
     h = torch.from_numpy(rng.random((37, 15)))

@@ -135,12 +135,15 @@ def test_every_complexity_figure_carries_this_runs_numbers(dag_run: Path) -> Non
     assert "planted ranking" in summary and "Theory" in summary
 
 
-FIGURES = ("importance", "iv_curves", "relations", "umap", "top_images", "pictures")
+FIGURES = ("importance", "iv_curves", "relations", "umap", "top_images", "pictures", "meta_features")
 
 
-def test_feature_pictures_drive_their_atoms(dag_run: Path) -> None:
-    """Issue 17.4: FV pictures of the simplest, most complex and requested atoms d_i at the dictionary's layer,
-    pooled as the activations; each picture's response is closer to d_i than noise's and the top image's are."""
+def test_feature_pictures_drive_their_features(dag_run: Path) -> None:
+    """Issues 17.4, 26.5: pictures of the simplest, most complex and requested features at the dictionary's layer,
+    pooled as the activations; each picture's own code is the branch encoder's code of its response, flagged when
+    below the top image's or not the largest; the parametrization table and the meta-features are written."""
+    from featflow.complexity.pipeline import encoder
+    from featflow.complexity.spec import ComplexitySpec, DictionarySpec
     from featflow.fv.atoms import PicturesSpec, response_fn
     from featflow.models import load_checkpoint
 
@@ -149,6 +152,7 @@ def test_feature_pictures_drive_their_atoms(dag_run: Path) -> None:
     pics = store.read_h5(dag_run / CX / "pictures.h5", "feature-pictures")
     attrs = store.read_attrs(dag_run / CX / "pictures.h5", "feature-pictures")
     assert attrs["layer"] == "act" and attrs["pool"] == "gap" and attrs["stage"] == "fv" and "code_version" in attrs
+    assert attrs["target"] == "code" and attrs["start"] == "top"
     k = store.read_h5(dag_run / CX / "vinfo.h5", "complexity-vinfo")["complexity"]
     n = spec.n_features
     order = np.argsort(np.where(np.isnan(k), np.inf, k))[: int(np.isfinite(k).sum())]
@@ -157,25 +161,42 @@ def test_feature_pictures_drive_their_atoms(dag_run: Path) -> None:
     np.testing.assert_array_equal(pics["complexity"], k[pics["feature"]])
     m = len(pics["feature"])
     assert pics["images"].shape == (m, 3, 32, 32) and 0 <= pics["images"].min() and pics["images"].max() <= 1
-    # the recorded cosine is the stored picture's, recomputed through the model at the dictionary's layer
+    # the recorded code, ranks and cosine are the stored picture's, recomputed through the model and the encoder
     model, _ = load_checkpoint(dag_run / "results/models/cnn.pt")
-    atoms = store.read_h5(dag_run / CX / "dictionary.h5", "complexity-dictionary")["atoms"][pics["feature"]]
+    atoms_all = store.read_h5(dag_run / CX / "dictionary.h5", "complexity-dictionary")["atoms"]
+    atoms = atoms_all[pics["feature"]]
     with torch.no_grad():
-        y = response_fn(model, "act", "gap")(torch.from_numpy(pics["images"])).numpy()
+        y = response_fn(model, "act", "gap")(torch.from_numpy(pics["images"]))
+        dictionary = DictionarySpec.from_dict(cfg["dictionary"])
+        z = encoder(torch.from_numpy(atoms_all).float(), ComplexitySpec(dictionary=dictionary)).encode(y).numpy()
+    y = y.numpy()
+    rows = np.arange(m)
+    np.testing.assert_allclose(z[rows, pics["feature"]], pics["code"], atol=1e-4, rtol=1e-3)
     cos = (y * atoms).sum(1) / np.linalg.norm(y, axis=1) / np.linalg.norm(atoms, axis=1)
     np.testing.assert_allclose(cos, pics["cosine"], atol=1e-4)
-    assert (pics["cosine"] > pics["baseline_cosine"]).all(), (pics["cosine"], pics["baseline_cosine"])
-    np.testing.assert_array_equal(pics["above_noise"], pics["cosine"] > pics["baseline_cosine"])  # the flag
-    assert np.median(pics["cosine"]) > np.median(pics["top_cosine"]), (pics["cosine"], pics["top_cosine"])
+    assert (pics["best_data_rank"] >= 1).all() and (pics["rank"] >= 1).all() and (pics["code_rank"] >= 1).all()
+    flag = (pics["code"] < pics["top_codes"][:, 0]) | (pics["code_rank"] > 1)
+    np.testing.assert_array_equal(pics["flagged"], flag)
+    # the pictures reach their features: every picture's code above the top image's (it starts there)
+    assert (pics["code"] >= pics["top_codes"][:, 0]).all(), (pics["code"], pics["top_codes"][:, 0])
     # top-activating images: the largest codes of each feature, largest first
     codes = store.read_h5(dag_run / CX / "codes_test.h5", "complexity-codes")["codes"]
     assert pics["top_rows"].shape == (m, spec.top_images)
     assert (np.diff(pics["top_codes"], axis=1) <= 0).all()
     np.testing.assert_allclose(pics["top_codes"][:, 0], codes[:, pics["feature"]].max(0))
     numbers = store.figure_numbers(dag_run / CX / "figures" / "pictures.png")
-    assert numbers["median cos(picture's response, d_i)"].startswith(f"{np.median(pics['cosine']):.3f}")
-    assert numbers["pictures not above noise"] == "none"
+    assert numbers["pictures flagged (own code below the top image's, or not the largest code)"].startswith(
+        f"{int(flag.sum())}/{m}"
+    )
     assert "requested features" in numbers or set(spec.ids) <= set(pics["feature"][: 2 * n])
+    table = pd.read_csv(dag_run / CX / "pictures_parametrizations.csv")
+    assert list(table["parametrization"].unique()) == list(spec.compare) and len(table) == m * len(spec.compare)
+    rgb = table[table["parametrization"] == "rgb"]
+    np.testing.assert_allclose(rgb["code"], pics["code"], rtol=1e-5)  # the main pictures, not made again
+    meta = pd.read_csv(dag_run / CX / "meta_features.csv")
+    members = np.concatenate([np.array(a.split(), dtype=int) for a in meta["atoms"]])
+    assert sorted(members) == sorted(np.flatnonzero(np.linalg.norm(atoms_all, axis=1) > 0))  # each live atom once
+    assert (np.diff(meta["mean_K"]) >= 0).all() and meta["n_atoms"].sum() == len(members)
 
 
 def test_feature_flow_reads_each_path_of_the_residual_blocks(dag_run: Path) -> None:

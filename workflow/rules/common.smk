@@ -138,7 +138,8 @@ CX_KEYS = {
     "importance": ((), ()),
     "feature_table": ((), ()),
     "complexity_figures": (("split", "figures", "dictionary.code_ridge"), ()),
-    "feature_pictures": (("split", "pictures"), ("activations.pool",)),  # featflow.fv.atoms.run_pictures
+    "meta_features": (("split", "meta_features"), ()),  # featflow.complexity.meta.run_meta_features
+    "feature_pictures": (("split", "pictures", *CODES), ("activations.pool",)),  # featflow.fv.atoms.run_pictures
     # featflow.complexity.flow.run_flow: the vinfo split and ridge, the blocks, the encoder (ablated codes);
     # images batched as extracted
     "feature_flow": (

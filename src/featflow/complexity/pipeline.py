@@ -23,10 +23,10 @@ from featflow.activations import pool, shard_range
 from featflow.complexity.spec import ComplexitySpec
 from featflow.data import labels_of, load_split, split_size
 from featflow.dictionary import NMFDictionary, fit_nmf, fit_nmf_online
-from featflow.dictionary.nnls import CodesReport
 from featflow.metrics import cka, robustness, vinfo
 from featflow.metrics.importance import importance
 from featflow.metrics.moments import CoMoments
+from featflow.metrics.nnls import CodesReport
 from featflow.metrics.stats import spearman_ci
 from featflow.models import classifier_head, forward_to, load_checkpoint
 

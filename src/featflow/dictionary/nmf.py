@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from featflow.dictionary.nnls import CodesReport, hals_block, hals_rows, nnls_codes, nnls_codes_report, ridge_mu
+from featflow.metrics.nnls import CodesReport, hals_block, hals_rows, nnls_codes, nnls_codes_report, ridge_mu
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,10 @@ def fit_nmf(
 
     With ``ridge`` > 0 the objective is ``||A - Z D||_F^2 + mu ||Z||_F^2`` with unit-norm atoms (renormalized
     after every update, so the penalty cannot be dodged by shrinking Z and growing D), mu as in
-    :func:`featflow.dictionary.nnls.ridge_mu`: the codes of new inputs then solve the same problem.
+    :func:`featflow.metrics.nnls.ridge_mu`: the codes of new inputs then solve the same problem.
 
     ``hals`` is accelerated HALS (Gillis & Glineur 2012) with blocked, matrix-multiply-bound sweeps
-    (:func:`featflow.dictionary.nnls.hals_rows`): per iteration the Gram and cross products of one factor are
+    (:func:`featflow.metrics.nnls.hals_rows`): per iteration the Gram and cross products of one factor are
     computed once, then its sweeps are repeated while they are cheap relative to those products (at most
     ``1 + 0.5 rho`` sweeps, stopping when a sweep moves the factor by less than 10% of the first sweep's move).
     With ``extrapolate`` each factor's update is extrapolated, ``[X + beta (X - X_prev)]_+``, with the

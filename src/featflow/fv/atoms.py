@@ -1,21 +1,26 @@
-"""Pictures of dictionary features (SPEC 1.7, Fel et al.'s Fig. 3): FV of an atom's direction at its layer.
+"""Pictures of dictionary features (SPEC 1.7, Fel et al.'s Fig. 3): FV of a feature of the NMF dictionary.
 
-An atom d_i of the complexity branch's NMF dictionary is a direction in the space of its layer's activations,
-pooled the way the experiment pooled them (:func:`featflow.activations.pool`: a vector layer as is, a conv
-layer by global average or grid pooling). Its picture maximizes the FV objective S_x(y) (SPEC 2.1) with
-x = d_i / |d_i| and y = pool(f_l(P(v))), through the FV branch's own parametrizations P and optimizer
-(:func:`featflow.fv.optimize.optimize_batch`): all selected atoms in one batch, each from a start drawn from
-(seed, feature id) alone, so a feature's picture is the same whichever other features are drawn beside it.
-With Adam only (``lbfgs_steps: 0``, the default) the batch is exactly the features one at a time; L-BFGS
-shares its line search across the batch.
+A feature i of the complexity branch's dictionary has an atom d_i in the space of its layer's activations,
+pooled the way the experiment pooled them (:func:`featflow.activations.pool`), and a code z_i(y) from the branch's
+encoder (ridge NNLS, :func:`featflow.complexity.pipeline.encoder`; here :class:`Encoder`, the same solver and
+settings). Its picture (``target: code``, the default)
+maximizes z_i + (z_i - max_{j != i} z_j) of the response y = pool(f_l(P(v))) through the FV branch's
+parametrizations P and optimizer (:func:`featflow.fv.optimize.optimize_batch`), with the codes differentiable
+through their active set (:func:`code_response`); ``target: atom`` maximizes the FV objective S_x(y) along
+x = d_i / |d_i| instead, whose picture may code feature i 0 (issue 26.5). Each picture starts at the feature's
+top-activating image (``start: top``) or from noise drawn from (seed, feature id); all features in one batch,
+each row's optimization its own (Adam; L-BFGS shares its line search across the batch).
 
 The branch reads the dictionary, K and the codes from the complexity branch's files (files are the contract
 between branches): ``dictionary.h5`` (atoms, layer), ``vinfo.h5`` (K per feature), ``codes_{split}.h5`` and the
-split's activations (top-activating images). Written (kind ``feature-pictures``): per picture the feature id,
-its role (simplest, most complex, requested), K, the image, its response y, S_x(y), the gradient norm, and the
-check that the picture drives the atom's direction: cos(y, d_i), beside the same cosine for uniform-noise images
-(``baseline_cosine``) and for the feature's top-activating image (``top_cosine``); a picture not above the
-noise images' cosine (``above_noise`` false) is warned about and flagged in the figure.
+split's activations (top-activating images, best cosine ranks). Written (kind ``feature-pictures``): per picture
+the feature id, its role (simplest, most complex, requested), K, the image, its response y, the objective, the
+gradient norm, its own code z_i (the encoder's) beside the largest code of the split's images (``top_codes``), the
+rank of z_i among the picture's codes (``code_rank``), the rank of d_i among all atoms by cosine to y (``rank``)
+beside the best such rank of any image of the split (``best_data_rank``), cos(y, d_i) beside uniform noise's and
+the top image's, and ``flagged``: own code below the top image's or not the largest (warned about, red in the
+figure). ``pictures_parametrizations.csv`` compares the same features through ``complexity.pictures.compare``
+(rgb, fft and maco by default).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from featflow import store
@@ -35,7 +41,8 @@ from featflow.config import Spec
 from featflow.data import load_split
 from featflow.fv.objectives import objective, unit
 from featflow.fv.optimize import optimize_batch
-from featflow.fv.param import init_params
+from featflow.fv.param import Spectrum, data_spectrum, init_params, params_of
+from featflow.metrics.nnls import nnls_codes, ridge_mu
 from featflow.models import forward_to, load_checkpoint
 from featflow.repro import torch_generator
 
@@ -43,6 +50,8 @@ log = logging.getLogger(__name__)
 
 KIND = "feature-pictures"
 ROLES = ("simplest", "most complex", "requested")
+TARGETS = ("code", "atom")
+STARTS = ("top", "noise")
 
 Path_ = str | Path
 ResponseFn = Callable[[torch.Tensor], torch.Tensor]
@@ -56,12 +65,45 @@ class PicturesSpec(Spec):
     n_features: int = 4
     ids: tuple[int, ...] = ()
     top_images: int = 6
+    target: str = "code"
+    start: str = "top"
     parametrization: str = "rgb"
     decorrelate: bool = False
     k: int = 2
     lr: float = 0.05
     adam_steps: int = 100
     lbfgs_steps: int = 0
+    compare: tuple[str, ...] = ("rgb", "fft", "maco")
+    spectrum_images: int = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeSpec(Spec):
+    """The complexity branch's encoder settings (``complexity.dictionary.code_*``): a picture's codes solve the
+    problem the branch's codes solve (ridge NNLS, :mod:`featflow.metrics.nnls`)."""
+
+    code_iterations: int = 1000
+    code_tol: float = 1e-4
+    code_ridge: float = 1e-2
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoder:
+    """Atoms (k, d) with the branch's encoder: ``encode`` is :func:`featflow.metrics.nnls.nnls_codes` with the
+    settings of ``featflow.complexity.pipeline.encoder`` (which the fv branch may not import)."""
+
+    atoms: torch.Tensor
+    code_iterations: int = 1000
+    ridge: float = 1e-2
+    code_tol: float = 1e-4
+
+    @classmethod
+    def of(cls, atoms: torch.Tensor, spec: CodeSpec) -> Encoder:
+        return cls(atoms, spec.code_iterations, spec.code_ridge, spec.code_tol)
+
+    def encode(self, y: torch.Tensor) -> torch.Tensor:
+        """(n, d) responses -> (n, k) codes >= 0."""
+        return nnls_codes(y.to(self.atoms), self.atoms, self.code_iterations, self.code_tol, ridge=self.ridge)
 
 
 def select_features(complexity: np.ndarray, n_features: int, ids: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
@@ -99,43 +141,132 @@ def _feature_generator(seed: int, feature: int) -> torch.Generator:
     return torch_generator(int(np.random.SeedSequence([seed, feature]).generate_state(1)[0]))
 
 
+def code_response(dictionary: Encoder, features: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """responses y (B, d) -> codes c (B, k) of the branch's encoder, differentiable in y; row b's own feature
+    ``features[b]`` continued below 0 where it is inactive.
+
+    The ridge NNLS code is piecewise linear in y: on its active set S, z_S = (D_S D_S^T + mu I)^-1 D_S y exactly,
+    and z is the unique optimum when z_S >= 0 and every inactive margin d_j^T y - (G z)_j <= 0 (KKT,
+    G = D D^T + mu I). Each row keeps its active set from the previous call while it passes that check (an
+    optimizer's step rarely changes it); a row that fails takes the active set of the branch's solver
+    (:func:`featflow.metrics.nnls.nnls_codes`). An inactive feature's code is 0 with no gradient, so row b's
+    own feature i is given its margin (d_i^T y - (G z)_i) / G_ii <= 0 there instead: continuous at 0, and it tells
+    the optimizer how far the feature is from turning on."""
+    atoms = dictionary.atoms
+    gram = atoms @ atoms.T
+    reg = gram + ridge_mu(gram, dictionary.ridge) * torch.eye(len(atoms), device=atoms.device, dtype=atoms.dtype)
+    own = torch.nn.functional.one_hot(features.to(atoms.device), len(atoms)).to(atoms)
+    kept: list[torch.Tensor] = []
+
+    def solve(active: torch.Tensor, cross: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        system = active[:, :, None] * reg * active[:, None, :] + torch.diag_embed(1 - active)
+        z = torch.linalg.solve(system, active * cross)
+        return z, cross - z @ reg
+
+    def active_set(y: torch.Tensor, cross: torch.Tensor) -> torch.Tensor:
+        active = kept[0] if kept and kept[0].shape == cross.shape else torch.zeros_like(cross)
+        z, margin = solve(active, cross)
+        slack = 1e-6 * cross.abs().amax(1, keepdim=True)
+        fails = ((z < 0) | ((active == 0) & (margin > slack))).any(1)
+        if fails.any():
+            codes = nnls_codes(y[fails], atoms, dictionary.code_iterations, dictionary.code_tol, ridge=dictionary.ridge)
+            active[fails] = (codes > 0).to(active)
+        kept[:] = [active]
+        return active
+
+    def fn(y: torch.Tensor) -> torch.Tensor:
+        cross = y @ atoms.T
+        with torch.no_grad():
+            active = active_set(y.detach(), cross.detach())
+        z, margin = solve(active, cross)
+        return z + own * (1 - active) * margin / reg.diagonal()
+
+    return fn
+
+
 def atom_pictures(
     fn: ResponseFn,
     image_shape: tuple[int, int, int],
-    atoms: torch.Tensor,
+    dictionary: Encoder,
     features: Sequence[int],
     spec: PicturesSpec,
     seed: int,
     device: torch.device,
+    spectrum: Spectrum | None = None,
+    start_images: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """FV of the atoms' directions (n, d), one batch: maximize S_x(fn(P(v))) with x = atoms / |atoms|.
+    """Pictures of the dictionary's atoms ``features``, one batch, each started at its ``start_images`` row
+    (n, C, H, W) or, without them, from noise drawn from (seed, id).
 
-    ``features`` are the atoms' ids (each start is drawn from (seed, id)). Returns, on the CPU: ``images``
-    (n, C, H, W), ``responses`` y (n, d), ``objective`` S_x(y) (n,), ``grad_norm`` (n,) at the end and
-    ``cosine`` cos(y, x) (n,).
+    ``target: code`` maximizes :func:`code_objective` on the feature's code through the branch's encoder
+    (:func:`code_response`): z_i large and the largest of the picture's codes; ``target: atom`` maximizes S_x(y)
+    with x = d_i / |d_i| on the response itself (the picture's response may then be nearer another atom, and
+    z_i 0); ``spec.k`` is the exponent of S_x there. Returns, on the CPU: ``images`` (n, C, H, W), ``responses``
+    y (n, d), ``objective`` (n,), ``grad_norm`` (n,) at the end, ``cosine`` cos(y, d_i) (n,), ``code`` z_i(y)
+    from the branch's encoder (n,), ``code_rank`` of z_i among the picture's codes (n,; 1 = largest) and
+    ``rank`` of d_i among all atoms by cosine to y (n,; 1 = nearest).
     """
+    if spec.target not in TARGETS:
+        raise ValueError(f"config key 'complexity.pictures.target': '{spec.target}', expected one of {TARGETS}")
+    if spec.start not in STARTS:
+        raise ValueError(f"config key 'complexity.pictures.start': '{spec.start}', expected one of {STARTS}")
+    ids = torch.as_tensor(np.asarray(features, dtype=np.int64))
     starts = []
     for feature in features:
         v0, render = init_params(
-            spec.parametrization, image_shape, 1, _feature_generator(seed, int(feature)), spec.decorrelate
+            spec.parametrization,
+            image_shape,
+            1,
+            _feature_generator(seed, int(feature)),
+            spec.decorrelate,
+            spectrum=spectrum,
         )
         starts.append(v0)
-    x = unit(atoms.float()).to(device)
+    if start_images is not None:
+        starts = [params_of(spec.parametrization, start_images, spec.decorrelate, spectrum)]
+    atoms = dictionary.atoms.to(device)
+    if spec.target == "code":  # the objective itself as a one-value response, maximized as S_1(.) with k = 0
+        codes_of = code_response(dictionary, ids)
+        rows = torch.arange(len(ids), device=device)
+
+        def target(images: torch.Tensor) -> torch.Tensor:
+            return code_objective(codes_of(fn(images)), rows, ids.to(device))[:, None]
+
+        x, k = torch.ones((len(ids), 1), device=device), 0
+    else:
+        target, x, k = fn, unit(atoms[ids.to(device)]), spec.k
     v = optimize_batch(
-        fn, render, torch.cat(starts).to(device), x, spec.k, spec.adam_steps, spec.lbfgs_steps, spec.lr
+        target, render, torch.cat(starts).to(device), x, k, spec.adam_steps, spec.lbfgs_steps, spec.lr
     ).requires_grad_(True)
     images = render(v)
-    y = fn(images)
-    value = objective(x, y, spec.k)
+    value = objective(x, target(images), k)
     (grad,) = torch.autograd.grad(value.sum(), v)
+    with torch.no_grad():
+        y = fn(images)
+        codes = dictionary.encode(y)
+        cos = unit(y) @ unit(atoms).T
+    rows = torch.arange(len(ids))
+    own, own_code = cos[rows, ids], codes[rows, ids]
     out = {
         "images": images.detach(),
-        "responses": y.detach(),
+        "responses": y,
         "objective": value.detach(),
         "grad_norm": grad.flatten(1).norm(dim=1),
-        "cosine": (unit(y.detach()) * x).sum(1),
+        "cosine": own,
+        "code": own_code,
+        "code_rank": 1 + (codes > own_code[:, None]).sum(1),
+        "rank": 1 + (cos > own[:, None]).sum(1),
     }
     return {key: value.cpu() for key, value in out.items()}
+
+
+def code_objective(codes: torch.Tensor, rows: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """S = z_i + (z_i - max_{j != i} z_j) per row, z_i = codes[row, feature] (c from :func:`code_response`, below
+    0 where the feature is off): the feature's code and its lead over the runner-up, so that the picture both
+    drives the feature and makes it the largest code."""
+    own = codes[rows, features]
+    others = codes.index_put((rows, features), torch.full_like(own, -torch.inf))
+    return 2 * own - others.amax(dim=1)
 
 
 def baseline_cosine(
@@ -148,8 +279,79 @@ def baseline_cosine(
     return (unit(y) * unit(atoms)).sum(1).cpu()
 
 
+def flagged(code: np.ndarray, top_code: np.ndarray, code_rank: np.ndarray) -> np.ndarray:
+    """A picture that does not show its feature: its own code below the feature's largest code over the data (the
+    top image beats it), or another feature's code the largest of the picture's (code_rank > 1)."""
+    return (code < top_code) | (code_rank > 1)
+
+
+def best_data_rank(acts_path: Path_, layer: str, atoms: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """Per feature the best (lowest) rank of d_i among all atoms by cosine to the response of any image of the
+    split (one pass in chunks): what a picture's cosine rank can be held to."""
+    unit_atoms = atoms / np.maximum(np.linalg.norm(atoms, axis=1, keepdims=True), 1e-12)
+    best = np.full(len(features), len(atoms), dtype=np.int64)
+    for _, (chunk,) in store.iter_rows([(acts_path, "activations", f"layers/{layer}")]):
+        cos = chunk @ unit_atoms.T  # the response's norm does not change ranks
+        best = np.minimum(best, 1 + (cos[:, None, :] > cos[:, features][:, :, None]).sum(2).min(0))
+    return best
+
+
+def compare_parametrizations(
+    fn: ResponseFn,
+    shape: tuple[int, int, int],
+    dictionary: Encoder,
+    features: np.ndarray,
+    top_code: np.ndarray,
+    spec: PicturesSpec,
+    seed: int,
+    device: torch.device,
+    spectrum: Spectrum | None,
+    start_images: torch.Tensor | None,
+    done: dict[str, dict[str, torch.Tensor]],
+) -> pd.DataFrame:
+    """One row per (parametrization in ``spec.compare``, feature): the pictures of the same atoms with the same
+    target, start and steps, and whether each shows its feature (code over the top image's, code rank, cosine
+    rank, flag). ``done``: pictures already made, by parametrization (not made again)."""
+    rows = []
+    for kind in spec.compare:
+        other = dataclasses.replace(spec, parametrization=kind, decorrelate=spec.decorrelate and kind != "maco")
+        pics = done.get(kind) or atom_pictures(
+            fn, shape, dictionary, features, other, seed, device, spectrum, start_images
+        )
+        code, code_rank = pics["code"].numpy(), pics["code_rank"].numpy()
+        rows.append(
+            pd.DataFrame(
+                {
+                    "parametrization": kind,
+                    "feature": features,
+                    "code": code,
+                    "top_code": top_code,
+                    "code_ratio": code / np.maximum(top_code, 1e-12),
+                    "code_rank": code_rank,
+                    "rank": pics["rank"].numpy(),
+                    "cosine": pics["cosine"].numpy(),
+                    "flagged": flagged(code, top_code, code_rank),
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def _compare_numbers(table: pd.DataFrame) -> dict[str, str]:
+    """Per parametrization: flagged pictures, median code / top image's code, median code rank and cosine rank."""
+    groups = table.groupby("parametrization", sort=False)
+    return {
+        f"{kind}: flagged, median z_i / max z_i, median code rank, median cosine rank": (
+            f"{int(g['flagged'].sum())}/{len(g)}, {g['code_ratio'].median():.2f}, {g['code_rank'].median():g}, "
+            f"{g['rank'].median():g}"
+        )
+        for kind, g in groups
+    }
+
+
 def run_pictures(
     spec: PicturesSpec,
+    code_spec: CodeSpec,
     pool_mode: str,
     split: str,
     checkpoint: Path_,
@@ -159,37 +361,44 @@ def run_pictures(
     acts_path: Path_,
     data_path: Path_,
     out: Path_,
+    table: Path_,
     figure: Path_,
     device: torch.device,
     seed: int,
     attrs: dict[str, Any],
 ) -> None:
-    """Pictures of the simplest, most complex and requested features (kind ``feature-pictures``) and the figure
-    of each beside its top-activating images of ``split``."""
+    """Pictures of the simplest, most complex and requested features (kind ``feature-pictures``), the figure
+    of each beside its top-activating images of ``split``, and the table comparing parametrizations (CSV)."""
     from featflow.plots.pictures import feature_pictures
 
     layer = str(store.read_attrs(dict_path, "complexity-dictionary")["layer"])
     atoms_all = store.read_h5(dict_path, "complexity-dictionary")["atoms"]
     complexity = store.read_h5(vinfo_path, "complexity-vinfo")["complexity"]
     features, roles = select_features(complexity, spec.n_features, spec.ids)
-    atoms = torch.from_numpy(atoms_all[features]).float().to(device)
-    if (atoms.norm(dim=1) == 0).any():
-        dead = features[(atoms.norm(dim=1) == 0).cpu().numpy()].tolist()
+    dead = features[np.linalg.norm(atoms_all[features], axis=1) == 0].tolist()
+    if dead:
         raise ValueError(f"config key 'complexity.pictures.ids': features {dead} have a zero atom (no direction)")
+    # the branch's own encoder (ridge NNLS, the configured mu and tolerance): z_i(picture) as the codes were made
+    dictionary = Encoder.of(torch.from_numpy(atoms_all).float().to(device), code_spec)
+    atoms = dictionary.atoms[torch.from_numpy(features).to(device)]
 
     model, ckpt = load_checkpoint(checkpoint, device)
     shape = tuple(int(s) for s in ckpt["input_shape"])
     if len(shape) != 3:
         raise ValueError(f"complexity.pictures: feature visualization needs an image model, input shape is {shape}")
-    fn = response_fn(model, layer, pool_mode)
-    pics = atom_pictures(fn, shape, atoms, features, spec, seed, device)
-    base = baseline_cosine(fn, shape, atoms, torch_generator(seed + 1))
-
     top, top_codes = store.top_rows(codes_path, "complexity-codes", "codes", spec.top_images, features)
     top_rows, first_acts = store.read_rows(acts_path, "activations", ["indices", f"layers/{layer}"], top)
     top_cos = (unit(torch.from_numpy(first_acts[:, 0]).float()) * unit(atoms.cpu())).sum(1)
     top_images = load_split(data_path, split, rows=top_rows.reshape(-1)).x.numpy()
     top_images = top_images.reshape(*top_rows.shape, *top_images.shape[1:])
+    starts = torch.from_numpy(top_images[:, 0]).to(device) if spec.start == "top" else None
+
+    spectrum = None
+    if "maco" in (spec.parametrization, *spec.compare):
+        spectrum = data_spectrum(load_split(data_path, "train", rows=slice(0, spec.spectrum_images)).x)
+    fn = response_fn(model, layer, pool_mode)
+    pics = atom_pictures(fn, shape, dictionary, features, spec, seed, device, spectrum, starts)
+    base = baseline_cosine(fn, shape, atoms, torch_generator(seed + 1))
 
     arrays = {
         "feature": features,
@@ -198,59 +407,102 @@ def run_pictures(
         **{key: value.numpy() for key, value in pics.items()},
         "baseline_cosine": base.numpy(),
         "top_cosine": top_cos.numpy(),
+        "best_data_rank": best_data_rank(acts_path, layer, atoms_all, features),
         "top_rows": top_rows,
         "top_codes": top_codes.astype(np.float32),
     }
     arrays["images"] = arrays["images"].astype(np.float32)
-    # A picture whose response is no closer to d_i than noise images' is a failed visualization: flagged.
     arrays["above_noise"] = arrays["cosine"] > arrays["baseline_cosine"]
-    failed = features[~arrays["above_noise"]].tolist()
+    arrays["flagged"] = flagged(arrays["code"], arrays["top_codes"][:, 0], arrays["code_rank"])
+    failed = features[arrays["flagged"]].tolist()
     if failed:
-        log.warning("pictures of features %s are no closer to their atoms than uniform-noise images", failed)
+        log.warning(
+            "pictures of features %s do not show their feature: code below the top image's or not the largest code",
+            failed,
+        )
+    compared = compare_parametrizations(
+        fn,
+        shape,
+        dictionary,
+        features,
+        arrays["top_codes"][:, 0],
+        spec,
+        seed,
+        device,
+        spectrum,
+        starts,
+        {spec.parametrization: pics},
+    )
     cos, base_cos, top_cos_ = (float(np.median(arrays[key])) for key in ("cosine", "baseline_cosine", "top_cosine"))
+    ratio = arrays["code"] / np.maximum(arrays["top_codes"][:, 0], 1e-12)
     log.info(
-        "%d pictures at %s (%s): median cos(y, d_i) %.4f (uniform noise %.4f, top-activating image %.4f); "
-        "per feature %s",
+        "%d pictures at %s (%s), target %s from %s: %d flagged; per feature (z_i / max z_i, code rank, cosine rank, "
+        "best cosine rank of any image) %s",
         len(features),
         layer,
         pool_mode,
-        cos,
-        base_cos,
-        top_cos_,
-        dict(zip(features.tolist(), np.round(arrays["cosine"], 4).tolist(), strict=True)),
+        spec.target,
+        spec.start,
+        len(failed),
+        dict(
+            zip(
+                features.tolist(),
+                zip(
+                    np.round(ratio, 3).tolist(),
+                    arrays["code_rank"].tolist(),
+                    arrays["rank"].tolist(),
+                    arrays["best_data_rank"].tolist(),
+                    strict=True,
+                ),
+                strict=True,
+            )
+        ),
     )
-    store.write_h5(
-        out,
-        KIND,
-        arrays,
-        {**attrs, "layer": layer, "pool": pool_mode, "split": split, "roles": list(ROLES), "image_shape": list(shape)},
-    )
+    meta = {**attrs, "layer": layer, "pool": pool_mode, "split": split, "target": spec.target, "start": spec.start}
+    store.write_h5(out, KIND, arrays, {**meta, "roles": list(ROLES), "image_shape": list(shape)})
+    store.write_table(compared, table)
 
     def listed(role: int) -> str:
         rows = np.flatnonzero(roles == role)
-        return ", ".join(f"#{features[r]} K={complexity[features[r]]:.3f} cos={arrays['cosine'][r]:.3f}" for r in rows)
+        return ", ".join(
+            f"#{features[r]} K={complexity[features[r]]:.3f} z/max={ratio[r]:.2f} code rank {arrays['code_rank'][r]}"
+            for r in rows
+        )
 
+    k = len(atoms_all)
     numbers = {
+        "pictures flagged (own code below the top image's, or not the largest code)": (
+            f"{len(failed)}/{len(features)}" + (f": {', '.join(f'#{f}' for f in failed)}" if failed else "")
+        ),
+        "median z_i(picture) / max z_i over the data": f"{float(np.median(ratio)):.2f}",
+        "median rank of z_i among the picture's codes": f"{float(np.median(arrays['code_rank'])):g} of {k}",
+        "median rank of d_i by cosine (best over the split's images)": (
+            f"{float(np.median(arrays['rank'])):g} ({float(np.median(arrays['best_data_rank'])):g}) of {k}"
+        ),
         "median cos(picture's response, d_i)": (
             f"{cos:.3f} (uniform-noise images: {base_cos:.3f}; top-activating images: {top_cos_:.3f})"
         ),
         "simplest features": listed(0),
         "most complex features": listed(1),
         "objective": (
-            f"S_x(y), x = d_i / |d_i|, k = {spec.k} at layer {layer} ({pool_mode}); {spec.parametrization}, "
+            f"target {spec.target}: "
+            + ("2 z_i - max_(j != i) z_j on the codes" if spec.target == "code" else f"S_x(y), x = d_i, k = {spec.k}")
+            + f" at layer {layer} ({pool_mode}); {spec.parametrization} from {spec.start}, "
             f"{spec.adam_steps} Adam + {spec.lbfgs_steps} L-BFGS steps"
         ),
+        **_compare_numbers(compared),
     }
     if (roles == 2).any():
         numbers["requested features"] = listed(2)
-    numbers["pictures not above noise"] = ", ".join(f"#{f}" for f in failed) or "none"
+    numbers["pictures not above noise"] = ", ".join(f"#{f}" for f in features[~arrays["above_noise"]]) or "none"
     fig = feature_pictures(
         arrays["images"],
         top_images,
         features,
         arrays["complexity"],
-        arrays["cosine"],
+        ratio,
+        arrays["code_rank"],
         [ROLES[r] for r in roles],
-        arrays["above_noise"],
+        arrays["flagged"],
     )
     store.save_figure(fig, figure, numbers)

@@ -6,15 +6,20 @@ of a learned spectrum divided by 4 (Lucid's constant, which keeps the image from
 ``fft_energy`` scales the spectrum by 1 / max(|f|, 1 / max(H, W)) first, so that low frequencies dominate
 (lucent's ``fft_image`` with decay_power 1). Lucid's color decorrelation is optional (off by default).
 ``ball`` (beyond the paper) bounds the image to an L2 ball, where FV reaches true stationary points.
+``maco`` (Fel et al. 2023, MAgnitude Constrained Optimization, the parametrization of the complexity paper's Fig. 3)
+fixes the magnitude spectrum and optimizes only the phase; the magnitude is the data set's own (:func:`data_spectrum`:
+mean |FFT| over training images; the authors ship ImageNet's), so it needs a :class:`Spectrum`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
-PARAMETRIZATIONS = ("rgb", "ball", "fft", "fft_energy")
+PARAMETRIZATIONS = ("rgb", "ball", "fft", "fft_energy", "maco")
 
 # Lucid's fft_image divides the inverse FFT by this constant before the sigmoid.
 FFT_DIVISOR = 4.0
@@ -46,8 +51,66 @@ def ball(v: torch.Tensor) -> torch.Tensor:
     return 0.5 + 0.5 * torch.sin(norm) * v / norm
 
 
-def make_render(kind: str, shape: tuple[int, int, int], decorrelate: bool = False) -> Render:
-    """The render function of parametrization ``kind`` for images of ``shape`` (C, H, W).
+@dataclass(frozen=True)
+class Spectrum:
+    """MACO's fixed magnitude: ``magnitude`` (C, H, W // 2 + 1) of the orthonormal rfft2 of mean-free images
+    (DC 0), and the per-channel pixel ``mean`` (C,) the image is centred on."""
+
+    magnitude: torch.Tensor
+    mean: torch.Tensor
+
+
+def _mirror_columns(width: int) -> list[int]:
+    """rfft2 columns whose bins pair with the mirrored row of the same column (f_x = 0 and, W even, Nyquist)."""
+    return [0, width // 2] if width % 2 == 0 else [0]
+
+
+def _mirror(t: torch.Tensor, width: int, sign: float) -> torch.Tensor:
+    """(t + sign * t[rows mirrored]) / 2 on the self-paired columns (see :func:`_mirror_columns`), t as is elsewhere:
+    sign +1 makes a magnitude even, -1 a phase odd, so that the spectrum is that of a real image (Hermitian)."""
+    height = t.shape[-2]
+    rows = (-torch.arange(height)) % height
+    cols = _mirror_columns(width)
+    out = t.clone()
+    out[..., cols] = (t[..., cols] + sign * t[..., rows, :][..., cols]) / 2
+    return out
+
+
+def data_spectrum(images: torch.Tensor) -> Spectrum:
+    """MACO's magnitude from a data set's images (n, C, H, W) in [0, 1]: the mean over images of the orthonormal
+    rfft2 magnitude of each image minus its per-channel mean (so DC is 0), made exactly even on the self-paired
+    columns; and the per-channel mean pixel."""
+    if images.dim() != 4 or images.shape[0] == 0:
+        raise ValueError(f"maco: expected training images (n, C, H, W), got shape {tuple(images.shape)}")
+    x = images.double()
+    centred = x - x.mean(dim=(2, 3), keepdim=True)
+    magnitude = torch.fft.rfft2(centred, norm="ortho").abs().mean(0)
+    magnitude[:, 0, 0] = 0.0
+    return Spectrum(_mirror(magnitude, x.shape[3], 1.0).float(), x.mean(dim=(0, 2, 3)).float())
+
+
+def maco_spectral(phase: torch.Tensor, spectrum: Spectrum, width: int) -> torch.Tensor:
+    """The spectral image irfft2(|A| e^{i phase}) (B, C, H, W) of phases (B, C, H, W // 2 + 1): its magnitude
+    spectrum is exactly the fixed one whatever the phase (the phase is made odd where bins pair, so nothing is lost
+    to the real part), and gradients reach only the phase."""
+    odd = _mirror(phase, width, -1.0)
+    magnitude = spectrum.magnitude.to(phase)
+    return torch.fft.irfft2(torch.polar(magnitude, odd), s=(phase.shape[-2], width), norm="ortho")
+
+
+def maco_pixels(spectral: torch.Tensor, spectrum: Spectrum) -> torch.Tensor:
+    """Pixels in [0, 1] from the spectral image: sigmoid(logit(m) + s / (m (1 - m))) per channel mean m, the
+    sigmoid with slope 1 at the data's mean, so that m + s passes nearly unchanged (the authors standardize and
+    take a sigmoid; with the data's own magnitude the scale is the data's already)."""
+    m = spectrum.mean.to(spectral).clamp(0.05, 0.95)[:, None, None]
+    return torch.sigmoid(torch.logit(m) + spectral / (m * (1 - m)))
+
+
+def make_render(
+    kind: str, shape: tuple[int, int, int], decorrelate: bool = False, spectrum: Spectrum | None = None
+) -> Render:
+    """The render function of parametrization ``kind`` for images of ``shape`` (C, H, W); ``maco`` needs the
+    fixed ``spectrum`` (:func:`data_spectrum`).
 
     The returned function maps params (B, *param_shape) of any float dtype to images (B, C, H, W) in [0, 1].
     """
@@ -56,8 +119,12 @@ def make_render(kind: str, shape: tuple[int, int, int], decorrelate: bool = Fals
     channels, height, width = shape
     if decorrelate and channels != 3:
         raise ValueError(f"fv.decorrelate: color decorrelation needs 3 channels, the model takes {channels}")
-    if decorrelate and kind == "ball":
-        raise ValueError("fv.decorrelate: the ball parametrization has no color decorrelation")
+    if decorrelate and kind in ("ball", "maco"):
+        raise ValueError(f"fv.decorrelate: the {kind} parametrization has no color decorrelation")
+    if kind == "maco":
+        if spectrum is None or tuple(spectrum.magnitude.shape) != (channels, height, width // 2 + 1):
+            raise ValueError(f"parametrization 'maco': needs the data set's magnitude spectrum for images {shape}")
+        return lambda v: maco_pixels(maco_spectral(v, spectrum, width), spectrum)
     scale = frequency_scale(height, width) if kind == "fft_energy" else None
 
     def render(v: torch.Tensor) -> torch.Tensor:
@@ -77,9 +144,34 @@ def make_render(kind: str, shape: tuple[int, int, int], decorrelate: bool = Fals
 
 
 def param_shape(kind: str, shape: tuple[int, int, int]) -> tuple[int, ...]:
-    """Shape of one sample's params: (C, H, W) for ``rgb`` and ``ball``, (C, H, W // 2 + 1, 2) for the FFT ones."""
+    """Shape of one sample's params: (C, H, W) for ``rgb`` and ``ball``, (C, H, W // 2 + 1, 2) for the FFT ones,
+    (C, H, W // 2 + 1) phases for ``maco``."""
     channels, height, width = shape
+    if kind == "maco":
+        return (channels, height, width // 2 + 1)
     return (channels, height, width) if kind in ("rgb", "ball") else (channels, height, width // 2 + 1, 2)
+
+
+def params_of(
+    kind: str, images: torch.Tensor, decorrelate: bool = False, spectrum: Spectrum | None = None
+) -> torch.Tensor:
+    """Params (B, *param_shape) whose render is close to ``images`` (B, C, H, W) in [0, 1] (pixels clipped to
+    [0.02, 0.98] first, where the sigmoid is finite): a start from given images. ``maco`` keeps only the images'
+    phase (its magnitude is the fixed one). Not for ``ball`` or color decorrelation."""
+    if kind == "ball" or decorrelate:
+        raise ValueError(f"parametrization '{kind}' (decorrelate {decorrelate}): no start from images")
+    logits = torch.logit(images.clamp(0.02, 0.98))
+    if kind == "rgb":
+        return logits
+    width = images.shape[-1]
+    if kind == "maco":
+        if spectrum is None:
+            raise ValueError("parametrization 'maco': needs the data set's magnitude spectrum")
+        return torch.fft.rfft2(logits, norm="ortho").angle()
+    spec = torch.fft.rfft2(logits * FFT_DIVISOR, norm="ortho")
+    if kind == "fft_energy":
+        spec = spec / frequency_scale(images.shape[-2], width).to(spec.real)
+    return torch.view_as_real(spec).contiguous()
 
 
 def init_params(
@@ -89,7 +181,13 @@ def init_params(
     generator: torch.Generator,
     decorrelate: bool = False,
     std: float = 0.01,
+    spectrum: Spectrum | None = None,
 ) -> tuple[torch.Tensor, Render]:
-    """Small Gaussian params (batch, *param_shape) (Lucid's init, sd 0.01) and their render function."""
-    params = std * torch.randn((batch, *param_shape(kind, shape)), generator=generator)
-    return params, make_render(kind, shape, decorrelate)
+    """Small Gaussian params (batch, *param_shape) (Lucid's init, sd 0.01), for ``maco`` phases uniform on
+    [-pi, pi) (a phase near 0 everywhere would be one bright dot), and their render function."""
+    size = (batch, *param_shape(kind, shape))
+    if kind == "maco":
+        params = math.pi * (2 * torch.rand(size, generator=generator) - 1)
+    else:
+        params = std * torch.randn(size, generator=generator)
+    return params, make_render(kind, shape, decorrelate, spectrum)

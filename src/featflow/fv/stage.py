@@ -32,12 +32,13 @@ def fv_figure(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> 
 
 
 def feature_pictures(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
-    """FV of the simplest and most complex atoms' directions, beside their top-activating images."""
-    from featflow.fv.atoms import PicturesSpec, run_pictures
+    """Pictures of the simplest and most complex features, beside their top-activating images."""
+    from featflow.fv.atoms import CodeSpec, PicturesSpec, run_pictures
 
     i, o = inputs, outputs
     run_pictures(
         PicturesSpec.from_dict(spec["complexity"]["pictures"]),
+        CodeSpec.from_dict(spec["complexity"]["dictionary"]),
         spec["experiment"]["activations"]["pool"],
         spec["complexity"]["split"],
         i.checkpoint,
@@ -47,6 +48,7 @@ def feature_pictures(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: J
         i.activations,
         i.data,
         o.h5,
+        o.table,
         o.pictures,
         ctx.device,
         ctx.seed,

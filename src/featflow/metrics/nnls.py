@@ -1,4 +1,5 @@
-"""Batched non-negative least squares: codes of many inputs against one fixed dictionary (SPEC 1.2).
+"""Batched non-negative least squares: codes of many inputs against one fixed dictionary (SPEC 1.2; a shared unit:
+the complexity branch encodes with it, the pictures of features (featflow.fv.atoms) differentiate through it).
 
 ``z(x) = argmin_{z >= 0} ||a(x) - z D||_2^2 + mu ||z||_2^2`` for all rows of ``A`` at once on the device. With an
 overcomplete dictionary (k > d) the plain problem (mu = 0) has many optimal codes and a solver returns an
