@@ -33,7 +33,7 @@ FV_RULES = {
 }
 COMPLEXITY_RULES = {
     *("dictionary", "codes", "complexity", "redundancy", "robustness", "importance", "feature_table"),
-    *("complexity_figures", "feature_pictures", "feature_flow", "codes_shard", "robustness_shard"),
+    *("complexity_figures", "feature_pictures", "meta_features", "feature_flow", "codes_shard", "robustness_shard"),
 }
 SHARDED = ("codes", "codes_shard", "robustness", "robustness_shard")  # tiny.yaml: complexity.shards 2
 THEORY_RULES = {"theory_train", "theory_baselines", "theory_alignment", "theory_figure_accuracy"}
@@ -96,15 +96,19 @@ def readers(path: str) -> set[str] | None:
     rules: list[tuple[str, set[str]]] = [
         (r"^complexity\.figures\.", {"complexity_figures"}),
         (r"^complexity\.pictures\.", {"feature_pictures"}),
+        (r"^complexity\.meta_features\.", {"meta_features"}),
         (r"^complexity\.vinfo\.(test_fraction|ridge_scale)$", {"complexity", "feature_flow"}),
         (r"^complexity\.vinfo\.", {"complexity"}),
         (r"^complexity\.flow\.blocks$", {"feature_flow"}),
         (r"^complexity\.redundancy\.", {"redundancy"}),
         (r"^complexity\.robustness\.", {"robustness", "robustness_shard"}),
-        (r"^complexity\.dictionary\.code_(iterations|tol)$", {"dictionary", "complexity", "feature_flow", *SHARDED}),
+        (
+            r"^complexity\.dictionary\.code_(iterations|tol)$",
+            {"dictionary", "complexity", "feature_flow", "feature_pictures", *SHARDED},
+        ),
         (
             r"^complexity\.dictionary\.code_ridge$",
-            {"dictionary", "complexity", "feature_flow", *SHARDED, "complexity_figures"},
+            {"dictionary", "complexity", "feature_flow", "feature_pictures", *SHARDED, "complexity_figures"},
         ),
         (r"^complexity\.dictionary\.", {"dictionary"}),
         (r"^fv\.\w+\.reoptimize\.", {"reoptimize"}),
@@ -290,7 +294,10 @@ ROWS = {
     "complexity.vinfo.ridge_scale": (  # complexity and what reads it (other branches may read vinfo too)
         ["complexity", "vinfo", "ridge_scale"],
         0.01,
-        {"complexity": 2, "feature_table": 2, "complexity_figures": 2, "feature_pictures": 2, "feature_flow": 1},
+        {
+            **{"complexity": 2, "feature_table": 2, "complexity_figures": 2, "feature_pictures": 2},
+            **{"meta_features": 2, "feature_flow": 1},
+        },
     ),
     # rules whose files a registered claim reads also replan the claims table (featflow.claims, one job)
     "complexity.flow.blocks": (["complexity", "flow", "blocks"], ["block2", "block3"], {"feature_flow": 1, **CLAIMS}),
