@@ -44,7 +44,7 @@ def feature_pictures(
     fig, axes = plt.subplots(
         n,
         m + 2,
-        figsize=((m + 1.3) * 0.95, n * 1.0),
+        figsize=((m + 1.3) * 0.95, n * 1.15),
         squeeze=False,
         gridspec_kw={"width_ratios": [1, 0.25, *[1] * m]},
     )
@@ -58,12 +58,12 @@ def feature_pictures(
             _show(axes[row, col + 2], top_images[row, col])
         flag = "\nFLAGGED" if flagged[row] else ""
         axes[row, 0].set_ylabel(
-            f"{roles[row]}\n#{features[row]} K={complexity[row]:.2f}\nz/max={code_ratio[row]:.2f} "
+            f"{roles[row]}\n#{features[row]} K={complexity[row]:.2f}\nz/max={code_ratio[row]:.2f}\n"
             f"code rank {code_rank[row]}{flag}",
-            fontsize=6,
+            fontsize=5.5,
             color="red" if flagged[row] else "black",
         )
-    axes[0, 0].set_title("FV of d_i", fontsize=7, color="C3")
+    axes[0, 0].set_title("picture", fontsize=7, color="C3")
     axes[0, 2].set_title("top-activating images", fontsize=7, loc="left")
     fig.suptitle("feature pictures: simplest and most complex features", fontsize=9)
     fig.tight_layout()
