@@ -121,7 +121,9 @@ def test_critical_space_figure_counts_spaces_and_shows_the_logit_test_only_at_th
 def test_figures_flag_negative_canonical_targets_unstable_and_per_kind_medians(tmp_path):
     files = _run(tmp_path)
     plot_realizations(files["realizations"], tmp_path / "real.png")
-    assert store.figure_numbers(tmp_path / "real.png")["canonical targets ending with S < 0"].startswith("4 of 4")
+    real = store.figure_numbers(tmp_path / "real.png")
+    assert real["canonical targets ending with S < 0"].startswith("4 of 4")
+    assert real["sparse targets ending with S < 0"] == "0 of 8"
     plot_ifv(files["ifv"], files["medians"], tmp_path / "angular.png", tmp_path / "alpha.png")
     numbers = store.figure_numbers(tmp_path / "angular.png")
     assert any(key.startswith("IFV / response / random, sparse targets (n = 8") for key in numbers)

@@ -23,7 +23,7 @@ PAPER = {  # the paper's values (GoogLeNet inception4c, k = 2; DenseNet CIFAR-10
 
 def realization_grid(images: np.ndarray, titles: list[str], flagged: np.ndarray, columns: int = 8) -> Figure:
     """A grid of realizations, images (n, C, H, W) in [0, 1], one title each; grayscale images (C = 1) in a gray
-    colormap with a colorbar; ``flagged`` (n,) titles in red (canonical targets ending with a negative objective)."""
+    colormap with a colorbar; ``flagged`` (n,) titles in red (targets ending with a negative objective)."""
     n = len(images)
     rows = max(1, -(-n // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns + 0.8, 1.5 * rows + 0.6), squeeze=False)
@@ -40,7 +40,7 @@ def realization_grid(images: np.ndarray, titles: list[str], flagged: np.ndarray,
         fig.colorbar(shown, ax=axes, shrink=0.6, label="pixel value")
     fig.suptitle(
         "FV realizations: x<i> = sparse target i, e<j> = canonical target e_j; S = final objective S_x(y)"
-        + ("\nred: canonical target ending with S < 0 (FV found no image that raises it)" if flagged.any() else ""),
+        + ("\nred: target ending with S < 0 (FV found no image that raises it)" if flagged.any() else ""),
         fontsize=8,
     )
     return fig
@@ -157,12 +157,13 @@ def plot_cross(cross: str | Path, model_a: str, model_b: str, out: str | Path) -
 
 
 def plot_realizations(realizations: str | Path, out: str | Path, show: int = 16) -> None:
-    """The first sparse and canonical realizations with their objective value, canonical targets that end with
-    a negative objective flagged; headline numbers: the count, the flagged ones and the median final gradient
-    norm."""
+    """The first sparse and canonical realizations with their objective value, targets that end with a negative
+    objective flagged; headline numbers: the count, the flagged ones per target kind and the median final
+    gradient norm."""
     real = store.read_h5(realizations, "fv_realizations")
     canonical = real["canonical"].astype(bool)
-    negative = canonical & (real["objective"] < 0)
+    below = real["objective"] < 0
+    negative = canonical & below
     idx = np.concatenate([np.flatnonzero(~canonical)[: show // 2], np.flatnonzero(canonical)[: show // 2]])
     first = int(np.argmax(canonical)) if canonical.any() else 0  # e_j is realization first + j
     titles = [f"e{i - first}" if canonical[i] else f"x{i}" for i in idx]
@@ -171,9 +172,10 @@ def plot_realizations(realizations: str | Path, out: str | Path, show: int = 16)
         "realizations": len(canonical),
         "canonical targets ending with S < 0": f"{int(negative.sum())} of {int(canonical.sum())}"
         + (f" (e{', e'.join(str(i - first) for i in np.flatnonzero(negative))})" if negative.any() else ""),
+        "sparse targets ending with S < 0": f"{int((below & ~canonical).sum())} of {int((~canonical).sum())}",
         "median |grad f_x|": f"{np.median(real['grad_norm']):.3g}",
     }
-    store.save_figure(realization_grid(real["images"][idx], titles, negative[idx]), out, numbers)
+    store.save_figure(realization_grid(real["images"][idx], titles, below[idx]), out, numbers)
 
 
 def plot_ifv(ifv: str | Path, medians: str | Path, angular_out: str | Path, alpha_out: str | Path) -> None:
@@ -273,6 +275,6 @@ def critical_space_plot(
     if angles:
         _angle_bars(axes[2], [f"dim {d}" for d in dims], {f"{k} vs complement": v for k, v in angles.items()})
         axes[2].set_title("trivial solutions of the logits (paper: ~0)", fontsize=9)
-        axes[2].legend(fontsize=7, loc="lower right")
+        axes[2].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     fig.tight_layout()
     return fig
