@@ -139,7 +139,6 @@ CX_KEYS = {
     "feature_table": ((), ()),
     "complexity_figures": (("split", "figures", "dictionary.code_ridge"), ()),
     "meta_features": (("split", "meta_features"), ()),  # featflow.complexity.meta.run_meta_features
-    "meta_features": (("split", "meta_features"), ()),  # featflow.complexity.meta.run_meta_features
     "feature_pictures": (("split", "pictures", *CODES), ("activations.pool",)),  # featflow.fv.atoms.run_pictures
     # featflow.complexity.flow.run_flow: the vinfo split and ridge, the blocks, the encoder (ablated codes);
     # images batched as extracted

@@ -414,41 +414,6 @@ rule meta_features:
         "../scripts/meta_features.py"
 
 
-rule meta_features:
-    input:
-        dictionary="results/{experiment}/complexity/dictionary.h5",
-        vinfo="results/{experiment}/complexity/vinfo.h5",
-        codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
-        activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
-        data=experiment_data,
-    output:
-        table="results/{experiment}/complexity/meta_features.csv",
-        gallery=report(
-            "results/{experiment}/complexity/figures/meta_features.png",
-            caption="../report/complexity_meta_features.rst",
-            category="Complexity",
-            labels=figure_labels("gallery"),
-        ),
-    log:
-        "logs/meta_features/{experiment}.log",
-    benchmark:
-        "benchmarks/meta_features/{experiment}.tsv"
-    conda:
-        ENV
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-        gpu=0,  # k-means of k atoms, one pass over the codes, plotting
-    params:
-        stage="complexity_plots",
-        spec=complexity_spec("meta_features"),
-        seed=SEED,
-        code=script_hash("meta_features"),
-    script:
-        "../scripts/meta_features.py"
-
-
 rule feature_flow:
     input:
         checkpoint=experiment_model,

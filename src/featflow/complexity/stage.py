@@ -221,21 +221,3 @@ def meta_features(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job)
         outputs.gallery,
         ctx.seed,
     )
-
-
-def meta_features(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
-    """k-means of the atoms into meta-features: the table and the complexity-sorted gallery of their top images."""
-    from featflow.complexity.meta import MetaSpec, run_meta_features
-
-    run_meta_features(
-        MetaSpec.from_dict(spec["complexity"]["meta_features"]),
-        spec["complexity"]["split"],
-        inputs.dictionary,
-        inputs.vinfo,
-        inputs.codes,
-        inputs.activations,
-        inputs.data,
-        outputs.table,
-        outputs.gallery,
-        ctx.seed,
-    )
