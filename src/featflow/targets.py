@@ -30,7 +30,14 @@ COMPLEXITY_LEAVES = (
     "figures/meta_features.png",
 )
 FLOW_LEAVES = ("flow.csv", "figures/flow.png")
-TEMPORAL_LEAVES = ("emergence.csv", "factors.csv", "figures/decoding.png", "figures/sedimentation.png")
+TEMPORAL_LEAVES = (
+    "emergence.csv",
+    "factors.csv",
+    "sediment.csv",
+    "figures/decoding.png",
+    "figures/sedimentation.png",
+    "figures/importance.png",
+)
 IFV_LEAVES = (
     "ifv.csv",
     "figures/realizations.png",

@@ -99,8 +99,10 @@ def write_unit(unit: dict[str, Any], rng: np.random.Generator) -> None:
         table = pd.DataFrame(
             {"feature": range(K), "complexity": k, "emergence_epoch": np.digitize(k, [0.3, 0.6, 0.9]) * 3 + 1}
         )
-        table["k_epoch_1"], table["k_epoch_12"] = first, k
+        table["iv_epoch_0"], table["readable_at_init"] = 0.5 - k, (k < 0.1).astype(float)
         store.write_table(table, files["emergence"])
+        sediment = pd.DataFrame({"feature": range(K), "complexity": k, "k_epoch_1": first, "k_epoch_12": k})
+        store.write_table(sediment, files["sediment"])
     elif kind == "fv":
         _write_fv(unit, rng)
     elif kind == "masks":

@@ -1,12 +1,15 @@
-# Complexity over training (SPEC 1.7; Fel et al. 2024, Fig. 5): checkpoints of one training run, temporal decoding
-# of the final dictionary's features from each checkpoint, sedimentation (a dictionary per checkpoint).
+# Complexity over training (SPEC 1.7; Fel et al. 2024, Figs. 5-6): checkpoints of one training run (epoch 0: the
+# untrained control), temporal decoding of the final dictionary's features from each checkpoint, sedimentation (one
+# dictionary recipe at every trained epoch, the final model's included) and importance over training.
 # Results path grammar (TX = results/{experiment}/temporal):
 #   results/models/{model}/epoch_{epoch}.pt    the run of results/models/{model}.pt stopped after {epoch} epochs
 #   TX/epoch_{epoch}/activations_{split}.h5     the experiment's layers from that checkpoint
 #   TX/epoch_{epoch}/decoding.h5                I_V of the final features and planted factors from its layers
-#   TX/epoch_{epoch}/sediment.h5                its own dictionary, codes' I_V and K
-#   TX/temporal.h5, TX/emergence.csv|.parquet, TX/factors.csv   curves, emergence epochs, matched K
-#   TX/figures/{decoding,sedimentation}.png
+#   TX/epoch_{epoch}/sediment.h5                its own dictionary, codes' I_V, K and importance (epochs > 0, the
+#                                               final one's from the final model's activations)
+#   TX/temporal.h5, TX/emergence.csv|.parquet, TX/factors.csv, TX/sediment.csv|.parquet   curves, emergence epochs,
+#                                               matched K and importance
+#   TX/figures/{decoding,sedimentation,importance}.png
 # One file per checkpoint: adding an epoch to train.checkpoints plans only that epoch's jobs.
 
 
@@ -96,9 +99,10 @@ rule temporal_decoding:
 
 rule sediment:
     input:
-        train="results/{experiment}/temporal/epoch_{epoch}/activations_train.h5",
-        test=f"results/{{experiment}}/temporal/epoch_{{epoch}}/activations_{CX_SPLIT}.h5",
+        train=tx_activations("train"),
+        test=tx_activations(CX_SPLIT),
         data=experiment_data,
+        checkpoint=tx_checkpoint,
     output:
         "results/{experiment}/temporal/epoch_{epoch}/sediment.h5",
     log:
@@ -127,17 +131,18 @@ rule temporal:
             f"results/{wc.experiment}/temporal/epoch_{e}/decoding.h5" for e in tx_epochs(wc.experiment)
         ],
         sediment=lambda wc: [
-            f"results/{wc.experiment}/temporal/epoch_{e}/sediment.h5" for e in tx_epochs(wc.experiment)[:-1]
+            f"results/{wc.experiment}/temporal/epoch_{e}/sediment.h5" for e in tx_sediment_epochs(wc.experiment)
         ],
         vinfo="results/{experiment}/complexity/vinfo.h5",
         dictionary="results/{experiment}/complexity/dictionary.h5",
-        codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
         factors="results/{experiment}/complexity/factors.csv",
     output:
         h5="results/{experiment}/temporal/temporal.h5",
         csv="results/{experiment}/temporal/emergence.csv",
         parquet="results/{experiment}/temporal/emergence.parquet",
         factors="results/{experiment}/temporal/factors.csv",
+        sediment_csv="results/{experiment}/temporal/sediment.csv",
+        sediment_parquet="results/{experiment}/temporal/sediment.parquet",
     log:
         "logs/temporal/{experiment}.log",
     benchmark:
@@ -151,7 +156,7 @@ rule temporal:
         gpu=0,  # Hungarian assignments of small cosine matrices
     params:
         stage="temporal",
-        spec=lambda wc: tx_spec(wc, (), ("fraction", "layer", "sediment")),
+        spec=lambda wc: tx_spec(wc, (), ("fraction", "min_gain", "layer", "sediment")),
         seed=SEED,
         code=script_hash("temporal"),
     script:
@@ -174,6 +179,12 @@ rule temporal_figures:
             caption="../report/temporal_sedimentation.rst",
             category="Complexity over training",
             labels=figure_labels("sedimentation"),
+        ),
+        importance=report(
+            "results/{experiment}/temporal/figures/importance.png",
+            caption="../report/temporal_importance.rst",
+            category="Complexity over training",
+            labels=figure_labels("importance"),
         ),
     log:
         "logs/temporal_figures/{experiment}.log",

@@ -9,9 +9,22 @@ def tx_train(name):
 
 
 def tx_epochs(name):
-    """Every epoch followed over training: the checkpoints, then the final model's (train.epochs)."""
+    """Every epoch followed over training: the checkpoints (0: the untrained control), then the final model's."""
     train = tx_train(name)
     return sorted(set(train["checkpoints"]) | {train["epochs"]})
+
+
+def tx_sediment_epochs(name):
+    """The epochs with a dictionary of their own (one recipe): the trained checkpoints and the final model."""
+    return [e for e in tx_epochs(name) if e > 0]
+
+
+def tx_checkpoint(wc):
+    """The network of an epoch: the checkpoint, or at the final epoch the final model (the train rule's)."""
+    model = experiment(wc.experiment)["model"]
+    if int(wc.epoch) == tx_train(wc.experiment)["epochs"]:
+        return f"results/models/{model}.pt"
+    return f"results/models/{model}/epoch_{wc.epoch}.pt"
 
 
 def tx_activations(split):

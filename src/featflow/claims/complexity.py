@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from featflow.claims.core import Claim, Source, Unit, bootstrap, mean
+from featflow.claims.core import Claim, Source, Unit
 from featflow.claims.verdict import Reading, not_applicable
 from featflow.seeds import base, replicates
 
@@ -47,7 +47,10 @@ def units(config: Mapping[str, Any], boot_seed: int) -> list[Unit]:
         ),
         "temporal": (
             (config.get("temporal") or {}).get("experiments") if complexity else None,
-            lambda n: {"emergence": f"results/{n}/temporal/emergence.csv"},
+            lambda n: {
+                "emergence": f"results/{n}/temporal/emergence.csv",
+                "sediment": f"results/{n}/temporal/sediment.csv",
+            },
         ),
     }
     return [
@@ -154,23 +157,37 @@ def read_skip_share_cka(unit: Unit, src: Source) -> Reading:
 
 def read_emergence(unit: Unit, src: Source) -> Reading:
     table = src.table(unit.files["emergence"])
+    if "iv_epoch_0" not in table.columns:
+        return not_applicable("no epoch-0 checkpoint (the untrained control): emergence not measured")
     epochs = table["emergence_epoch"].to_numpy(float)
     if np.unique(epochs[np.isfinite(epochs)]).size < 2:
-        return not_applicable("every feature emerges at the same checkpoint: no order to correlate with K")
-    return _rho(table["complexity"], epochs, unit, "emergence epoch")
+        return not_applicable("every feature that gains emerges at the same checkpoint: no order to correlate with K")
+    from featflow.metrics.stats import spearman_ci
+
+    reading = _rho(table["complexity"], epochs, unit, "emergence epoch")
+    init = spearman_ci(table["complexity"].to_numpy(float), table["iv_epoch_0"].to_numpy(float), seed=unit.boot_seed)
+    readable = float(np.nanmean(table["readable_at_init"].to_numpy(float)))
+    return replace(
+        reading,
+        reason=f"{reading.reason} that gain over epoch 0; {readable:.0%} readable at epoch 0; rho(K, I_V_0) "
+        f"{init.rho:+.2f} [{init.low:+.2f}, {init.high:+.2f}]",
+    )
 
 
 def read_sediment(unit: Unit, src: Source) -> Reading:
-    table = src.table(unit.files["emergence"])
+    from scipy.stats import binomtest
+
+    table = src.table(unit.files["sediment"])
     epochs = sorted(int(c.removeprefix("k_epoch_")) for c in table.columns if c.startswith("k_epoch_"))
     if len(epochs) < 2:
-        return not_applicable("fewer than two checkpoints: nothing to follow over training")
+        return not_applicable("no trained checkpoint before the final model: nothing to follow over training")
     first, last = table[f"k_epoch_{epochs[0]}"].to_numpy(float), table[f"k_epoch_{epochs[-1]}"].to_numpy(float)
-    ok = np.isfinite(first) & np.isfinite(last)
+    ok = np.isfinite(first) & np.isfinite(last) & (first != last)
     if ok.sum() < MIN_MATCHED:
-        return not_applicable(f"only {int(ok.sum())} features matched across training (need {MIN_MATCHED})")
-    value, low, high = bootstrap(mean, ((last[ok] < first[ok]).astype(float),), unit.boot_seed)
-    return Reading(value, low, high, reason=f"{int(ok.sum())} matched features, epoch {epochs[0]} to {epochs[-1]}")
+        return not_applicable(f"only {int(ok.sum())} features matched with a change of K (need {MIN_MATCHED})")
+    down, n = int((last[ok] < first[ok]).sum()), int(ok.sum())
+    p = float(binomtest(down, n, 0.5).pvalue)
+    return Reading(down / n, p=p, reason=f"{down} of {n} matched features, epoch {epochs[0]} to {epochs[-1]}")
 
 
 FIG = "results/{name}/complexity/figures/"
@@ -285,12 +302,13 @@ CLAIMS = [
     Claim(
         "simple_first",
         PAPER,
-        "Spearman rho(K, emergence epoch) (first checkpoint decoding a feature at its final level)",
+        "Spearman rho(K, emergence epoch) over the features that gain over the untrained network (first checkpoint "
+        "with I_V_e - I_V_0 >= f (I_V_final - I_V_0)); the reason: the share readable at epoch 0, rho(K, I_V_0)",
         "positive: simple features become decodable first",
         ">",
         0.0,
         "0 (no rank relation)",
-        "checkpoints at which features emerge at different times",
+        "an epoch-0 checkpoint; features emerging at different checkpoints",
         "temporal",
         "results/{name}/temporal/figures/decoding.png",
         read_emergence,
@@ -298,12 +316,13 @@ CLAIMS = [
     Claim(
         "features_sediment",
         PAPER,
-        "fraction of matched features whose K decreases from the first checkpoint to the end",
+        "fraction of matched features whose K decreases from the first trained checkpoint to the end, one dictionary "
+        "recipe at every epoch (two-sided binomial p against 1/2)",
         "> 1/2: K decreases over training (features sediment)",
         ">",
         0.5,
         "1/2 (as many rise as fall)",
-        f"{MIN_MATCHED}+ features matched across training",
+        f"{MIN_MATCHED}+ features matched across training with a change of K",
         "temporal",
         "results/{name}/temporal/figures/sedimentation.png",
         read_sediment,

@@ -28,6 +28,8 @@ from featflow.metrics.stats import spearman_ci
 from featflow.temporal import emergence
 from featflow.temporal.spec import TemporalSpec
 
+ALPHA = 0.05  # the binomial test's level: above it, no sedimentation
+
 log = logging.getLogger(__name__)
 
 Path_ = str | Path
@@ -63,7 +65,8 @@ def decode_epoch(
 
 
 def sediment_spec(spec: ComplexitySpec, temporal: TemporalSpec) -> ComplexitySpec:
-    """The complexity spec of a checkpoint's dictionary: the branch's, with the sediment's atoms and iterations."""
+    """The one dictionary recipe of sedimentation, at every epoch the final one included: the complexity branch's
+    NMF with the sediment's atoms and iterations (one fit, no second seed)."""
     sed = temporal.sediment
     changes = {"second_seed": False}
     if sed.k is not None:
@@ -73,10 +76,28 @@ def sediment_spec(spec: ComplexitySpec, temporal: TemporalSpec) -> ComplexitySpe
     return dataclasses.replace(spec, dictionary=dataclasses.replace(spec.dictionary, **changes))
 
 
+def checkpoint_importance(checkpoint: Path_, codes: np.ndarray, atoms: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """(2, k) signed and absolute gradient x input of a checkpoint's features: the complexity branch's closed form
+    (featflow.metrics.importance) with that checkpoint's classifier head and predicted classes."""
+    from featflow.metrics.importance import importance
+    from featflow.models import classifier_head, load_checkpoint
+
+    model, _ = load_checkpoint(checkpoint, "cpu")
+    weight = classifier_head(model).weight.detach().double()
+    signed, absolute = importance(
+        torch.from_numpy(codes).double(),
+        torch.from_numpy(atoms).double(),
+        weight,
+        torch.from_numpy(np.asarray(logits).argmax(1)),
+    )
+    return torch.stack([signed, absolute]).numpy()
+
+
 def sediment_epoch(
     train_acts: Path_,
     test_acts: Path_,
     data_path: Path_,
+    checkpoint: Path_,
     spec: ComplexitySpec,
     temporal: TemporalSpec,
     layer: str,
@@ -86,8 +107,9 @@ def sediment_epoch(
     attrs: dict[str, Any],
     seed: int,
 ) -> None:
-    """A dictionary of one checkpoint: the complexity branch's NMF on its training activations, codes of the
-    analyzed split, and the complexity K of its features from its own layers (as the final dictionary's K)."""
+    """A dictionary of one epoch's network (:func:`sediment_spec`, the same recipe at every epoch): NMF on its
+    training activations, codes of the analyzed split, the complexity K of its features from its own layers and
+    their importance through its own classifier head."""
     sed = sediment_spec(spec, temporal)
     atoms = pipeline._fit_atoms(train_acts, layer, sed, device, seed).float()
     acts, acts_attrs = store.read_h5(test_acts, "activations"), store.read_attrs(test_acts, "activations")
@@ -97,32 +119,26 @@ def sediment_epoch(
     layers, merged = vinfo.distinct_layers(
         pipeline.vinfo_layers(acts, list(acts_attrs["layers"]), data_path, spec.split, spec)
     )
-    z = codes.cpu().numpy()
+    z, d = codes.cpu().numpy(), atoms.cpu().numpy()
     v = spec.vinfo
     iv = vinfo.v_information(layers, z, v.test_fraction, seed, v.ridge_scale)
     k_feat = vinfo.complexity(iv)
+    signed, absolute = checkpoint_importance(checkpoint, z, d, acts["logits"])
     log.info(
-        "epoch %d: dictionary of %d atoms on %s, relative error %.4f, K median %.4f",
+        "epoch %d: dictionary of %d atoms on %s, relative error %.4f, K median %.4f, rho(K, |importance|) %s",
         epoch,
         atoms.shape[0],
         layer,
         err,
         np.nanmedian(k_feat),
+        spearman_ci(k_feat, absolute),
     )
     store.write_h5(
         out,
         "temporal-sediment",
-        {"atoms": atoms.cpu().numpy(), "codes": z, "iv": iv, "complexity": k_feat},
+        {"atoms": d, "codes": z, "iv": iv, "complexity": k_feat, "importance": signed, "importance_abs": absolute},
         {**attrs, "epoch": epoch, "layer": layer, "layers": list(layers), "relative_error": err},
     )
-
-
-def _planted_order(epochs: Mapping[str, float]) -> str:
-    """Whether the planted factors emerge in their designed order (color <= orientation <= parity, color first)."""
-    if not set(PLANTED_ORDER) <= set(epochs):
-        return "n/a"
-    c, o, p = (epochs[name] for name in PLANTED_ORDER)
-    return "holds" if c <= o <= p and c < p else "VIOLATED"
 
 
 def _by_epoch(paths: Sequence[Path_], kind: str) -> dict[int, Path_]:
@@ -130,28 +146,160 @@ def _by_epoch(paths: Sequence[Path_], kind: str) -> dict[int, Path_]:
     return {int(store.read_attrs(path, kind)["epoch"]): path for path in paths}
 
 
+def _emergence(curves: np.ndarray, epochs: np.ndarray, temporal: TemporalSpec) -> tuple[np.ndarray, np.ndarray, str]:
+    """Emergence epochs on the learned part and readability at the initialization of (E, k) curves, with "" or why
+    they are not measured (no epoch-0 checkpoint: NaN)."""
+    if epochs[0] != 0:
+        why = "no epoch-0 checkpoint (the untrained control); add 0 to the model's train.checkpoints"
+        log.warning("emergence not measured: %s", why)
+        nan = np.full(curves.shape[1], np.nan)
+        return nan, nan, why
+    emerged = emergence.emergence_epoch(curves, epochs, temporal.fraction, temporal.min_gain)
+    return emerged, emergence.readable_at_init(curves, epochs, temporal.fraction).astype(float), ""
+
+
+def _decoding_numbers(
+    curves: np.ndarray, epochs: np.ndarray, k_final: np.ndarray, temporal: TemporalSpec
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Emergence of the final features (learned part), the share readable at the initialization, rho(K, emergence)
+    over the features that gain and rho(K, I_V_0) over all."""
+    emerged, readable, why = _emergence(curves, epochs, temporal)
+    rho = spearman_ci(k_final, emerged)
+    rho_init = spearman_ci(k_final, curves[0]) if not why else spearman_ci(k_final, np.full_like(k_final, np.nan))
+    numbers = {
+        "rho_k_emergence": rho.rho,
+        "rho_k_emergence_text": str(rho),
+        "rho_k_iv0": rho_init.rho,
+        "rho_k_iv0_text": str(rho_init),
+        "readable_at_init": float(np.nanmean(readable)) if not why else float("nan"),
+        "gaining": int(np.isfinite(emerged).sum()),
+        "emergence_note": why,
+    }
+    return numbers, {"emergence": emerged, "readable_at_init": readable}
+
+
+def _factors(
+    files: list[dict[str, np.ndarray]],
+    at: int,
+    epochs: np.ndarray,
+    f_names: list[str],
+    factors_path: Path_,
+    temporal: TemporalSpec,
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, np.ndarray]]:
+    """The planted factors' I_V over training from the decoding layer, their emergence (learned part), whether each
+    is readable at the initialization, and whether they emerge in their designed order."""
+    f_curves = np.stack([f["factor_iv"][at] for f in files])  # (E, F)
+    f_emerged, f_readable, why = _emergence(f_curves, epochs, temporal)
+    cx = store.read_table(factors_path).set_index("factor")["complexity"] if Path(factors_path).is_file() else {}
+    rows = [
+        {
+            "factor": name,
+            "complexity": float(cx[name]) if name in cx else np.nan,
+            "emergence_epoch": f_emerged[j],
+            "readable_at_init": f_readable[j],
+            **{f"iv_epoch_{int(e)}": f_curves[i, j] for i, e in enumerate(epochs)},
+        }
+        for j, name in enumerate(f_names)
+    ]
+    order = (
+        f"inconclusive: {why}"
+        if why
+        else emergence.planted_order(f_curves, epochs, f_names, PLANTED_ORDER, temporal.fraction, temporal.min_gain)
+    )
+    numbers = {
+        "factor_emergence": {name: float(f_emerged[j]) for j, name in enumerate(f_names)},
+        "planted_order": order,
+    }
+    log.info("planted factors emerge at %s: order %s", numbers["factor_emergence"], order)
+    return rows, numbers, {"factor_curves": f_curves, "factor_emergence": f_emerged}
+
+
+def _sedimentation(
+    sediment_paths: Sequence[Path_], final_epoch: int, temporal: TemporalSpec
+) -> tuple[pd.DataFrame, dict[str, Any], dict[str, np.ndarray]]:
+    """Each trained checkpoint's dictionary matched one-to-one to the final model's dictionary of the same recipe,
+    the K and importance of the matched features over training, and per checkpoint the fraction of matched
+    features whose K is lower at the end with its binomial p (the sign test against 1/2)."""
+    sediments = _by_epoch(sediment_paths, "temporal-sediment")
+    if final_epoch not in sediments:
+        raise ValueError(
+            f"sedimentation: no dictionary of the final model (epoch {final_epoch}) among {sorted(sediments)}"
+        )
+    epochs = [e for e in sorted(sediments) if e > 0]  # the untrained network's atoms match nothing learned
+    files = {e: store.read_h5(sediments[e], "temporal-sediment") for e in epochs}
+    final = files[final_epoch]
+    k = final["complexity"].shape[0]
+    matched, matched_imp = np.full((len(epochs), k), np.nan), np.full((len(epochs), k), np.nan)
+    cosines = np.full((len(epochs), k), np.nan)
+    for i, e in enumerate(epochs):
+        sed = files[e]
+        a, b = (
+            (sed["atoms"], final["atoms"]) if temporal.sediment.match == "atoms" else (sed["codes"].T, final["codes"].T)
+        )
+        rows, cols, cos = emergence.match(a, b)
+        matched[i] = emergence.matched_values(sed["complexity"], rows, cols, k)
+        matched_imp[i] = emergence.matched_values(sed["importance_abs"], rows, cols, k)
+        cosines[i] = emergence.matched_values(cos, np.arange(rows.size), cols, k)
+    tests = np.array([emergence.sign_test(matched[i], matched[-1]) for i in range(len(epochs) - 1)]).reshape(-1, 3)
+    table = pd.DataFrame(
+        {
+            "feature": np.arange(k),
+            "complexity": final["complexity"],
+            "importance": final["importance"],
+            "importance_abs": final["importance_abs"],
+            **{f"k_epoch_{e}": matched[i] for i, e in enumerate(epochs)},
+            **{f"importance_abs_epoch_{e}": matched_imp[i] for i, e in enumerate(epochs)},
+            **{f"cosine_epoch_{e}": cosines[i] for i, e in enumerate(epochs[:-1])},
+        }
+    )
+    first = tests[0] if len(tests) else np.full(3, np.nan)
+    numbers = {
+        "match": temporal.sediment.match,
+        "sediment_epochs": epochs,
+        "k_decreasing": float(first[0]),
+        "k_decreasing_n": int(np.nan_to_num(first[1])),
+        "k_decreasing_p": float(first[2]),
+    }
+    arrays = {
+        "sediment_epochs": np.array(epochs, float),
+        "matched_complexity": matched,
+        "matched_importance": matched_imp,
+        "match_cosine": np.nanmedian(cosines, 1),
+        "k_decreasing": tests[:, 0],
+        "k_decreasing_n": tests[:, 1],
+        "k_decreasing_p": tests[:, 2],
+        "own_complexity": np.stack([files[e]["complexity"] for e in epochs]),
+        "own_importance": np.stack([files[e]["importance_abs"] for e in epochs]),
+    }
+    log.info(
+        "sedimentation from epochs %s to %d: K decreases for %s (binomial p %s)",
+        epochs[:-1],
+        final_epoch,
+        np.round(tests[:, 0], 3),
+        np.round(tests[:, 2], 4),
+    )
+    return table, numbers, arrays
+
+
 def summarize(
     decoding_paths: Sequence[Path_],
     sediment_paths: Sequence[Path_],
     vinfo_path: Path_,
     dict_path: Path_,
-    codes_path: Path_,
     factors_path: Path_,
     temporal: TemporalSpec,
     out: Path_,
-    table_csv: Path_,
-    table_parquet: Path_,
-    factors_csv: Path_,
+    tables: Mapping[str, Path_],
     attrs: dict[str, Any],
 ) -> dict[str, Any]:
-    """Curves over training, emergence epochs, rank correlation of K and emergence, matched K (sedimentation).
+    """Curves over training, emergence on the learned part against K, the planted factors' order, sedimentation.
 
-    ``decoding_paths`` are the decoding files of every epoch (the last: the final model), ``sediment_paths`` the
-    dictionaries of the checkpoints before it; the final epoch's dictionary is the complexity branch's. Returns
-    the headline numbers (also the file's attributes).
+    ``decoding_paths`` are the decoding files of every epoch (0: the untrained control; the last: the final
+    model), ``sediment_paths`` the dictionaries of the trained epochs, the final one included (one recipe).
+    ``tables`` names the outputs ``emergence_csv``, ``emergence_parquet``, ``factors_csv``, ``sediment_csv``,
+    ``sediment_parquet``. Returns the headline numbers (also the file's attributes).
     """
     decoding = _by_epoch(decoding_paths, "temporal-decoding")
-    sediments = _by_epoch(sediment_paths, "temporal-sediment")
     epochs = np.array(sorted(decoding), dtype=float)
     files = [store.read_h5(decoding[e], "temporal-decoding") for e in sorted(decoding)]
     meta = store.read_attrs(decoding[max(decoding)], "temporal-decoding")
@@ -163,87 +311,66 @@ def summarize(
     iv = np.stack([f["iv"] for f in files])  # (E, L, k)
     curves = iv[:, at, :]
     k_final = store.read_h5(vinfo_path, "complexity-vinfo")["complexity"]
-    emerged = emergence.emergence_epoch(curves, epochs, temporal.fraction)
-    rho = spearman_ci(k_final, emerged)
     accuracy = [float(store.read_attrs(decoding[e], "temporal-decoding")["accuracy"]) for e in sorted(decoding)]
-    numbers: dict[str, Any] = {
+    numbers, decoded = _decoding_numbers(curves, epochs, k_final, temporal)
+    numbers = {
         "epochs": [int(e) for e in epochs],
         "layer": layer,
         "fraction": temporal.fraction,
+        "min_gain": temporal.min_gain,
         "accuracy": accuracy,
-        "rho_k_emergence": rho.rho,
-        "rho_k_emergence_text": str(rho),
+        **numbers,
     }
-    arrays: dict[str, Any] = {"epochs": epochs, "iv": iv, "curves": curves, "emergence": emerged, "complexity": k_final}
-    # planted factors: I_V over training from the same layer, their emergence, and their (final) K
-    factor_rows = []
+    arrays: dict[str, Any] = {"epochs": epochs, "iv": iv, "curves": curves, "complexity": k_final, **decoded}
+    factor_rows: list[dict[str, Any]] = []
     if "factor_iv" in files[-1]:
-        f_names = list(meta["factor_names"])
-        f_curves = np.stack([f["factor_iv"][at] for f in files])  # (E, F)
-        f_emerged = emergence.emergence_epoch(f_curves, epochs, temporal.fraction)
-        arrays.update(factor_curves=f_curves, factor_emergence=f_emerged)
-        cx = store.read_table(factors_path).set_index("factor")["complexity"] if Path(factors_path).is_file() else {}
-        for j, name in enumerate(f_names):
-            factor_rows.append(
-                {
-                    "factor": name,
-                    "complexity": float(cx[name]) if name in cx else np.nan,
-                    "emergence_epoch": f_emerged[j],
-                    **{f"iv_epoch_{int(e)}": f_curves[i, j] for i, e in enumerate(epochs)},
-                }
-            )
-        numbers["factor_emergence"] = {name: float(f_emerged[j]) for j, name in enumerate(f_names)}
-        numbers["planted_order"] = _planted_order(numbers["factor_emergence"])
-        log.info("planted factors emerge at %s: order %s", numbers["factor_emergence"], numbers["planted_order"])
-    # sedimentation: each checkpoint's dictionary matched one-to-one to the final one, K of the matched features
-    k = k_final.shape[0]
-    matched = np.full((len(epochs), k), np.nan)
-    matched[-1] = k_final
-    cosines = np.full(len(epochs), np.nan)
-    final_atoms = store.read_h5(dict_path, "complexity-dictionary")["atoms"]
-    final_codes = store.read_h5(codes_path, "complexity-codes")["codes"]
-    for i, e in enumerate(epochs[:-1]):
-        if int(e) not in sediments:
-            continue
-        sed = store.read_h5(sediments[int(e)], "temporal-sediment")
-        a, b = (sed["atoms"], final_atoms) if temporal.sediment.match == "atoms" else (sed["codes"].T, final_codes.T)
-        rows, cols, cos = emergence.match(a, b)
-        matched[i] = emergence.matched_values(sed["complexity"], rows, cols, k)
-        cosines[i] = float(np.median(cos))
-    arrays.update(matched_complexity=matched, match_cosine=cosines)
-    frac, n_frac = emergence.decreasing_fraction(matched[0], matched[-1])
-    # from each checkpoint to the end: a feature still being learned can grow more complex before it sediments
-    by_epoch = [emergence.decreasing_fraction(matched[i], matched[-1]) for i in range(len(epochs) - 1)]
-    arrays["k_decreasing"] = np.array([f for f, _ in by_epoch])
-    numbers.update(k_decreasing=frac, k_decreasing_n=n_frac, match=temporal.sediment.match)
+        factor_rows, f_numbers, f_arrays = _factors(
+            files, at, epochs, list(meta["factor_names"]), factors_path, temporal
+        )
+        numbers.update(f_numbers)
+        arrays.update(f_arrays)
+    sed_table, sed_numbers, sed_arrays = _sedimentation(sediment_paths, int(epochs[-1]), temporal)
+    numbers.update(sed_numbers)
+    arrays.update(sed_arrays)
     log.info(
-        "rho(K, emergence epoch) %s; K decreases for %.3f of %d matched features (median cosines %s)",
-        rho,
-        frac,
-        n_frac,
-        np.round(cosines, 3),
+        "rho(K, emergence epoch) %s over %d gaining features; readable at initialization %.3f; rho(K, I_V_0) %s",
+        numbers["rho_k_emergence_text"],
+        numbers["gaining"],
+        numbers["readable_at_init"],
+        numbers["rho_k_iv0_text"],
     )
     table = pd.DataFrame(
         {
-            "feature": np.arange(k),
+            "feature": np.arange(k_final.shape[0]),
             "complexity": k_final,
-            "emergence_epoch": emerged,
+            "emergence_epoch": decoded["emergence"],
+            "readable_at_init": decoded["readable_at_init"],
             **{f"iv_epoch_{int(e)}": curves[i] for i, e in enumerate(epochs)},
-            **{f"k_epoch_{int(e)}": matched[i] for i, e in enumerate(epochs)},
         }
     )
-    table.attrs = {key: value for key, value in numbers.items() if key != "rho_k_emergence_text"}
-    store.write_table(table, table_csv, table_parquet)
-    store.write_table(pd.DataFrame(factor_rows), factors_csv)
+    table.attrs = {key: value for key, value in numbers.items() if not key.endswith("_text")}
+    store.write_table(table, tables["emergence_csv"], tables["emergence_parquet"])
+    store.write_table(pd.DataFrame(factor_rows), tables["factors_csv"])
+    sed_table.attrs = {key: value for key, value in sed_numbers.items()}
+    store.write_table(sed_table, tables["sediment_csv"], tables["sediment_parquet"])
     flat = {key: (str(value) if isinstance(value, dict) else value) for key, value in numbers.items()}
     store.write_h5(out, "temporal", arrays, {**attrs, **flat})
     return numbers
 
 
+def _sediment_verdict(fraction: float, n: int, p: float) -> str:
+    """A fraction of features whose K decreases, its binomial p against 1/2, and what that says."""
+    if not n:
+        return "no matched features with unequal K"
+    word = "no sedimentation" if p > ALPHA else "K decreases (sedimentation)" if fraction > 0.5 else "K increases"
+    return f"{fraction:.3f} of {n} (binomial p {p:.3g}: {word})"
+
+
 def figures(temporal_path: Path_, factors_csv: Path_, outs: Mapping[str, Path_]) -> None:
-    """Temporal decoding (I_V over epochs of the simplest and most complex deciles, the planted factors; emergence
-    epoch against K) and sedimentation (K of the matched features over training), each with its numbers beside
-    the paper's claim."""
+    """Temporal decoding (Fig. 5A: I_V over epochs, emergence on the learned part against K), sedimentation (Fig.
+    5B: K of the matched features over training, each fraction with its binomial p) and importance over training
+    (Fig. 6: importance against K at the first trained checkpoint and at the end, K over training of the most
+    important features), each with its numbers beside the paper's claim."""
     from featflow.plots import temporal as plots
 
     data, meta = store.read_h5(temporal_path, "temporal"), store.read_attrs(temporal_path, "temporal")
@@ -251,30 +378,65 @@ def figures(temporal_path: Path_, factors_csv: Path_, outs: Mapping[str, Path_])
     factors = store.read_table(factors_csv)
     fig, rho = plots.decoding(epochs, data["curves"], k_final, data["emergence"], factors, str(meta["layer"]))
     numbers = {
-        "rho(K, emergence epoch)": f"{rho} (paper: positive, simple features become decodable first)",
-        "emergence": f"first checkpoint with I_V from {meta['layer']} >= {meta['fraction']:g} x its final I_V",
-        "checkpoints (epochs; the last is the final model)": ", ".join(str(int(e)) for e in epochs),
+        "rho(K, emergence epoch)": (
+            f"{rho} over the features that gain (paper: positive, simple features become decodable first)"
+        ),
+        "rho(K, I_V at epoch 0)": f"{meta['rho_k_iv0_text']} (the untrained network, a control the paper does not "
+        "report: negative = simple features are readable before any training)",
+        "share readable at epoch 0": f"{meta['readable_at_init']:.3f} (I_V_0 >= {meta['fraction']:g} x final I_V)",
+        "emergence": (
+            f"first checkpoint with I_V_e - I_V_0 >= {meta['fraction']:g} (I_V_final - I_V_0) from {meta['layer']}, "
+            f"over the features with I_V_final - I_V_0 > {meta['min_gain']:g}"
+            + (f"; not measured: {meta['emergence_note']}" if meta["emergence_note"] else "")
+        ),
+        "checkpoints (epochs; 0 the initialization, the last the final model)": ", ".join(str(int(e)) for e in epochs),
         "test accuracy per checkpoint": ", ".join(f"{a:.3f}" for a in np.atleast_1d(meta["accuracy"])),
     }
     if len(factors):
         numbers["planted factors' emergence epoch"] = ", ".join(
-            f"{row.factor} {row.emergence_epoch:g}" for row in factors.itertuples()
+            f"{row.factor} {row.emergence_epoch:g}" + (" (readable at epoch 0)" if row.readable_at_init == 1 else "")
+            for row in factors.itertuples()
         )
         numbers["planted order color <= orientation <= parity (color first)"] = str(meta.get("planted_order"))
     store.save_figure(fig, outs["decoding"], numbers)
-    fig = plots.sedimentation(epochs, data["matched_complexity"], k_final)
-    cos = ", ".join(f"{int(e)}: {c:.3f}" for e, c in zip(epochs[:-1], data["match_cosine"][:-1], strict=True))
+    sed_epochs = data["sediment_epochs"]
+    fig = plots.sedimentation(sed_epochs, data["matched_complexity"])
+    checkpoints = [int(e) for e in sed_epochs[:-1]]
+    fractions = zip(checkpoints, data["k_decreasing"], data["k_decreasing_n"], data["k_decreasing_p"], strict=True)
     store.save_figure(
         fig,
         outs["sedimentation"],
         {
             "features whose K decreases over training": (
-                f"{meta['k_decreasing']:.3f} of {int(meta['k_decreasing_n'])} matched from the first checkpoint "
-                "(paper: K decreases over training, features sediment)"
+                f"{_sediment_verdict(meta['k_decreasing'], int(meta['k_decreasing_n']), meta['k_decreasing_p'])} "
+                f"from epoch {checkpoints[0] if checkpoints else 'n/a'} to the end, one dictionary recipe at every "
+                "epoch (paper: K decreases over training, features sediment)"
             ),
-            f"median matched cosine ({meta['match']}) per checkpoint": cos,
-            "fraction whose K decreases from each checkpoint to the end": ", ".join(
-                f"{int(e)}: {f:.3f}" for e, f in zip(epochs[:-1], data["k_decreasing"], strict=True)
+            "fraction whose K decreases from each checkpoint to the end": "; ".join(
+                f"{e}: {_sediment_verdict(f, int(n), p)}" for e, f, n, p in fractions
+            ),
+            f"median matched cosine ({meta['match']}) per checkpoint": ", ".join(
+                f"{e}: {c:.3f}" for e, c in zip(checkpoints, data["match_cosine"], strict=False)
+            ),
+        },
+    )
+    fig, rhos, top = plots.importance(
+        sed_epochs, data["own_complexity"], data["own_importance"], data["matched_complexity"]
+    )
+    store.save_figure(
+        fig,
+        outs["importance"],
+        {
+            f"rho(K, |importance|) at epoch {int(sed_epochs[0])} and at the end": (
+                f"{rhos[0]}; {rhos[1]} (paper, Fig. 6: the most important features become simpler over training)"
+            ),
+            f"median K of the {top} most important final features per epoch": ", ".join(
+                f"{int(e)}: {k:.3f}"
+                for e, k in zip(
+                    sed_epochs,
+                    plots.top_median(data["own_importance"][-1], data["matched_complexity"], top),
+                    strict=True,
+                )
             ),
         },
     )

@@ -9,7 +9,8 @@ from featflow.config import Spec
 
 @dataclass(frozen=True)
 class SedimentSpec(Spec):
-    """A dictionary per checkpoint (null: the complexity dictionary's setting) and how it is matched."""
+    """The one dictionary recipe of every epoch, the final one included (null: the complexity dictionary's
+    setting), and how the checkpoints' dictionaries are matched to the final model's."""
 
     k: int | None = None
     iterations: int | None = None
@@ -22,5 +23,6 @@ class TemporalSpec(Spec):
 
     experiments: tuple[str, ...] = ("planted",)
     fraction: float = 0.9
+    min_gain: float = 0.05
     layer: str | None = None
     sediment: SedimentSpec = SedimentSpec()

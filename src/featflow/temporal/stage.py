@@ -25,7 +25,7 @@ def temporal_decoding(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: 
 
 
 def sediment(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
-    """A checkpoint's own dictionary, its codes' I_V and K."""
+    """An epoch's own dictionary (one recipe at every epoch), its codes' I_V, K and importance."""
     from featflow.complexity import pipeline
     from featflow.complexity.spec import ComplexitySpec
     from featflow.temporal.run import sediment_epoch
@@ -36,6 +36,7 @@ def sediment(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> N
         inputs.train,
         inputs.test,
         inputs.data,
+        inputs.checkpoint,
         cx,
         TemporalSpec.from_dict(spec["temporal"]),
         pipeline.dictionary_layer(cx, list(spec["experiment"]["layers"])),
@@ -48,7 +49,7 @@ def sediment(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> N
 
 
 def temporal(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
-    """Curves over the checkpoints, emergence epochs and the matched K."""
+    """Curves over the checkpoints, emergence on the learned part, the matched K (sedimentation)."""
     from featflow.temporal.run import summarize
     from featflow.temporal.spec import TemporalSpec
 
@@ -58,19 +59,22 @@ def temporal(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> N
         list(i.sediment),
         i.vinfo,
         i.dictionary,
-        i.codes,
         i.factors,
         TemporalSpec.from_dict(spec["temporal"]),
         o.h5,
-        o.csv,
-        o.parquet,
-        o.factors,
+        {
+            "emergence_csv": o.csv,
+            "emergence_parquet": o.parquet,
+            "factors_csv": o.factors,
+            "sediment_csv": o.sediment_csv,
+            "sediment_parquet": o.sediment_parquet,
+        },
         ctx.attrs,
     )
 
 
 def temporal_figures(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
-    """The decoding and sedimentation figures."""
+    """The decoding, sedimentation and importance-over-training figures."""
     from featflow.temporal.run import figures
 
     figures(inputs.temporal, inputs.factors, dict(outputs.items()))
