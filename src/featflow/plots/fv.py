@@ -46,9 +46,12 @@ def realization_grid(images: np.ndarray, titles: list[str], flagged: np.ndarray,
     return fig
 
 
-def angular_histograms(angles: dict[str, np.ndarray], stationary: np.ndarray, dim: int, n_f: int) -> Figure:
+def angular_histograms(
+    angles: dict[str, np.ndarray], stationary: np.ndarray, dim: int, n_f: int, kinks: bool = False
+) -> Figure:
     """Histograms of the angular distance (deg) to the target for prediction (projected onto Z^-1 C, the paper's
-    score; raw beside it), feature response and random; non-stationary realizations' predictions outlined."""
+    score; raw beside it), feature response and random; non-stationary realizations' predictions outlined, and the
+    title says when the network is piecewise linear (``kinks``)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     bins = np.linspace(0, 90, 31)
     space = "R^n_f" if dim == n_f else f"dim C = {dim}"
@@ -80,7 +83,8 @@ def angular_histograms(angles: dict[str, np.ndarray], stationary: np.ndarray, di
         )
     ax.set_xlabel("angular distance to the target objective (degrees)")
     ax.set_ylabel("realizations")
-    ax.set_title(f"{int(stationary.sum())} of {len(stationary)} realizations stationary", fontsize=9)
+    note = " (piecewise-linear network: FV's optima on kinks)" if kinks else ""
+    ax.set_title(f"{int(stationary.sum())} of {len(stationary)} realizations stationary{note}", fontsize=9)
     ax.legend(fontsize=7)
     return fig
 
@@ -205,7 +209,8 @@ def plot_ifv(ifv: str | Path, medians: str | Path, angular_out: str | Path, alph
             "median grad_rel": f"{np.median(data['stationarity']['grad_rel']):.2g}",
         }
     )
-    store.save_figure(angular_histograms(angle, stationary, dim, n_f), angular_out, numbers)
+    figure = angular_histograms(angle, stationary, dim, n_f, kinks=bool(attrs.get("piecewise_linear")))
+    store.save_figure(figure, angular_out, numbers)
     alpha_numbers = {
         "alpha_1": f"{data['alpha'][0]:.2f} (paper: ~1 where IFV succeeds)",
         "stationary realizations": numbers["stationary realizations (grad_rel <= limit)"],
