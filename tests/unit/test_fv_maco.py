@@ -84,3 +84,12 @@ def test_maco_needs_the_spectrum_of_the_models_images():
         make_render("maco", (3, 8, 8))
     with pytest.raises(ValueError, match="decorrelat"):
         make_render("maco", (3, 8, 8), decorrelate=True, spectrum=data_spectrum(_images((3, 8, 8))))
+
+
+@pytest.mark.parametrize("kind", ["rgb", "fft", "fft_energy"])
+@pytest.mark.parametrize("decorrelate", [False, True])
+def test_a_start_from_images_renders_those_images(kind, decorrelate):
+    """start: top begins each picture at its top image: the params' render is the image (pixels kept off 0 and 1)."""
+    images = 0.05 + 0.9 * _images((3, 8, 10), 2)
+    render = make_render(kind, (3, 8, 10), decorrelate)
+    torch.testing.assert_close(render(params_of(kind, images, decorrelate)), images, atol=1e-5, rtol=0)

@@ -155,12 +155,14 @@ def param_shape(kind: str, shape: tuple[int, int, int]) -> tuple[int, ...]:
 def params_of(
     kind: str, images: torch.Tensor, decorrelate: bool = False, spectrum: Spectrum | None = None
 ) -> torch.Tensor:
-    """Params (B, *param_shape) whose render is close to ``images`` (B, C, H, W) in [0, 1] (pixels clipped to
-    [0.02, 0.98] first, where the sigmoid is finite): a start from given images. ``maco`` keeps only the images'
-    phase (its magnitude is the fixed one). Not for ``ball`` or color decorrelation."""
-    if kind == "ball" or decorrelate:
-        raise ValueError(f"parametrization '{kind}' (decorrelate {decorrelate}): no start from images")
+    """Params (B, *param_shape) whose render is ``images`` (B, C, H, W) in [0, 1] (pixels clipped to [0.02, 0.98]
+    first, where the sigmoid is finite; the color decorrelation inverted): a start from given images. ``maco``
+    keeps only the images' phase (its magnitude is the fixed one). Not for ``ball``."""
+    if kind == "ball":
+        raise ValueError("config key 'complexity.pictures.start': the ball parametrization cannot start from images")
     logits = torch.logit(images.clamp(0.02, 0.98))
+    if decorrelate:
+        logits = torch.einsum("dc,bchw->bdhw", torch.linalg.inv(_COLOR_SQRT).to(logits), logits)
     if kind == "rgb":
         return logits
     width = images.shape[-1]
