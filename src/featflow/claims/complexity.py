@@ -72,8 +72,23 @@ def _rho(x: np.ndarray, y: np.ndarray, unit: Unit, what: str) -> Reading:
 
 
 def read_importance(unit: Unit, src: Source) -> Reading:
+    """rho(K, |importance|) (the paper's gradient x input, E|z_i <d_i, w_c>|); the reason gives rho(K, mean code)
+    and the partial rho(K, |importance| | mean code) beside it: where the partial is near 0, "simpler features
+    are more important" is carried by their larger codes (issue 26.5)."""
+    from featflow.metrics.stats import partial_spearman_ci, spearman_ci
+
     table = src.table(unit.files["table"])
-    return _rho(table["complexity"], table["importance_abs"], unit, "|importance|")
+    reading = _rho(table["complexity"], table["importance_abs"], unit, "|importance|")
+    if not reading.ok or "mean_code" not in table.columns:
+        return reading
+    k, code = table["complexity"].to_numpy(float), table["mean_code"].to_numpy(float)
+    by_code = spearman_ci(k, code, seed=unit.boot_seed)
+    partial = partial_spearman_ci(k, table["importance_abs"].to_numpy(float), code, seed=unit.boot_seed)
+    return replace(
+        reading,
+        reason=f"{reading.reason}; rho(K, mean code) {by_code.rho:+.2f} [{by_code.low:+.2f}, {by_code.high:+.2f}]; "
+        f"partial rho(K, |importance| | mean code) {partial.rho:+.2f} [{partial.low:+.2f}, {partial.high:+.2f}]",
+    )
 
 
 def read_sensitivity(unit: Unit, src: Source) -> Reading:

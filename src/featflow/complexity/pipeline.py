@@ -24,10 +24,10 @@ from featflow.complexity.spec import ComplexitySpec
 from featflow.data import labels_of, load_split, split_size
 from featflow.dictionary import NMFDictionary, fit_nmf, fit_nmf_online
 from featflow.metrics import cka, robustness, vinfo
-from featflow.metrics.importance import importance
+from featflow.metrics.importance import active_alignment, importance
 from featflow.metrics.moments import CoMoments
 from featflow.metrics.nnls import CodesReport
-from featflow.metrics.stats import spearman_ci
+from featflow.metrics.stats import Rho, partial_spearman_ci, spearman_ci
 from featflow.models import classifier_head, forward_to, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -588,19 +588,27 @@ def merge_robustness(shard_paths: Sequence[Path_], spec: ComplexitySpec, out: Pa
 def compute_importance(
     checkpoint: Path_, codes_path: Path_, acts_path: Path_, dict_path: Path_, out: Path_, attrs: dict[str, Any]
 ) -> None:
-    """Closed-form gradient x input of every feature with the model's predicted classes, averaged over the samples
-    chunk by chunk."""
+    """Closed-form gradient x input of every feature with the model's predicted classes (Gamma, signed and
+    E|.|), the per-activation importance E[|<d_i, w_c>| | z_i > 0] and the mean code, summed chunk by chunk."""
     model, _ = load_checkpoint(checkpoint, "cpu")
     weight = classifier_head(model).weight.detach().double()
     atoms = torch.from_numpy(_atoms(dict_path)).double()
-    sums, n = torch.zeros(2, atoms.shape[0], dtype=torch.float64), 0
+    sums, n = torch.zeros(5, atoms.shape[0], dtype=torch.float64), 0
     sources = [(codes_path, "complexity-codes", "codes"), (acts_path, "activations", "logits")]
     for _, (z, logits) in store.iter_rows(sources):
-        means = importance(torch.from_numpy(z).double(), atoms, weight, torch.from_numpy(logits.argmax(1)))
-        sums, n = sums + torch.stack(means) * len(z), n + len(z)
-    signed, absolute = sums / n
+        codes, classes = torch.from_numpy(z).double(), torch.from_numpy(logits.argmax(1))
+        means = importance(codes, atoms, weight, classes)
+        chunk = (*(m * len(z) for m in means), *active_alignment(codes, atoms, weight, classes), codes.sum(0))
+        sums, n = sums + torch.stack(chunk), n + len(z)
+    signed, absolute = sums[:2] / n
+    arrays = {
+        "signed": signed.numpy(),
+        "absolute": absolute.numpy(),
+        "per_activation": (sums[2] / sums[3]).numpy(),  # 0 / 0 = NaN for a feature never active
+        "mean_code": (sums[4] / n).numpy(),
+    }
     log.info("importance: %d inhibitors of %d features", int((signed < 0).sum()), signed.shape[0])
-    store.write_h5(out, "complexity-importance", {"signed": signed.numpy(), "absolute": absolute.numpy()}, attrs)
+    store.write_h5(out, "complexity-importance", arrays, attrs)
 
 
 def hoyer(atoms: np.ndarray) -> np.ndarray:
@@ -691,6 +699,8 @@ def feature_table(
         {
             "importance": imp["signed"],
             "importance_abs": imp["absolute"],
+            "importance_per_activation": imp["per_activation"],
+            "mean_code": imp["mean_code"],
             "hoyer": hoyer(atoms),
             "usage": usage(codes_path),
         }
@@ -734,6 +744,21 @@ def top_samples(
     return codes, load_split(data_path, split, rows=indices).x.numpy()
 
 
+def importance_numbers(table: pd.DataFrame, rho: Rho, seed: int) -> dict[str, str]:
+    """The importance figure's numbers: rho(K, |importance|) beside rho(K, mean code), the partial rho given the
+    mean code (near 0: the relation is carried by code magnitude) and rho(K, per-activation importance)."""
+    k, code = table["complexity"].to_numpy(), table["mean_code"].to_numpy()
+    importance_abs = table["importance_abs"].to_numpy()
+    return {
+        "rho(K, |importance|)": f"{rho} (paper: negative)",
+        "rho(K, mean code)": str(spearman_ci(k, code, seed=seed)),
+        "partial rho(K, |importance| | mean code)": str(partial_spearman_ci(k, importance_abs, code, seed=seed)),
+        "rho(K, per-activation importance E[|<d_i, w_c>| | z_i > 0])": str(
+            spearman_ci(k, table["importance_per_activation"].to_numpy(), seed=seed)
+        ),
+    }
+
+
 def figures(
     table_path: Path_,
     vinfo_path: Path_,
@@ -761,7 +786,7 @@ def figures(
     z, images = top_samples(codes_path, acts_path, data_path, spec.split, f.top_images)
     k = table["complexity"].to_numpy()
     fig, rho = plots.complexity_vs_importance(table)
-    store.save_figure(fig, outs["importance"], {"rho(K, |importance|)": f"{rho} (paper: negative)"})
+    store.save_figure(fig, outs["importance"], importance_numbers(table, rho, seed))
     store.save_figure(
         plots.iv_curves(table, layers),
         outs["iv_curves"],

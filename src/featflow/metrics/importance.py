@@ -2,6 +2,11 @@
 
 The classifier is linear in the penultimate layer and ``f ~ z D``, so ``dy_c / dz_i = <d_i, w_c>`` and
 ``Gamma_i = E_x[z_i(x) <d_i, w_{c(x)}>]`` with c(x) the predicted class: one (k, d) x (d, C) product.
+
+Gamma scales with the code: a feature with large codes is "important" whatever its direction does. The
+per-activation importance ``E[|<d_i, w_c(x)>| | z_i(x) > 0]`` (the class-weight alignment of the atom, averaged
+over the samples that use the feature) leaves the code's size out, so its relation to complexity can be read
+apart from the code magnitude (issue 26.5).
 """
 
 from __future__ import annotations
@@ -29,3 +34,16 @@ def importance(
     alignment = atoms @ weight.T  # (k, C): <d_i, w_c>
     contrib = codes * alignment[:, classes.long()].T  # (n, k)
     return contrib.mean(0), contrib.abs().mean(0)
+
+
+def active_alignment(
+    codes: torch.Tensor, atoms: torch.Tensor, weight: torch.Tensor, classes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum over the samples with z_i > 0 of |<d_i, w_c(x)>|, and the number of those samples: (k,), (k,).
+
+    Sums (not means) so that chunks add up; their ratio is the per-activation importance
+    E[|<d_i, w_c(x)>| | z_i > 0].
+    """
+    alignment = (atoms @ weight.T).abs()  # (k, C)
+    active = codes > 0
+    return (alignment[:, classes.long()].T * active).sum(0), active.sum(0).to(codes.dtype)
