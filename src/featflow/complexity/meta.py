@@ -9,7 +9,6 @@ image is the sum of its atoms' codes; its top images are the split's images with
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -17,21 +16,12 @@ import numpy as np
 import pandas as pd
 
 from featflow import store
-from featflow.config import Spec
+from featflow.complexity.spec import MetaSpec
 from featflow.data import load_split
 
 log = logging.getLogger(__name__)
 
 Path_ = str | Path
-
-
-@dataclasses.dataclass(frozen=True)
-class MetaSpec(Spec):
-    """The ``complexity.meta_features`` config section (schema: complexity.schema.yaml)."""
-
-    n_clusters: int = 8
-    top_images: int = 6
-    n_init: int = 10
 
 
 def cluster_atoms(atoms: np.ndarray, n_clusters: int, seed: int, n_init: int = 10) -> np.ndarray:

@@ -65,6 +65,15 @@ class FlowSpec(Spec):
 
 
 @dataclass(frozen=True)
+class MetaSpec(Spec):
+    """Meta-features (featflow.complexity.meta): k-means clusters of the atoms, top images per cluster."""
+
+    n_clusters: int = 8
+    top_images: int = 6
+    n_init: int = 10
+
+
+@dataclass(frozen=True)
 class ComplexitySpec(Spec):
     """The whole ``complexity`` section."""
 
@@ -77,3 +86,4 @@ class ComplexitySpec(Spec):
     robustness: RobustnessSpec = RobustnessSpec()
     figures: FiguresSpec = FiguresSpec()
     flow: FlowSpec = FlowSpec()
+    meta_features: MetaSpec = MetaSpec()

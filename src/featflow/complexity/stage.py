@@ -207,7 +207,8 @@ def feature_flow(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) 
 
 def meta_features(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """k-means of the atoms into meta-features: the table and the complexity-sorted gallery of their top images."""
-    from featflow.complexity.meta import MetaSpec, run_meta_features
+    from featflow.complexity.meta import run_meta_features
+    from featflow.complexity.spec import MetaSpec
 
     run_meta_features(
         MetaSpec.from_dict(spec["complexity"]["meta_features"]),
