@@ -127,6 +127,7 @@ def write_unit(unit: dict[str, Any], rng: np.random.Generator) -> None:
             "predictions": {"clean": clean, "masked": masked, "complement": comp, "labels": labels},
             "indices": np.arange(32),
             "image_masks": rng.uniform(0, 1, (32, 1, 8, 8)),
+            "image_converged": np.arange(32) < 30,
             "bands": {"radial_images": radial},
         }
         store.write_h5(files["masks"], "fourier_masks", arrays, attrs)
@@ -336,6 +337,19 @@ def test_preconditions_read_from_the_files(run):
     assert row.verdict == "not applicable" and "blank image" in row.reason and "precondition:" in row.reason
     assert after.loc[("layer_idcor", "planted"), "verdict"] == "inconclusive"  # planted@s1 still has 20
     assert "cannot reach" in after.loc[("layer_idcor", "planted"), "reason"]
+
+
+def test_unconverged_image_masks_leave_the_radial_claim_not_applicable(run):
+    """Issue 27: band statistics of masks stopped before the stopping rule still move; only images whose masks
+    converged under both networks are compared."""
+    root, units = run
+    for name in ("cnn-pgd", "cnn-pgd@s1"):
+        path = root / f"results/frequency/models/{name}/masks.h5"
+        data, attrs = store.read_h5(path), store.read_attrs(path)
+        data["image_converged"][:] = np.arange(32) < 10
+        store.write_h5(path, "fourier_masks", data, {k: v for k, v in attrs.items() if not k.startswith("featflow_")})
+    row = evaluate(units).set_index(["claim", "experiment"]).loc[("robust_masks_low_frequency", "cnn-pgd")]
+    assert row.verdict == "not applicable" and "10 of 32 images have converged" in row.reason
 
 
 def test_the_flow_claim_reads_the_main_branch_ablation(run):

@@ -20,6 +20,7 @@ from featflow.seeds import base, replicates
 
 PAPERS = {"masks": "Karantzas et al. 2022", "maps": "Basile et al.", "idcor": "Basile et al. 2025"}
 MIN_PAIRS = 4
+MIN_CONVERGED = 16  # images with converged masks under both networks for the radial comparison
 NEAR_CHANCE = 0.10  # "near chance": within 10 points
 
 
@@ -129,11 +130,25 @@ def read_low_frequency(unit: Unit, src: Source) -> Reading:
     _, ref = _masks(unit, src, "reference")
     if not np.array_equal(robust["indices"], ref["indices"]):
         return not_applicable("the two networks' masks were fit on different images")
-    a, b = robust["bands"]["radial_images"], ref["bands"]["radial_images"]
+    # masks stopped before the stopping rule held still move their band statistics: only images whose masks
+    # converged under both networks are compared
+    both = np.asarray(robust["image_converged"], bool) & np.asarray(ref["image_converged"], bool)
+    if both.sum() < MIN_CONVERGED:
+        return not_applicable(
+            f"{int(both.sum())} of {both.size} images have converged per-image masks under both networks "
+            f"(need {MIN_CONVERGED}): raise frequency.masks.image_masks.max_steps"
+        )
+    a, b = robust["bands"]["radial_images"][both], ref["bands"]["radial_images"][both]
     low_bands = slice(0, max(1, a.shape[1] // 4))
     diff = a[:, low_bands].sum(1) - b[:, low_bands].sum(1)
     value, low, high = bootstrap(mean, (diff,), unit.boot_seed)
-    return Reading(value, low, high, reason=f"{len(diff)} images, lowest {low_bands.stop} of {a.shape[1]} radial bands")
+    return Reading(
+        value,
+        low,
+        high,
+        reason=f"{len(diff)} of {both.size} images (masks converged under both networks), lowest {low_bands.stop} "
+        f"of {a.shape[1]} radial bands",
+    )
 
 
 def read_probe(unit: Unit, src: Source) -> Reading:
@@ -249,7 +264,8 @@ CLAIMS = [
         ">",
         0.0,
         "0 (no shift)",
-        "a PGD-trained network compared with a standard one on the same images",
+        "a PGD-trained network compared with a standard one on the same images; 16+ images whose per-image masks "
+        "converged under both",
         "masks",
         "results/frequency/compare/bands_radial.png",
         read_low_frequency,

@@ -219,15 +219,17 @@ def learn_image_masks(
         steps = torch.full((n,), spec.max_steps, dtype=torch.long, device=device)
         done = torch.zeros(n, dtype=torch.bool, device=device)
         for step in tqdm(range(1, spec.max_steps + 1), desc="image masks", unit="step", mininterval=5):
-            logits = model(apply_mask(xb, mask))
-            loss = invariance_loss(F.cross_entropy(logits, tb, reduction="none"), ce_clean, mask, spec.lam)
+            active = (~done).nonzero().squeeze(1)  # converged masks leave the batch (each is its own problem)
+            logits = model(apply_mask(xb[active], mask[active]))
+            ce = F.cross_entropy(logits, tb[active], reduction="none")
+            loss = invariance_loss(ce, ce_clean[active], mask[active], spec.lam)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             with torch.no_grad():
-                stable = (logits.argmax(1) == tb) & ((loss - previous).abs() < spec.tol)
-                calm = (calm + 1) * stable
-                previous = loss.detach()
-                now = (calm >= spec.patience) & ~done  # the mask that gave this stable loss, before the step
+                stable = (logits.argmax(1) == tb[active]) & ((loss - previous[active]).abs() < spec.tol)
+                calm[active] = (calm[active] + 1) * stable
+                previous[active] = loss.detach()
+                now = active[calm[active] >= spec.patience]  # the masks that gave these stable losses, before the step
                 final[now], steps[now], done[now] = mask[now], step, True
             if bool(done.all()):
                 break
