@@ -80,10 +80,10 @@ def sedimentation(epochs: np.ndarray, matched: np.ndarray) -> Figure:
     return fig
 
 
-def top_median(importance: np.ndarray, matched: np.ndarray, top: int) -> np.ndarray:
-    """(E,) median over epochs of the matched K of the ``top`` most important final features."""
-    order = np.argsort(-np.nan_to_num(np.asarray(importance, float), nan=-np.inf))[:top]
-    return np.nanmedian(matched[:, order], 1)
+def split_medians(importance: np.ndarray, matched: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """(E,) medians over epochs of the matched K of the ``top`` most important final features and of the rest."""
+    order = np.argsort(-np.nan_to_num(np.asarray(importance, float), nan=-np.inf))
+    return np.nanmedian(matched[:, order[:top]], 1), np.nanmedian(matched[:, order[top:]], 1)
 
 
 def importance(
