@@ -245,7 +245,8 @@ def _check_temporal(config: Mapping[str, Any]) -> list[str]:
         if model is not None and not model["train"]["checkpoints"]:
             problems.append(
                 f"config key 'temporal.experiments': '{name}' needs checkpoints of model '{exp['model']}'; "
-                f"expected models.{exp['model']}.train.checkpoints, e.g. [1, 3, 6]"
+                f"expected models.{exp['model']}.train.checkpoints, e.g. [0, 1, 3, 6] "
+                "(epoch 0, the initialization, is the untrained control)"
             )
     return problems
 
