@@ -4,6 +4,7 @@
 #   results/fv/{fv}/jacobian.h5              Dy Dy^T (and Dy) of every realization            rule jacobian
 #   results/fv/{fv}/critical_space.h5        critical spaces of Algorithm 1 over rho          rule critical_space
 #   results/fv/{fv}/ifv.h5, ifv.csv          predicted objectives x*, angular distances       rule ifv
+#   results/fv/{fv}/ifv_medians.csv          median angles per target kind, bootstrap CIs     rule ifv
 #   results/fv/{fv}/reoptimize.h5            SSIM after re-optimization per objective         rule reoptimize
 #   results/fv/{fv}/figures/*.png            realizations, angular, alpha, ssim               figure rules
 # {fv} is a name under the config's `fv:` section.
