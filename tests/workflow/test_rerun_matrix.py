@@ -118,7 +118,7 @@ def readers(path: str) -> set[str] | None:
         (r"^fv\.\w+\.(n_sparse|include_canonical)$", {"fv_targets"}),
         (r"^fv\.\w+\.(adam_steps|lbfgs_steps)$", {"fv_optimize"}),
         (r"^fv\.\w+\.store_jacobian$", {"jacobian"}),
-        (r"^theory\.svm_C$|^theory\.baseline_lr_scale$", {"theory_baselines"}),
+        (r"^theory\.baseline_(gamma_range|gamma_points|lr_scale)$", {"theory_baselines"}),
         (r"^theory\.(lr|lr_scale|feature_lr_scale)$", {"theory_train"}),
         (r"^theory\.snapshot_seeds$", {"theory_alignment"}),
         (r"^frequency\.idcor\.pairs$", {"idcor_table"}),
@@ -320,7 +320,11 @@ ROWS = {
         ["cnn-pgd", "cnn"],
         {"cross_ifv": 1, "cross_ifv_figure": 1},
     ),
-    "theory.svm_C": (["theory", "svm_C"], 2.0, {"theory_baselines": 2, "theory_figure_accuracy": 1, **CLAIMS}),
+    "theory.baseline_gamma_points": (
+        ["theory", "baseline_gamma_points"],
+        4,
+        {"theory_baselines": 2, "theory_figure_accuracy": 1, **CLAIMS},
+    ),
     "experiments.planted.activations.batch_size": (["experiments", "planted", "activations", "batch_size"], 32, {}),
     "fv.tiny.jacobian_chunk": (["fv", "tiny", "jacobian_chunk"], 2, {}),
     "frequency.idcor.pairs + [block1, act]": (

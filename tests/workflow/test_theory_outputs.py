@@ -51,7 +51,7 @@ def test_fixed_feature_models_end_at_their_convex_optimum(dag_run):
     from sklearn.svm import LinearSVC
 
     from featflow.data.shi import load_shi
-    from featflow.theory import fixed_features, two_layer
+    from featflow.theory import two_layer
 
     base = store.read_h5(dag_run / "results/theory/shi/baselines.h5", "theory_baselines")
     init = store.read_h5(dag_run / "results/theory/shi/network.h5", "theory_network")["snapshots"]["init"]
@@ -59,11 +59,12 @@ def test_fixed_feature_models_end_at_their_convex_optimum(dag_run):
     data = load_shi(dag_run / "results/data/shi.h5")
     x, y, x_test, y_test = data.train.x, data.train.y.astype(float), data.test.x, data.test.y.astype(float)
     h, h_test = two_layer.hidden(params, x)[0], two_layer.hidden(params, x_test)[0]
+    choice = base["choice"]
     for s in range(h.shape[0]):
-        C = fixed_features.svm_C(h.shape[1], base["weight_decay"]["random_features"][s])
+        C = float(np.atleast_1d(choice["random_features"]["C"])[s])
         ref = LinearSVC(C=C, loss="hinge", tol=1e-6, max_iter=200_000).fit(h[s], y).score(h_test[s], y_test)
         assert abs(base["random_features_optimum"][s] - ref) <= 0.01
-    C = fixed_features.svm_C(x.shape[0], base["weight_decay"]["linear"][0])
+    C = float(np.atleast_1d(choice["linear"]["C"])[0])
     ref = LinearSVC(C=C, loss="hinge", tol=1e-6, max_iter=200_000).fit(x, y).score(x_test, y_test)
     assert abs(float(base["linear"]) - ref) <= 0.02
     assert abs(float(base["linear_ceiling"]) - 0.8125) < 1e-12  # k = 3, p0 = 1/2: best count threshold

@@ -199,11 +199,13 @@ THEORY_SETUP = ("m", "seeds", "eta1", "eta2", "smooth1", "smooth2", "sigma_a")
 THEORY_KEYS = {
     "theory_train": (
         *THEORY_SETUP,
-        *("steps", "lr", "lr_scale", "feature_lr_scale", "weight_decay", "eval_every", "baseline_weight_decays"),
+        *("steps", "lr", "lr_scale", "feature_lr_scale", "weight_decay", "eval_every"),
+        *("baseline_C_range", "baseline_C_points", "baseline_folds"),
     ),
     "theory_baselines": (
         *THEORY_SETUP,
-        *("steps", "eval_every", "baseline_lr_scale", "baseline_weight_decays", "weight_decay", "svm_C"),
+        *("steps", "eval_every", "baseline_lr_scale", "weight_decay"),
+        *("baseline_C_range", "baseline_C_points", "baseline_gamma_range", "baseline_gamma_points", "baseline_folds"),
     ),
     # the network it reads: its setup keys rerun theory_train (and so this rule) anyway; provenance names them
     "theory_alignment": (*THEORY_SETUP, "snapshot_seeds"),

@@ -56,6 +56,13 @@ def read_network_vs_fixed(unit: Unit, src: Source) -> Reading:
         "linear on x": np.atleast_1d(np.asarray(base["linear"], float)),
         "RBF SVM": np.atleast_1d(np.asarray(base["svm"], float)),
     }
+    flags = {name: np.atleast_1d(choice["at_edge"]) for name, choice in base.get("choice", {}).items()}
+    edges = [name for name, flag in flags.items() if flag[min(unit.seed, flag.size - 1)]]
+    if edges:
+        return not_applicable(
+            f"{', '.join(edges)} chose a value at the edge of its cross-validation grid: not at its "
+            "optimum (widen theory.baseline_C_range / baseline_gamma_range)"
+        )
     per_seed = {name: float(acc[unit.seed] if acc.size > unit.seed else acc[0]) for name, acc in fixed.items()}
     best = max(per_seed, key=per_seed.get)
     n = _n_test(src, unit.files["data"])
@@ -109,12 +116,12 @@ CLAIMS = [
         "network_beats_fixed_features",
         PAPER,
         "test accuracy of the two-layer network minus the best fixed-feature model (random features, NTK, linear, "
-        "RBF SVM) on structured data",
-        "positive: the network near 100%, every fixed-feature model clearly lower",
+        "RBF SVM, each at its cross-validated optimum over a C grid in units of trace(K)/n) on structured data",
+        "positive: the network near 100%, every fixed-feature model clearly lower (a linear rule tops out at 84.4%)",
         ">",
         0.0,
         "0 (no better than fixed features)",
-        "none",
+        "every baseline's chosen C (and gamma) inside its grid",
         "theory",
         FIG + "accuracy.png",
         read_network_vs_fixed,

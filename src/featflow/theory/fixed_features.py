@@ -2,25 +2,27 @@
 initialization, and an RBF kernel SVM (scikit-learn).
 
 Random features freeze W and b at the symmetric initialization and train a (+ output bias) with the network's
-loss. Every model here is convex in its trained weights, so each is reported at its optimum (solved by an SVM
-solver, weight decay cross-validated), beside its GD curve at a stable step size; a linear model on x is the
-reference a fixed-feature method should at least match. The NTK model is the first-order expansion of g around
-the initialization, g0 = 0: f(x) = sum_i [da_i sigma(z_i) + a0_i sigma'(z_i) (<dw_i, x> + db_i)] + c, linear in
-the features
+loss. Every model here is convex in its trained weights, so each is reported at its optimum, beside its GD curve at
+a stable step size: scikit-learn's SVC with C (and the RBF kernel's gamma) chosen by stratified cross-validation on
+the training set over a grid in units of the kernel's size (C trace(K)/n; the NTK's diagonal is ~1,000 where the
+linear kernel's is ~1, so a fixed C grid regularizes them wholly differently). A choice at a grid edge is warned
+about and recorded. A linear model on x is the reference a fixed-feature method should at least match.
+
+The NTK model is the first-order expansion of g around the initialization, g0 = 0:
+f(x) = sum_i [da_i sigma(z_i) + a0_i sigma'(z_i) (<dw_i, x> + db_i)] + c, linear in the features
 (sigma(z), a0 sigma'(z) x, a0 sigma'(z)) of dimension 2m (d + 2). Full-batch GD on its weights theta is run in
 the dual: theta = Phi^T beta stays in the span of the training features, so the kernel
 K = S S^T + (S' diag(a0^2) S'^T) * (X X^T + 1) (n x n) replaces the 2m (d + 2)-wide feature matrix. Written by
-hand: no library ships these linearized two-layer models.
+hand: no library ships these linearized two-layer models (the SVMs on them are scikit-learn's).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.svm import SVC
 
 from featflow.theory.two_layer import Params, TheorySpec, accuracy, hidden, hinge_grad, lipschitz_lr, train_linear
@@ -87,61 +89,111 @@ def top_eigenvalue(kern: np.ndarray, iters: int = 50) -> np.ndarray:
     return (v.transpose(0, 2, 1) @ kern @ v)[:, 0, 0].astype(float)
 
 
-def svm_C(n: int, weight_decay: float) -> float:
-    """C of an SVM whose objective ``1/2 ||a||^2 + C sum_i hinge_i`` is N / wd times the branch's loss
-    ``mean hinge + wd/2 ||a||^2``: C = 1 / (N wd)."""
-    if weight_decay <= 0:
-        raise ValueError(f"theory.weight_decay {weight_decay}: the convex optimum needs a weight decay > 0")
-    return 1.0 / (n * weight_decay)
+@dataclass(frozen=True)
+class Grid:
+    """The cross-validated search of a convex model (SPEC 4.2): C trace(K)/n over ``C_scales`` (so the grid is
+    scaled to each kernel's size), gamma over ``gammas`` x the 'scale' value 1/(d Var(x)) for the RBF kernel,
+    ``folds``-fold stratified cross-validation on the training set."""
+
+    C_scales: np.ndarray
+    gammas: np.ndarray
+    folds: int
+    seed: int = 0
+
+    @classmethod
+    def from_spec(cls, spec: TheorySpec, seed: int = 0) -> Grid:
+        """The grid of the ``theory.baseline_*`` keys (log-spaced ranges)."""
+        return cls(
+            C_scales=np.geomspace(*spec.baseline_C_range, spec.baseline_C_points),
+            gammas=np.geomspace(*spec.baseline_gamma_range, spec.baseline_gamma_points),
+            folds=spec.baseline_folds,
+            seed=seed,
+        )
 
 
-def hinge_optimum(
+@dataclass(frozen=True)
+class Optimum:
+    """A convex model at its cross-validated optimum, per seed: test accuracy and the chosen hyperparameters."""
+
+    accuracy: np.ndarray  # (S,)
+    C: np.ndarray  # (S,)
+    C_scale: np.ndarray  # (S,) C trace(K)/n: the position on the grid
+    gamma: np.ndarray  # (S,) RBF only (NaN otherwise)
+    cv_accuracy: np.ndarray  # (S,)
+    at_edge: np.ndarray  # (S,) bool: a chosen value sits at the edge of its grid (widen it)
+
+    def record(self) -> dict[str, np.ndarray]:
+        """The arrays written to the output file."""
+        return {key: np.asarray(value) for key, value in vars(self).items() if key != "accuracy"}
+
+
+def mean_diagonal(train: np.ndarray, kernel: str) -> float:
+    """trace(K)/n of a kernel matrix (``precomputed``), of the Gram matrix of features (``linear``), or 1 (``rbf``)."""
+    if kernel == "precomputed":
+        return float(np.einsum("ii->", train) / train.shape[0])
+    if kernel == "linear":
+        return float(np.einsum("ij,ij->", train, train) / train.shape[0])
+    return 1.0
+
+
+def _search(
+    train: np.ndarray, test: np.ndarray, y: np.ndarray, y_test: np.ndarray, grid: Grid, kernel: str, name: str
+) -> tuple[float, float, float, float, float, bool]:
+    """One seed: (test accuracy, C, C trace(K)/n, gamma, CV accuracy, at an edge) of the cross-validated SVC."""
+    unit = mean_diagonal(train, kernel)
+    params: dict[str, list[float]] = {"C": list(grid.C_scales / unit)}
+    if kernel == "rbf":
+        params["gamma"] = list(grid.gammas / (train.shape[1] * train.var()))
+    folds = StratifiedKFold(grid.folds, shuffle=True, random_state=grid.seed)
+    search = GridSearchCV(SVC(kernel=kernel), params, cv=folds).fit(train, y)
+    best = search.best_params_
+    edges = [key for key, values in params.items() if best[key] in (values[0], values[-1])]
+    if edges:
+        log.warning(
+            "%s: cross-validation chose %s at the edge of its grid (theory.baseline_%s_range): widen the range",
+            name,
+            ", ".join(f"{key} {best[key]:.3g}" for key in edges),
+            "/".join(edges),
+        )
+    gamma = float(best.get("gamma", np.nan))
+    return search.score(test, y_test), best["C"], best["C"] * unit, gamma, search.best_score_, bool(edges)
+
+
+def svm_optimum(
     train: np.ndarray,
     test: np.ndarray,
     y: np.ndarray,
     y_test: np.ndarray,
-    weight_decays: Sequence[float],
+    grid: Grid,
     kernel: str = "linear",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Test accuracy (S,) at the minimizer of ``mean hinge(f) + wd/2 ||a||^2`` of a model linear in fixed
-    features, and the wd used (S,): chosen by 3-fold cross-validation on the training set of the first seed and
-    reused for the others (the seeds share the data and differ only in their initialization; this keeps the
-    cost to one search per model).
+    name: str = "model",
+) -> Optimum:
+    """Test accuracy (S,) at the minimizer of ``sum hinge(f) + ||a||^2 / (2C)`` of a model linear in fixed
+    features (or in a kernel's feature space), C (and gamma for ``rbf``) chosen per seed by cross-validation on
+    the training set.
 
-    The loss is convex in the weights, so the optimum is solved for instead of approached by GD: scikit-learn's
-    SVC (libsvm, SMO on the dual; output bias unpenalized as in the GD) with C = 1 / (N wd).
-    train, test : features (S, N, p), (S, N_test, p) for ``kernel="linear"``; tangent kernels (S, N, N) and
-    (S, N_test, N) for ``kernel="precomputed"`` (the NTK model's l2 is then on theta = Phi^T beta).
+    The loss is convex, so the optimum is solved for, not approached by GD: scikit-learn's SVC (libsvm, SMO on the
+    dual; output bias unpenalized as in the GD). train, test : features (S, N, p), (S, N_test, p) for ``linear``
+    and ``rbf``; kernels (S, N, N), (S, N_test, N) for ``precomputed`` (the NTK model's l2 is then on
+    theta = Phi^T beta). A choice at the edge of a grid is logged as a warning and recorded.
     """
-    n = train.shape[1]
-    grid = {"C": [svm_C(n, wd) for wd in weight_decays]}
-    search = GridSearchCV(SVC(kernel=kernel, tol=1e-4), grid, cv=3).fit(train[0].astype(np.float64), y)
-    C = search.best_params_["C"]
-    acc = [search.score(test[0].astype(np.float64), y_test)]
-    for s in range(1, train.shape[0]):
-        svm = SVC(C=C, kernel=kernel, tol=1e-4).fit(train[s].astype(np.float64), y)
-        acc.append(svm.score(test[s].astype(np.float64), y_test))
-    return np.array(acc), np.full(train.shape[0], 1.0 / (n * C))
-
-
-def rbf_svm(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, C: float) -> float:
-    """Test accuracy of scikit-learn's SVC with an RBF kernel (gamma = 'scale')."""
-    return float(SVC(kernel="rbf", C=C, gamma="scale").fit(x, y).score(x_test, y_test))
+    rows = [
+        _search(train[s].astype(np.float64), test[s].astype(np.float64), y, y_test, grid, kernel, name)
+        for s in range(train.shape[0])
+    ]
+    acc, C, scale, gamma, cv, edge = (np.array(column) for column in zip(*rows, strict=True))
+    return Optimum(accuracy=acc, C=C, C_scale=scale, gamma=gamma, cv_accuracy=cv, at_edge=edge.astype(bool))
 
 
 @dataclass
 class BaselineRun:
-    """GD curves of the fixed-feature models on the network's global step grid; their convex optima (per
-    seed) with the cross-validated weight decay; the linear model on x; the RBF SVM."""
+    """GD curves of the fixed-feature models on the network's global step grid; every convex model (random
+    features, NTK, linear on x, RBF SVM) at its cross-validated optimum."""
 
     steps: np.ndarray  # (E,)
     random_features: np.ndarray  # (S, E) GD curve
     ntk: np.ndarray  # (S, E) GD curve
-    random_features_optimum: np.ndarray  # (S,)
-    ntk_optimum: np.ndarray  # (S,)
-    linear: float  # linear model on the input x at its optimum
-    svm: float
-    weight_decay: dict[str, np.ndarray]  # model -> chosen wd (S,) or (1,)
+    optima: dict[str, Optimum]  # random_features, ntk (S seeds), linear, rbf_svm (one: they do not use the init)
 
 
 def train_baselines(
@@ -152,30 +204,29 @@ def train_baselines(
     x_test: np.ndarray,
     y_test: np.ndarray,
     grid: np.ndarray,
+    seed: int = 0,
 ) -> BaselineRun:
     """Fixed-feature models from ``init``: GD curves for grid[-1] small steps at ``baseline_lr_scale`` (stable:
-    <= 1 / lambda_max), and their convex optima; the linear model on x and the SVM once."""
+    <= 1 / lambda_max), and their cross-validated convex optima; the linear model on x and the RBF SVM once."""
     steps = int(grid[-1])
-    wds = spec.baseline_weight_decays
+    search = Grid.from_spec(spec, seed)
     h, _ = hidden(init, x)
     h_test, _ = hidden(init, x_test)
     rf = train_linear(
         h, h_test, y, y_test, init.a, init.c, lipschitz_lr(h) * spec.baseline_lr_scale, steps, spec.weight_decay, grid
     )[2]
-    rf_opt, rf_wd = hinge_optimum(h, h_test, y, y_test, wds)
     kern, kern_test = ntk_kernels(init, x.astype(np.float32), x_test.astype(np.float32))
     tangent = ntk(kern, kern_test, y, y_test, spec.baseline_lr_scale, steps, spec.weight_decay, grid)
-    ntk_opt, ntk_wd = hinge_optimum(kern, kern_test, y, y_test, wds, kernel="precomputed")
-    lin, lin_wd = hinge_optimum(x[None], x_test[None], y, y_test, wds)
-    svm = rbf_svm(x, y, x_test, y_test, spec.svm_C)
+    optima = {
+        "random_features": svm_optimum(h, h_test, y, y_test, search, name="random features"),
+        "ntk": svm_optimum(kern, kern_test, y, y_test, search, kernel="precomputed", name="NTK"),
+        "linear": svm_optimum(x[None], x_test[None], y, y_test, search, name="linear on x"),
+        "rbf_svm": svm_optimum(x[None], x_test[None], y, y_test, search, kernel="rbf", name="RBF SVM"),
+    }
     log.info(
-        "baselines: random features GD %s, optimum %s; NTK GD %s, optimum %s; linear on x %.3f; RBF SVM %.3f",
+        "baselines: random features GD %s; NTK GD %s; optima (accuracy, C trace(K)/n) %s",
         np.round(rf[:, -1], 3),
-        np.round(rf_opt, 3),
         np.round(tangent[:, -1], 3),
-        np.round(ntk_opt, 3),
-        lin[0],
-        svm,
+        {name: (np.round(o.accuracy, 3).tolist(), np.round(o.C_scale, 4).tolist()) for name, o in optima.items()},
     )
-    chosen = {"random_features": rf_wd, "ntk": ntk_wd, "linear": lin_wd}
-    return BaselineRun(grid, rf, tangent, rf_opt, ntk_opt, float(lin[0]), svm, chosen)
+    return BaselineRun(grid, rf, tangent, optima)

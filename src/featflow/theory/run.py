@@ -17,7 +17,7 @@ import pandas as pd
 from featflow import store
 from featflow.data.shi import ShiData, design_gamma, linear_ceiling, load_shi
 from featflow.theory.alignment import feature_cosines, linear_probe, mds_map, sample_direction, unit_rows
-from featflow.theory.fixed_features import hinge_optimum, train_baselines
+from featflow.theory.fixed_features import Grid, svm_optimum, train_baselines
 from featflow.theory.two_layer import (
     Params,
     TheorySpec,
@@ -68,30 +68,32 @@ def train_to_h5(
     }
     if spec.feature_lr_scale == 0:  # W, b frozen after step 2: the output layer is convex, solve it too
         step2 = run.snapshots["step2"]
-        arrays["optimum"], _ = hinge_optimum(
-            hidden(step2, x)[0], hidden(step2, x_test)[0], y, y_test, spec.baseline_weight_decays
+        best = svm_optimum(
+            hidden(step2, x)[0], hidden(step2, x_test)[0], y, y_test, Grid.from_spec(spec, seed), name="network"
         )
+        arrays["optimum"], arrays["optimum_choice"] = best.accuracy, best.record()
     store.write_h5(out, "theory_network", arrays, {**attrs, **consts, "structured": data.spec.structured})
 
 
 def baselines_to_h5(
     spec_dict: Mapping[str, Any], data_path: str | Path, out: str | Path, seed: int, attrs: Mapping[str, Any]
 ) -> None:
-    """Rule theory_baselines: random features, NTK and RBF SVM on one data set."""
+    """Rule theory_baselines: random features, NTK, linear on x and RBF SVM on one data set, each at its
+    cross-validated optimum (the chosen C, gamma and grid-edge flags under ``choice``)."""
     spec, data = TheorySpec.from_dict(spec_dict), load_shi(data_path)
     init, _ = _setup(spec, data, seed)
     grid = eval_grid(spec.small_steps(), spec.eval_every)
-    run = train_baselines(spec, init, *_labels(data), grid)
+    run = train_baselines(spec, init, *_labels(data), grid, seed)
     arrays = {
         "steps": run.steps,
         "random_features": run.random_features,
         "ntk": run.ntk,
-        "random_features_optimum": run.random_features_optimum,
-        "ntk_optimum": run.ntk_optimum,
-        "linear": np.float64(run.linear),
+        "random_features_optimum": run.optima["random_features"].accuracy,
+        "ntk_optimum": run.optima["ntk"].accuracy,
+        "linear": np.float64(run.optima["linear"].accuracy[0]),
         "linear_ceiling": np.float64(linear_ceiling(data.spec)),
-        "svm": np.float64(run.svm),
-        "weight_decay": run.weight_decay,
+        "svm": np.float64(run.optima["rbf_svm"].accuracy[0]),
+        "choice": {name: optimum.record() for name, optimum in run.optima.items()},
     }
     store.write_h5(out, "theory_baselines", arrays, {**attrs, "structured": data.spec.structured})
 
@@ -206,6 +208,21 @@ def accuracy_numbers(table: pd.DataFrame) -> dict[str, str]:
     return numbers
 
 
+def choice_numbers(baselines: Sequence[Mapping[str, Any]], families: Sequence[str]) -> dict[str, str]:
+    """The cross-validated choice of every baseline per seed: C trace(K)/n (and gamma in units of 1/(d Var(x))),
+    and a flag when a value sits at the edge of its grid (the baseline may be below its optimum)."""
+    numbers = {}
+    for base, family in zip(baselines, families, strict=True):
+        for model, choice in base.get("choice", {}).items():
+            text = "C trace(K)/n " + ", ".join(f"{v:.3g}" for v in np.atleast_1d(choice["C_scale"]))
+            gamma = np.atleast_1d(choice["gamma"])
+            if np.isfinite(gamma).all():
+                text += "; gamma " + ", ".join(f"{v:.3g}" for v in gamma)
+            edges = int(np.sum(choice["at_edge"]))
+            numbers[f"{family} {model} choice"] = text + (f" ({edges} AT A GRID EDGE)" if edges else "")
+    return numbers
+
+
 def accuracy_outputs(
     networks: Sequence[str], baselines: Sequence[str], families: Sequence[str], figure: str | Path, table: str | Path
 ) -> None:
@@ -217,7 +234,8 @@ def accuracy_outputs(
         for n, b in zip(networks, baselines, strict=True)
     ]
     frame = accuracy_table(networks, baselines, families)
-    store.save_figure(accuracy_figure(curves, families), figure, accuracy_numbers(frame))
+    numbers = {**accuracy_numbers(frame), **choice_numbers([base for _, base in curves], families)}
+    store.save_figure(accuracy_figure(curves, families), figure, numbers)
     store.write_table(frame, table)
 
 

@@ -43,18 +43,23 @@ class TheorySpec(Spec):
     lr: float | None = None
     lr_scale: float = 20.0
     baseline_lr_scale: float = 1.0
-    baseline_weight_decays: tuple[float, ...] = (1e-3, 1e-2, 1e-1)
+    baseline_C_range: tuple[float, float] = (1e-3, 1e3)
+    baseline_C_points: int = 13
+    baseline_gamma_range: tuple[float, float] = (0.01, 10.0)
+    baseline_gamma_points: int = 5
+    baseline_folds: int = 3
     feature_lr_scale: float = 0.0
     weight_decay: float = 1e-4
     eval_every: int = 10
-    svm_C: float = 1.0
     snapshot_seeds: int = 1
 
     def __post_init__(self) -> None:
         if self.structured == self.unstructured:
             raise ValueError(f"theory.unstructured: '{self.unstructured}' must differ from theory.structured")
-        if not self.baseline_weight_decays or min(self.baseline_weight_decays) <= 0:
-            raise ValueError(f"theory.baseline_weight_decays: {self.baseline_weight_decays}, expected values > 0")
+        for key in ("baseline_C_range", "baseline_gamma_range"):
+            low, high = getattr(self, key)
+            if not 0 < low <= high:
+                raise ValueError(f"theory.{key}: {[low, high]}, expected [low, high] with 0 < low <= high")
         for key in ("m", "seeds", "eval_every", "snapshot_seeds"):
             if getattr(self, key) < 1:
                 raise ValueError(f"theory.{key}: {getattr(self, key)} must be >= 1")
