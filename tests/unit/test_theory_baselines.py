@@ -82,7 +82,7 @@ def test_a_choice_at_the_grid_edge_is_warned_about_and_recorded(caplog):
         edge = svm_optimum(x[None], x_test[None], y, y_test, narrow, name="probe")
     assert edge.at_edge.all() and edge.C_scale == pytest.approx([1e-2])
     assert "probe" in caplog.text and "edge of its grid" in caplog.text
-    assert edge.record()["at_edge"].all()
+    assert edge.record()["at_edge"].all() and edge.edge.tolist() == ["C high"]
     caplog.clear()
     wide = Grid(C_scales=np.geomspace(1e-4, 1e3, 15), gammas=np.ones(1), folds=3)
     with caplog.at_level(logging.WARNING, logger="featflow.theory.fixed_features"):
@@ -123,19 +123,20 @@ def test_network_claim_is_not_applicable_when_a_baseline_sits_at_a_grid_edge():
     from featflow.claims.theory import read_network_vs_fixed
 
     def baselines(edge: bool) -> dict:
-        choice = {"at_edge": np.array([False, edge])}
+        ntk = {"at_edge": np.array([False, edge]), "edge": np.array(["", "C high" if edge else ""])}
+        rbf = {"at_edge": np.array([True]), "edge": np.array(["gamma low"])}  # the linear SVM's limit: no harm
         return {
             "random_features_optimum": np.array([0.75, 0.76]),
             "ntk_optimum": np.array([0.80, 0.78]),
             "linear": 0.844,
             "svm": 0.844,
-            "choice": {"ntk": choice, "linear": {"at_edge": np.array([False])}},
+            "choice": {"ntk": ntk, "linear": {"at_edge": np.array([False]), "edge": np.array([""])}, "rbf_svm": rbf},
         }
 
     files = {"network": "n", "baselines": "b", "data": "d"}
     second = Unit("theory", "shi", 1, "shi#1", files)
     reading = read_network_vs_fixed(second, _Files(baselines(True)))
-    assert not reading.ok and "ntk" in reading.reason and "edge" in reading.reason
+    assert not reading.ok and "ntk (C high)" in reading.reason and "rbf" not in reading.reason
     first = Unit("theory", "shi", 0, "shi#0", files)
     assert read_network_vs_fixed(first, _Files(baselines(True))).value == pytest.approx(0.99 - 0.844)
     assert read_network_vs_fixed(second, _Files(baselines(False))).ok

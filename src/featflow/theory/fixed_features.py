@@ -121,6 +121,7 @@ class Optimum:
     gamma: np.ndarray  # (S,) RBF only (NaN otherwise)
     cv_accuracy: np.ndarray  # (S,)
     at_edge: np.ndarray  # (S,) bool: a chosen value sits at the edge of its grid (widen it)
+    edge: np.ndarray  # (S,) str: which edges ("C high", "gamma low", ...; "" none)
 
     def record(self) -> dict[str, np.ndarray]:
         """The arrays written to the output file."""
@@ -138,8 +139,9 @@ def mean_diagonal(train: np.ndarray, kernel: str) -> float:
 
 def _search(
     train: np.ndarray, test: np.ndarray, y: np.ndarray, y_test: np.ndarray, grid: Grid, kernel: str, name: str
-) -> tuple[float, float, float, float, float, bool]:
-    """One seed: (test accuracy, C, C trace(K)/n, gamma, CV accuracy, at an edge) of the cross-validated SVC."""
+) -> tuple[float, float, float, float, float, bool, str]:
+    """One seed: (test accuracy, C, C trace(K)/n, gamma, CV accuracy, at an edge, which) of the cross-validated
+    SVC."""
     unit = mean_diagonal(train, kernel)
     params: dict[str, list[float]] = {"C": list(grid.C_scales / unit)}
     if kernel == "rbf":
@@ -148,6 +150,7 @@ def _search(
     search = GridSearchCV(SVC(kernel=kernel), params, cv=folds).fit(train, y)
     best = search.best_params_
     edges = [key for key, values in params.items() if best[key] in (values[0], values[-1])]
+    which = ", ".join(f"{key} {'low' if best[key] == params[key][0] else 'high'}" for key in edges)
     if edges:
         log.warning(
             "%s: cross-validation chose %s at the edge of its grid (theory.baseline_%s_range): widen the range",
@@ -156,7 +159,7 @@ def _search(
             "/".join(edges),
         )
     gamma = float(best.get("gamma", np.nan))
-    return search.score(test, y_test), best["C"], best["C"] * unit, gamma, search.best_score_, bool(edges)
+    return search.score(test, y_test), best["C"], best["C"] * unit, gamma, search.best_score_, bool(edges), which
 
 
 def svm_optimum(
@@ -181,8 +184,10 @@ def svm_optimum(
         _search(train[s].astype(np.float64), test[s].astype(np.float64), y, y_test, grid, kernel, name)
         for s in range(train.shape[0])
     ]
-    acc, C, scale, gamma, cv, edge = (np.array(column) for column in zip(*rows, strict=True))
-    return Optimum(accuracy=acc, C=C, C_scale=scale, gamma=gamma, cv_accuracy=cv, at_edge=edge.astype(bool))
+    acc, C, scale, gamma, cv, at_edge, edge = (np.array(column) for column in zip(*rows, strict=True))
+    return Optimum(
+        accuracy=acc, C=C, C_scale=scale, gamma=gamma, cv_accuracy=cv, at_edge=at_edge.astype(bool), edge=edge
+    )
 
 
 @dataclass

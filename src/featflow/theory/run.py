@@ -218,8 +218,8 @@ def choice_numbers(baselines: Sequence[Mapping[str, Any]], families: Sequence[st
             gamma = np.atleast_1d(choice["gamma"])
             if np.isfinite(gamma).all():
                 text += "; gamma " + ", ".join(f"{v:.3g}" for v in gamma)
-            edges = int(np.sum(choice["at_edge"]))
-            numbers[f"{family} {model} choice"] = text + (f" ({edges} AT A GRID EDGE)" if edges else "")
+            edges = [str(e) for e in np.atleast_1d(choice["edge"]) if str(e)]
+            numbers[f"{family} {model} choice"] = text + (f" (AT A GRID EDGE: {'; '.join(edges)})" if edges else "")
     return numbers
 
 
