@@ -35,8 +35,11 @@ def test_theory_headline_at_tiny_size(dag_run):
     assert len(table) == 10
     assert table["structured", "network"] > 0.95
     for model in ("random_features", "ntk", "rbf_svm"):
-        assert table["structured", "network"] - table["structured", model] > 0.15
         assert abs(table["unstructured", model] - 0.5) < 0.1
+    for model in ("random_features", "ntk"):
+        assert table["structured", "network"] - table["structured", model] > 0.15
+    for model in ("linear", "rbf_svm"):  # cross-validated, they reach the linear rule's ceiling (81% at k = 3)
+        assert table["structured", "network"] - table["structured", model] > 0.1
     assert abs(table["unstructured", "network"] - 0.5) < 0.1
     align = store.read_h5(dag_run / "results/theory/shi/alignment.h5", "theory_alignment")
     assert align["cosines"][2].mean() > align["cosines"][0].mean() + 0.3  # neurons turn to +-sum_A M_j
