@@ -119,6 +119,7 @@ def readers(path: str) -> set[str] | None:
         (r"^fv\.\w+\.(adam_steps|lbfgs_steps)$", {"fv_optimize"}),
         (r"^fv\.\w+\.store_jacobian$", {"jacobian"}),
         (r"^theory\.baseline_(gamma_range|gamma_points|lr_scale)$", {"theory_baselines"}),
+        (r"^theory\.baseline_(C_range|C_points|folds)$", {"theory_train", "theory_baselines"}),
         (r"^theory\.(lr|lr_scale|feature_lr_scale)$", {"theory_train"}),
         (r"^theory\.snapshot_seeds$", {"theory_alignment"}),
         (r"^frequency\.idcor\.pairs$", {"idcor_table"}),
