@@ -93,3 +93,37 @@ def test_a_start_from_images_renders_those_images(kind, decorrelate):
     images = 0.05 + 0.9 * _images((3, 8, 10), 2)
     render = make_render(kind, (3, 8, 10), decorrelate)
     torch.testing.assert_close(render(params_of(kind, images, decorrelate)), images, atol=1e-5, rtol=0)
+
+
+def test_fv_through_maco_keeps_the_magnitude_and_its_stored_spectrum_renders_the_realizations():
+    """FV (issue 27.3): the maco parametrization in the FV branch raises the objective, every realization keeps the
+    fixed magnitude, and the spectrum stored beside the params (as fv_optimize writes it) renders the same images
+    for the later rules (Jacobians, IFV, re-optimization), which read no data set."""
+    from featflow.fv.optimize import feature_fn, visualize
+    from featflow.fv.run import realization_render
+    from featflow.fv.spec import FVSpec
+    from featflow.fv.targets import make_targets
+    from tests.unit._fv_nets import conv_net
+
+    torch.set_num_threads(1)
+    shape = (3, 16, 16)
+    spectrum = data_spectrum(_images(shape, n=32))
+    fn = feature_fn(conv_net(n_f=8), "3", "maxpool_mean", None)
+    x = make_targets(3, 8, False, torch.Generator().manual_seed(0))["targets"]
+
+    def run(steps: int):
+        gen = torch.Generator().manual_seed(0)
+        return visualize(fn, shape, x, 2, "maco", steps, 0, gen, torch.device("cpu"), spectrum=spectrum)
+
+    short, long = run(2), run(40)
+    assert long.params.shape == (3, *shape[:2], shape[2] // 2 + 1)
+    assert torch.all(long.objective > short.objective)
+    m = spectrum.mean.clamp(0.05, 0.95)[:, None, None]
+    spectral = (torch.logit(long.images.double()) - torch.logit(m.double())) * m * (1 - m)
+    magnitude = torch.fft.rfft2(spectral, norm="ortho").abs()
+    torch.testing.assert_close(magnitude, spectrum.magnitude.double().expand_as(magnitude), atol=1e-4, rtol=1e-4)
+    spec = FVSpec(model="m", layer="3", parametrization="maco")
+    stored = {"maco_magnitude": spectrum.magnitude.numpy(), "maco_mean": spectrum.mean.numpy()}
+    torch.testing.assert_close(realization_render(spec, shape, stored)(long.params), long.images)
+    with pytest.raises(ValueError, match="rerun the rule fv_optimize"):
+        realization_render(spec, shape, {})

@@ -106,7 +106,7 @@ FV_FEATURES = ("model", "layer", "n_f", "aggregation", "dtype")
 FV_RENDER = ("parametrization", "decorrelate")
 FV_KEYS = {
     "fv_targets": (*FV_FEATURES, "n_sparse", "include_canonical"),
-    "fv_optimize": (*FV_FEATURES, *FV_RENDER, "k", "lr", "adam_steps", "lbfgs_steps", "batch_size"),
+    "fv_optimize": (*FV_FEATURES, *FV_RENDER, "spectrum_images", "k", "lr", "adam_steps", "lbfgs_steps", "batch_size"),
     "jacobian": (*FV_FEATURES, *FV_RENDER, "store_jacobian"),
     "critical_space": (
         "model",
@@ -118,6 +118,14 @@ FV_KEYS = {
     "cross_ifv": (*FV_FEATURES, *FV_RENDER, "k"),
     "cross_ifv_figure": ("model",),
 }
+
+
+def fv_data(wc):
+    """The model's data set file where the FV experiment's parametrization reads it (maco's spectrum), else none."""
+    fv = CFG["fv"][wc.fv]
+    if fv["parametrization"] != "maco":
+        return []
+    return f"results/data/{CFG['models'][fv['model']]['dataset']}.h5"
 
 
 def fv_spec(rule):

@@ -44,6 +44,7 @@ rule fv_optimize:
     input:
         checkpoint=lambda wc: f"results/models/{CFG['fv'][wc.fv]['model']}.pt",
         targets="results/fv/{fv}/targets.h5",
+        data=fv_data,
     output:
         "results/fv/{fv}/realizations.h5",
     log:

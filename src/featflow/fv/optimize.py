@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from featflow.fv.objectives import aggregate, objective
-from featflow.fv.param import Render, init_params
+from featflow.fv.param import Render, Spectrum, init_params
 from featflow.models import forward_to
 
 log = logging.getLogger(__name__)
@@ -133,9 +133,10 @@ def visualize(
     decorrelate: bool = False,
     lr: float = 0.05,
     batch_size: int = 256,
+    spectrum: Spectrum | None = None,
 ) -> Realizations:
-    """One realization per target (n, n_f): FV in batches of ``batch_size`` targets."""
-    v0, render = init_params(parametrization, image_shape, targets.shape[0], generator, decorrelate)
+    """One realization per target (n, n_f): FV in batches of ``batch_size`` targets (``spectrum``: MACO's)."""
+    v0, render = init_params(parametrization, image_shape, targets.shape[0], generator, decorrelate, spectrum=spectrum)
     out: dict[str, list[torch.Tensor]] = {
         key: [] for key in ("params", "images", "responses", "objective", "grad_norm")
     }

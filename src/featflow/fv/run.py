@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from featflow import store
+from featflow.data import load_split
 from featflow.fv.optimize import feature_fn, piecewise_linear, visualize
-from featflow.fv.param import param_shape
+from featflow.fv.param import Render, Spectrum, data_spectrum, make_render, param_shape
 from featflow.fv.spec import FVSpec
 from featflow.fv.targets import hoyer, make_targets
 from featflow.models import load_checkpoint
@@ -43,6 +44,27 @@ def load_features(spec: FVSpec, checkpoint: str | Path, device: torch.device) ->
     return fn, shape, n_f
 
 
+def maco_spectrum(spec: FVSpec, data_path: str | Path | None) -> Spectrum | None:
+    """MACO's fixed magnitude from the first ``fv.spectrum_images`` training images of the model's data set
+    (``None`` for the other parametrizations, which need no data)."""
+    if spec.parametrization != "maco":
+        return None
+    if data_path is None:
+        raise ValueError(f"fv.parametrization 'maco' of model '{spec.model}': needs the model's data set file")
+    return data_spectrum(load_split(data_path, "train", rows=slice(0, spec.spectrum_images)).x)
+
+
+def realization_render(spec: FVSpec, shape: tuple[int, int, int], real: dict[str, np.ndarray]) -> Render:
+    """The render of stored realizations: their parametrization, and for ``maco`` the magnitude spectrum
+    fv_optimize stored beside them (``maco_magnitude``, ``maco_mean``), so later rules need no data set."""
+    spectrum = None
+    if spec.parametrization == "maco":
+        if "maco_magnitude" not in real:
+            raise ValueError("maco realizations without their stored spectrum: rerun the rule fv_optimize")
+        spectrum = Spectrum(torch.from_numpy(real["maco_magnitude"]), torch.from_numpy(real["maco_mean"]))
+    return make_render(spec.parametrization, shape, spec.decorrelate, spectrum)
+
+
 def run_targets(spec: FVSpec, checkpoint: str | Path, out: str | Path, seed: int, attrs: dict[str, Any]) -> None:
     """Sample the experiment's targets (sparse, then canonical) and write them (kind ``fv_targets``)."""
     _, _, n_f = load_features(spec, checkpoint, torch.device("cpu"))
@@ -62,10 +84,13 @@ def run_optimize(
     device: torch.device,
     seed: int,
     attrs: dict[str, Any],
+    data_path: str | Path | None = None,
 ) -> None:
     """One realization per target (kind ``fv_realizations``): params, images, responses, objective, grad norm;
-    attribute ``piecewise_linear`` (:func:`featflow.fv.optimize.piecewise_linear`) for the stationarity labels."""
+    attribute ``piecewise_linear`` (:func:`featflow.fv.optimize.piecewise_linear`) for the stationarity labels;
+    for ``maco`` the fixed magnitude spectrum (from ``data_path``) too."""
     fn, shape, _ = load_features(spec, checkpoint, device)
+    spectrum = maco_spectrum(spec, data_path)
     targets = store.read_h5(targets_path, "fv_targets")
     x = torch.from_numpy(targets["targets"]).to(fv_dtype(spec))
     real = visualize(
@@ -81,6 +106,7 @@ def run_optimize(
         spec.decorrelate,
         spec.lr,
         spec.batch_size,
+        spectrum,
     )
     arrays = {
         "params": real.params,
@@ -92,6 +118,8 @@ def run_optimize(
     arrays = {key: value.numpy() for key, value in arrays.items()}
     arrays["images"] = arrays["images"].astype(np.float32)
     arrays.update(targets=targets["targets"], canonical=targets["canonical"])
+    if spectrum is not None:
+        arrays.update(maco_magnitude=spectrum.magnitude.numpy(), maco_mean=spectrum.mean.numpy())
     store.write_h5(
         out,
         "fv_realizations",

@@ -49,6 +49,7 @@ class FVSpec(Spec):
     k: int = 2
     parametrization: str = "rgb"
     decorrelate: bool = False
+    spectrum_images: int = 2000
     dtype: str = "float32"
     lr: float = 0.05
     adam_steps: int = 800

@@ -21,7 +21,16 @@ def fv_optimize(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -
     from featflow.fv.run import run_optimize
     from featflow.fv.spec import FVSpec
 
-    run_optimize(FVSpec.from_dict(spec), inputs.checkpoint, inputs.targets, outputs[0], ctx.device, ctx.seed, ctx.attrs)
+    run_optimize(
+        FVSpec.from_dict(spec),
+        inputs.checkpoint,
+        inputs.targets,
+        outputs[0],
+        ctx.device,
+        ctx.seed,
+        ctx.attrs,
+        data_path=inputs.get("data"),
+    )
 
 
 def fv_figure(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:

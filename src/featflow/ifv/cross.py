@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from featflow import store
-from featflow.fv.param import make_render
-from featflow.fv.run import fv_dtype, load_features
+from featflow.fv.run import fv_dtype, load_features, realization_render
 from featflow.fv.spec import FVSpec
 from featflow.ifv.jacobian import iter_jacobians
 from featflow.ifv.solve import predict
@@ -63,7 +62,7 @@ def run_cross(
             f"fv.invert_with: model '{spec_b.model}' takes images {shape_b}, the realizations of "
             f"'{spec_a.model}' are {shape_a}"
         )
-    render = make_render(spec_a.parametrization, shape_a, spec_a.decorrelate)
+    render = realization_render(spec_a, shape_a, real)
     pred, _ = invert_with(
         fn_b,
         render,

@@ -13,8 +13,7 @@ import torch
 
 from featflow import store
 from featflow.fv.objectives import angular_distance, unit
-from featflow.fv.param import make_render
-from featflow.fv.run import fv_dtype, load_features
+from featflow.fv.run import fv_dtype, load_features, realization_render
 from featflow.fv.spec import FVSpec
 from featflow.ifv.critical_space import (
     angle_to_span,
@@ -52,7 +51,7 @@ def run_jacobian(
     fn, shape, n_f = load_features(spec, checkpoint, device)
     real = store.read_h5(realizations, "fv_realizations")
     params = torch.from_numpy(real["params"]).to(fv_dtype(spec))
-    render = make_render(spec.parametrization, shape, spec.decorrelate)
+    render = realization_render(spec, shape, real)
     n, n_p = params.shape[0], int(np.prod(params.shape[1:]))
     with store.h5_writer(out, "fv_jacobian", {**attrs, "n_p": n_p, "n_f": n_f}) as handle:
         gram = store.create_array(handle, "gram", shape=(n, n_f, n_f), dtype="float64")
@@ -301,7 +300,7 @@ def run_reoptimize(
         "random": random_objectives(n, x.shape[1], torch_generator(seed + 3)),
     }
     objectives = {key: value.to(fv_dtype(spec)) for key, value in objectives.items()}
-    render = make_render(spec.parametrization, shape, spec.decorrelate)
+    render = realization_render(spec, shape, real)
     scores = reoptimize(
         fn,
         render,
