@@ -36,7 +36,7 @@ def expected_rules(cfg: dict) -> set[str]:
     if any(e["activations"]["shards"] > 1 for e in experiments):
         rules.add("activations_shard")
     if (cfg.get("complexity") or {}).get("experiments"):
-        rules |= COMPLEXITY | {"complexity_figures", "feature_pictures"}
+        rules |= COMPLEXITY | {"complexity_figures", "feature_pictures", "meta_features"}
     if ((cfg.get("complexity") or {}).get("flow") or {}).get("experiments"):
         rules.add("feature_flow")
     fv = cfg.get("fv") or {}

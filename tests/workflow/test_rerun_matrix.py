@@ -144,6 +144,7 @@ def branch(path: str) -> set[str]:
         return {"activations", "activations_shard", "dictionary", "robustness", "codes", "importance", "complexity"} | {
             "complexity_figures",
             "feature_pictures",  # activations.pool: the pictures' response is pooled as the activations
+            "meta_features",  # dataset: the gallery shows each meta-feature's top images
             "feature_flow",  # activations.pool: each residual path is pooled as the activations
             *("codes_shard", "robustness_shard"),
             "idcor",
