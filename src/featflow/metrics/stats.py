@@ -37,16 +37,11 @@ def _spearman(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
         return (rx * ry).sum(axis) / np.sqrt((rx**2).sum(axis) * (ry**2).sum(axis))
 
 
-def spearman_ci(x: np.ndarray, y: np.ndarray, resamples: int = 2000, alpha: float = 0.05, seed: int = 0) -> Rho:
-    """Spearman's rho of the finite pairs of (x, y) with a paired percentile bootstrap interval (scipy)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return Rho(float("nan"), float("nan"), float("nan"), int(x.size))
+def _paired_bootstrap(statistic, data: tuple[np.ndarray, ...], resamples: int, alpha: float, seed: int) -> Rho:
+    """``statistic`` of the paired ``data`` with its paired percentile bootstrap interval (scipy)."""
     res = bootstrap(
-        (x, y),
-        _spearman,
+        data,
+        statistic,
         paired=True,
         vectorized=True,
         n_resamples=resamples,
@@ -55,7 +50,17 @@ def spearman_ci(x: np.ndarray, y: np.ndarray, resamples: int = 2000, alpha: floa
         rng=np.random.default_rng(seed),
     )
     low, high = res.confidence_interval
-    return Rho(float(_spearman(x, y)), float(low), float(high), int(x.size))
+    return Rho(float(statistic(*data)), float(low), float(high), int(data[0].size))
+
+
+def spearman_ci(x: np.ndarray, y: np.ndarray, resamples: int = 2000, alpha: float = 0.05, seed: int = 0) -> Rho:
+    """Spearman's rho of the finite pairs of (x, y) with a paired percentile bootstrap interval (scipy)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return Rho(float("nan"), float("nan"), float("nan"), int(x.size))
+    return _paired_bootstrap(_spearman, (x, y), resamples, alpha, seed)
 
 
 def _partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -80,15 +85,4 @@ def partial_spearman_ci(
     x, y, z = x[ok], y[ok], z[ok]
     if x.size < 4 or min(np.ptp(x), np.ptp(y), np.ptp(z)) == 0:
         return Rho(float("nan"), float("nan"), float("nan"), int(x.size))
-    res = bootstrap(
-        (x, y, z),
-        _partial_spearman,
-        paired=True,
-        vectorized=True,
-        n_resamples=resamples,
-        confidence_level=1 - alpha,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    low, high = res.confidence_interval
-    return Rho(float(_partial_spearman(x, y, z)), float(low), float(high), int(x.size))
+    return _paired_bootstrap(_partial_spearman, (x, y, z), resamples, alpha, seed)
