@@ -146,3 +146,64 @@ def test_callback_stops_the_fit() -> None:
     seen = []
     fit_nmf(torch.from_numpy(a), k=8, iterations=50, tol=0.0, callback=lambda it, z, d: seen.append(it) or it == 7)
     assert seen == list(range(1, 8))
+
+
+def ridge_objective(a: torch.Tensor, codes: torch.Tensor, atoms: torch.Tensor, ridge: float) -> float:
+    """``||A - Z D||^2 + mu ||Z||^2`` at unit atoms (codes rescaled to match), mu = ridge."""
+    norms = atoms.norm(dim=1)
+    z = codes * norms
+    return float((a - z @ (atoms / norms[:, None])).square().sum() + ridge * z.square().sum())
+
+
+def test_ridge_fit_never_raises_its_objective() -> None:
+    """With the code ridge, every plain HALS iteration lowers F = ||A - Z D||^2 + mu ||Z||^2 (unit atoms): the
+    atom update minimizes F exactly in each atom (the Gram's diagonal times 1 + ridge), so renormalizing the atoms
+    no longer moves the penalty up."""
+    a = torch.from_numpy(planted_low_rank(seed=3))
+    trace: list[float] = []
+
+    def record(it: int, codes: torch.Tensor, atoms: torch.Tensor) -> bool:
+        trace.append(ridge_objective(a, codes, atoms, 0.05))
+        return False
+
+    fit_nmf(a, k=32, iterations=60, tol=0.0, ridge=0.05, callback=record, extrapolate=False)
+    assert np.all(np.diff(trace) <= 1e-10 * trace[0])
+
+
+def test_errors_come_from_the_gram_products_not_a_residual(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trace every 10 iterations is read off ||A||^2 - 2 <Z^T A, D> + <Z^T Z, D D^T> (no n x d residual but
+    the final one) and equals the exact relative error of the iterate (float64: to rounding)."""
+    import featflow.dictionary.nmf as nmf
+
+    a = torch.from_numpy(planted_low_rank())
+    exact: dict[int, float] = {}
+
+    def record(it: int, codes: torch.Tensor, atoms: torch.Tensor) -> bool:
+        exact[it] = relative_error(a, codes, atoms)
+        return False
+
+    calls = []
+    monkeypatch.setattr(nmf, "relative_error", lambda *args: calls.append(1) or relative_error(*args))
+    for ridge in (0.0, 0.02):
+        calls.clear()
+        fit = nmf.fit_nmf(a, k=24, iterations=30, tol=0.0, ridge=ridge, callback=record, extrapolate=False)
+        assert len(calls) == 1  # the final, exact error only
+        np.testing.assert_allclose(fit.errors[:3], [exact[10], exact[20], exact[30]], rtol=1e-7)
+        np.testing.assert_allclose(fit.errors[3], exact[30], rtol=1e-12)
+
+
+def test_default_extrapolation_where_it_won_at_equal_time() -> None:
+    """HER by default where the atoms get one HALS sweep per iteration (it won at the default size, n 2,000,
+    d 64, k 128); not where the accelerated HALS repeats the atoms' sweeps (it lost at n 10,000, d 512, k 2,048:
+    bench/bench_nmf.py)."""
+    from featflow.dictionary.nmf import default_extrapolation
+
+    assert default_extrapolation(2000, 64, 128)
+    assert not default_extrapolation(10000, 512, 2048)
+
+
+def test_blocked_gram_equals_the_product() -> None:
+    from featflow.dictionary.nmf import _gram_t
+
+    x = torch.rand(37, 90, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(_gram_t(x, blocks=4, min_k=8), x @ x.T, rtol=1e-12, atol=1e-12)
