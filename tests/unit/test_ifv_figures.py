@@ -11,7 +11,8 @@ import torch
 from featflow import store
 from featflow.fv.objectives import unit
 from featflow.fv.spec import FVSpec
-from featflow.ifv.run import at_logits, run_critical_space_figure, run_ifv
+from featflow.ifv.figures import at_logits, run_critical_space_figure
+from featflow.ifv.run import run_ifv
 from featflow.ifv.solve import project_target, z_matrix
 from featflow.plots.fv import plot_ifv, plot_realizations, plot_reoptimize
 

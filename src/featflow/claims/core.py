@@ -137,18 +137,3 @@ def chance_angle(n: int, m: int, quantile: float = 0.05) -> float:
 
     cos2 = beta.ppf(1 - quantile, m / 2, (n - m) / 2)
     return float(np.degrees(np.arccos(np.sqrt(cos2))))
-
-
-def angle_to_span(v: np.ndarray, basis: np.ndarray) -> float:
-    """Angle (deg) between ``v`` and the span of the orthonormal columns of ``basis``."""
-    v = np.asarray(v, float) / np.linalg.norm(v)
-    cos = np.linalg.norm(np.asarray(basis, float).T @ v)
-    return float(np.degrees(np.arccos(np.clip(cos, 0.0, 1.0))))
-
-
-def complement(basis: np.ndarray) -> np.ndarray:
-    """Orthonormal basis of the orthogonal complement of the span of ``basis``'s orthonormal columns."""
-    basis = np.asarray(basis, float)
-    u, s, _ = np.linalg.svd(basis, full_matrices=True)
-    rank = int((s > 1e-8).sum())
-    return u[:, rank:]

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from featflow.claims.core import Claim, Source, Unit, angle_to_span, bootstrap, chance_angle, complement, median
+from featflow.claims.core import Claim, Source, Unit, bootstrap, chance_angle, median
 from featflow.claims.verdict import Reading, not_applicable
+from featflow.metrics.subspace import angle_to_span, complement
 from featflow.seeds import SEP, replicates
 
 PAPER = "Reinbold & Westermann"

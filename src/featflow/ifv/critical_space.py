@@ -108,13 +108,6 @@ def critical_spaces(
     return sorted(found.values(), key=lambda s: -s.dim)
 
 
-def angle_to_span(v: torch.Tensor, basis: torch.Tensor) -> float:
-    """Angle in degrees between a vector ``v`` (n_f,) and span(``basis``) (n_f, d) with orthonormal columns."""
-    v = v.double() / v.double().norm()
-    cos = (basis.double().T @ v).norm().clamp(max=1.0)
-    return math.degrees(math.acos(cos.item()))
-
-
 SELECTION_RULES = ("paper", "chance")
 
 
@@ -137,11 +130,3 @@ def select_space(median_angle: torch.Tensor, median_chance: torch.Tensor, dims: 
         "paper": int(torch.where(allowed, median_angle, torch.inf).argmin()),
         "chance": int(torch.where(allowed, ratio, torch.inf).argmin()),
     }
-
-
-def known_directions(n_f: int, excluded: tuple[int, ...] = ()) -> dict[str, torch.Tensor]:
-    """The paper's trivial solutions of a classification layer: (1, ..., 1) (softmax translation invariance)
-    and e_c for each class c the network never saw; name -> (n_f,)."""
-    found = {"ones": torch.ones(n_f, dtype=torch.float64)}
-    found.update({f"e{c}": torch.eye(n_f, dtype=torch.float64)[c] for c in excluded})
-    return found

@@ -27,7 +27,7 @@ def critical_space(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job
 
 def critical_space_figure(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """The critical spaces, the one each selection rule picks, and (at the logits) the trivial solutions."""
-    from featflow.ifv.run import at_logits, run_critical_space_figure
+    from featflow.ifv.figures import at_logits, run_critical_space_figure
 
     run_critical_space_figure(
         inputs.critical,

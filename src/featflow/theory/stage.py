@@ -31,13 +31,13 @@ def theory_alignment(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: J
 
 def theory_figure_accuracy(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """Test accuracy vs steps of every model on both families, and the final table."""
-    from featflow.theory.run import accuracy_outputs
+    from featflow.theory.figures import accuracy_outputs
 
     accuracy_outputs(list(inputs.networks), list(inputs.baselines), ctx.params.families, outputs.figure, outputs.table)
 
 
 def theory_figure_alignment(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """MDS maps of the neurons and the effective features, one row per family."""
-    from featflow.theory.run import alignment_outputs
+    from featflow.theory.figures import alignment_outputs
 
     alignment_outputs(list(inputs.alignments), ctx.params.families, outputs[0])
