@@ -53,6 +53,47 @@ def test_chunked_identical_layers_and_redundancy() -> None:
     )
 
 
+@pytest.mark.parametrize("rows", [1, 7, 64])
+def test_float32_chunks_match_sklearn_on_their_float64_values(rows: int) -> None:
+    rng = np.random.default_rng(2)
+    x = (np.maximum(rng.normal(size=(N, 8)), 0) + 5.0).astype(np.float32)  # stored activations are float32
+    z = (np.abs(x[:, :3] @ rng.normal(size=(3, 4))) + rng.random((N, 4))).astype(np.float32)
+    train, test = vinfo.split_indices(N, 0.2, seed=1)
+    masks = [np.isin(np.arange(N), part) for part in (train, test)]
+    ours = vinfo.ridge_r2_chunks(vinfo.array_chunks([x], z, rows), *masks)[0]
+    x64, z64 = x.astype(np.float64), z.astype(np.float64)
+    xc = x64[train] - x64[train].mean(0)
+    ref = Ridge(alpha=1e-3 * np.trace(xc.T @ xc) / x.shape[1], solver="cholesky").fit(x64[train], z64[train])
+    np.testing.assert_allclose(ours, r2_score(z64[test], ref.predict(x64[test]), multioutput="raw_values"), atol=1e-10)
+
+
+def test_vinfo_stage_reads_its_inputs_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identical layers, training and held-out moments from one pass over the files (before: three); a copy of
+    a layer is found in that pass and its row dropped, leaving I_V as without it."""
+    paths = write_complexity_inputs(tmp_path, N, d=16, n_layers=3, k=12, rows=128)
+    spec = ComplexitySpec.from_dict({"dictionary": {"k": 12, "code_iterations": 200}})
+    codes, cpu = tmp_path / "codes.h5", torch.device("cpu")
+    pipeline.encode_split(paths["dictionary"], paths["activations"], paths["checkpoint"], spec, codes, cpu, {})
+    acts, attrs = store.read_h5(paths["activations"]), store.read_attrs(paths["activations"])
+    acts["layers"]["copy"] = acts["layers"]["layer2"]
+    copied = tmp_path / "copied.h5"
+    store.write_h5(copied, "activations", acts, {**attrs, "layers": ["layer1", "layer2", "copy", "act"]})
+    reads: list[object] = []
+    iter_rows = store.iter_rows
+    monkeypatch.setattr(
+        store, "iter_rows", lambda sources, *a, **kw: reads.append(sources) or iter_rows(sources, *a, **kw)
+    )
+    results = []
+    for path in (paths["activations"], copied):
+        out = tmp_path / f"vinfo_{path.stem}.h5"
+        pipeline.compute_vinfo(codes, path, paths["data"], paths["dictionary"], spec, out, tmp_path / "f.csv", {}, 0)
+        results.append({**store.read_h5(out), **store.read_attrs(out)})
+    assert len(reads) == 2
+    assert list(results[1]["merged_layers"]) == ["copy=layer2"]
+    assert list(results[1]["layers"]) == ["input", "layer1", "layer2", "act"]
+    np.testing.assert_array_equal(results[1]["iv"], results[0]["iv"])
+
+
 def _run_stages(root: Path, paths: dict[str, Path], spec: ComplexitySpec) -> dict[str, dict]:
     cpu = torch.device("cpu")
     out = {name: root / f"{name}.h5" for name in ("codes", "vinfo", "redundancy", "importance")}

@@ -186,7 +186,7 @@ def path_moments(
             stop = start + x.shape[0]
             z, rows = targets(start, stop), fit[start:stop]
             for key, value in outputs.items():
-                value = value.double().cpu().numpy()
+                value = value.cpu().numpy()  # float32: CoMoments casts in its shift
                 fits.setdefault(key, CoMoments(value.shape[1], z.shape[1])).update(value[rows], z[rows])
                 helds.setdefault(key, CoMoments(value.shape[1], z.shape[1])).update(value[~rows], z[~rows])
             for name, layer in (stored(start, stop) if stored else {}).items():

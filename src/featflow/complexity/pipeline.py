@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -262,25 +262,21 @@ Chunk = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
 def _vinfo_rows(
     acts_path: Path_, codes_path: Path_, data_path: Path_, spec: ComplexitySpec, names: list[str]
-) -> Callable[[np.ndarray | None], Iterator[Chunk]]:
+) -> Iterator[Chunk]:
     """Row chunks of the named layers (``input``: the samples' pooled images) and of the codes, indices and planted
-    factors (where the file has them), for the rows of a boolean mask (None: all)."""
+    factors (where the file has them), every row in order."""
     stored = store.shapes(acts_path, "activations")
     layers = [name for name in names if name != "input"]
     extra = [item for item in ("indices", "factors") if item in stored]
     sources = [(acts_path, "activations", f"layers/{name}") for name in layers]
     sources += [(acts_path, "activations", item) for item in extra] + [(codes_path, "complexity-codes", "codes")]
-
-    def rows(mask: np.ndarray | None) -> Iterator[Chunk]:
-        for _, arrays in store.iter_rows(sources, mask):
-            chunk = dict(zip(layers, arrays, strict=False))
-            others = dict(zip([*extra, "codes"], arrays[len(layers) :], strict=True))
-            if "input" in names:
-                images = load_split(data_path, spec.split, rows=others["indices"]).x
-                chunk["input"] = vinfo.pooled_input(images, spec.vinfo.input_grid)
-            yield chunk, others
-
-    return rows
+    for _, arrays in store.iter_rows(sources):
+        chunk = dict(zip(layers, arrays, strict=False))
+        others = dict(zip([*extra, "codes"], arrays[len(layers) :], strict=True))
+        if "input" in names:
+            images = load_split(data_path, spec.split, rows=others["indices"]).x
+            chunk["input"] = vinfo.pooled_input(images, spec.vinfo.input_grid)
+        yield chunk, others
 
 
 def vinfo_layers(
@@ -329,15 +325,12 @@ def compute_vinfo(
     Identical layers are merged (counted once, with a warning). The dictionary layer itself is one of the
     layers: its I_V is below 1 where a code is a non-linear (non-negative, sparse) function of the activations
     it is computed from; the number of such features (I_V < 0.8) is recorded. With a second-seed dictionary,
-    K's agreement across NMF seeds is recorded too (:func:`seed_stability`).
+    K's agreement across NMF seeds is recorded too (:func:`seed_stability`). One read of the files: the
+    identical layers are found in the same pass as the moments (an identical layer's moments are then dropped).
     """
     acts_attrs = store.read_attrs(acts_path, "activations")
     names = (["input"] if spec.vinfo.include_input else []) + list(acts_attrs["layers"])
-    rows = _vinfo_rows(acts_path, codes_path, data_path, spec, names)
-    merged = vinfo.identical_layers(names, ([chunk[name] for name in names] for chunk, _ in rows(None)))
-    layers = [name for name in names if name not in merged]
     dict_layer = store.read_attrs(dict_path, "complexity-dictionary")["layer"]
-    dict_layer = merged.get(dict_layer, dict_layer)
     dic = store.read_items(dict_path, "complexity-dictionary", ["atoms", "atoms_seed2"])
     second = encoder(torch.from_numpy(dic["atoms_seed2"]), spec) if "atoms_seed2" in dic else None
 
@@ -348,17 +341,23 @@ def compute_vinfo(
             parts.append(second.encode(torch.from_numpy(chunk[dict_layer]).float()).numpy())
         if "factors" in others:
             parts.append(others["factors"])
-        return np.concatenate([np.asarray(part, np.float64) for part in parts], 1)
+        return np.concatenate(parts, 1)  # float32 codes stay float32 (CoMoments casts per chunk)
+
+    match = vinfo.LayerMatch(names)
+
+    def chunks() -> Iterator[tuple[list[np.ndarray], np.ndarray]]:
+        for chunk, others in _vinfo_rows(acts_path, codes_path, data_path, spec, names):
+            xs = [chunk[name] for name in names]
+            match.update(xs)
+            yield xs, targets(chunk, others)
 
     v = spec.vinfo
     n = store.shapes(codes_path, "complexity-codes")["codes"][0]
-    every = vinfo.v_information_chunks(
-        lambda mask: (([chunk[name] for name in layers], targets(chunk, o)) for chunk, o in rows(mask)),
-        n,
-        v.test_fraction,
-        seed,
-        v.ridge_scale,
-    )
+    every = vinfo.v_information_chunks(chunks(), n, v.test_fraction, seed, v.ridge_scale)
+    merged = match.merged()
+    layers = [name for name in names if name not in merged]
+    every = every[[names.index(name) for name in layers]]
+    dict_layer = merged.get(dict_layer, dict_layer)
     k = dic["atoms"].shape[0]
     iv, f_iv = every[:, :k], every[:, (2 if second else 1) * k :]
     k_feat = vinfo.complexity(iv)

@@ -5,17 +5,21 @@ standardized so ``I_V = R^2`` of the best linear predictor, estimated on a held-
 All features of a layer share one (d_l x d_l) Cholesky factorization, as in scikit-learn's multi-output
 ``Ridge`` (the tests compare R^2 with it to 1e-10). Kept by hand for the held-out R^2 of every target, NaN for a
 constant one, the trace-scaled lambda, and streaming: the statistics are accumulated over row chunks (centered
-moments of the training rows and of the held-out rows), so a stage reads layers and codes from disk chunk by
-chunk and its memory does not grow with the number of samples.
+moments of the training rows and of the held-out rows, :class:`~featflow.metrics.moments.CoMoments`), so a
+stage reads layers and codes from disk chunk by chunk, in one pass, and its memory does not grow with the number
+of samples. The held-out SSE comes from the held-out moments (``diag(W^T X^T X W)`` costs one (d, d) x (d, k)
+product per layer) rather than from predictions, which would need the weights before the held-out rows, i.e.
+a second read of every row.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
+from scipy.linalg import lapack
 
 from featflow.metrics.moments import CoMoments
 
@@ -33,37 +37,45 @@ def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, 
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
-RowChunks = Callable[[np.ndarray], Iterable[tuple[Sequence[np.ndarray], np.ndarray]]]
-"""Called with a boolean (n,) row mask, yields chunk by chunk the kept rows of every layer and of the targets."""
+RowChunks = Iterable[tuple[Sequence[np.ndarray], np.ndarray]]
+"""Every row in order, chunk by chunk: the chunk's rows of every layer and of the targets."""
 
 
-def array_chunks(layers: Sequence[np.ndarray], z: np.ndarray, rows: int = 65536) -> RowChunks:
-    """:data:`RowChunks` over in-memory arrays, ``rows`` rows per chunk."""
-
-    def chunks(mask: np.ndarray) -> Iterator[tuple[list[np.ndarray], np.ndarray]]:
-        for start in range(0, z.shape[0], rows):
-            keep = mask[start : start + rows]
-            yield [x[start : start + rows][keep] for x in layers], z[start : start + rows][keep]
-
-    return chunks
+def array_chunks(layers: Sequence[np.ndarray], z: np.ndarray, rows: int = 2048) -> Iterator[tuple[list, np.ndarray]]:
+    """:data:`RowChunks` over in-memory arrays, ``rows`` rows per chunk (the cost does not depend on it; small
+    chunks keep the float64 copies of the rows in cache instead of paging in gigabytes at research widths)."""
+    for start in range(0, z.shape[0], rows):
+        yield [x[start : start + rows] for x in layers], z[start : start + rows]
 
 
 def _ridge_weights(fit: CoMoments, ridge_scale: float) -> np.ndarray:
-    """(d, k) ridge weights from centered moments, lambda = ridge_scale * trace(X^T X) / d."""
-    gram = torch.from_numpy(fit.xx.copy())
-    lam = ridge_scale * torch.trace(gram) / gram.shape[0]
-    gram.diagonal().add_(lam.clamp_min(1e-12))
-    return torch.cholesky_solve(torch.from_numpy(fit.xz), torch.linalg.cholesky(gram)).numpy()
+    """(d, k) ridge weights from centered moments, lambda = ridge_scale * trace(X^T X) / d (LAPACK Cholesky)."""
+    gram = np.array(fit.xx, order="F")
+    gram.flat[:: gram.shape[0] + 1] += max(ridge_scale * float(np.trace(gram)) / gram.shape[0], 1e-12)
+    factor, info = lapack.dpotrf(gram, overwrite_a=1)
+    if info:
+        raise np.linalg.LinAlgError(f"vinfo: the ridge Gram matrix is not positive definite (LAPACK info {info})")
+    return lapack.dpotrs(factor, fit.xz)[0]
 
 
-def layer_moments(chunks: Iterable[tuple[Sequence[np.ndarray], np.ndarray]]) -> list[CoMoments]:
-    """:class:`CoMoments` of every layer with the targets, over row chunks (one array per layer each)."""
-    moments: list[CoMoments] = []
+def split_moments(chunks: RowChunks, train: np.ndarray, test: np.ndarray) -> tuple[list[CoMoments], list[CoMoments]]:
+    """:class:`CoMoments` of every layer with the targets over the rows of the boolean (n,) masks ``train`` and
+    ``test``, in one pass over the row chunks (one array per layer each)."""
+    fits: list[CoMoments] = []
+    helds: list[CoMoments] = []
+    start = 0
     for xs, z in chunks:
-        moments = moments or [CoMoments(x.shape[1], z.shape[1]) for x in xs]
-        for moment, x in zip(moments, xs, strict=True):
-            moment.update(x, z)
-    return moments
+        stop = start + z.shape[0]
+        if not fits:
+            fits, helds = ([CoMoments(x.shape[1], z.shape[1]) for x in xs] for _ in range(2))
+        for mask, moments in ((train[start:stop], fits), (test[start:stop], helds)):
+            z_rows = z[mask]
+            for moment, x in zip(moments, xs, strict=True):
+                moment.update(x[mask], z_rows)
+        start = stop
+    if start != train.shape[0]:
+        raise ValueError(f"vinfo: {start} rows in the chunks for masks of {train.shape[0]}")
+    return fits, helds
 
 
 def held_out_r2(fit: CoMoments, held: CoMoments, ridge_scale: float = 1e-3) -> np.ndarray:
@@ -83,8 +95,9 @@ def held_out_r2(fit: CoMoments, held: CoMoments, ridge_scale: float = 1e-3) -> n
 
 def ridge_r2_chunks(chunks: RowChunks, train: np.ndarray, test: np.ndarray, ridge_scale: float = 1e-3) -> np.ndarray:
     """Held-out R^2 of ridge regressions of every target on every layer (with intercept), from the centered
-    moments (:class:`CoMoments`) of the training rows and of the held-out rows, one pass over the row chunks of
-    each, one Cholesky solve per layer (:func:`held_out_r2`). Memory does not grow with the number of rows.
+    moments (:class:`CoMoments`) of the training rows and of the held-out rows, one pass over the row chunks
+    (:func:`split_moments`), one Cholesky solve per layer (:func:`held_out_r2`). Memory does not grow with the
+    number of rows, and the cost not with their number per chunk.
 
     Parameters
     ----------
@@ -96,7 +109,7 @@ def ridge_r2_chunks(chunks: RowChunks, train: np.ndarray, test: np.ndarray, ridg
     (L, k) R^2 on the held-out rows (``1 - SSE / SST``, SST around the held-out mean; NaN for a constant target).
     Float64 throughout.
     """
-    fits, helds = layer_moments(chunks(train)), layer_moments(chunks(test))
+    fits, helds = split_moments(chunks, train, test)
     return np.stack([held_out_r2(fit, held, ridge_scale) for fit, held in zip(fits, helds, strict=True)])
 
 
@@ -149,28 +162,48 @@ def v_information(
     return v_information_chunks(array_chunks(list(layers.values()), z), n, test_fraction, seed, ridge_scale)
 
 
-def identical_layers(names: Sequence[str], chunks: Iterable[Sequence[np.ndarray]]) -> dict[str, str]:
-    """``{dropped name: kept name}`` for layers identical to an earlier kept one (``np.allclose`` with rtol 1e-5,
-    atol 1e-6 max|kept|, over all rows), from one pass over row chunks (one array per name each); warns."""
-    excess: dict[tuple[int, int], float] = {}  # max of |x_j - x_i| - rtol |x_i| over the rows, for i < j
-    peak = np.zeros(len(names))
-    for xs in chunks:
-        peak = np.maximum(peak, [float(np.abs(x).max(initial=0.0)) for x in xs])
+class LayerMatch:
+    """Which layers are identical to an earlier kept one (``np.allclose`` with rtol 1e-5, atol 1e-6 max|kept|,
+    over all rows), accumulated over row chunks (one array per name each) with :meth:`update`."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self._excess: dict[tuple[int, int], float] = {}  # max of |x_j - x_i| - rtol |x_i| over the rows, i < j
+        self._peak = np.zeros(len(self.names))
+
+    def update(self, xs: Sequence[np.ndarray]) -> None:
+        """Add a chunk's rows of every layer."""
+        self._peak = np.maximum(self._peak, [float(np.abs(x).max(initial=0.0)) for x in xs])
         for j, x in enumerate(xs):
             for i, y in enumerate(xs[:j]):
                 if y.shape == x.shape:
                     worst = float((np.abs(x - y) - 1e-5 * np.abs(y)).max(initial=-np.inf))
-                    excess[i, j] = max(excess.get((i, j), -np.inf), worst)
-    kept: list[int] = []
-    merged: dict[str, str] = {}
-    for j, name in enumerate(names):
-        same = next((i for i in kept if excess.get((i, j), np.inf) <= 1e-6 * max(peak[i], 1e-12)), None)
-        if same is None:
-            kept.append(j)
-        else:
-            merged[name] = names[same]
-            log.warning("vinfo: layer '%s' is identical to '%s' on these samples; counted once in K", name, names[same])
-    return merged
+                    self._excess[i, j] = max(self._excess.get((i, j), -np.inf), worst)
+
+    def merged(self) -> dict[str, str]:
+        """``{dropped name: kept name}`` for the layers identical to an earlier kept one; warns."""
+        kept: list[int] = []
+        merged: dict[str, str] = {}
+        tolerance = 1e-6 * np.maximum(self._peak, 1e-12)
+        for j, name in enumerate(self.names):
+            same = next((i for i in kept if self._excess.get((i, j), np.inf) <= tolerance[i]), None)
+            if same is None:
+                kept.append(j)
+            else:
+                merged[name] = self.names[same]
+                log.warning(
+                    "vinfo: layer '%s' is identical to '%s' on these samples; counted once in K", name, merged[name]
+                )
+        return merged
+
+
+def identical_layers(names: Sequence[str], chunks: Iterable[Sequence[np.ndarray]]) -> dict[str, str]:
+    """``{dropped name: kept name}`` for layers identical to an earlier kept one, from one pass over row chunks
+    (one array per name each); see :class:`LayerMatch`."""
+    match = LayerMatch(names)
+    for xs in chunks:
+        match.update(xs)
+    return match.merged()
 
 
 def distinct_layers(layers: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
