@@ -75,6 +75,6 @@ def temporal(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> N
 
 def temporal_figures(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """The decoding, sedimentation and importance-over-training figures."""
-    from featflow.temporal.run import figures
+    from featflow.temporal.figures import figures
 
     figures(inputs.temporal, inputs.factors, dict(outputs.items()))
