@@ -34,6 +34,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from featflow import store
+from featflow.frequency.figures import MAPS_KIND
 from featflow.frequency.fourier_masks import apply_mask, predict, seeded_test_images
 from featflow.frequency.idcor import idcor, standardize, twonn
 from featflow.frequency.spec import MapsSpec
@@ -43,7 +44,7 @@ from featflow.models.attacks import fmn_linf, on_frozen_model, pgd_linf
 
 log = logging.getLogger(__name__)
 
-KIND = "frequency_maps"
+KIND = MAPS_KIND
 MIN_PAIRS = 4  # TwoNN needs a handful of distinct points
 SUPPORT_REL = 1e-3  # a map weight above this share of the map's largest counts as kept (SPEC 3.2)
 MEASURES = (
@@ -381,32 +382,3 @@ def adversarial_frequency_maps(
     store.write_h5(out_path, KIND, arrays, {**attrs, **row})
     store.write_table(pd.DataFrame([row]), table_path)
     return row
-
-
-def maps_numbers(row: dict[str, Any]) -> dict[str, str]:
-    """Headline numbers of the maps figure, the paper's values beside (Basile et al., ResNet-20 on CIFAR-10)."""
-    return {
-        "attack": f"{row['attack']} (paper: FMN L-inf)",
-        "pairs": f"{int(row['n_pairs'])} of {int(row['n_images'])}",
-        "converged": f"{row['converged_essential']:.2f} essential, {row['converged_adversarial']:.2f} adversarial"
-        + ("" if row["all_converged"] else " (NOT all converged)"),
-        "support": f"median {row['support_median_essential']:.1f} essential, "
-        f"{row['support_median_adversarial']:.1f} adversarial kept weights per map, DC-only "
-        f"{row['dc_only_essential']:.0%} / {row['dc_only_adversarial']:.0%}"
-        + ("" if bool(row["support_ok"]) else f" (BELOW {int(row['support_min'])}: comparison not applicable)"),
-        "IdCor": f"{row['idcor']:.3f} (paper: high)",
-        "IdCor p": f"rank {row['p_value']:.3g} (pooled rows, featflow), within-class {row['p_value_stratified']:.3g}, "
-        f"authors' z-score {row['p_value_authors']:.3g} (raw maps) (paper: smallest possible)",
-        "cosine": f"{row['cosine']:.3f} (paper: clearly below IdCor)",
-        "SVCCA": f"{row['svcca']:.3f} (paper: clearly below IdCor)",
-        "linear CKA": f"{row['linear_cka']:.3f}",
-        "mean map weight": f"{row['density_essential']:.2e} essential, {row['density_adversarial']:.2e} adversarial",
-    }
-
-
-def write_maps_figure(maps_path: str | Path, table_path: str | Path, png: str | Path) -> None:
-    """The mean essential and adversarial maps of one model, titled with their correlation and convergence."""
-    from featflow.plots.frequency import maps_figure
-
-    row = store.read_table(table_path).iloc[0].to_dict()
-    store.save_figure(maps_figure(store.read_h5(maps_path, KIND), row), png, maps_numbers(row))

@@ -214,17 +214,3 @@ def layer_idcor(
         )
         log.info("idcor %s vs %s: %.3f (p %.3g, within-class p %.3g)", a, b, res.idcor, res.p_value, res.p_stratified)
     return pd.DataFrame(rows)
-
-
-def idcor_numbers(table: pd.DataFrame) -> dict[str, str]:
-    """Headline numbers of the layer IdCor figure: per pair, IdCor with its plain and within-class p-values
-    (Basile et al. report high IdCor with the smallest possible p between successive layers)."""
-    numbers = {}
-    for _, row in table.iterrows():
-        smallest = 1 / (int(row["n_perm"]) + 1)
-        numbers[f"{row['layer_a']} / {row['layer_b']}"] = (
-            f"IdCor {row['idcor']:.3f}, p {row['p_value']:.3g}, within-class p {row['p_value_stratified']:.3g}"
-            + (" (plain null invalid: clustered)" if bool(row["null_below"]) else "")
-            + f" (paper: high, smallest possible p = {smallest:.3g})"
-        )
-    return numbers

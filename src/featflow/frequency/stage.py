@@ -46,7 +46,7 @@ def adversarial_maps(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: J
 
 def adversarial_maps_figure(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """The maps' figure with their correlations."""
-    from featflow.frequency.freq_maps import write_maps_figure
+    from featflow.frequency.figures import write_maps_figure
 
     write_maps_figure(inputs.maps, inputs.table, outputs.figure)
 
@@ -76,7 +76,7 @@ def idcor_table(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -
 def idcor_figure(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """IdCor per layer pair against its nulls."""
     from featflow import store
-    from featflow.frequency.idcor import idcor_numbers
+    from featflow.frequency.figures import idcor_numbers
     from featflow.plots.frequency import idcor_bars
 
     table = store.read_table(inputs[0])
