@@ -31,6 +31,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import importlib.util  # noqa: E402
+import math  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -48,10 +49,11 @@ from sklearn.decomposition import NMF  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from featflow.dictionary import fit_nmf  # noqa: E402
+from featflow.dictionary import NMFDictionary, fit_nmf  # noqa: E402
+from featflow.dictionary.nmf import default_extrapolation  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
-SIZES = {"default": (2000, 64, 128), "10k": (10000, 512, 2048), "50k": (50000, 512, 2048)}
+SIZES = {"default": (2000, 64, 128), "10k": (10000, 512, 2048), "50k": (50000, 512, 2048), "smoke": (3000, 64, 256)}
 REPEATS = 3
 
 
@@ -104,6 +106,26 @@ def measures(a: torch.Tensor, codes: torch.Tensor, atoms: torch.Tensor, ridge: f
     return (rec / norm2) ** 0.5, (rec + ridge * float(z.square().sum())) / norm2
 
 
+def encoded(a: torch.Tensor, atoms: torch.Tensor, ridge: float) -> float:
+    """F / ||A||^2 of a dictionary with the stage's encoder's codes (ridge NNLS at a 1e-6 relative gap, float64):
+    the stage re-encodes its codes with the final atoms, so this is what its dictionary delivers."""
+    unit = atoms.double() / atoms.double().norm(dim=1, keepdim=True).clamp_min(1e-12)
+    codes = NMFDictionary(unit, 5000, ridge, 1e-6).encode(a.double())
+    return measures(a, codes, unit, ridge)[1]
+
+
+def sklearn_best_encoded(x: np.ndarray, k: int, solver: str, ridge: float, limit: int, chunk: int) -> tuple[int, float]:
+    """(iteration, F / ||A||^2) where scikit-learn's dictionary, encoded as the stage encodes, is best within
+    ``limit`` iterations (checked every ``chunk``)."""
+    a = torch.from_numpy(x)
+    state, done, best = None, 0, (0, math.inf)
+    while done < limit:
+        w, h = sklearn_fit(x, k, solver, chunk, state)
+        state, done = (w, h), done + chunk
+        best = min(best, (done, encoded(a, torch.from_numpy(h), ridge)), key=lambda pair: pair[1])
+    return best
+
+
 def repeat(run: Callable[[], tuple[torch.Tensor, torch.Tensor]], a: torch.Tensor, ridge: float, its: int) -> Timing:
     """``REPEATS`` timed calls of ``run`` (codes, atoms)."""
     times = []
@@ -115,9 +137,8 @@ def repeat(run: Callable[[], tuple[torch.Tensor, torch.Tensor]], a: torch.Tensor
     return Timing(min(times), statistics.median(times), its, error, objective)
 
 
-def ours(a: torch.Tensor, stage: Stage, iterations: int, ridge: float, extrapolate: bool | None) -> Timing:
-    """The stage's call (``tol`` 0 when capped at fewer iterations than the stage runs)."""
-    tol = stage.tol if iterations == stage.iterations else 0.0
+def ours(a: torch.Tensor, stage: Stage, iterations: int, ridge: float, extrapolate: bool | None, tol: float) -> Timing:
+    """The stage's call at ``iterations``, ``ridge``, ``tol`` (its own where it runs as the stage does)."""
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
         gen = torch.Generator().manual_seed(0)
@@ -127,39 +148,36 @@ def ours(a: torch.Tensor, stage: Stage, iterations: int, ridge: float, extrapola
     return repeat(run, a, ridge, iterations)
 
 
-def ours_reach(
-    a: torch.Tensor, stage: Stage, ridge: float, extrapolate: bool | None, target: float, key: int, cap: int
-) -> int | None:
-    """First iteration at which the fit's measure ``key`` (0 error, 1 objective) is <= ``target`` (None: not
-    within ``cap`` iterations), from a traced run."""
-    found: list[int] = []
-
-    def callback(it: int, codes: torch.Tensor, atoms: torch.Tensor) -> bool:
-        if measures(a, codes, atoms, ridge)[key] <= target:
-            found.append(it)
-        return bool(found)
-
-    gen = torch.Generator().manual_seed(0)
-    fit_nmf(a, stage.k, cap, stage.solver, 0.0, gen, ridge, callback=callback, extrapolate=extrapolate)
-    return found[0] if found else None
-
-
-def ours_at_time(a: torch.Tensor, stage: Stage, ridge: float, extrapolate: bool | None, budget: float) -> float:
-    """Relative error of the fit after ``budget`` CPU seconds (the trace's evaluations not counted)."""
-    last = [1.0]
+def trace(
+    a: torch.Tensor, stage: Stage, ridge: float, extrapolate: bool | None, stop: Callable[[float, float, float], bool]
+) -> list[tuple[int, float, float, float]]:
+    """[(iteration, CPU s, error, F / ||A||^2)] of one traced fit until ``stop(cpu, error, objective)``; the
+    trace's own evaluations are not counted."""
+    rows: list[tuple[int, float, float, float]] = []
     spent = [0.0]
     start = time.process_time()
 
     def callback(it: int, codes: torch.Tensor, atoms: torch.Tensor) -> bool:
         now = time.process_time()
-        if now - start - spent[0] > budget:
-            return True
-        last[0] = measures(a, codes, atoms, ridge)[0]
+        error, objective = measures(a, codes, atoms, ridge)
+        rows.append((it, now - start - spent[0], error, objective))
         spent[0] += time.process_time() - now
-        return False
+        return stop(*rows[-1][1:])
 
-    fit_nmf(a, stage.k, 100000, stage.solver, 0.0, torch.Generator().manual_seed(0), ridge, callback=callback, extrapolate=extrapolate)
-    return last[0]
+    gen = torch.Generator().manual_seed(0)
+    fit_nmf(a, stage.k, 100000, stage.solver, 0.0, gen, ridge, callback=callback, extrapolate=extrapolate)
+    return rows
+
+
+def first(rows: list[tuple[int, float, float, float]], target: float, key: int) -> int | None:
+    """First iteration whose measure ``key`` (2 error, 3 objective) is <= ``target``."""
+    return next((row[0] for row in rows if row[key] <= target), None)
+
+
+def at_time(rows: list[tuple[int, float, float, float]], budget: float) -> float:
+    """Error of the last iteration done within ``budget`` CPU seconds."""
+    done = [row for row in rows if row[1] <= budget]
+    return done[-1][2] if done else 1.0
 
 
 def sklearn_fit(x: np.ndarray, k: int, solver: str, iterations: int, init=None) -> tuple[np.ndarray, np.ndarray]:
@@ -204,42 +222,62 @@ def ratio(ref: Timing, mine: Timing) -> str:
     return f"**{ref.best / mine.best:.1f}x** / {ref.median / mine.median:.1f}x"
 
 
+def stage_atoms(a: torch.Tensor, stage: Stage) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    return fit_nmf(a, stage.k, stage.iterations, stage.solver, stage.tol, gen, stage.ridge).atoms
+
+
 def default_size(rows: list[str], stage: Stage, n: int, d: int) -> None:
     """The stage's call vs scikit-learn at equal error; plain NMF on both sides; HER on the ridge path."""
     x = activations(n, d).astype(np.float32)
     a = torch.from_numpy(x)
     size = f"n {n:,}, d {d}, k {stage.k}"
-    fit = ours(a, stage, stage.iterations, stage.ridge, None)
+    fit = ours(a, stage, stage.iterations, stage.ridge, None, stage.tol)
     target = fit.error
     rows.append(
         f"| {size}: **the stage's call** (ridge {stage.ridge:g}, tol {stage.tol:g}) | {fit.cell()}, error "
         f"{fit.error:.4f}, F {fit.objective:.5f} | | | the default's fit as `make run` runs it |"
     )
-    plain_its = ours_reach(a, stage, 0.0, None, target, 0, 10 * stage.iterations)
-    plain = ours(a, stage, plain_its, 0.0, None) if plain_its else None
-    for solver, chunk, cap in (("cd", 10, 2000), ("mu", 50, 20000)):
-        its = sklearn_reach(x, stage.k, solver, target, cap, chunk)
+    plain_its = first(trace(a, stage, 0.0, None, lambda cpu, err, obj: err <= target or cpu > 30), target, 2)
+    plain = ours(a, stage, plain_its, 0.0, None, 0.0) if plain_its else None
+    for solver, chunk, limit in (("cd", 10, 2000), ("mu", 50, 20000)):
+        its = sklearn_reach(x, stage.k, solver, target, limit, chunk)
         if its is None:
-            rows.append(f"| {size}: to error {target:.4f} | | sklearn {solver}: not within {cap} it. | | |")
+            rows.append(f"| {size}: to error {target:.4f} | | sklearn {solver}: not within {limit} it. | | |")
             continue
         ref = theirs(x, stage.k, solver, its)
         rows.append(
-            f"| {size}: stage's path to error {target:.4f} (reconstruction) | {fit.cell()} | sklearn {solver} "
-            f"{ref.cell()} | {ratio(ref, fit)} | the ridge fit also pays its penalty (F {fit.objective:.5f}) |"
+            f"| {size}: the stage's path to error {target:.4f} | {fit.cell()} | sklearn {solver} {ref.cell()} | "
+            f"{ratio(ref, fit)} | reconstruction error; the ridge fit also pays its penalty |"
         )
         if plain is not None:
             rows.append(
                 f"| {size}: plain NMF both sides (ridge 0) to error {target:.4f} | {plain.cell()} | sklearn "
                 f"{solver} {ref.cell()} | {ratio(ref, plain)} | same objective |"
             )
-    no_her = ours_reach(a, stage, stage.ridge, False, fit.objective, 1, 10 * stage.iterations)
-    if no_her is None:
-        rows.append(f"| {size}: ridge path without HER to F {fit.objective:.5f} | not within {10 * stage.iterations} it. | | | |")
-    else:
-        other = ours(a, stage, no_her, stage.ridge, False)
+    stage_e = encoded(a, stage_atoms(a, stage), stage.ridge)
+    for solver, chunk, limit in (("cd", 10, 300), ("mu", 50, 2000)):
+        its, best = sklearn_best_encoded(x, stage.k, solver, stage.ridge, limit, chunk)
+        reach = first(trace(a, stage, stage.ridge, None, lambda cpu, err, obj, b=best: obj <= b or cpu > 30), best, 3)
+        if reach is None:
+            rows.append(f"| {size}: the stage's path to F {best:.5f} | not within 30 CPU s | | | |")
+            continue
+        ref, mine = theirs(x, stage.k, solver, its), ours(a, stage, reach, stage.ridge, None, 0.0)
         rows.append(
-            f"| {size}: ridge path to the stage's F {fit.objective:.5f} without HER | {other.cell()} | with HER "
-            f"(default) {fit.cell()} | {ratio(other, fit)} | equal own objective |"
+            f"| {size}: the stage's objective F = error^2 + mu codes^2 (unit atoms), sklearn's dictionary "
+            f"encoded by the stage's encoder: its best within {limit} it. (F {best:.5f}) | {mine.cell()} (F of its "
+            f"own codes) | sklearn {solver} {ref.cell()} | {ratio(ref, mine)} | equal own objective; the stage's "
+            f"dictionary, encoded: F {stage_e:.5f} ({'below' if stage_e < best else 'not below'} sklearn's best) |"
+        )
+    goal = fit.objective
+    no_her = first(trace(a, stage, stage.ridge, False, lambda cpu, err, obj: obj <= goal or cpu > 30), goal, 3)
+    if no_her is None:
+        rows.append(f"| {size}: the ridge path without HER to F {goal:.5f} | not within 30 CPU s | | | |")
+    else:
+        other = ours(a, stage, no_her, stage.ridge, False, 0.0)
+        rows.append(
+            f"| {size}: the stage's path to its F {goal:.5f}, HER (default) | {fit.cell()} | without HER "
+            f"{other.cell()} | {ratio(other, fit)} | equal own objective |"
         )
 
 
@@ -249,36 +287,40 @@ def research_width(rows: list[str], stage: Stage, n: int, d: int, k: int, cap: f
     a = torch.from_numpy(x)
     wide = Stage(k, stage.iterations, stage.solver, stage.tol, stage.ridge)
     size = f"n {n:,}, d {d}, k {k}"
+    refs = {}
     for solver in ("mu", "cd"):
         start = time.process_time()
         sklearn_fit(x, k, solver, 1)
-        per_it = time.process_time() - start
-        its = max(1, int(cap / per_it))
-        ref = theirs(x, k, solver, its)
-        for label, ridge in (("stage's path", stage.ridge), ("plain NMF both sides (ridge 0)", 0.0)):
-            reach = ours_reach(a, wide, ridge, None, ref.error, 0, 1000)
-            at_time = ours_at_time(a, wide, ridge, None, ref.median)
-            if reach is None:
-                rows.append(f"| {size}: {label} to error {ref.error:.4f} | not within 1000 it. | | | |")
-                continue
-            mine = ours(a, wide, reach, ridge, None)
+        probe = time.process_time() - start
+        if probe > 2 * cap:  # one iteration already far beyond the cap: not repeated
             rows.append(
-                f"| {size}: {label} to sklearn {solver}'s error after {its} it. ({ref.error:.4f}) | {mine.cell()} | "
-                f"sklearn {solver} {ref.cell()} | {ratio(ref, mine)} | equal time ({ref.median:.0f} s): featflow "
-                f"error {at_time:.4f} |"
+                f"| {size}: sklearn {solver}, one iteration | | {probe:.0f} CPU s (1 run) | | beyond 2x the cap |"
             )
-
-
-def her_at_width(rows: list[str], stage: Stage, n: int, d: int, k: int, budget: float) -> None:
-    """HER against plain accelerated HALS at equal CPU time on the ridge path and on plain NMF."""
-    a = torch.from_numpy(activations(n, d).astype(np.float32))
-    wide = Stage(k, stage.iterations, stage.solver, stage.tol, stage.ridge)
-    for ridge in (stage.ridge, 0.0):
-        errs = [ours_at_time(a, wide, ridge, flag, budget) for flag in (True, False)]
-        rows.append(
-            f"| n {n:,}, d {d}, k {k}, ridge {ridge:g}: error after {budget:.0f} CPU s | HER {errs[0]:.4f} | "
-            f"plain accelerated HALS {errs[1]:.4f} | | default: {'HER' if ridge == 0 else 'HER'} |"
-        )
+            continue
+        its = max(1, round(cap / probe))
+        refs[solver] = (its, theirs(x, k, solver, its))
+    budget = max(ref.median for _, ref in refs.values())
+    for label, ridge in (("the stage's path", stage.ridge), ("plain NMF both sides (ridge 0)", 0.0)):
+        rows_default = trace(a, wide, ridge, None, lambda cpu, err, obj, b=budget: cpu > b)
+        for solver, (its, ref) in refs.items():
+            reach = first(rows_default, ref.error, 2)
+            if reach is None:
+                rows.append(f"| {size}: {label} to error {ref.error:.4f} | not within {budget:.0f} CPU s | | | |")
+                continue
+            mine = ours(a, wide, reach, ridge, None, 0.0)
+            rows.append(
+                f"| {size}: {label} to sklearn {solver}'s error after {its} it. ({ref.error:.4f}) | {mine.cell()} "
+                f"| sklearn {solver} {ref.cell()} | {ratio(ref, mine)} | equal time ({ref.median:.1f} CPU s): "
+                f"featflow error {at_time(rows_default, ref.median):.4f} |"
+            )
+        if ridge > 0:  # the default's choice: HER against plain accelerated HALS at equal CPU time
+            flag = default_extrapolation(n, d, k)
+            rows_other = trace(a, wide, ridge, not flag, lambda cpu, err, obj, b=budget: cpu > b)
+            errors = {flag: at_time(rows_default, budget), not flag: at_time(rows_other, budget)}
+            rows.append(
+                f"| {size}: the stage's path, error after {budget:.0f} CPU s | plain accelerated HALS "
+                f"{errors[False]:.4f} | with HER {errors[True]:.4f} | | default: {'HER' if flag else 'plain'} |"
+            )
 
 
 def main() -> None:
