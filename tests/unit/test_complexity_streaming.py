@@ -11,7 +11,7 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
 
 from featflow import store
-from featflow.complexity import pipeline
+from featflow.complexity import pipeline, report
 from featflow.complexity.spec import ComplexitySpec
 from featflow.metrics import cka, vinfo
 from tests.complexity_data import write_complexity_inputs
@@ -107,8 +107,8 @@ def _run_stages(root: Path, paths: dict[str, Path], spec: ComplexitySpec) -> dic
         paths["checkpoint"], out["codes"], paths["activations"], paths["dictionary"], out["importance"], {}
     )
     results = {name: {**store.read_h5(path), **store.read_attrs(path)} for name, path in out.items()}
-    results["usage"] = {"usage": pipeline.usage(out["codes"])}
-    z, images = pipeline.top_samples(out["codes"], paths["activations"], paths["data"], "test", 3)
+    results["usage"] = {"usage": report.usage(out["codes"])}
+    z, images = report.top_samples(out["codes"], paths["activations"], paths["data"], "test", 3)
     results["top"] = {"codes": z, "images": images}
     return results
 

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from featflow import store
+from featflow.complexity.report import split_images
 from featflow.complexity.spec import MetaSpec
-from featflow.data import load_split
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def run_meta_features(
     frame = meta_table(labels, complexity)
     top, sums = top_meta_rows(codes_path, labels, spec.top_images)
     (data_rows,) = store.read_rows(acts_path, "activations", ["indices"], top)
-    images = load_split(data_path, split, rows=data_rows.reshape(-1)).x.numpy()
+    images = split_images(data_path, split, data_rows.reshape(-1))
     images = images.reshape(*data_rows.shape, *images.shape[1:])
     frame["top_rows"] = [" ".join(map(str, r)) for r in data_rows]
     store.write_table(frame, table)

@@ -140,10 +140,10 @@ def importance(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) ->
 
 def feature_table(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """The feature table, a row per feature, and its HTML view for the report."""
-    from featflow.complexity import pipeline
+    from featflow.complexity.report import feature_table as write_table
 
     i = inputs
-    pipeline.feature_table(
+    write_table(
         i.dictionary,
         i.codes,
         i.vinfo,
@@ -158,11 +158,11 @@ def feature_table(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job)
 
 def complexity_figures(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """The branch's figures, each with this run's numbers."""
-    from featflow.complexity import pipeline
+    from featflow.complexity.report import figures
     from featflow.complexity.spec import ComplexitySpec
 
     i = inputs
-    pipeline.figures(
+    figures(
         i.table,
         i.vinfo,
         i.dictionary,
