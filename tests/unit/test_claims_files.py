@@ -114,6 +114,7 @@ def write_unit(unit: dict[str, Any], rng: np.random.Generator) -> None:
             "masked_acc": 0.945,
             "complement_acc": 0.12,
             "support": 0.4,
+            "criterion_met": True,
             "probe_acc": 0.8,
             "probe_acc_shuffled": 0.2,
         }
@@ -350,6 +351,21 @@ def test_unconverged_image_masks_leave_the_radial_claim_not_applicable(run):
         store.write_h5(path, "fourier_masks", data, {k: v for k, v in attrs.items() if not k.startswith("featflow_")})
     row = evaluate(units).set_index(["claim", "experiment"]).loc[("robust_masks_low_frequency", "cnn-pgd")]
     assert row.verdict == "not applicable" and "10 of 32 images have converged" in row.reason
+
+
+def test_a_mask_that_missed_the_criterion_leaves_the_complement_claim_not_applicable(run):
+    """Issue 27: the complement is that of the essential frequencies only for a mask that kept 99% of the clean
+    accuracy; a mask that never did (flagged criterion_met False) is returned, but its complement is no test."""
+    root, units = run
+    for name in ("cnn-pgd", "cnn-pgd@s1"):
+        path = root / f"results/frequency/models/{name}/masks.h5"
+        data, attrs = store.read_h5(path), store.read_attrs(path)
+        attrs = {k: v for k, v in attrs.items() if not k.startswith("featflow_")}
+        store.write_h5(path, "fourier_masks", data, {**attrs, "criterion_met": False})
+    table = evaluate(units).set_index(["claim", "experiment"])
+    row = table.loc[("mask_complement_chance", "cnn-pgd")]
+    assert row.verdict == "not applicable" and "never kept 99%" in row.reason
+    assert table.loc[("mask_complement_chance", "cnn"), "verdict"] == "reproduced"
 
 
 def test_the_flow_claim_reads_the_main_branch_ablation(run):

@@ -13,6 +13,7 @@ from featflow.frequency.fourier_masks import (
     band_energies,
     complement,
     complement_support,
+    heldout_accuracies,
     holdout_parts,
     invariance_loss,
     learn_dataset_mask,
@@ -20,6 +21,7 @@ from featflow.frequency.fourier_masks import (
     mask_shape,
     paired_band_ci,
     predict,
+    snap_to_zero,
 )
 from featflow.frequency.spec import DatasetMaskSpec, ImageMaskSpec
 from featflow.models.attacks import pgd_linf
@@ -83,6 +85,43 @@ def test_dataset_mask_keeps_the_band_and_drops_the_rest(setup) -> None:
     comp_pred, _ = predict(net, x, complement(mask))
     assert (comp_pred == y).float().mean() < 0.6  # without the band the network is near chance (4 classes)
     assert history[-1]["density"] < 0.2
+
+
+def test_batch_one_dataset_mask_has_exact_zeros_and_a_complement(setup) -> None:
+    """Issue 27: with the authors' batch-1 Adam steps the weights of the frequencies that carry no class signal
+    reach exactly 0 (the clamp), so the complement 1 - 1[M > 0] holds them and its accuracy is computed (not
+    refused) on held-out images, near chance; the criterion was checked on other held-out images. Minibatches of
+    64 with the same number of epochs take 64x fewer steps: the mask keeps every frequency (an empty complement).
+    """
+    net, x, y, band = setup
+    extra = torch.rand(32, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+    x = torch.cat([x, extra])
+    y = torch.cat([y, predict(net, extra)[0]])
+    shape = mask_shape("shared", 1, SIZE, SIZE)
+    fits = {}
+    for batch_size in (1, 64):
+        spec = DatasetMaskSpec(lr=0.01, epochs=8, batch_size=batch_size, target_ratio=0.9, stall=0.0)
+        gen = torch.Generator().manual_seed(0)
+        fits[batch_size] = learn_dataset_mask(net, x[:64], y[:64], spec, shape, "cpu", gen, (x[64:112], y[64:112]))
+    fit = fits[1]
+    assert fit.criterion_met and fit.epoch > 1
+    mask = fit.mask[0]
+    assert (mask[band == 0] == 0).float().mean() > 0.9  # the support excludes the frequencies outside the band
+    assert (mask[band > 0] > 0).float().mean() > 0.8  # and keeps those in it
+    held, predictions = heldout_accuracies(net, fit.mask, x[112:], y[112:], "cpu")
+    assert held["support"] < 0.2 and held["complement_support"] > 0.8
+    assert held["masked_acc"] >= 0.9 * held["clean_acc"]
+    assert 0 <= held["complement_acc"] < 0.45  # computed, and near chance (4 classes)
+    assert predictions["complement"].shape == predictions["labels"].shape == (48,)
+    wide, _ = heldout_accuracies(net, fits[64].mask, x[112:], y[112:], "cpu")
+    assert wide["support"] == 1.0 and np.isnan(wide["complement_acc"])  # refused: the blank image
+
+
+def test_snap_to_zero_is_relative_to_the_largest_weight() -> None:
+    mask = torch.tensor([[[0.0, 1e-6, 7e-4, 9e-4, 0.3, 0.8]]])
+    snapped = snap_to_zero(mask, 1e-3)  # threshold 8e-4
+    torch.testing.assert_close(snapped, torch.tensor([[[0.0, 0.0, 0.0, 9e-4, 0.3, 0.8]]]))
+    assert torch.equal(snap_to_zero(mask, 0.0), mask)
 
 
 def test_dataset_mask_loss_is_per_image() -> None:

@@ -14,9 +14,10 @@ class DatasetMaskSpec(Spec):
     lam: float = 0.2
     lr: float = 1e-3
     epochs: int = 20
-    batch_size: int = 128
+    batch_size: int = 1
     target_ratio: float = 0.99
     stall: float = 1e-3
+    zero_below: float = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
