@@ -28,13 +28,14 @@ their skips carry in, is recorded for every feature and planted factor.
 
 Two streaming passes over the split (the model's preprocessing, in the rows' order): one accumulates each path's
 centered moments with the targets for the fit rows and the held-out rows
-(:meth:`featflow.metrics.moments.CoMoments.update`), the other, per block, the paired moments of stored and
-ablated codes (:class:`PairedColumns`); memory does not grow with the number of images. A block that is also an
-extracted layer of the experiment is checked against its stored activations, so codes and images can never be
-silently misaligned. Written (kind ``complexity-flow``): ``retention`` (B, k), ``iv`` and ``cka`` (3, B, k) over
-paths (skip, main, out) x blocks x features, the same for the planted factors (``factor_iv``, ``factor_cka``,
-(3, B, F); the factors have no codes, so no retention), ``skip_share``, ``skip_share_cka``, ``block_gain``,
-``complexity``; the table ``flow.csv`` (a row per feature and per planted factor) and the figure.
+(:meth:`featflow.metrics.moments.CoMoments.update`, in place: a batch costs its products, whatever its size),
+the other, per block, the paired moments of stored and ablated codes (:class:`PairedColumns`); memory does not
+grow with the number of images. A block that is also an extracted layer of the experiment is checked against its
+stored activations, so codes and images can never be silently misaligned. Written (kind ``complexity-flow``):
+``retention`` (B, k), ``iv`` and ``cka`` (3, B, k) over paths (skip, main, out) x blocks x features, the same for
+the planted factors (``factor_iv``, ``factor_cka``, (3, B, F); the factors have no codes, so no retention),
+``skip_share``, ``skip_share_cka``, ``block_gain``, ``complexity``; the table ``flow.csv`` (a row per feature and
+per planted factor) and the figure.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def block_gain(skip: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 class PairedColumns:
     """Count, per-column means and centered sums of squares and products of paired (m, k) arrays a and b,
-    streamed with the pairwise update of :class:`~featflow.metrics.moments.CoMoments`, but only the k paired
-    columns: memory O(k) at any dictionary size."""
+    streamed with the pairwise update of Chan, Golub & LeVeque (each chunk's own centered sums merged, O(m k) per
+    chunk), but only the k paired columns: memory O(k) at any dictionary size."""
 
     def __init__(self, k: int) -> None:
         self.n = 0
