@@ -28,6 +28,7 @@ import torch
 log = logging.getLogger(__name__)
 
 FORMS = ("auto", "gram", "dictionary")
+_COMPACT = 0.9  # gather the working set once its rows still running are <= this fraction of it
 
 
 def hals_block(k: int) -> int:
@@ -159,20 +160,22 @@ def gradient_form(k: int, d: int, form: str = "auto") -> str:
     return form if form != "auto" else ("gram" if k <= 2 * d else "dictionary")
 
 
-def duality_gap(z: torch.Tensor, q: torch.Tensor, mu: float, row_sums: torch.Tensor | None, d: int) -> torch.Tensor:
+def duality_gap(z: torch.Tensor, g: torch.Tensor, mu: float, row_sums: torch.Tensor | None, d: int) -> torch.Tensor:
     """Per-sample Fenchel duality gap of ``F(z) = ||a - z D||^2 + mu ||z||^2, z >= 0`` (an upper bound on
-    ``F(z) - F*``), from ``q = (a - z D) D^T``.
+    ``F(z) - F*``), from the gradient of ``F / 2``, ``g = mu z - q`` with ``q = (a - z D) D^T``.
 
     mu > 0: dual point ``y = -2 r``; gap ``sum_i (mu z_i - q_i)^2 / mu`` where ``q_i > 0``, ``z_i (mu z_i - 2 q_i)``
-    elsewhere (each term >= 0, so no cancellation in float32). mu = 0: the dual needs ``D y >= 0``; with
-    non-negative atoms ``y = -2 r + tau 1`` is feasible for ``tau = max(0, max_i 2 q_i / (D 1)_i)``, gap
-    ``sum_i z_i (tau (D 1)_i - 2 q_i) + tau^2 d / 4``; ``row_sums`` is ``D 1`` (None: atoms with negative
-    entries, no certificate: the gap is inf).
+    elsewhere, i.e. ``sum_i t_i (2 g_i - t_i) / mu`` with ``t = min(g, mu z)`` (each term >= 0, so no cancellation
+    in float32). mu = 0: the dual needs ``D y >= 0``; with non-negative atoms ``y = -2 r + tau 1`` is feasible for
+    ``tau = max(0, max_i 2 q_i / (D 1)_i)``, gap ``sum_i z_i (tau (D 1)_i - 2 q_i) + tau^2 d / 4``; ``row_sums`` is
+    ``D 1`` (None: atoms with negative entries, no certificate: the gap is inf).
     """
     if mu > 0:
-        return torch.where(q > 0, (mu * z - q).square() / mu, z * (mu * z - 2.0 * q)).sum(1)
+        t = torch.minimum(g, z * mu)
+        return torch.linalg.vecdot(t, torch.lerp(t, g, 2.0)) / mu
     if row_sums is None:
         return torch.full((z.shape[0],), math.inf, dtype=z.dtype, device=z.device)
+    q = -g
     safe = torch.where(row_sums > 0, row_sums, torch.ones_like(row_sums))
     tau = (2.0 * q / safe).amax(1, keepdim=True).clamp_min(0.0)
     return (z * (tau * row_sums - 2.0 * q)).sum(1) + tau[:, 0].square() * (d / 4.0)
@@ -249,7 +252,12 @@ def nnls_codes_report(
 
 
 class _Solver:
-    """FISTA for ``min_{z >= 0} 1/2 z G z^T - z c`` per row (G = D D^T + mu I, c = a D^T), with restart."""
+    """Accelerated projected gradient for ``min_{z >= 0} 1/2 z G z^T - z c`` per row (G = D D^T + mu I,
+    c = a D^T), with per-row restart.
+
+    The gradient is affine in z, so it is formed once per iteration, at the new iterate x: the gradient at the
+    extrapolated point ``y = x + b (x - x_prev)`` is the same combination of the two gradients, and the certificate
+    at x needs no further matrix product."""
 
     def __init__(self, dictionary: torch.Tensor, mu: float, form: str, lipschitz: float, nonneg: bool) -> None:
         self.dictionary, self.mu, self.form, self.lipschitz = dictionary, mu, form, lipschitz
@@ -262,59 +270,78 @@ class _Solver:
         else:
             self.diag = dictionary.square().sum(1) + mu
         self.diag = self.diag.clamp_min(torch.finfo(dictionary.dtype).tiny) * k
+        # FISTA's momentum capped at that of the strongly convex method, (1 - sqrt(mu / L)) / (1 + sqrt(mu / L))
+        # (no cap without ridge): fewer iterations where FISTA's momentum would exceed it.
+        root = math.sqrt(min(mu / lipschitz, 1.0))
+        self.momentum = (1.0 - root) / (1.0 + root)
 
-    def grad(self, y: torch.Tensor, a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def gradient(self, x: torch.Tensor, a: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The gradient ``g = x G - c`` of ``F / 2`` at x, and the residual ``a - x D`` where it is formed
+        (dictionary form; None in the gram form)."""
         if self.form == "gram":
-            return torch.addmm(c, y, self.gram, alpha=1.0, beta=-1.0)
-        resid = torch.addmm(a, y, self.dictionary, alpha=-1.0)
-        return torch.addmm(y, resid, self.dictionary.T, alpha=-1.0, beta=self.mu)
+            return torch.addmm(c, x, self.gram, beta=-1.0), None
+        resid = torch.addmm(a, x, self.dictionary, alpha=-1.0)
+        return torch.addmm(x, resid, self.dictionary.T, alpha=-1.0, beta=self.mu), resid
 
-    def rel_gap(self, z: torch.Tensor, a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """gap / F(z) per row."""
-        if self.form == "gram":
-            grad = self.grad(z, a, c)
-            q = self.mu * z - grad
-            objective = a.square().sum(1) + (z * (grad - c)).sum(1)
+    def rel_gap(
+        self, x: torch.Tensor, g: torch.Tensor, resid: torch.Tensor | None, c: torch.Tensor, norms: torch.Tensor
+    ) -> torch.Tensor:
+        """gap / F(x) per row, from the gradient at x (``norms``: ``||a||^2`` per row)."""
+        if resid is None:
+            objective = norms + torch.linalg.vecdot(x, g - c)  # ||a||^2 - 2 x c + x G x
         else:
-            resid = torch.addmm(a, z, self.dictionary, alpha=-1.0)
-            q = resid @ self.dictionary.T
-            objective = resid.square().sum(1) + self.mu * z.square().sum(1)
-        gap = duality_gap(z, q, self.mu, self.row_sums, a.shape[1])
-        tiny = torch.finfo(z.dtype).tiny
+            objective = torch.linalg.vecdot(resid, resid) + self.mu * torch.linalg.vecdot(x, x)
+        gap = duality_gap(x, g, self.mu, self.row_sums, self.dictionary.shape[1])
+        tiny = torch.finfo(x.dtype).tiny
         return torch.where(gap > 0, gap / objective.clamp_min(tiny), torch.zeros_like(gap))
+
+    def momentum_of(self, uphill: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(momentum b per row, next t): FISTA's t-sequence restarted on rows whose step points uphill (the
+        gradient scheme of O'Donoghue & Candes 2015), capped at the strongly convex method's constant."""
+        t = torch.where(uphill, torch.ones_like(t), t)
+        t_new = (1.0 + torch.sqrt(1.0 + 4.0 * t * t)) / 2.0
+        return ((t - 1.0) / t_new).clamp_max_(self.momentum), t_new
 
     def run(
         self, a: torch.Tensor, out: torch.Tensor, iterations: int, tol: float, check_every: int
     ) -> tuple[float, int, int]:
-        """Solve rows of ``a`` into ``out``; returns (worst relative gap, rows above tol, iterations run)."""
+        """Solve rows of ``a`` into ``out``; returns (worst relative gap, rows above tol, iterations run).
+
+        Rows written out stay in the working set until it has shrunk by a tenth (:data:`_COMPACT`): gathering the
+        state costs about one iteration."""
         c = a @ self.dictionary.T
+        norms = a.square().sum(1)
         x = (c / self.diag).clamp_min_(0.0)
-        y = x.clone()
+        g, resid = self.gradient(x, a, c)
+        y, gy = x, g
         t = torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)
         rows = torch.arange(a.shape[0], device=a.device)
-        worst, it = 0.0, 0
+        live = torch.ones(a.shape[0], dtype=torch.bool, device=a.device)
+        worst, left, it = 0.0, 0, 0
         for it in range(1, iterations + 1):
-            grad = self.grad(y, a, c)
-            x_new = y.sub(grad, alpha=1.0 / self.lipschitz).clamp_min_(0.0)
-            step = x_new - x
-            # Restart the momentum of rows where it points uphill (gradient scheme of O'Donoghue & Candes 2015).
-            t = torch.where((grad * step).sum(1, keepdim=True) > 0, torch.ones_like(t), t)
-            t_new = (1.0 + torch.sqrt(1.0 + 4.0 * t * t)) / 2.0
-            y = torch.addcmul(x_new, (t - 1.0) / t_new, step)
-            x, t = x_new, t_new
+            x_new = torch.add(y, gy, alpha=-1.0 / self.lipschitz).clamp_min_(0.0)
+            g_new, resid = self.gradient(x_new, a, c)
+            step = x_new.sub(x)
+            b, t = self.momentum_of(torch.linalg.vecdot(gy, step)[:, None] > 0, t)
+            y = torch.addcmul(x_new, b, step)
+            gy = torch.lerp(g_new, g, b.neg())  # the gradient at y: g_new + b (g_new - g)
+            x, g = x_new, g_new
             last = it == iterations
             if it % check_every and not last:
                 continue
-            gap = self.rel_gap(x, a, c)
-            done = gap <= tol if not last else torch.ones_like(gap, dtype=torch.bool)
+            gap = self.rel_gap(x, g, resid, c, norms)
+            done = live & (gap <= tol) if not last else live
             if bool(done.any()):
                 out[rows[done]] = x[done]
-                if last:
-                    worst = float(gap.max()) if gap.numel() else 0.0
-                    return worst, int((gap > tol).sum()), it
                 worst = max(worst, float(gap[done].max()))
-                keep = ~done
-                rows, a, c, x, y, t = rows[keep], a[keep], c[keep], x[keep], y[keep], t[keep]
-            if rows.numel() == 0:
+                live = live & ~done
+            if last:
+                left = int((gap[done] > tol).sum())
                 break
-        return worst, 0, it
+            size = int(live.sum())
+            if size == 0:
+                break
+            if size <= _COMPACT * rows.numel():
+                rows, a, c, norms, x, g, y, gy, t = (v[live] for v in (rows, a, c, norms, x, g, y, gy, t))
+                live = live[live]
+        return worst, left, it
