@@ -13,8 +13,8 @@ d 512, k 1,024 and k 2,048. Prints the markdown rows for bench/RESULTS.md.
 - Equal accuracy: each sample's true relative objective gap to scipy's optimum, (F(z) - F*) / F*, max and
   median, beside the solver's certified per-sample bound (its duality gap / F(z)).
 - The stage's path: ``pipeline.encode_split`` on an activations file (tests/complexity_data.py, the default
-  d = 64, k = 128), i.e. reading, encoding, reconstruction accuracy and the HDF5 append, against scipy on the
-  same rows.
+  d = 64, k = 128) with the atoms of ``pipeline.fit_dictionary`` on it, i.e. reading, encoding, reconstruction
+  accuracy and the HDF5 append, against scipy on the same rows.
 - Research widths: scipy's per-sample time from 3 repeats on the first ``--ref-rows`` rows (one full pass gives
   the optimum of every row); ours on all rows; the ratio is per sample.
 """
@@ -131,24 +131,23 @@ def ridge_atoms(d: int, k: int, n: int, iterations: int) -> np.ndarray:
 
 
 def stage_row(spec: ComplexitySpec, n: int) -> str:
-    """The stage's function on a file: encode_split (read, encode, accuracy with z D, HDF5 append)."""
+    """The stage's function on a file: encode_split (read, encode, accuracy with z D, HDF5 append), with the
+    atoms of the dictionary stage's own fit on the file's layer (the inputs' atoms are random, not an NMF fit)."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_complexity_inputs(Path(tmp), n, d=64, k=spec.dictionary.k)
-        cpu = torch.device("cpu")
+        cpu, dic = torch.device("cpu"), Path(tmp) / "fitted.h5"
+        pipeline.fit_dictionary(paths["activations"], paths["checkpoint"], spec, "act", dic, cpu, {}, 0)
 
         def encode() -> None:
             out = Path(tmp) / "codes.h5"
             out.unlink(missing_ok=True)
-            pipeline.encode_split(paths["dictionary"], paths["activations"], paths["checkpoint"], spec, out, cpu, {})
+            pipeline.encode_split(dic, paths["activations"], paths["checkpoint"], spec, out, cpu, {})
 
         encode()  # warm-up: the checkpoint's first load
-        atoms = np.asarray(
-            store.read_items(paths["dictionary"], "complexity-dictionary", ["atoms"])["atoms"], np.float64
-        )
-        a = np.asarray(store.read_items(paths["activations"], "activations", ["layers/act"])["layers/act"], np.float64)
-        return compare(
-            f"stage path (encode_split on a file), n {n}, d 64, k {len(atoms)}", a, atoms, spec, None, encode
-        )
+        atoms = store.read_items(dic, "complexity-dictionary", ["atoms"])["atoms"].astype(np.float64)
+        a = store.read_items(paths["activations"], "activations", ["layers/act"])["layers/act"].astype(np.float64)
+        label = f"stage path (encode_split on a file, atoms of fit_dictionary), n {n}, d 64, k {len(atoms)}"
+        return compare(label, a, atoms, spec, None, encode)
 
 
 def main() -> None:

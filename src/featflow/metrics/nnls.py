@@ -207,10 +207,11 @@ def nnls_codes_report(
 ) -> tuple[torch.Tensor, CodesReport]:
     """Non-negative codes of every row of ``a`` against a fixed ``dictionary``, and how they met ``tol``.
 
-    Accelerated projected gradient (FISTA with O'Donoghue-Candes adaptive restart, per sample) over all
-    samples at once, so each iteration is matrix products over all samples. Every ``check_every`` iterations
-    the per-sample duality gap (:func:`duality_gap`) is measured; samples with ``gap / F(z) <= tol`` are done and
-    leave the working set.
+    Accelerated projected gradient (FISTA with O'Donoghue-Candes adaptive restart, per sample, its momentum
+    capped at the strongly convex method's) over all samples at once: one gradient (one matrix product in the
+    gram form, two through the dictionary) per iteration over all samples. Every ``check_every`` iterations the
+    per-sample duality gap (:func:`duality_gap`) is measured from that gradient; samples with
+    ``gap / F(z) <= tol`` are done (written out) and leave the working set.
 
     Parameters
     ----------
@@ -222,7 +223,8 @@ def nnls_codes_report(
     ridge : mu relative to the dictionary's scale (see :func:`ridge_mu`); > 0 makes the codes unique.
     form : gradient through the Gram (n k^2 per iteration) or through the dictionary (2 n k d); ``auto``
         picks the cheaper by shape (:func:`gradient_form`).
-    check_every : iterations between gap measurements (a measurement costs about one iteration).
+    check_every : iterations between gap measurements (a measurement costs a few elementwise passes, no
+        matrix product: about half an iteration at k 128, a few percent at k >= 1,024).
 
     Returns
     -------
