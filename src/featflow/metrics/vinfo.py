@@ -41,7 +41,9 @@ RowChunks = Iterable[tuple[Sequence[np.ndarray], np.ndarray]]
 """Every row in order, chunk by chunk: the chunk's rows of every layer and of the targets."""
 
 
-def array_chunks(layers: Sequence[np.ndarray], z: np.ndarray, rows: int = 2048) -> Iterator[tuple[list, np.ndarray]]:
+def array_chunks(
+    layers: Sequence[np.ndarray], z: np.ndarray, rows: int = 2048
+) -> Iterator[tuple[list[np.ndarray], np.ndarray]]:
     """:data:`RowChunks` over in-memory arrays, ``rows`` rows per chunk (the cost does not depend on it; small
     chunks keep the float64 copies of the rows in cache instead of paging in gigabytes at research widths)."""
     for start in range(0, z.shape[0], rows):
