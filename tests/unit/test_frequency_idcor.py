@@ -112,3 +112,26 @@ def test_stratified_null_on_clustered_data() -> None:
     assert res.p_value > 0.5 and res.null_below
     assert res.p_stratified == pytest.approx(1 / 21)
     assert res.id_perm_stratified.mean() > res.id_xy
+
+
+def test_permutation_null_forms_the_distances_once_and_equals_the_joint_twonn(monkeypatch) -> None:
+    """Each null value equals twonn([X | Y[perm]]) for the seed's permutations (duplicated joint rows dropped as
+    twonn drops them), while the neighbor search over all features runs only for Id_X, Id_Y and Id_XY."""
+    import featflow.frequency.idcor as module
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(300, 4)), rng.normal(size=(300, 3))
+    x[:40], y[:20] = x[0], y[0]  # duplicated rows: 20 joint rows equal before any shuffle
+    labels = rng.integers(0, 3, 300)
+    calls = []
+    real = module.two_nearest
+    monkeypatch.setattr(module, "two_nearest", lambda points: calls.append(1) or real(points))
+    res = idcor(x, y, n_perm=6, seed=3, strata=labels)
+    assert len(calls) == 3
+    monkeypatch.setattr(module, "two_nearest", real)
+    xs, ys = module.standardize(x), module.standardize(y)
+    gen = torch.Generator().manual_seed(3)
+    plain = [twonn(torch.cat([xs, ys[torch.randperm(300, generator=gen)]], 1)) for _ in range(6)]
+    strat = [twonn(torch.cat([xs, ys[within_class_permutation(torch.as_tensor(labels), gen)]], 1)) for _ in range(6)]
+    np.testing.assert_array_equal(res.id_perm, plain)
+    np.testing.assert_array_equal(res.id_perm_stratified, strat)

@@ -72,3 +72,24 @@ def test_shards_of_the_images_merge_into_the_whole() -> None:
     assert (correct == noisy_correct(images, labels, classify, sigmas, 4, Noise(7), batch_size=12)).all()
     other = sensitivity_parts(images, encode, sigmas, 4, Noise(8), batch_size=12).sensitivity()
     assert not torch.allclose(torch.from_numpy(other), torch.from_numpy(whole.sensitivity()))  # the seed matters
+
+
+def test_noise_draws_each_block_once_with_the_same_values(monkeypatch) -> None:
+    """Batches of one image at a time draw each 16-image block once (the old draw regenerated the block per
+    batch), and every image gets the noise of its block's generator, seeded from (seed, level, block)."""
+    import numpy as np
+
+    from featflow.metrics.robustness import NOISE_BLOCK
+
+    images = torch.zeros(40, 2, 3)
+    noise, calls, real = Noise(5, first=3), [], torch.randn
+    monkeypatch.setattr(torch, "randn", lambda *a, **k: calls.append(1) or real(*a, **k))
+    drawn = torch.cat([noise.draw(images[i : i + 1], 4, 1, i) for i in range(40)])
+    assert len(calls) == 3  # images 3..42: blocks 0, 1, 2
+    monkeypatch.setattr(torch, "randn", real)
+    for i in (0, 12, 13, 39):
+        block, offset = divmod(3 + i, NOISE_BLOCK)
+        state = int(np.random.SeedSequence([5, 1, block]).generate_state(1)[0])
+        expected = torch.randn((NOISE_BLOCK, 4, 2, 3), generator=torch.Generator().manual_seed(state))[offset]
+        assert torch.equal(drawn[i], expected)
+    assert torch.equal(drawn, Noise(5, first=3).draw(images, 4, 1, 0))

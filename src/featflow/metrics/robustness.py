@@ -11,7 +11,8 @@ so the images can be split into shard jobs whose merged result is the one job's.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,10 +25,23 @@ NOISE_BLOCK = 16
 class Noise:
     """Gaussian noise addressed by an image's index in the evaluated set: one generator per block of
     :data:`NOISE_BLOCK` images and noise level, seeded from (seed, level, block), so that the images of any
-    contiguous slice (a shard, ``first`` its first index) get the noise they get in the whole set."""
+    contiguous slice (a shard, ``first`` its first index) get the noise they get in the whole set. The last block
+    drawn is kept, so consecutive batches that share a block (fewer than 16 images per batch at many draws) draw
+    it once, not once per batch."""
 
     seed: int
     first: int = 0
+    _last: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _block(self, like: torch.Tensor, draws: int, level: int, block: int) -> torch.Tensor:
+        """The noise (NOISE_BLOCK, draws, *like.shape[1:]) of one block, drawn or kept from the last call."""
+        key = (level, block, draws, tuple(like.shape[1:]), like.dtype, like.device)
+        if self._last.get("key") != key:
+            state = np.random.SeedSequence([self.seed, level, block]).generate_state(1)[0]
+            gen = torch.Generator(device=like.device).manual_seed(int(state))
+            shape = (NOISE_BLOCK, draws, *like.shape[1:])
+            self._last.update(key=key, noise=torch.randn(shape, generator=gen, device=like.device, dtype=like.dtype))
+        return self._last["noise"]
 
     def draw(self, like: torch.Tensor, draws: int, level: int, start: int) -> torch.Tensor:
         """Noise (m, draws, *like.shape[1:]) for the images ``like`` (m, ...) at ``start`` of the slice."""
@@ -35,11 +49,8 @@ class Noise:
         hi = lo + like.shape[0]
         parts = []
         for block in range(lo // NOISE_BLOCK, -(-hi // NOISE_BLOCK)):
-            state = np.random.SeedSequence([self.seed, level, block]).generate_state(1)[0]
-            gen = torch.Generator(device=like.device).manual_seed(int(state))
-            shape = (NOISE_BLOCK, draws, *like.shape[1:])
-            full = torch.randn(shape, generator=gen, device=like.device, dtype=like.dtype)
             base = block * NOISE_BLOCK
+            full = self._block(like, draws, level, block)
             parts.append(full[max(lo, base) - base : min(hi, base + NOISE_BLOCK) - base])
         return torch.cat(parts)
 
