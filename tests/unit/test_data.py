@@ -88,3 +88,26 @@ def test_load_split_reads_only_the_requested_rows(tmp_path):
     assert part.x.shape[0] == 15
     assert (part.x == whole.x[10:25]).all() and (part.y == whole.y[10:25]).all()
     np.testing.assert_array_equal(part.factors, whole.factors[10:25])
+
+
+class _CountingRng:
+    """A numpy Generator that counts the draws asked of it."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng, self.calls = np.random.default_rng(seed), 0
+
+    def __getattr__(self, name):
+        self.calls += 1
+        return getattr(self.rng, name)
+
+
+def test_planted_draws_per_factor_not_per_image():
+    """Issue 28.6: synthesis is batched, the same number of draws for 10 images as for 300; each image shows
+    exactly ``count`` green squares (4 x 4 pixels at 32 px) outside its grating."""
+    small, large = _CountingRng(0), _CountingRng(0)
+    generate_planted(10, 32, small)
+    images, _, factors = generate_planted(300, 32, large)
+    assert small.calls == large.calls
+    x = images.astype(np.float32) / 255
+    green = (x[:, 1] > 0.8) & (x[:, 0] < 0.3) & (x[:, 2] < 0.3)
+    np.testing.assert_array_equal(green.sum((1, 2)), 16 * factors[:, 3])

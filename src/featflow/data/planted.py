@@ -33,15 +33,26 @@ def _backgrounds(color: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(base + rng.normal(0.0, 0.06, size=(n, 3)), 0.0, 1.0)
 
 
-def _grating(size: int, vertical: bool, phase: int) -> np.ndarray:
-    """A (size, size) square-wave grating of period 4 with values 0.15 / 0.85 (mean 0.5 either way)."""
-    stripes = ((np.arange(size) + phase) // 2) % 2
-    wave = np.where(stripes == 1, 0.85, 0.15)
-    return np.tile(wave[None, :], (size, 1)) if vertical else np.tile(wave[:, None], (1, size))
+def _gratings(size: int) -> np.ndarray:
+    """(2, 4, size, size) square-wave gratings of period 4 with values 0.15 / 0.85 (mean 0.5 either way), per
+    orientation (0 horizontal, 1 vertical) and phase."""
+    stripes = ((np.arange(size)[None, :] + np.arange(4)[:, None]) // 2) % 2
+    wave = np.where(stripes == 1, 0.85, 0.15)  # (phase, size)
+    return np.stack([np.repeat(wave[:, :, None], size, 2), np.repeat(wave[:, None, :], size, 1)])
+
+
+def _paint(images: np.ndarray, which: np.ndarray, top: np.ndarray, left: np.ndarray, patches: np.ndarray) -> None:
+    """Write ``patches`` (m, h, w, 3), or broadcastable to it, into ``images`` (n, 3, S, S) at images ``which``
+    (m,), rows from ``top`` (m,) and columns from ``left`` (m,), all at once."""
+    h, w = patches.shape[1:3]
+    rows = top[:, None, None] + np.arange(h)[None, :, None]
+    cols = left[:, None, None] + np.arange(w)[None, None, :]
+    images[which[:, None, None], :, rows, cols] = patches
 
 
 def generate_planted(n: int, image_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Generate ``n`` planted images.
+    """Generate ``n`` planted images, all at once (the random draws come per factor for every image, then the
+    gratings and squares are painted by index arrays).
 
     Returns
     -------
@@ -60,18 +71,22 @@ def generate_planted(n: int, image_size: int, rng: np.random.Generator) -> tuple
     images[:] = _backgrounds(color, rng)[:, :, None, None]
     patch = int(round(1.5 * cell))
     square = max(2, cell // 2)
-    for i in range(n):
-        # grating: a 2 x 2 block of cells, top-left cell (r, c) with r, c in {0, .., GRID-2}
-        r, c = rng.integers(0, _GRID - 1, 2)
-        y0 = r * cell + rng.integers(0, 2 * cell - patch + 1)
-        x0 = c * cell + rng.integers(0, 2 * cell - patch + 1)
-        images[i, :, y0 : y0 + patch, x0 : x0 + patch] = _grating(patch, bool(orientation[i]), int(rng.integers(4)))
-        free = [(a, b) for a in range(_GRID) for b in range(_GRID) if not (r <= a <= r + 1 and c <= b <= c + 1)]
-        for k in rng.choice(len(free), size=count[i], replace=False):
-            a, b = free[k]
-            sy = a * cell + rng.integers(0, cell - square + 1)
-            sx = b * cell + rng.integers(0, cell - square + 1)
-            images[i, :, sy : sy + square, sx : sx + square] = _SQUARE_RGB[:, None, None]
+    # grating: a 2 x 2 block of cells, top-left cell (r, c) with r, c in {0, .., GRID-2}, the patch inside it
+    corner = rng.integers(0, _GRID - 1, (n, 2))
+    start = corner * cell + rng.integers(0, 2 * cell - patch + 1, (n, 2))
+    phase = rng.integers(0, 4, n)
+    _paint(images, np.arange(n), start[:, 0], start[:, 1], _gratings(patch)[orientation, phase][..., None])
+    # squares: `count` distinct cells outside the grating's block (the first of a random order of the free cells)
+    cells = np.arange(_GRID * _GRID)
+    a, b = cells // _GRID, cells % _GRID
+    taken = ((a[None] - corner[:, :1]) // 2 == 0) & ((b[None] - corner[:, 1:]) // 2 == 0)  # the 2 x 2 block
+    order = np.argsort(np.where(taken, np.inf, rng.random((n, cells.size))), axis=1)[:, : _COUNTS.max()]
+    offset = rng.integers(0, cell - square + 1, (n, _COUNTS.max(), 2))
+    image, slot = np.nonzero(np.arange(_COUNTS.max())[None] < count[:, None])
+    chosen = order[image, slot]
+    top = chosen // _GRID * cell + offset[image, slot, 0]
+    left = chosen % _GRID * cell + offset[image, slot, 1]
+    _paint(images, image, top, left, np.broadcast_to(_SQUARE_RGB, (square, square, 3))[None])
     images = np.clip(images + rng.normal(0.0, 0.02, size=images.shape), 0.0, 1.0)
     labels = (4 * color + 2 * orientation + parity).astype(np.int64)
     factors = np.stack([color, orientation, parity, count], axis=1).astype(np.float32)
