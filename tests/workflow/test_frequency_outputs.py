@@ -34,6 +34,9 @@ def test_fourier_masks(dag_run: Path, model: str) -> None:
     np.testing.assert_allclose((data["bands"]["angular_images"] ** 2).sum(1), 1.0, rtol=1e-6)  # L2 norms per band
     assert data["indices"].shape == (TINY["masks"]["max_samples"],)
     assert attrs["density"] < 1.0  # the L1 term removed weight from the all-ones start
+    mask = data["dataset_mask"]
+    assert (mask[mask > 0] >= 1e-3 * mask.max()).all()  # snapped: nothing between 0 and zero_below x the largest
+    assert attrs["support"] == pytest.approx((mask > 0).mean())
     assert attrs["image_kept"] >= 0.5  # per-image masks keep the network's own prediction
     converged = data["image_converged"].astype(bool)
     assert (
