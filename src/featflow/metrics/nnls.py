@@ -207,11 +207,11 @@ def nnls_codes_report(
 ) -> tuple[torch.Tensor, CodesReport]:
     """Non-negative codes of every row of ``a`` against a fixed ``dictionary``, and how they met ``tol``.
 
-    Accelerated projected gradient (FISTA with O'Donoghue-Candes adaptive restart, per sample, its momentum
-    capped at the strongly convex method's) over all samples at once: one gradient (one matrix product in the
-    gram form, two through the dictionary) per iteration over all samples. Every ``check_every`` iterations the
-    per-sample duality gap (:func:`duality_gap`) is measured from that gradient; samples with
-    ``gap / F(z) <= tol`` are done (written out) and leave the working set.
+    Accelerated projected gradient (FISTA with O'Donoghue-Candes adaptive restart, per sample) over all
+    samples at once: one gradient (one matrix product in the gram form, two through the dictionary) per
+    iteration over all samples. Every ``check_every`` iterations the per-sample duality gap
+    (:func:`duality_gap`) is measured from that gradient; samples with ``gap / F(z) <= tol`` are done (written
+    out) and leave the working set.
 
     Parameters
     ----------
@@ -272,10 +272,6 @@ class _Solver:
         else:
             self.diag = dictionary.square().sum(1) + mu
         self.diag = self.diag.clamp_min(torch.finfo(dictionary.dtype).tiny) * k
-        # FISTA's momentum capped at that of the strongly convex method, (1 - sqrt(mu / L)) / (1 + sqrt(mu / L))
-        # (no cap without ridge): fewer iterations where FISTA's momentum would exceed it.
-        root = math.sqrt(min(mu / lipschitz, 1.0))
-        self.momentum = (1.0 - root) / (1.0 + root)
 
     def gradient(self, x: torch.Tensor, a: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The gradient ``g = x G - c`` of ``F / 2`` at x, and the residual ``a - x D`` where it is formed
@@ -297,13 +293,6 @@ class _Solver:
         tiny = torch.finfo(x.dtype).tiny
         return torch.where(gap > 0, gap / objective.clamp_min(tiny), torch.zeros_like(gap))
 
-    def momentum_of(self, uphill: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(momentum b per row, next t): FISTA's t-sequence restarted on rows whose step points uphill (the
-        gradient scheme of O'Donoghue & Candes 2015), capped at the strongly convex method's constant."""
-        t = torch.where(uphill, torch.ones_like(t), t)
-        t_new = (1.0 + torch.sqrt(1.0 + 4.0 * t * t)) / 2.0
-        return ((t - 1.0) / t_new).clamp_max_(self.momentum), t_new
-
     def run(
         self, a: torch.Tensor, out: torch.Tensor, iterations: int, tol: float, check_every: int
     ) -> tuple[float, int, int]:
@@ -324,7 +313,10 @@ class _Solver:
             x_new = torch.add(y, gy, alpha=-1.0 / self.lipschitz).clamp_min_(0.0)
             g_new, resid = self.gradient(x_new, a, c)
             step = x_new.sub(x)
-            b, t = self.momentum_of(torch.linalg.vecdot(gy, step)[:, None] > 0, t)
+            # Restart the momentum of rows where it points uphill (gradient scheme of O'Donoghue & Candes 2015).
+            t = torch.where(torch.linalg.vecdot(gy, step)[:, None] > 0, torch.ones_like(t), t)
+            t_new = (1.0 + torch.sqrt(1.0 + 4.0 * t * t)) / 2.0
+            b, t = (t - 1.0) / t_new, t_new
             y = torch.addcmul(x_new, b, step)
             gy = torch.lerp(g_new, g, b.neg())  # the gradient at y: g_new + b (g_new - g)
             x, g = x_new, g_new
