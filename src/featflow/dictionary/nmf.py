@@ -183,7 +183,7 @@ def fit_nmf(
     n, dim = a.shape
     block = hals_block(k)
     sweeps_z, sweeps_d = _sweeps(n, dim, k)
-    norm2 = float(a.double().square().sum())
+    norm2 = float(torch.linalg.vector_norm(a, dtype=torch.float64)) ** 2
     errors: list[float] = []
     roots, lowest = [math.inf], math.inf  # sqrt(lowest F / ||A||^2) of every 10 iterations (relative error at ridge 0)
     if extrapolate is None:
