@@ -1,10 +1,19 @@
-"""Benchmark: peak memory of every complexity stage at N and 16N samples (issue 15, item 4: flat in N).
+"""Benchmark: peak memory of every streaming stage at N and 16N samples (issues 15.4 and 28.5: flat in N).
 
 Synthetic inputs in the stages' layout (tests/complexity_data.py: 5 layers of d = 64, k = 128 atoms, train codes
 in the dictionary file, 8 x 8 images, an untrained smallcnn) are written once per N to a temporary folder; each
 stage then runs in a fresh process, which reports its peak RSS (``getrusage``), wall and CPU seconds, and the
-size of its output file. The dictionary fit runs in its online mode (batches streamed from the file). Run:
-    .venv/bin/python bench/bench_memory.py [--n 20000] [--threads 1]
+size of its output file. The stages: the complexity stages (the dictionary fit in its online mode, batches
+streamed from the file), the activations extraction (the smallcnn's blocks and ``act`` over the N training
+images), temporal decoding (one checkpoint's I_V from the extracted layers, the codes of the codes stage) and
+IdCor (``frequency.idcor``: its ``max_samples`` rows, flat by design). Feature flow is not covered: it needs a
+residual network (the smallcnn has no residual block).
+
+glibc's dynamic mmap threshold makes the peak of identical runs vary by +-35 MiB (the large buffers freed early
+raise the threshold, later ones then stay in the heap): the children run with ``MALLOC_MMAP_THRESHOLD_`` fixed at
+128 KiB, so that N and 16N compare the stages' memory, not the allocator's history (within 0.2 MiB run to run).
+Run:
+    nice -n 5 .venv/bin/python bench/bench_memory.py [--n 20000] [--threads 1] [--stages codes temporal]
 and copy the printed table into bench/RESULTS.md.
 """
 
@@ -22,7 +31,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.complexity_data: the synthetic inputs
 
-STAGES = ("dictionary", "codes", "vinfo", "redundancy", "importance", "robustness")
+STAGES = (
+    "dictionary",
+    "codes",
+    "vinfo",
+    "redundancy",
+    "importance",
+    "robustness",
+    "activations",
+    "temporal",
+    "idcor",
+)
+EXTRACTED = ("block1", "block2", "block3", "act")  # the smallcnn's layers that the extraction stage stores
 SPEC = {"dictionary": {"k": 128, "batch_size": 4096, "epochs": 1, "code_tol": 1e-3}}
 
 
@@ -30,12 +50,16 @@ def _stage(name: str, root: Path) -> Path:
     """Run one stage on the inputs under ``root``; returns its output file."""
     import torch
 
+    from featflow.activations import extract_to_h5
     from featflow.complexity import pipeline
     from featflow.complexity.spec import ComplexitySpec
+    from featflow.config import ActivationsSpec
+    from featflow.frequency.idcor import layer_idcor
+    from featflow.temporal.run import decode_epoch
 
     spec, cpu = ComplexitySpec.from_dict(SPEC), torch.device("cpu")
     acts, dic, data, ckpt = (root / f for f in ("activations.h5", "dictionary.h5", "data.h5", "model.pt"))
-    codes, out = root / "codes.h5", root / f"out_{name}.h5"
+    codes, out, extracted = root / "codes.h5", root / f"out_{name}.h5", root / "extracted.h5"
     if name == "dictionary":
         pipeline.fit_dictionary(acts, ckpt, spec, "act", out, cpu, {}, 0)
     elif name == "codes":
@@ -47,8 +71,15 @@ def _stage(name: str, root: Path) -> Path:
         pipeline.compute_redundancy(codes, acts, "act", spec, out, {}, 0)
     elif name == "importance":
         pipeline.compute_importance(ckpt, codes, acts, dic, out, {})
-    else:
+    elif name == "robustness":
         pipeline.compute_robustness(ckpt, data, dic, spec, "gap", out, cpu, {}, 0)
+    elif name == "activations":
+        extract_to_h5(ckpt, data, "train", EXTRACTED, ActivationsSpec(workers=0), extracted, cpu, {})
+        out = extracted
+    elif name == "temporal":
+        decode_epoch(extracted, codes, spec, 1, out, {}, 0)
+    else:
+        layer_idcor(acts, [["layer1", "act"]], n_perm=20, max_samples=500, fraction=0.9, seed=0).to_csv(out)
     return out
 
 
@@ -66,6 +97,7 @@ def _child(name: str, root: Path, threads: int) -> None:
 
 def _measure(name: str, root: Path, threads: int) -> dict[str, float]:
     env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
+    env["MALLOC_MMAP_THRESHOLD_"] = str(128 << 10)  # a fixed threshold: see the module's docstring
     command = [sys.executable, __file__, "--child", name, "--root", str(root), "--threads", str(threads)]
     out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -75,6 +107,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="N: the smaller run; the larger is 16N")
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads of every stage")
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        choices=STAGES,
+        default=STAGES,
+        help="in this order (temporal needs activations and codes before it)",
+    )
     parser.add_argument("--child", choices=STAGES)
     parser.add_argument("--root", type=Path)
     args = parser.parse_args()
@@ -88,14 +127,14 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             write_complexity_inputs(Path(tmp), n)
             inputs = sum(f.stat().st_size for f in Path(tmp).iterdir()) / 2**20
-            for name in STAGES:
+            for name in args.stages:
                 rows[name, n] = _measure(name, Path(tmp), args.threads)
                 print(f"# {name} at N={n}: {rows[name, n]}", file=sys.stderr)
         print(f"inputs at N={n}: {inputs:.0f} MiB on disk", file=sys.stderr)
     print(f"N = {args.n:,} and 16N = {16 * args.n:,} samples; 5 layers of d = 64, k = 128; {args.threads} thread(s)")
     print("| stage | RSS N (MiB) | RSS 16N (MiB) | 16N / N | output 16N (MiB) | wall s N / 16N | CPU s N / 16N |")
     print("|---|---|---|---|---|---|---|")
-    for name in STAGES:
+    for name in args.stages:
         small, big = rows[name, args.n], rows[name, 16 * args.n]
         print(
             f"| {name} | {small['rss_mib']:.0f} | {big['rss_mib']:.0f} | {big['rss_mib'] / small['rss_mib']:.3f} "
