@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from featflow.frequency.figures import paired_band_ci
 from featflow.frequency.fourier_masks import (
     apply_mask,
     band_energies,
@@ -19,7 +20,6 @@ from featflow.frequency.fourier_masks import (
     learn_dataset_mask,
     learn_image_masks,
     mask_shape,
-    paired_band_ci,
     predict,
     snap_to_zero,
 )

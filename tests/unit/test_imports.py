@@ -20,6 +20,7 @@ import pytest
 
 from featflow import store
 from featflow.complexity.report import split_images
+from featflow.frequency.figures import masked_images
 from featflow.repro import PACKAGE_ROOT, import_closure
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,20 +126,7 @@ def test_local_rules_are_the_light_ones():
     assert all((SCRIPTS / f"{rule}.py").is_file() for rule in rules)
 
 
-# Still importing torch, with the reason (strict: the test fails once the rule is fixed, to be moved out of here).
-STILL_HEAVY = {
-    "fourier_mask_figures": "its gallery applies the masks with torch.fft (featflow.frequency.fourier_masks); left "
-    "while issue 28's mask work edits that module",
-}
-
-
-def _cases() -> list:
-    """Every local rule, those of :data:`STILL_HEAVY` as strict expected failures."""
-    heavy = {rule: pytest.mark.xfail(strict=True, reason=why) for rule, why in STILL_HEAVY.items()}
-    return [pytest.param(rule, marks=heavy[rule]) if rule in heavy else rule for rule in local_rules()]
-
-
-@pytest.mark.parametrize("rule", _cases())
+@pytest.mark.parametrize("rule", local_rules())
 def test_local_rule_imports_no_torch(rule, loaded):
     bad = loaded[rule] & forbidden_in(rule)
     assert not bad, f"{rule}'s job imports {sorted(bad)}"
@@ -167,3 +155,19 @@ def test_split_images_reads_what_load_split_gives(tmp_path):
     code += "[1, 2]); print(*sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert "torch" not in out.split(), "split_images imported torch for a data set of stored arrays"
+
+
+def test_masked_images_is_apply_mask():
+    """The mask gallery's numpy filter computes what the masks stage's torch one does (float32 images, a shared
+    and a per-image mask)."""
+    import torch
+
+    from featflow.frequency.fourier_masks import apply_mask
+
+    rng = np.random.default_rng(1)
+    images = rng.random((3, 2, 8, 8), dtype=np.float32)
+    for masks in (rng.random((1, 8, 8), dtype=np.float32), rng.random((3, 2, 8, 8), dtype=np.float32)):
+        expected = apply_mask(torch.from_numpy(images), torch.from_numpy(masks)).numpy()
+        got = masked_images(images, masks)
+        assert got.dtype == expected.dtype
+        np.testing.assert_allclose(got, expected, atol=1e-6)

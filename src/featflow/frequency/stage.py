@@ -20,7 +20,7 @@ def fourier_mask(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) 
 
 def fourier_mask_figures(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """The masks of the compared models side by side: bands, summary, figures."""
-    from featflow.frequency.fourier_masks import write_mask_comparison
+    from featflow.frequency.figures import write_mask_comparison
 
     o = outputs
     paths = dict(zip(ctx.params.models, inputs.masks, strict=True))

@@ -21,7 +21,7 @@ def band_differences(bands: pd.DataFrame, family: str, summary: pd.DataFrame) ->
     """Mean per-image mask energy per band for every model (top), its difference to the reference model with its
     95% bootstrap CI over images (error bars), and the share of images whose mask has more energy than the
     reference's (bottom). ``bands`` and ``summary`` as returned by
-    :func:`featflow.frequency.fourier_masks.compare_masks`; models whose data-set mask missed its stopping
+    :func:`featflow.frequency.figures.compare_masks`; models whose data-set mask missed its stopping
     criterion are named in red."""
     rows = bands[bands["family"] == family]
     models = list(dict.fromkeys(rows["model"]))
