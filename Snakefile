@@ -50,7 +50,8 @@ include: "workflow/rules/report.smk"  # last: gathers every branch's figures
 
 
 # Jobs of a few seconds (figures, tables, the summary; no GPU, runtime <= 10 min) run where Snakemake runs (the
-# login node under profiles/slurm), not as queued cluster jobs of their own (tests/workflow/test_slurm_dag.py).
+# login node under profiles/slurm), not as queued cluster jobs of their own (tests/workflow/test_slurm_dag.py);
+# their jobs import no torch (tests/unit/test_imports.py).
 localrules:
     feature_table,
     complexity_figures,
