@@ -114,13 +114,14 @@ def test_stratified_null_on_clustered_data() -> None:
     assert res.id_perm_stratified.mean() > res.id_xy
 
 
-def test_permutation_null_forms_the_distances_once_and_equals_the_joint_twonn(monkeypatch) -> None:
+@pytest.mark.parametrize("widths", [(4, 3), (2, 5)])  # X wider, Y wider
+def test_permutation_null_forms_the_distances_once_and_equals_the_joint_twonn(monkeypatch, widths) -> None:
     """Each null value equals twonn([X | Y[perm]]) for the seed's permutations (duplicated joint rows dropped as
     twonn drops them), while the neighbor search over all features runs only for Id_X, Id_Y and Id_XY."""
     import featflow.frequency.idcor as module
 
     rng = np.random.default_rng(5)
-    x, y = rng.normal(size=(300, 4)), rng.normal(size=(300, 3))
+    x, y = rng.normal(size=(300, widths[0])), rng.normal(size=(300, widths[1]))
     x[:40], y[:20] = x[0], y[0]  # duplicated rows: 20 joint rows equal before any shuffle
     labels = rng.integers(0, 3, 300)
     calls = []
