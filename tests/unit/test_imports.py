@@ -38,9 +38,19 @@ ALSO_FORBIDDEN = {
     "idcor_table": {"scipy"},
 }
 
+# Compute rules that need no torch either: the theory branch is numpy / scikit-learn, its data set reader
+# featflow.data.shi (featflow.data imports torch inside the functions that need it).
+TORCH_FREE_COMPUTE = ("theory_train", "theory_baselines", "theory_alignment")
+
+
 # Reached only for a folder data set, whose images featflow.data decodes with torch (complexity.report.split_images
-# reads stored arrays without it): left out of these rules' imports here, and checked at run time below.
-FOLDER_DATA_ONLY = {"complexity_figures": "featflow.data", "meta_features": "featflow.data"}
+# reads stored arrays without it; featflow.data reaches featflow.data.sources, the folder Datasets, only from
+# their reader): left out of these rules' imports here, and checked at run time below.
+FOLDER_DATA_ONLY = {
+    "complexity_figures": "featflow.data",
+    "meta_features": "featflow.data",
+    **dict.fromkeys(TORCH_FREE_COMPUTE, "featflow.data.sources"),
+}
 
 
 def local_rules() -> list[str]:
@@ -108,7 +118,7 @@ def loaded() -> dict[str, set[str]]:
     """What each local rule's job imports (and a training job's, to check the checker), one process per set of
     forbidden packages."""
     groups: dict[frozenset[str], dict[str, list[str]]] = {}
-    for rule in [*local_rules(), "train"]:
+    for rule in [*local_rules(), *TORCH_FREE_COMPUTE, "train"]:
         skipped = FOLDER_DATA_ONLY.get(rule)
         modules = [m for m in modules_of(rule) if not skipped or not (m == skipped or m.startswith(f"{skipped}."))]
         groups.setdefault(frozenset(forbidden_in(rule)), {})[rule] = modules
@@ -126,7 +136,7 @@ def test_local_rules_are_the_light_ones():
     assert all((SCRIPTS / f"{rule}.py").is_file() for rule in rules)
 
 
-@pytest.mark.parametrize("rule", local_rules())
+@pytest.mark.parametrize("rule", [*local_rules(), *TORCH_FREE_COMPUTE])
 def test_local_rule_imports_no_torch(rule, loaded):
     bad = loaded[rule] & forbidden_in(rule)
     assert not bad, f"{rule}'s job imports {sorted(bad)}"
@@ -155,6 +165,13 @@ def test_split_images_reads_what_load_split_gives(tmp_path):
     code += "[1, 2]); print(*sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert "torch" not in out.split(), "split_images imported torch for a data set of stored arrays"
+
+
+def test_shi_data_reads_without_torch():
+    """The theory jobs' reader of their data set, featflow.data.shi, loads no torch through featflow.data."""
+    code = "import sys; import featflow.data.shi, featflow.theory.run; print(*sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert "torch" not in out.split()
 
 
 def test_masked_images_is_apply_mask():

@@ -17,16 +17,19 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from featflow import store
 from featflow.config import DatasetSpec
 from featflow.data.planted import CLASS_NAMES as PLANTED_CLASSES
 from featflow.data.planted import FACTOR_NAMES as PLANTED_FACTORS
 from featflow.data.planted import generate_planted
+
+if TYPE_CHECKING:  # torch is imported by the functions that need it: readers of featflow.data.shi (the theory
+    # branch) and the torch-free figure jobs import this package
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ def _take(split: Split, keep: np.ndarray) -> Split:
 
 def _resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
     """Bilinear resize of uint8 (N, C, H, W) images with torchvision."""
+    import torch
     from torchvision.transforms.v2 import functional as F
 
     if images.shape[-1] == size and images.shape[-2] == size:
@@ -69,6 +73,7 @@ def _resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def _to_gray(images: np.ndarray) -> np.ndarray:
+    import torch
     from torchvision.transforms.v2 import functional as F
 
     return F.rgb_to_grayscale(torch.from_numpy(images)).numpy()
@@ -357,39 +362,10 @@ def describe(path: str | Path) -> tuple[tuple[int, ...], tuple[str, ...], tuple[
     return shape, classes, factor_names
 
 
-class _Pixels(torch.utils.data.Dataset):
-    """Rows ``positions`` of an (N, H, W, 3) uint8 array (a CIFAR-10 split) as PIL images through ``transform``."""
-
-    def __init__(self, images: np.ndarray, positions: np.ndarray, labels: np.ndarray, transform: Any) -> None:
-        self.images, self.positions, self.labels, self.transform = images, positions, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
-
-        return self.transform(Image.fromarray(self.images[self.positions[i]])), int(self.labels[i])
-
-
-class _Files(torch.utils.data.Dataset):
-    """Image files under ``root`` with their labels, decoded by torchvision's ImageFolder loader (RGB PIL)."""
-
-    def __init__(self, root: str, files: np.ndarray, labels: np.ndarray, transform: Any) -> None:
-        self.root, self.files, self.labels, self.transform = Path(root), files, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from torchvision.datasets.folder import default_loader
-
-        return self.transform(default_loader(str(self.root / self.files[i]))), int(self.labels[i])
-
-
 def _transform(preprocess: Preprocess, grayscale: bool) -> Any:
     """PIL image -> float (C, crop, crop) in [0, 1]: resize and crop on the PIL image, then scale, in the order of
     torchvision's weights transforms (``ImageClassification``, whose normalization is the model's own)."""
+    import torch
     from torchvision.transforms import v2
 
     resize, crop, interpolation = preprocess
@@ -416,10 +392,12 @@ def _source(handle: Any, split: str, rows: Rows, preprocess: Preprocess | None) 
     size = int(handle.attrs["image_size"])
     transform = _transform(preprocess or (size, size, _bilinear()), int(handle.attrs["channels"]) == 1)
     labels = _take_rows(group["y"], rows)
+    from featflow.data.sources import Files, Pixels
+
     if handle.attrs["source"] == "imagefolder":
-        return _Files(str(group.attrs["root"]), _take_rows(group["files"].asstr(), rows), labels, transform)
+        return Files(str(group.attrs["root"]), _take_rows(group["files"].asstr(), rows), labels, transform)
     images, _, _ = cifar10_arrays(str(group.attrs["root"]), split == "train")
-    return _Pixels(images, _take_rows(group["source_index"], rows), labels, transform)
+    return Pixels(images, _take_rows(group["source_index"], rows), labels, transform)
 
 
 def _bilinear() -> Any:
@@ -442,6 +420,8 @@ def batches(
     ``workers`` processes, with ``preprocess`` (the model's resize and crop; default: the data set's
     ``image_size``).
     """
+    import torch
+
     _check_split(split)
     with store.h5_reader(path, KIND) as handle:
         if "source" in handle.attrs:
@@ -465,6 +445,8 @@ def load_split(path: str | Path, split: str, rows: Rows = slice(None), workers: 
     """Read one split of a data set file (only ``rows`` of it: a slice or positions) into memory; uint8 images
     become float32 in [0, 1]. Folder data sets are decoded at their ``image_size`` by ``workers`` DataLoader
     processes: read only the rows needed, or use :func:`batches` to stream large ones."""
+    import torch
+
     _check_split(split)
     _, classes, factor_names = describe(path)
     with store.h5_reader(path, KIND) as handle:
@@ -487,4 +469,6 @@ def load_split(path: str | Path, split: str, rows: Rows = slice(None), workers: 
 
 def _as_float(x: np.ndarray) -> torch.Tensor:
     """Stored inputs as float32: uint8 images scaled to [0, 1], vectors as they are."""
+    import torch
+
     return torch.from_numpy(x).float().div_(255.0) if x.dtype == np.uint8 else torch.from_numpy(x).float()
