@@ -36,10 +36,11 @@ def _row(name: str, size: str, old: Callable[[], object], new: Callable[[], obje
     print(f"| {name} | {size} | {o_min:.3f} / {o_med:.3f} | {n_min:.3f} / {n_med:.3f} | {o_med / n_med:.1f}x |")
 
 
-def idcor_null(n: int, dims: int, n_perm: int) -> None:
+def idcor_null(n: int, dims: int, n_perm: int, y_dims: int | None = None) -> None:
     gen = torch.Generator().manual_seed(0)
+    y_dims = y_dims or dims
     x = standardize(torch.randn(n, dims, generator=gen, dtype=torch.float64))
-    y = standardize(torch.tanh(x @ torch.randn(dims, dims, generator=gen, dtype=torch.float64)))
+    y = standardize(torch.tanh(x @ torch.randn(dims, y_dims, generator=gen, dtype=torch.float64)))
     perms = [torch.randperm(n, generator=gen) for _ in range(n_perm)]
 
     def old() -> np.ndarray:  # before: every shuffle's neighbor search over all Dx + Dy features
@@ -49,7 +50,7 @@ def idcor_null(n: int, dims: int, n_perm: int) -> None:
         joint = JointNull.of(x, y)
         return np.array([joint.dimension(p, 0.9) for p in perms])
 
-    _row("IdCor permutation null", f"N {n}, Dx = Dy = {dims}, {n_perm} shuffles", old, new, np.array_equal)
+    _row("IdCor permutation null", f"N {n}, Dx {dims}, Dy {y_dims}, {n_perm} shuffles", old, new, np.array_equal)
 
 
 def _grating(size: int, vertical: bool, phase: int) -> np.ndarray:
@@ -133,6 +134,7 @@ def main() -> None:
         print("|---|---|---|---|---|")
         idcor_null(500, 64, 20)  # the default: frequency.idcor max_samples 500, n_perm 20
         idcor_null(2000, 64, 20)
+        idcor_null(1000, 256, 20, 512)  # ResNet-like widths (the CIFAR-10 preset's layers, pooled)
         planted(5000)  # the default planted data set: 4,000 + 1,000 images
         planted(20000)
         noise(64, 8)  # the default: robustness.draws 8
