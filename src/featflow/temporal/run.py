@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +39,28 @@ def decode_epoch(
     acts_path: Path_, codes_path: Path_, spec: ComplexitySpec, epoch: int, out: Path_, attrs: dict[str, Any], seed: int
 ) -> None:
     """I_V of every final feature (codes of the final dictionary on the same images) and of every planted factor
-    from each layer of one checkpoint: the complexity branch's V-information, all features at once."""
-    acts, acts_attrs = store.read_h5(acts_path, "activations"), store.read_attrs(acts_path, "activations")
+    from each layer of one checkpoint: the complexity branch's V-information, all features and factors in one
+    ridge solve per layer, streamed over row chunks of the two files (memory flat in the number of images)."""
+    acts_attrs = store.read_attrs(acts_path, "activations")
     names = list(acts_attrs["layers"])
-    z = store.read_h5(codes_path, "complexity-codes")["codes"]
-    if z.shape[0] != acts["labels"].shape[0]:
-        raise ValueError(f"{codes_path}: {z.shape[0]} codes for the {acts['labels'].shape[0]} images of {acts_path}")
-    layers = {name: acts["layers"][name] for name in names}
+    shapes = store.shapes(acts_path, "activations")
+    n, (n_codes, k) = shapes["labels"][0], store.shapes(codes_path, "complexity-codes")["codes"]
+    if n_codes != n:
+        raise ValueError(f"{codes_path}: {n_codes} codes for the {n} images of {acts_path}")
+    has_factors = "factors" in shapes
+    sources = [(acts_path, "activations", f"layers/{name}") for name in names]
+    sources += [(codes_path, "complexity-codes", "codes")] + [(acts_path, "activations", "factors")] * has_factors
+
+    def chunks() -> Iterator[tuple[list[np.ndarray], np.ndarray]]:
+        for _, arrays in store.iter_rows(sources):
+            yield arrays[: len(names)], np.concatenate(arrays[len(names) :], 1)  # codes | factors: one solve
+
     v = spec.vinfo
-    arrays = {"iv": vinfo.v_information(layers, z, v.test_fraction, seed, v.ridge_scale)}
+    every = vinfo.v_information_chunks(chunks(), n, v.test_fraction, seed, v.ridge_scale)
+    arrays = {"iv": every[:, :k]}
     factor_names = list(acts_attrs.get("factor_names", []))
-    if "factors" in acts:
-        f = acts["factors"].astype(np.float64)
-        arrays["factor_iv"] = vinfo.v_information(layers, f, v.test_fraction, seed, v.ridge_scale)
+    if has_factors:
+        arrays["factor_iv"] = every[:, k:]
         last = np.round(arrays["factor_iv"][-1], 4).tolist()
         log.info("epoch %d: factor I_V from %s %s", epoch, names[-1], dict(zip(factor_names, last, strict=True)))
     log.info("epoch %d: median I_V of the final features per layer %s", epoch, np.nanmedian(arrays["iv"], 1).round(4))
