@@ -6,7 +6,7 @@ d 64, k 256). Prints the markdown section for bench/RESULTS.md.
 
 Threads: OMP / MKL / OpenBLAS at 1 before numpy loads, threadpoolctl at 1 and torch.set_num_threads(1). Times are
 CPU seconds of this process (``time.process_time``: the machine is shared), 3 repeats, min / median. Data: the
-planted non-negative activations of bench/bench_complexity.py (96 sparse atoms plus noise), float32 on both sides
+planted non-negative activations of :func:`activations` (96 sparse atoms plus noise), float32 on both sides
 (scikit-learn's fastest dtype).
 
 - The stage's call: :func:`featflow.dictionary.fit_nmf` with the default config's ``complexity.dictionary`` keys
