@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from featflow.complexity.pipeline import dictionary_layer, hoyer
+from featflow.complexity.pipeline import dictionary_layer
+from featflow.complexity.report import hoyer
 from featflow.complexity.spec import ComplexitySpec
 from featflow.config import validate_config
 from featflow.fv.atoms import PicturesSpec
