@@ -177,6 +177,9 @@ def test_band_energies_locate_the_energy() -> None:
     high = torch.zeros(1, 1, SIZE, SIZE)
     high[0, 0, SIZE // 2, SIZE // 2] = 1.0  # Nyquist corner: the outermost radial band
     assert band_energies(high, 8)[0][0].argmax() == 7
+    radial, angular = band_energies(torch.cat([torch.zeros(1, 3, SIZE, SIZE), masks[:1]]), 8)  # an empty mask
+    assert np.isnan(radial[0]).all() and np.isnan(angular[0]).all()  # no band profile, not a profile of zeros
+    np.testing.assert_allclose((radial[1] ** 2).sum(), 1.0)
 
 
 def shifted_mask(points: dict[tuple[int, int], float]) -> torch.Tensor:

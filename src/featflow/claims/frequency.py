@@ -135,9 +135,10 @@ def read_low_frequency(unit: Unit, src: Source) -> Reading:
     _, ref = _masks(unit, src, "reference")
     if not np.array_equal(robust["indices"], ref["indices"]):
         return not_applicable("the two networks' masks were fit on different images")
-    # masks stopped before the stopping rule held still move their band statistics: only images whose masks
-    # converged under both networks are compared
+    # masks stopped before the stopping rule held still move their band statistics, and an empty mask has none:
+    # only images whose masks converged, non-empty, under both networks are compared
     both = np.asarray(robust["image_converged"], bool) & np.asarray(ref["image_converged"], bool)
+    both &= np.isfinite(robust["bands"]["radial_images"]).all(1) & np.isfinite(ref["bands"]["radial_images"]).all(1)
     if both.sum() < MIN_CONVERGED:
         return not_applicable(
             f"{int(both.sum())} of {both.size} images have converged per-image masks under both networks "
@@ -151,8 +152,8 @@ def read_low_frequency(unit: Unit, src: Source) -> Reading:
         value,
         low,
         high,
-        reason=f"{len(diff)} of {both.size} images (masks converged under both networks), lowest {low_bands.stop} "
-        f"of {a.shape[1]} radial bands",
+        reason=f"{len(diff)} of {both.size} images (masks converged and non-empty under both networks), lowest "
+        f"{low_bands.stop} of {a.shape[1]} radial bands",
     )
 
 

@@ -87,7 +87,8 @@ def compare_masks(paths: dict[str, str | Path]) -> tuple[pd.DataFrame, pd.DataFr
     -------
     bands : one row per (model, family, band): mean energy, difference to the reference with its 95% bootstrap
         CI over images (:func:`paired_band_ci`), and the share of images whose mask has more energy in that band
-        than the reference network's mask of the same image.
+        than the reference network's mask of the same image; over the ``images`` whose masks are non-empty under
+        both networks (an empty mask has no band profile).
     summary : one row per model with its accuracies, densities and probe accuracies.
     """
     data = {name: store.read_h5(path, MASKS_KIND) for name, path in paths.items()}
@@ -100,7 +101,8 @@ def compare_masks(paths: dict[str, str | Path]) -> tuple[pd.DataFrame, pd.DataFr
     for name in names:
         for family in ("radial", "angular"):
             energy, base = data[name]["bands"][f"{family}_images"], ref["bands"][f"{family}_images"]
-            n_bands = energy.shape[1]
+            both = np.isfinite(energy).all(1) & np.isfinite(base).all(1)  # an empty mask has no band profile
+            energy, base, n_bands = energy[both], base[both], energy.shape[1]
             low, high = paired_band_ci(energy, base)
             rows.append(
                 pd.DataFrame(
@@ -114,6 +116,7 @@ def compare_masks(paths: dict[str, str | Path]) -> tuple[pd.DataFrame, pd.DataFr
                         "diff_low": low,
                         "diff_high": high,
                         "share_more_than_reference": (energy > base).mean(0),
+                        "images": int(both.sum()),
                     }
                 )
             )

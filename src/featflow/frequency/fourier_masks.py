@@ -320,10 +320,12 @@ def band_energies(masks: torch.Tensor, n_bands: int) -> tuple[np.ndarray, np.nda
 
     Returns
     -------
-    radial, angular : (N, B) energies; the squares of each row sum to 1 (the bands partition the grid).
+    radial, angular : (N, B) energies; the squares of each row sum to 1 (the bands partition the grid). NaN rows
+        for an empty mask (every weight 0: the blank image keeps the prediction), which has no band profile.
     """
     shifted = torch.fft.fftshift(masks.double(), dim=(-2, -1))
-    norm = shifted.flatten(1).norm(dim=1).clamp_min(1e-12)
+    norm = shifted.flatten(1).norm(dim=1)
+    norm = torch.where(norm > 0, norm, torch.nan)
     power = ((shifted / norm[:, None, None, None]) ** 2).sum(1).flatten(1)  # (N, H * W)
     radial, angular = band_index(masks.shape[-2], masks.shape[-1], n_bands)
     onehot = [F.one_hot(idx, n_bands).double() for idx in (radial, angular)]
