@@ -31,10 +31,7 @@ import datetime  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402
@@ -46,29 +43,13 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.complexity_data: the stage's input files
 
+from benchutil import activations, cpu_runs  # noqa: E402
+
 from featflow import store  # noqa: E402
 from featflow.complexity import pipeline  # noqa: E402
 from featflow.complexity.spec import ComplexitySpec  # noqa: E402
 from featflow.dictionary import fit_nmf  # noqa: E402
 from tests.complexity_data import write_complexity_inputs  # noqa: E402
-
-
-def repeated(fn: Callable[[], Any], repeats: int = 3) -> tuple[Any, list[float]]:
-    """(last result, CPU seconds of each of ``repeats`` calls)."""
-    times, out = [], None
-    for _ in range(repeats):
-        cpu = time.process_time()
-        out = fn()
-        times.append(time.process_time() - cpu)
-    return out, times
-
-
-def activations(n: int, d: int, seed: int = 0) -> np.ndarray:
-    """Non-negative activations with a planted sparse structure (96 sparse atoms) plus noise."""
-    rng = np.random.default_rng(seed)
-    atoms = rng.random((96, d)) * (rng.random((96, d)) < 0.3)
-    codes = rng.exponential(1.0, (n, 96)) * (rng.random((n, 96)) < 0.1)
-    return codes @ atoms + 0.05 * rng.random((n, d))
 
 
 def default_spec() -> ComplexitySpec:
@@ -99,16 +80,16 @@ def compare(
     """One table row: the stage's encoder (or ``ours_fn``) against scipy on the same rows, at equal accuracy."""
     mu = spec.dictionary.code_ridge * float((atoms**2).sum(1).mean())
     enc = pipeline.encoder(torch.from_numpy(atoms).float(), spec)
-    (z, report), ours = repeated(lambda: enc.encode_report(torch.from_numpy(a).float()))
+    (z, report), ours = cpu_runs(lambda: enc.encode_report(torch.from_numpy(a).float()))
     if ours_fn is not None:
-        _, ours = repeated(ours_fn)
+        _, ours = cpu_runs(ours_fn)
     n = len(a)
     if ref_rows is None:
-        ref, theirs = repeated(lambda: scipy_codes(a, atoms, mu))
+        ref, theirs = cpu_runs(lambda: scipy_codes(a, atoms, mu))
         per_theirs = [t / n for t in theirs]
     else:
         ref = scipy_codes(a, atoms, mu)
-        _, theirs = repeated(lambda: scipy_codes(a[:ref_rows], atoms, mu))
+        _, theirs = cpu_runs(lambda: scipy_codes(a[:ref_rows], atoms, mu))
         per_theirs = [t / ref_rows for t in theirs]
     best = objective(a, atoms, mu, ref)
     gap = (objective(a, atoms, mu, z.double().numpy()) - best) / best

@@ -6,7 +6,7 @@ d 64, k 256). Prints the markdown section for bench/RESULTS.md.
 
 Threads: OMP / MKL / OpenBLAS at 1 before numpy loads, threadpoolctl at 1 and torch.set_num_threads(1). Times are
 CPU seconds of this process (``time.process_time``: the machine is shared), 3 repeats, min / median. Data: the
-planted non-negative activations of :func:`activations` (96 sparse atoms plus noise), float32 on both sides
+planted non-negative activations of `benchutil.activations` (96 sparse atoms plus noise), float32 on both sides
 (scikit-learn's fastest dtype).
 
 - The stage's call: :func:`featflow.dictionary.fit_nmf` with the default config's ``complexity.dictionary`` keys
@@ -46,6 +46,7 @@ import numpy as np  # noqa: E402
 import sklearn  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
+from benchutil import activations  # noqa: E402
 from sklearn.decomposition import NMF  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
@@ -88,14 +89,6 @@ class Timing:
 
     def cell(self) -> str:
         return f"{self.best:.2f} / {self.median:.2f} s ({self.iterations} it.)"
-
-
-def activations(n: int, d: int, seed: int = 0) -> np.ndarray:
-    """Non-negative activations with a planted sparse structure (96 sparse atoms) plus noise."""
-    rng = np.random.default_rng(seed)
-    atoms = rng.random((96, d)) * (rng.random((96, d)) < 0.3)
-    codes = rng.exponential(1.0, (n, 96)) * (rng.random((n, 96)) < 0.1)
-    return codes @ atoms + 0.05 * rng.random((n, d))
 
 
 def measures(a: torch.Tensor, codes: torch.Tensor, atoms: torch.Tensor, ridge: float) -> tuple[float, float]:

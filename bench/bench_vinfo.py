@@ -34,13 +34,13 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 import sklearn  # noqa: E402
 import torch  # noqa: E402
+from benchutil import cpu_runs  # noqa: E402
 from sklearn.linear_model import Ridge  # noqa: E402
 from sklearn.metrics import r2_score  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
@@ -52,16 +52,6 @@ from featflow.metrics import vinfo  # noqa: E402
 
 SIZES = {"default": (2000, 64, 128), "10k": (10_000, 512, 2048), "20k": (20_000, 2048, 4096)}
 SEED, TEST_FRACTION, RIDGE_SCALE = 0, 0.2, 1e-3
-
-
-def runs(fn: Callable[[], np.ndarray], repeats: int) -> tuple[np.ndarray, list[float]]:
-    """(result, CPU seconds of each of ``repeats`` calls)."""
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.process_time()
-        out = fn()
-        times.append(time.process_time() - start)
-    return out, times
 
 
 def data(n: int, d: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -108,9 +98,9 @@ def in_memory(x32: np.ndarray, z32: np.ndarray, repeats: int) -> dict[str, tuple
 
     masks = [np.isin(np.arange(n), part) for part in (train, test)]
     return {
-        "reference": runs(reference, repeats),
-        "library": runs(lambda: vinfo.ridge_r2(x, z, train, test, RIDGE_SCALE), repeats),
-        "170-row chunks": runs(
+        "reference": cpu_runs(reference, repeats),
+        "library": cpu_runs(lambda: vinfo.ridge_r2(x, z, train, test, RIDGE_SCALE), repeats),
+        "170-row chunks": cpu_runs(
             lambda: vinfo.ridge_r2_chunks(vinfo.array_chunks([x], z, 170), *masks, RIDGE_SCALE)[0], 1
         ),
     }
@@ -131,7 +121,7 @@ def bench_size(label: str, n: int, d: int, k: int, repeats: int, root: Path) -> 
         )
         return store.read_h5(out, "complexity-vinfo")["iv"][0]
 
-    staged, t_stage = runs(stage, repeats)
+    staged, t_stage = cpu_runs(stage, repeats)
     row_bytes = 4 * (d + k)
     chunk_rows = max(1, store.CHUNK_BYTES // row_bytes)
     for path in root.glob("*.h5"):
