@@ -68,14 +68,16 @@ def test_the_conda_environment_carries_the_lock_and_no_path() -> None:
 
 
 def _third_party_imports(folder: Path) -> set[str]:
+    """Top-level imported names that are neither stdlib, featflow's own, nor a module of ``folder`` itself."""
     names = set()
+    local = {path.stem for path in folder.rglob("*.py")}
     for path in folder.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-    return {n for n in names if n not in sys.stdlib_module_names and n not in ("featflow", "tests", "tools")}
+    return {n for n in names if n not in sys.stdlib_module_names and n not in ("featflow", "tests", "tools") and n not in local}
 
 
 def _distributions(modules: set[str]) -> set[str]:
