@@ -48,7 +48,7 @@ from benchutil import activations, cpu_runs  # noqa: E402
 from featflow import store  # noqa: E402
 from featflow.complexity import pipeline  # noqa: E402
 from featflow.complexity.spec import ComplexitySpec  # noqa: E402
-from featflow.dictionary import fit_nmf  # noqa: E402
+from featflow.dictionary.nmf import fit_nmf  # noqa: E402
 from tests.complexity_data import write_complexity_inputs  # noqa: E402
 
 

@@ -51,7 +51,7 @@ from sklearn.decomposition import NMF  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from featflow.dictionary import NMFDictionary, fit_nmf  # noqa: E402
+from featflow.dictionary.nmf import NMFDictionary, fit_nmf  # noqa: E402
 from featflow.dictionary.nmf import default_extrapolation  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"

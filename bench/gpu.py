@@ -20,7 +20,8 @@ import torch
 from featflow import store
 from featflow.activations import extract_to_h5, pool
 from featflow.config import ActivationsSpec, ModelSpec
-from featflow.dictionary import fit_nmf, nnls_codes
+from featflow.dictionary.nmf import fit_nmf
+from featflow.metrics.nnls import nnls_codes
 from featflow.fv.objectives import objective
 from featflow.fv.optimize import feature_fn
 from featflow.fv.param import init_params

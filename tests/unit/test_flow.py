@@ -17,7 +17,7 @@ from featflow.complexity.flow import (
     skip_share,
 )
 from featflow.config import ModelSpec
-from featflow.dictionary import NMFDictionary
+from featflow.dictionary.nmf import NMFDictionary
 from featflow.metrics.cka import linear_cka
 from featflow.metrics.moments import CoMoments
 from featflow.models import forward_to

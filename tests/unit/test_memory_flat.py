@@ -11,7 +11,7 @@ import torch
 from featflow import store
 from featflow.complexity import pipeline
 from featflow.complexity.spec import ComplexitySpec
-from featflow.dictionary import NMFDictionary
+from featflow.dictionary.nmf import NMFDictionary
 from tests.complexity_data import write_complexity_inputs
 
 

@@ -6,7 +6,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from sklearn.decomposition import NMF
 
-from featflow.dictionary import NMFDictionary, fit_nmf, fit_nmf_online, relative_error
+from featflow.dictionary.nmf import NMFDictionary, fit_nmf, fit_nmf_online, relative_error
 
 torch.set_num_threads(1)  # tiny matrices: threads only add overhead on a shared machine
 

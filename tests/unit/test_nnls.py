@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.optimize import nnls
 
-from featflow.dictionary import nnls_codes
+from featflow.metrics.nnls import nnls_codes
 from featflow.metrics.nnls import hals_sweeps
 
 torch.set_num_threads(1)  # tiny matrices: threads only add overhead on a shared machine
@@ -128,7 +128,7 @@ def test_gap_certificate_bounds_the_true_gap_with_and_without_ridge() -> None:
 
 
 def test_encoder_warns_and_reports_when_the_cap_is_too_small(caplog: pytest.LogCaptureFixture) -> None:
-    from featflow.dictionary import NMFDictionary
+    from featflow.dictionary.nmf import NMFDictionary
 
     a, atoms = ridge_problem(50, 40, 20, seed=5)
     codes, report = NMFDictionary(torch.from_numpy(atoms), 3, ridge=1e-2).encode_report(torch.from_numpy(a))

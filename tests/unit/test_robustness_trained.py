@@ -7,7 +7,7 @@ import torch
 
 from featflow.config import DatasetSpec, ModelSpec, TrainSpec
 from featflow.data import load_split, write_dataset
-from featflow.dictionary import NMFDictionary, fit_nmf
+from featflow.dictionary.nmf import NMFDictionary, fit_nmf
 from featflow.metrics import robustness
 from featflow.models import forward_to, load_checkpoint
 from featflow.models.train import train_model

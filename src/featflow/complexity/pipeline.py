@@ -24,7 +24,7 @@ from featflow.activations import pool, shard_range
 from featflow.complexity.report import read_atoms as _atoms
 from featflow.complexity.spec import ComplexitySpec
 from featflow.data import labels_of, load_split, split_size
-from featflow.dictionary import NMFDictionary, fit_nmf, fit_nmf_online
+from featflow.dictionary.nmf import NMFDictionary, fit_nmf, fit_nmf_online
 from featflow.metrics import cka, robustness, vinfo
 from featflow.metrics.importance import active_alignment, importance
 from featflow.metrics.moments import CoMoments

@@ -5,24 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from featflow.config import Spec
-
-
-@dataclass(frozen=True)
-class DictionarySpec(Spec):
-    """Overcomplete NMF on one layer (default: the experiment's last layer)."""
-
-    layer: str | None = None
-    k: int = 128
-    solver: str = "hals"
-    iterations: int = 100
-    tol: float = 1e-4
-    batch_size: int | None = None
-    epochs: int = 5
-    positions: bool = False
-    code_iterations: int = 1000
-    code_tol: float = 1e-4
-    code_ridge: float = 1e-2
-    second_seed: bool = True
+from featflow.dictionary.spec import DictionarySpec
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,27 @@
-"""Overcomplete NMF dictionaries and batched non-negative codes (SPEC 1.2)."""
+"""Dictionary methods behind one contract (:mod:`featflow.dictionary.base`) and their registry.
 
-from featflow.dictionary.nmf import NMFDictionary, NMFResult, fit_nmf, fit_nmf_online, relative_error
-from featflow.metrics.nnls import nnls_codes
+A method is one module exposing ``METHOD`` (a :class:`~featflow.dictionary.base.Method`) and one line below; the
+modules are imported when a method is asked for, so that reading a spec imports no torch.
+"""
 
-__all__ = ["NMFDictionary", "NMFResult", "fit_nmf", "fit_nmf_online", "nnls_codes", "relative_error"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from featflow.dictionary.base import Method
+
+METHODS = {
+    "nmf": "featflow.dictionary.nmf",
+    "seminmf": "featflow.dictionary.seminmf",
+    "topk": "featflow.dictionary.topk",
+    "file": "featflow.dictionary.loaded",
+}
+
+
+def method(name: str) -> Method:
+    """The registered method ``name`` (config key ``complexity.dictionary.method``)."""
+    if name not in METHODS:
+        raise ValueError(f"complexity.dictionary.method '{name}': expected one of {sorted(METHODS)}")
+    return importlib.import_module(METHODS[name]).METHOD

@@ -13,13 +13,17 @@ scikit-learn's at the same initialization.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from featflow.dictionary.base import FitContext, Method, Rows
+from featflow.dictionary.spec import DictionarySpec
 from featflow.metrics.nnls import CodesReport, hals_block, hals_rows, nnls_codes, nnls_codes_report
 
 log = logging.getLogger(__name__)
@@ -30,7 +34,8 @@ _EPS = 1e-12
 
 @dataclass
 class NMFDictionary:
-    """A fitted dictionary: atoms ``D`` (k, d) with unit-norm rows, and the one encode/decode contract.
+    """A dictionary coded by ridge NNLS: atoms ``D`` (k, d) with unit-norm rows (non-negative for NMF, signed for
+    Semi-NMF), and the :class:`~featflow.dictionary.base.Dictionary` contract.
 
     ``encode`` gives the non-negative codes of new activations (batched ridge NNLS with D fixed, the same
     problem the fit's codes solve, stopped per sample at relative duality gap ``code_tol`` with at most
@@ -45,6 +50,20 @@ class NMFDictionary:
     @property
     def k(self) -> int:
         return self.atoms.shape[0]
+
+    @property
+    def signed_atoms(self) -> bool:
+        return bool((self.atoms < 0).any())
+
+    @property
+    def signed_codes(self) -> bool:
+        return False
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"atoms": self.atoms.cpu().numpy()}
+
+    def to(self, device: torch.device | str) -> NMFDictionary:
+        return dataclasses.replace(self, atoms=self.atoms.to(device))
 
     def encode(self, a: torch.Tensor) -> torch.Tensor:
         """(n, d) activations -> (n, k) codes >= 0."""
@@ -385,3 +404,40 @@ def fit_nmf_online(
     if atoms is None:
         raise ValueError("nmf: the batch stream was empty")
     return _normalize(torch.ones(1, k, dtype=atoms.dtype, device=atoms.device), atoms)[1]
+
+
+def coder(atoms: torch.Tensor, spec: DictionarySpec) -> NMFDictionary:
+    """The one encoder of an NNLS-coded dictionary: ridge NNLS with the configured mu, stopped per sample at the
+    relative duality gap ``code_tol`` (at most ``code_iterations``), for the fit's codes and new inputs alike."""
+    return NMFDictionary(atoms, spec.code_iterations, spec.code_ridge, spec.code_tol)
+
+
+def _fit(rows: Rows, spec: DictionarySpec, ctx: FitContext) -> NMFDictionary:
+    """Full-batch HALS / MU (``batch_size`` null; float32: the blocked HALS recomputes its residuals from the Gram
+    every block, so it reaches float64's error, bench/RESULTS.md) or the online fit streamed from the file."""
+    if spec.batch_size is None:
+        fit = fit_nmf(rows.matrix(), ctx.k, spec.iterations, spec.solver, spec.tol, ctx.generator, spec.code_ridge)
+        atoms = fit.atoms
+    else:
+        atoms = fit_nmf_online(
+            lambda: rows.batches(spec.batch_size),
+            ctx.k,
+            spec.epochs,
+            spec.code_iterations,
+            generator=ctx.generator,
+            ridge=spec.code_ridge,
+        )
+    return coder(atoms.float(), spec)
+
+
+def _load(arrays: dict[str, np.ndarray], spec: DictionarySpec, device: torch.device) -> NMFDictionary:
+    return coder(torch.from_numpy(arrays["atoms"]).float().to(device), spec)
+
+
+METHOD = Method(
+    "nmf",
+    fit=_fit,
+    load=_load,
+    nonnegative_input=True,
+    summary="NMF A ~ Z D (Z, D >= 0), ridge-NNLS codes",
+)

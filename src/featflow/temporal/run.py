@@ -23,7 +23,7 @@ import torch
 from featflow import store
 from featflow.complexity import pipeline
 from featflow.complexity.spec import ComplexitySpec
-from featflow.dictionary import relative_error
+from featflow.dictionary.nmf import relative_error
 from featflow.metrics import vinfo
 from featflow.metrics.stats import spearman_ci
 from featflow.temporal import emergence
