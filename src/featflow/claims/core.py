@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ class Unit:
     seed: int
     name: str
     files: Mapping[str, str]
+    _: KW_ONLY
     facts: Mapping[str, Any] = field(default_factory=dict)
     boot_seed: int = 0
 
@@ -54,7 +55,7 @@ class Unit:
         return cls(**{**data, "files": dict(data["files"]), "facts": dict(data.get("facts") or {})})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Claim:
     """A claim of a paper a run can test (see the module docstring); ``read(unit, source)`` -> :class:`Reading`.
     ``figure`` is the figure that shows it, a path template with ``{name}`` (the experiment's configured name)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from featflow.claims import complexity, frequency, fv, theory
 from featflow.claims.core import Claim, Source, Unit
-from featflow.claims.verdict import NOT_APPLICABLE, verdict
+from featflow.claims.verdict import NOT_APPLICABLE, Verdict, verdict
 
 CLAIMS: list[Claim] = [*complexity.CLAIMS, *fv.CLAIMS, *frequency.CLAIMS, *theory.CLAIMS]
 PLANNERS = (complexity.units, fv.units, frequency.units, theory.units)
@@ -73,48 +73,30 @@ def evaluate(units: Sequence[Mapping[str, Any]], claims: Sequence[Claim] = CLAIM
         experiments = list(dict.fromkeys(u.experiment for u in of_kind))
         if not experiments:
             reason = f"no {KIND_SECTIONS.get(claim.kind, claim.kind)} in this run's config"
-            rows.append(_row(claim, "", NOT_APPLICABLE, reason, math.nan, math.nan, math.nan, (), ""))
+            absent = Verdict(
+                NOT_APPLICABLE, reason, value=math.nan, spread_low=math.nan, spread_high=math.nan, seeds=()
+            )
+            rows.append(_row(claim, "", absent, figure=""))
             continue
         for exp in experiments:
             replicas = [u for u in of_kind if u.experiment == exp]
             result = verdict([(u.seed, claim.read(u, src)) for u in replicas], claim.direction, claim.null)
             figure = claim.figure.format(name=replicas[0].name)
-            rows.append(
-                _row(
-                    claim,
-                    exp,
-                    result.verdict,
-                    result.reason,
-                    result.value,
-                    result.spread_low,
-                    result.spread_high,
-                    result.seeds,
-                    figure,
-                )
-            )
+            rows.append(_row(claim, exp, result, figure=figure))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _row(
-    claim: Claim,
-    experiment: str,
-    word: str,
-    reason: str,
-    value: float,
-    low: float,
-    high: float,
-    seeds: Sequence[int],
-    figure: str,
-) -> dict[str, Any]:
+def _row(claim: Claim, experiment: str, result: Verdict, *, figure: str) -> dict[str, Any]:
+    word, reason = result.verdict, result.reason
     return {
         "claim": claim.id,
         "experiment": experiment,
         "paper": claim.paper,
         "statistic": f"{claim.statistic}; paper: {claim.expected}; null: {claim.null_text}",
-        "value": _number(value),
-        "spread_low": _number(low),
-        "spread_high": _number(high),
-        "seeds": " ".join(str(s) for s in seeds),
+        "value": _number(result.value),
+        "spread_low": _number(result.spread_low),
+        "spread_high": _number(result.spread_high),
+        "seeds": " ".join(str(s) for s in result.seeds),
         "verdict": word,
         "reason": reason if word != NOT_APPLICABLE else f"{reason} (precondition: {claim.precondition})",
         "figure": figure,
