@@ -62,7 +62,14 @@ def _child_featflow(root: Path, n: int, workers: int, batch: int) -> dict[str, f
     spec = ActivationsSpec(batch_size=batch, max_samples=n, workers=workers)
     start = time.perf_counter()
     extract_to_h5(
-        root / "model.pt", root / "data.h5", "train", LAYERS, spec, root / f"a{n}.h5", torch.device("cpu"), {}
+        root / "model.pt",
+        root / "data.h5",
+        "train",
+        LAYERS,
+        spec,
+        root / f"a{n}.h5",
+        device=torch.device("cpu"),
+        attrs={},
     )
     return {"seconds": time.perf_counter() - start}
 

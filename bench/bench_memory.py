@@ -74,7 +74,7 @@ def _stage(name: str, root: Path) -> Path:
     elif name == "robustness":
         pipeline.compute_robustness(ckpt, data, dic, spec, "gap", out, cpu, {}, 0)
     elif name == "activations":
-        extract_to_h5(ckpt, data, "train", EXTRACTED, ActivationsSpec(workers=0), extracted, cpu, {})
+        extract_to_h5(ckpt, data, "train", EXTRACTED, ActivationsSpec(workers=0), extracted, device=cpu, attrs={})
         out = extracted
     elif name == "temporal":
         decode_epoch(extracted, codes, spec, 1, out, {}, 0)

@@ -159,7 +159,7 @@ def activations_row(s: Sizes, device: torch.device, workdir: Path) -> str:
     layers = ["layer1", "layer2", "layer3", "layer4", "avgpool"]
 
     def run() -> None:
-        extract_to_h5(workdir / "r50.pt", data, "test", layers, act, workdir / "a.h5", device, {})
+        extract_to_h5(workdir / "r50.pt", data, "test", layers, act, workdir / "a.h5", device=device, attrs={})
 
     _, seconds = timed(run, device, repeats=2)
     model = build_model(spec, (3, s.image, s.image), 1000).to(device).eval()

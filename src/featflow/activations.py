@@ -74,9 +74,10 @@ def _stream_into(
     checkpoint: str | Path,
     data_path: str | Path,
     split: str,
-    rows: slice,
     layers: Sequence[str],
     spec: ActivationsSpec,
+    *,
+    rows: slice,
     device: torch.device,
     workers: int,
 ) -> tuple[int, int]:
@@ -126,6 +127,7 @@ def extract_to_h5(
     layers: Sequence[str],
     spec: ActivationsSpec,
     out_path: str | Path,
+    *,
     device: torch.device,
     attrs: dict[str, Any],
     threads: int = 1,
@@ -137,7 +139,15 @@ def extract_to_h5(
     with store.h5_writer(out_path, KIND, meta) as out:
         rows = _rows(data_path, split, spec, 0, 1)
         n, correct = _stream_into(
-            out, checkpoint, data_path, split, rows, layers, spec, device, loader_workers(spec, threads)
+            out,
+            checkpoint,
+            data_path,
+            split,
+            rows=rows,
+            layers=layers,
+            spec=spec,
+            device=device,
+            workers=loader_workers(spec, threads),
         )
         out.attrs["accuracy"] = correct / n
         widths = {name: out[f"layers/{name}"].shape[1] for name in layers}
@@ -150,8 +160,9 @@ def extract_shard_to_h5(
     split: str,
     layers: Sequence[str],
     spec: ActivationsSpec,
-    shard: int,
     out_path: str | Path,
+    *,
+    shard: int,
     device: torch.device,
     attrs: dict[str, Any],
     threads: int = 1,
@@ -170,7 +181,15 @@ def extract_shard_to_h5(
     }
     with store.h5_writer(out_path, KIND, meta) as out:
         _, correct = _stream_into(
-            out, checkpoint, data_path, split, rows, layers, spec, device, loader_workers(spec, threads)
+            out,
+            checkpoint,
+            data_path,
+            split,
+            rows=rows,
+            layers=layers,
+            spec=spec,
+            device=device,
+            workers=loader_workers(spec, threads),
         )
         out.attrs["correct"] = correct  # the merged file's accuracy, without reading the logits again
     log.info("%s split, shard %d/%d: samples [%d, %d)", split, shard, spec.shards, rows.start, rows.stop)

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -110,6 +110,7 @@ class Job:
     spec: dict[str, Any]
     seed: int
     attrs: dict[str, Any]
+    _: KW_ONLY
     threads: int = 1
     gpus: int = 0  # the rule's resources.gpu
     wildcards: Any = None
@@ -167,7 +168,7 @@ def job(snakemake: Any) -> Iterator[Job]:
         attrs = repro.provenance(params.stage, params.spec, seed, params.code)
         log.info("rule %s, %d threads, code %s", snakemake.rule, threads, attrs["code_version"])
         gpus = int(getattr(snakemake.resources, "gpu", 0))
-        yield Job(params.spec, seed, attrs, threads, gpus, snakemake.wildcards, params)
+        yield Job(params.spec, seed, attrs, threads=threads, gpus=gpus, wildcards=snakemake.wildcards, params=params)
 
 
 Files = Any

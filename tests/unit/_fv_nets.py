@@ -52,5 +52,7 @@ def conv_realizations(n_targets: int, steps: int, seed: int = 0):
     fn = feature_fn(conv_net(n_f=8, seed=seed), "3", "maxpool_mean", None)
     gen = torch.Generator().manual_seed(seed)
     x = make_targets(n_targets, 8, False, gen)["targets"]
-    real = visualize(fn, (3, 16, 16), x, 2, "rgb", steps, steps, gen, torch.device("cpu"))
+    real = visualize(
+        fn, (3, 16, 16), x, 2, "rgb", adam_steps=steps, lbfgs_steps=steps, generator=gen, device=torch.device("cpu")
+    )
     return fn, x, real, gen

@@ -46,10 +46,22 @@ def test_four_shards_merge_to_the_single_job_file(
     cpu = torch.device("cpu")
     single = ActivationsSpec(batch_size=8, max_samples=max_samples)
     sharded = ActivationsSpec(batch_size=8, max_samples=max_samples, shards=4)
-    extract_to_h5(checkpoint, data, "test", LAYERS, single, tmp_path / "single.h5", cpu, {"stage": "activations"})
+    extract_to_h5(
+        checkpoint, data, "test", LAYERS, single, tmp_path / "single.h5", device=cpu, attrs={"stage": "activations"}
+    )
     paths = [tmp_path / f"test_{i}.h5" for i in range(4)]
     for i, path in enumerate(paths):
-        extract_shard_to_h5(checkpoint, data, "test", LAYERS, sharded, i, path, cpu, {"stage": "activations"})
+        extract_shard_to_h5(
+            checkpoint,
+            data,
+            "test",
+            LAYERS,
+            sharded,
+            shard=i,
+            out_path=path,
+            device=cpu,
+            attrs={"stage": "activations"},
+        )
     merge_shards(paths, tmp_path / "merged.h5", {"stage": "activations"})
 
     a, b = store.read_h5(tmp_path / "single.h5", "activations"), store.read_h5(tmp_path / "merged.h5", "activations")
@@ -75,7 +87,9 @@ def test_merge_rejects_missing_or_misordered_shards(inputs: tuple[Path, Path], t
     spec = ActivationsSpec(batch_size=16, shards=3)
     paths = [tmp_path / f"train_{i}.h5" for i in range(3)]
     for i, path in enumerate(paths):
-        extract_shard_to_h5(checkpoint, data, "train", LAYERS, spec, i, path, torch.device("cpu"), {})
+        extract_shard_to_h5(
+            checkpoint, data, "train", LAYERS, spec, shard=i, out_path=path, device=torch.device("cpu"), attrs={}
+        )
     with pytest.raises(ValueError, match="expected shard 0 of 3"):
         merge_shards([paths[1], paths[0], paths[2]], tmp_path / "bad.h5", {})
     with pytest.raises(ValueError, match="is shard 0 of 3, expected shard 0 of 2"):

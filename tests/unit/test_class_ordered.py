@@ -46,7 +46,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     result = train_model(spec, paths["data"], paths["model"], CPU, {})
     assert result["test_acc"] >= 0.9, result  # far above chance (0.25)
     extract_to_h5(
-        paths["model"], paths["data"], "test", ["act"], ActivationsSpec(batch_size=16), paths["acts"], CPU, {}
+        paths["model"],
+        paths["data"],
+        "test",
+        ["act"],
+        ActivationsSpec(batch_size=16),
+        paths["acts"],
+        device=CPU,
+        attrs={},
     )
     paths["dictionary"] = root / "dictionary.h5"
     pipeline.fit_dictionary(paths["acts"], paths["model"], SPEC, "act", paths["dictionary"], CPU, {"layer": "act"}, 0)
@@ -72,10 +79,12 @@ def test_the_data_job_stores_a_class_ordered_folder_in_a_seeded_order(run: dict[
 def test_the_first_activations_cover_every_class_and_shards_merge(run: dict[str, Path], tmp_path: Path) -> None:
     spec = ActivationsSpec(batch_size=5, max_samples=12, shards=3)
     one = tmp_path / "one.h5"
-    extract_to_h5(run["model"], run["data"], "test", ["act"], spec, one, CPU, {})
+    extract_to_h5(run["model"], run["data"], "test", ["act"], spec, one, device=CPU, attrs={})
     shards = [tmp_path / f"shard_{i}.h5" for i in range(3)]
     for i, path in enumerate(shards):
-        extract_shard_to_h5(run["model"], run["data"], "test", ["act"], spec, i, path, CPU, {})
+        extract_shard_to_h5(
+            run["model"], run["data"], "test", ["act"], spec, shard=i, out_path=path, device=CPU, attrs={}
+        )
     merged = tmp_path / "merged.h5"
     merge_shards(shards, merged, {})
     a, b = store.read_h5(one, "activations"), store.read_h5(merged, "activations")

@@ -71,7 +71,7 @@ def test_dataset_mask_keeps_the_band_and_drops_the_rest(setup) -> None:
     net, x, y, band = setup
     spec = DatasetMaskSpec(lam=0.2, lr=0.05, epochs=40, batch_size=64, target_ratio=1.0, stall=0.0)
     shape, gen = mask_shape("shared", 1, SIZE, SIZE), torch.Generator().manual_seed(0)
-    fit = learn_dataset_mask(net, x[:96], y[:96], spec, shape, "cpu", gen, (x[96:], y[96:]))
+    fit = learn_dataset_mask(net, x[:96], y[:96], spec, shape, device="cpu", generator=gen, validation=(x[96:], y[96:]))
     mask, history = fit.mask, fit.history
     informative = band.clone()
     informative[0, 0] = 0  # the zero frequency carries no class information (zero-sum weights)
@@ -102,7 +102,9 @@ def test_batch_one_dataset_mask_has_exact_zeros_and_a_complement(setup) -> None:
     for batch_size in (1, 64):
         spec = DatasetMaskSpec(lr=0.01, epochs=8, batch_size=batch_size, target_ratio=0.9, stall=0.0)
         gen = torch.Generator().manual_seed(0)
-        fits[batch_size] = learn_dataset_mask(net, x[:64], y[:64], spec, shape, "cpu", gen, (x[64:112], y[64:112]))
+        fits[batch_size] = learn_dataset_mask(
+            net, x[:64], y[:64], spec, shape, device="cpu", generator=gen, validation=(x[64:112], y[64:112])
+        )
     fit = fits[1]
     assert fit.criterion_met and fit.epoch > 1
     mask = fit.mask[0]
@@ -141,7 +143,7 @@ def test_a_returned_dataset_mask_meets_its_criterion_or_is_flagged(setup, lam, l
     net, x, y, _ = setup
     spec = DatasetMaskSpec(lam=lam, lr=lr, epochs=epochs, batch_size=64, target_ratio=0.99, stall=0.0)
     shape, gen = mask_shape("shared", 1, SIZE, SIZE), torch.Generator().manual_seed(0)
-    fit = learn_dataset_mask(net, x[:96], y[:96], spec, shape, "cpu", gen, (x[96:], y[96:]))
+    fit = learn_dataset_mask(net, x[:96], y[:96], spec, shape, device="cpu", generator=gen, validation=(x[96:], y[96:]))
     accuracy = (predict(net, x[96:], fit.mask)[0] == y[96:]).float().mean().item()  # chosen on the validation part
     assert fit.history[fit.epoch - 1]["masked_acc"] == pytest.approx(accuracy)
     assert fit.criterion_met == (accuracy >= spec.target_ratio * 1.0)  # labels are the net's own: clean acc 1

@@ -113,7 +113,18 @@ def test_fv_through_maco_keeps_the_magnitude_and_its_stored_spectrum_renders_the
 
     def run(steps: int):
         gen = torch.Generator().manual_seed(0)
-        return visualize(fn, shape, x, 2, "maco", steps, 0, gen, torch.device("cpu"), spectrum=spectrum)
+        return visualize(
+            fn,
+            shape,
+            x,
+            2,
+            "maco",
+            adam_steps=steps,
+            lbfgs_steps=0,
+            generator=gen,
+            device=torch.device("cpu"),
+            spectrum=spectrum,
+        )
 
     short, long = run(2), run(40)
     assert long.params.shape == (3, *shape[:2], shape[2] // 2 + 1)

@@ -90,8 +90,28 @@ def test_visualize_records_a_small_final_gradient():
     torch.set_num_threads(1)
     fn = feature_fn(conv_net(), "3", "maxpool_mean", None)
     x = make_targets(4, 8, False, torch.Generator().manual_seed(0))["targets"]
-    short = visualize(fn, (3, 16, 16), x, 2, "rgb", 5, 0, torch.Generator().manual_seed(0), torch.device("cpu"))
-    long = visualize(fn, (3, 16, 16), x, 2, "rgb", 30, 30, torch.Generator().manual_seed(0), torch.device("cpu"))
+    short = visualize(
+        fn,
+        (3, 16, 16),
+        x,
+        2,
+        "rgb",
+        adam_steps=5,
+        lbfgs_steps=0,
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+    )
+    long = visualize(
+        fn,
+        (3, 16, 16),
+        x,
+        2,
+        "rgb",
+        adam_steps=30,
+        lbfgs_steps=30,
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+    )
     assert long.images.shape == (4, 3, 16, 16) and long.responses.shape == (4, 8)
     assert torch.all(long.objective > short.objective)
     # the recorded gradient norm is that of each sample's own objective at its final params
@@ -117,7 +137,17 @@ def test_ball_parametrization_reaches_stationary_points_that_ifv_inverts():
     x = make_targets(4, 6, False, torch.Generator().manual_seed(0))["targets"].double()
     found = {}
     for kind in ("ball", "rgb"):
-        real = visualize(fn, (1, 12, 12), x, 2, kind, 50, 300, torch.Generator().manual_seed(1), torch.device("cpu"))
+        real = visualize(
+            fn,
+            (1, 12, 12),
+            x,
+            2,
+            kind,
+            adam_steps=50,
+            lbfgs_steps=300,
+            generator=torch.Generator().manual_seed(1),
+            device=torch.device("cpu"),
+        )
         assert real.params.dtype == torch.float64
         jac = jacobian_batched(fn, make_render(kind, (1, 12, 12)), real.params)
         gram = jac @ jac.transpose(1, 2)

@@ -22,7 +22,17 @@ def test_inverting_with_a_channel_permuted_copy_recovers_the_permutation():
     fn_a = feature_fn(net_a, "3", "maxpool_mean", None)
     fn_b = feature_fn(net_b, "3", "maxpool_mean", None)
     x = make_targets(0, 6, True, torch.Generator())["targets"]
-    real = visualize(fn_a, (3, 16, 16), x, 2, "rgb", 100, 100, torch.Generator().manual_seed(0), torch.device("cpu"))
+    real = visualize(
+        fn_a,
+        (3, 16, 16),
+        x,
+        2,
+        "rgb",
+        adam_steps=100,
+        lbfgs_steps=100,
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+    )
     pred, y_b = invert_with(fn_b, make_render("rgb", (3, 16, 16)), real.params, 2, torch.device("cpu"))
     assert torch.allclose(y_b, real.responses[:, perm], atol=1e-5)
     # A's visualization of e_i is explained in B by B's copy of channel i, i.e. the j with perm[j] = i

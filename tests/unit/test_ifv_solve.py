@@ -133,7 +133,9 @@ def test_ten_adam_steps_are_not_stationary_though_the_target_based_ratio_passes_
     fn = feature_fn(conv_net(n_f=4), "3", "maxpool_mean", None)
     gen = torch.Generator().manual_seed(0)
     x = make_targets(8, 4, True, gen)["targets"]
-    real = visualize(fn, (3, 16, 16), x, 2, "rgb", 10, 0, gen, torch.device("cpu"))
+    real = visualize(
+        fn, (3, 16, 16), x, 2, "rgb", adam_steps=10, lbfgs_steps=0, generator=gen, device=torch.device("cpu")
+    )
     jac = jacobian_batched(fn, make_render("rgb", (3, 16, 16)), real.params).double()
     check = stationarity(jac @ jac.transpose(1, 2), real.responses, x, 2)
     flags = stationary_flags(check, StationaritySpec())
@@ -146,7 +148,9 @@ def test_a_converged_smooth_network_is_stationary_and_labels_name_the_kinks():
     fn = feature_fn(centered_logits_net().double(), "fc", "identity", None)
     gen = torch.Generator().manual_seed(1)
     x = make_targets(6, 6, False, gen)["targets"].double()
-    real = visualize(fn, (3, 8, 8), x, 2, "ball", 50, 200, gen, torch.device("cpu"))
+    real = visualize(
+        fn, (3, 8, 8), x, 2, "ball", adam_steps=50, lbfgs_steps=200, generator=gen, device=torch.device("cpu")
+    )
     jac = jacobian_batched(fn, make_render("ball", (3, 8, 8)), real.params).double()
     check = stationarity(jac @ jac.transpose(1, 2), real.responses, x, 2)
     assert stationary_flags(check, StationaritySpec())["stationary"].float().mean() >= 0.8
@@ -189,7 +193,17 @@ def test_stationarity_is_scale_free_and_matches_the_fv_gradient():
     for key in check:
         assert torch.allclose(scaled[key], check[key], rtol=1e-4)
     # at the start of FV (no steps) realizations are far from stationary
-    start = visualize(fn, (3, 16, 16), x, 2, "rgb", 0, 0, torch.Generator().manual_seed(0), torch.device("cpu"))
+    start = visualize(
+        fn,
+        (3, 16, 16),
+        x,
+        2,
+        "rgb",
+        adam_steps=0,
+        lbfgs_steps=0,
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+    )
     jac0 = jacobian_batched(fn, render, start.params).double()
     early = stationarity(jac0 @ jac0.transpose(1, 2), start.responses, x, 2)
     # the flag's default limits (fv.stationarity): none stationary at the start, nearly all after FV

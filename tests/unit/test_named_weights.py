@@ -124,7 +124,14 @@ def test_a_named_weights_model_runs_train_and_activations_at_224(
     assert 0 <= result["test_acc"] <= 1
     spec = ActivationsSpec(batch_size=4, workers=2)
     extract_to_h5(
-        tmp_path / "m.pt", data, "test", ["layer4", "avgpool"], spec, tmp_path / "a.h5", torch.device("cpu"), {}
+        tmp_path / "m.pt",
+        data,
+        "test",
+        ["layer4", "avgpool"],
+        spec,
+        tmp_path / "a.h5",
+        device=torch.device("cpu"),
+        attrs={},
     )
     acts = store.read_h5(tmp_path / "a.h5", "activations")
     assert acts["layers"]["avgpool"].shape == (6, 512) and acts["logits"].shape == (6, 1000)

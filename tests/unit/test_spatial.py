@@ -30,7 +30,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_spatial_maps_are_the_layer_outputs_and_shard_like_the_rest(inputs, tmp_path: Path) -> None:
     data, checkpoint = inputs
     spec = ActivationsSpec(batch_size=8, spatial=("block3",))
-    extract_to_h5(checkpoint, data, "test", LAYERS, spec, tmp_path / "one.h5", CPU, {})
+    extract_to_h5(checkpoint, data, "test", LAYERS, spec, tmp_path / "one.h5", device=CPU, attrs={})
     acts = store.read_h5(tmp_path / "one.h5", "activations")
     assert store.read_attrs(tmp_path / "one.h5")["spatial"] == ["block3"] and set(acts["spatial"]) == {"block3"}
     model, _ = load_checkpoint(checkpoint)
@@ -43,12 +43,14 @@ def test_spatial_maps_are_the_layer_outputs_and_shard_like_the_rest(inputs, tmp_
     sharded = ActivationsSpec(batch_size=8, spatial=("block3",), shards=3)
     parts = [tmp_path / f"part_{i}.h5" for i in range(3)]
     for i, path in enumerate(parts):
-        extract_shard_to_h5(checkpoint, data, "test", LAYERS, sharded, i, path, CPU, {})
+        extract_shard_to_h5(checkpoint, data, "test", LAYERS, sharded, shard=i, out_path=path, device=CPU, attrs={})
     merge_shards(parts, tmp_path / "merged.h5", {})
     merged = store.read_h5(tmp_path / "merged.h5", "activations")
     np.testing.assert_array_equal(merged["spatial"]["block3"], acts["spatial"]["block3"])
     with pytest.raises(ValueError, match="not a \\(C, H, W\\) map"):
-        extract_to_h5(checkpoint, data, "test", LAYERS, ActivationsSpec(spatial=("act",)), tmp_path / "x.h5", CPU, {})
+        extract_to_h5(
+            checkpoint, data, "test", LAYERS, ActivationsSpec(spatial=("act",)), tmp_path / "x.h5", device=CPU, attrs={}
+        )
 
 
 def _planted_positions(root: Path, atoms: np.ndarray, n: int = 60, side: int = 6) -> tuple[Path, Path]:

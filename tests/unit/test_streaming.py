@@ -90,11 +90,15 @@ def test_folder_extraction_streams_and_shards_merge_identically(folder: Path, tm
     save_checkpoint(tmp_path / "m.pt", model, spec, shape, len(classes), {})
     single = ActivationsSpec(batch_size=4, workers=2)
     cpu = torch.device("cpu")
-    extract_to_h5(tmp_path / "m.pt", data, "test", ["block1", "act"], single, tmp_path / "a.h5", cpu, {"stage": "a"})
+    extract_to_h5(
+        tmp_path / "m.pt", data, "test", ["block1", "act"], single, tmp_path / "a.h5", device=cpu, attrs={"stage": "a"}
+    )
     sharded = ActivationsSpec(batch_size=4, workers=0, shards=3)
     paths = [tmp_path / f"s{i}.h5" for i in range(3)]
     for i, path in enumerate(paths):
-        extract_shard_to_h5(tmp_path / "m.pt", data, "test", ["block1", "act"], sharded, i, path, cpu, {})
+        extract_shard_to_h5(
+            tmp_path / "m.pt", data, "test", ["block1", "act"], sharded, shard=i, out_path=path, device=cpu, attrs={}
+        )
     merge_shards(paths, tmp_path / "merged.h5", {}, block=2)
     a, b = store.read_h5(tmp_path / "a.h5", "activations"), store.read_h5(tmp_path / "merged.h5", "activations")
     x = load_split(data, "test").x

@@ -48,8 +48,8 @@ def test_extraction_matches_the_network(trained):
         ["block1", "act"],
         spec,
         tmp / "a.h5",
-        torch.device("cpu"),
-        {"stage": "activations"},
+        device=torch.device("cpu"),
+        attrs={"stage": "activations"},
     )
     data = store.read_h5(tmp / "a.h5", "activations")
     model, _ = load_checkpoint(tmp / "m.pt")
@@ -71,6 +71,13 @@ def test_misspelled_layer_fails_before_extraction(trained, tmp_path):
     tmp, _ = trained
     with pytest.raises(ValueError, match="layer 'blok1' not found"):
         extract_to_h5(
-            tmp / "m.pt", tmp / "d.h5", "test", ["blok1"], ActivationsSpec(), tmp_path / "a.h5", torch.device("cpu"), {}
+            tmp / "m.pt",
+            tmp / "d.h5",
+            "test",
+            ["blok1"],
+            ActivationsSpec(),
+            tmp_path / "a.h5",
+            device=torch.device("cpu"),
+            attrs={},
         )
     assert not (tmp_path / "a.h5").exists()

@@ -31,8 +31,8 @@ def test_sharded_activations_equal_a_single_job(dag_run, tmp_path):
             spec.layers,
             single,
             ref,
-            torch.device("cpu"),
-            {},
+            device=torch.device("cpu"),
+            attrs={},
         )
         merged = store.read_h5(dag_run / f"results/planted/activations/{split}.h5", "activations")
         expected = store.read_h5(ref, "activations")

@@ -75,17 +75,29 @@ def test_activation_knobs_give_the_same_file(inputs, tmp_path, knob, values):
     for value in values:
         spec = ActivationsSpec(**{"batch_size": 8, knob: value})
         paths.append(tmp_path / f"{knob}_{value}.h5")
-        extract_to_h5(checkpoint, data, "test", LAYERS, spec, paths[-1], CPU, {"stage": "activations"})
+        extract_to_h5(checkpoint, data, "test", LAYERS, spec, paths[-1], device=CPU, attrs={"stage": "activations"})
     _assert_same_activations(*paths)
 
 
 def test_shards_give_the_same_file(inputs, tmp_path):
     data, checkpoint = inputs
     single, sharded = ActivationsSpec(batch_size=8), ActivationsSpec(batch_size=8, shards=3)
-    extract_to_h5(checkpoint, data, "test", LAYERS, single, tmp_path / "single.h5", CPU, {"stage": "activations"})
+    extract_to_h5(
+        checkpoint, data, "test", LAYERS, single, tmp_path / "single.h5", device=CPU, attrs={"stage": "activations"}
+    )
     parts = [tmp_path / f"test_{i}.h5" for i in range(3)]
     for i, path in enumerate(parts):
-        extract_shard_to_h5(checkpoint, data, "test", LAYERS, sharded, i, path, CPU, {"stage": "activations"})
+        extract_shard_to_h5(
+            checkpoint,
+            data,
+            "test",
+            LAYERS,
+            sharded,
+            shard=i,
+            out_path=path,
+            device=CPU,
+            attrs={"stage": "activations"},
+        )
     merge_shards(parts, tmp_path / "merged.h5", {"stage": "activations"})
     _assert_same_activations(tmp_path / "single.h5", tmp_path / "merged.h5")
 
@@ -96,8 +108,10 @@ def realizations(inputs, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict
     _, checkpoint = inputs
     root = tmp_path_factory.mktemp("fv")
     spec = {"model": "cnn", "layer": "block3.1", "n_f": 6, "adam_steps": 3, "lbfgs_steps": 2, "n_sparse": 3}
-    run_targets(FVSpec.from_dict(spec), checkpoint, root / "targets.h5", 0, {})
-    run_optimize(FVSpec.from_dict(spec), checkpoint, root / "targets.h5", root / "real.h5", CPU, 0, {})
+    run_targets(FVSpec.from_dict(spec), checkpoint, root / "targets.h5", seed=0, attrs={})
+    run_optimize(
+        FVSpec.from_dict(spec), checkpoint, root / "targets.h5", root / "real.h5", device=CPU, seed=0, attrs={}
+    )
     return spec, root / "real.h5"
 
 

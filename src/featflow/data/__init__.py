@@ -293,13 +293,16 @@ def _write_index(spec: DatasetSpec, path: str | Path, attrs: dict[str, Any]) -> 
             if split.files is not None:
                 store.create_array(group, "files", split.files)
     log.info(
-        "%s: %d train, %d test samples indexed under %s, %d classes, read at %d px",
-        spec.kind,
-        len(train.y),
-        len(test.y),
-        spec.path,
-        len(classes),
-        spec.image_size,
+        "%(kind)s: %(train)d train, %(test)d test samples indexed under %(path)s, %(classes)d classes, "
+        "read at %(px)d px",
+        {
+            "kind": spec.kind,
+            "train": len(train.y),
+            "test": len(test.y),
+            "path": spec.path,
+            "classes": len(classes),
+            "px": spec.image_size,
+        },
     )
 
 

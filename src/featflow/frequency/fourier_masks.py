@@ -128,9 +128,10 @@ def learn_dataset_mask(
     y: torch.Tensor,
     spec: DatasetMaskSpec,
     shape: tuple[int, int, int],
+    *,
+    validation: tuple[torch.Tensor, torch.Tensor],
     device: torch.device | str,
     generator: torch.Generator,
-    validation: tuple[torch.Tensor, torch.Tensor],
 ) -> DatasetMaskFit:
     """One mask (Cm, H, W) for the images ``x`` (N, C, H, W) with true labels ``y`` (N,).
 
@@ -378,6 +379,7 @@ def fourier_mask_analysis(
     data_path: str | Path,
     spec: MasksSpec,
     out_path: str | Path,
+    *,
     device: torch.device | str,
     seed: int,
     attrs: dict[str, Any],
@@ -395,7 +397,14 @@ def fourier_mask_analysis(
     shape = mask_shape(spec.channels, *x.shape[1:])
     part_fit, part_val, part_test = holdout_parts(x.shape[0], spec.fit_fraction, spec.val_fraction)
     fit = learn_dataset_mask(
-        model, x[part_fit], y[part_fit], spec.dataset_mask, shape, device, generator, (x[part_val], y[part_val])
+        model,
+        x[part_fit],
+        y[part_fit],
+        spec.dataset_mask,
+        shape,
+        device=device,
+        generator=generator,
+        validation=(x[part_val], y[part_val]),
     )
     mask, history = fit.mask, fit.history
     heldout, predictions = heldout_accuracies(model, mask, x[part_test], y[part_test], device)

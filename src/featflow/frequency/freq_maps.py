@@ -222,8 +222,9 @@ def correlate_maps(
     adversarial: torch.Tensor,
     labels: torch.Tensor,
     spec: MapsSpec,
-    seed: int,
+    *,
     device: torch.device | str,
+    seed: int,
 ) -> tuple[dict[str, float], np.ndarray]:
     """The correlation measures of paired maps (N, C, H, W) of images of classes ``labels`` (N,), and the IdCor
     row-shuffle null (S,). The rank p-value shuffles all rows (pooled rows), the within-class one shuffles inside
@@ -289,6 +290,7 @@ def adversarial_frequency_maps(
     spec: MapsSpec,
     out_path: str | Path,
     table_path: str | Path,
+    *,
     device: torch.device | str,
     seed: int,
     attrs: dict[str, Any],
@@ -345,7 +347,7 @@ def adversarial_frequency_maps(
     id_perm = np.zeros(0)
     if row["n_pairs"] >= MIN_PAIRS:
         measures, id_perm = correlate_maps(
-            essential.maps[paired], adversarial.maps[paired], y[paired], spec, seed, device
+            essential.maps[paired], adversarial.maps[paired], y[paired], spec, seed=seed, device=device
         )
         row.update(measures)
     else:  # an inaccurate or unattackable network leaves nothing to correlate: say so instead of failing the DAG

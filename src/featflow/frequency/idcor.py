@@ -240,8 +240,9 @@ def layer_idcor(
     n_perm: int,
     max_samples: int,
     fraction: float,
-    seed: int,
+    *,
     device: torch.device | str = "cpu",
+    seed: int,
 ) -> pd.DataFrame:
     """IdCor between pairs of layers of an activations file (kind ``activations``, ``layers/<name>`` (N, C)),
     with the plain and the within-class (stratified by the file's ``labels``) permutation p-values.

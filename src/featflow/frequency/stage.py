@@ -14,7 +14,13 @@ def fourier_mask(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) 
     from featflow.frequency.spec import MasksSpec
 
     fourier_mask_analysis(
-        inputs.checkpoint, inputs.data, MasksSpec.from_dict(spec), outputs[0], ctx.device, ctx.seed, ctx.attrs
+        inputs.checkpoint,
+        inputs.data,
+        MasksSpec.from_dict(spec),
+        outputs[0],
+        device=ctx.device,
+        seed=ctx.seed,
+        attrs=ctx.attrs,
     )
 
 
@@ -38,9 +44,9 @@ def adversarial_maps(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: J
         MapsSpec.from_dict(spec),
         outputs.maps,
         outputs.table,
-        ctx.device,
-        ctx.seed,
-        ctx.attrs,
+        device=ctx.device,
+        seed=ctx.seed,
+        attrs=ctx.attrs,
     )
 
 
@@ -59,7 +65,7 @@ def idcor(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None
 
     s, wc = IdCorSpec.from_dict(spec), ctx.wildcards
     table = layer_idcor(
-        inputs[0], [(wc.layer_a, wc.layer_b)], s.n_perm, s.max_samples, s.fraction, ctx.seed, ctx.device
+        inputs[0], [(wc.layer_a, wc.layer_b)], s.n_perm, s.max_samples, s.fraction, device=ctx.device, seed=ctx.seed
     )
     store.write_table(table, outputs[0])
 

@@ -126,6 +126,7 @@ def visualize(
     targets: torch.Tensor,
     k: int,
     parametrization: str,
+    *,
     adam_steps: int,
     lbfgs_steps: int,
     generator: torch.Generator,
@@ -143,7 +144,14 @@ def visualize(
     for start in range(0, targets.shape[0], batch_size):
         x = targets[start : start + batch_size].to(device)
         v = optimize_batch(
-            fn, render, v0[start : start + batch_size].to(device, x.dtype), x, k, adam_steps, lbfgs_steps, lr
+            fn,
+            render,
+            v0[start : start + batch_size].to(device, x.dtype),
+            x,
+            k,
+            adam_steps=adam_steps,
+            lbfgs_steps=lbfgs_steps,
+            lr=lr,
         )
         value, y, grad_norm = _objective_and_grad(fn, render, v, x, k)
         with torch.no_grad():

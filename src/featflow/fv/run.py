@@ -65,7 +65,7 @@ def realization_render(spec: FVSpec, shape: tuple[int, int, int], real: dict[str
     return make_render(spec.parametrization, shape, spec.decorrelate, spectrum)
 
 
-def run_targets(spec: FVSpec, checkpoint: str | Path, out: str | Path, seed: int, attrs: dict[str, Any]) -> None:
+def run_targets(spec: FVSpec, checkpoint: str | Path, out: str | Path, *, seed: int, attrs: dict[str, Any]) -> None:
     """Sample the experiment's targets (sparse, then canonical) and write them (kind ``fv_targets``)."""
     _, _, n_f = load_features(spec, checkpoint, torch.device("cpu"))
     drawn = make_targets(spec.n_sparse, n_f, spec.include_canonical, torch_generator(seed))
@@ -81,6 +81,7 @@ def run_optimize(
     checkpoint: str | Path,
     targets_path: str | Path,
     out: str | Path,
+    *,
     device: torch.device,
     seed: int,
     attrs: dict[str, Any],
@@ -99,14 +100,14 @@ def run_optimize(
         x,
         spec.k,
         spec.parametrization,
-        spec.adam_steps,
-        spec.lbfgs_steps,
-        torch_generator(seed + 1),
-        device,
-        spec.decorrelate,
-        spec.lr,
-        spec.batch_size,
-        spectrum,
+        adam_steps=spec.adam_steps,
+        lbfgs_steps=spec.lbfgs_steps,
+        generator=torch_generator(seed + 1),
+        device=device,
+        decorrelate=spec.decorrelate,
+        lr=spec.lr,
+        batch_size=spec.batch_size,
+        spectrum=spectrum,
     )
     arrays = {
         "params": real.params,

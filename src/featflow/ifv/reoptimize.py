@@ -83,7 +83,9 @@ def reoptimize(
     scores = []
     for start in range(0, x_all.shape[0], batch_size):
         v0 = v_all[start : start + batch_size].to(device)
-        v1 = optimize_batch(fn, render, v0, x_all[start : start + batch_size].to(device), k, steps, 0, lr)
+        v1 = optimize_batch(
+            fn, render, v0, x_all[start : start + batch_size].to(device), k, adam_steps=steps, lbfgs_steps=0, lr=lr
+        )
         with torch.no_grad():
             scores.append(ssim(render(v0), render(v1)).cpu())
     score = torch.cat(scores)

@@ -33,9 +33,9 @@ def activations(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -
             exp.layers,
             exp.activations,
             outputs[0],
-            ctx.device,
-            ctx.attrs,
-            ctx.threads,
+            device=ctx.device,
+            attrs=ctx.attrs,
+            threads=ctx.threads,
         )
 
 
@@ -51,11 +51,11 @@ def activations_shard(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: 
         ctx.wildcards.split,
         exp.layers,
         exp.activations,
-        int(ctx.wildcards.shard),
-        outputs[0],
-        ctx.device,
-        ctx.attrs,
-        ctx.threads,
+        shard=int(ctx.wildcards.shard),
+        out_path=outputs[0],
+        device=ctx.device,
+        attrs=ctx.attrs,
+        threads=ctx.threads,
     )
 
 
@@ -88,7 +88,7 @@ def checkpoint_activations(spec: dict[str, Any], inputs: Files, outputs: Files, 
         exp.layers,
         exp.activations,
         outputs[0],
-        ctx.device,
-        ctx.attrs,
-        ctx.threads,
+        device=ctx.device,
+        attrs=ctx.attrs,
+        threads=ctx.threads,
     )
