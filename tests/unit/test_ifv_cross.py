@@ -33,7 +33,7 @@ def test_inverting_with_a_channel_permuted_copy_recovers_the_permutation():
         generator=torch.Generator().manual_seed(0),
         device=torch.device("cpu"),
     )
-    pred, y_b = invert_with(fn_b, make_render("rgb", (3, 16, 16)), real.params, 2, torch.device("cpu"))
+    pred, y_b = invert_with(fn_b, make_render("rgb", (3, 16, 16)), real.params, 2, device=torch.device("cpu"))
     assert torch.allclose(y_b, real.responses[:, perm], atol=1e-5)
     # A's visualization of e_i is explained in B by B's copy of channel i, i.e. the j with perm[j] = i
     assert torch.equal(pred.argmax(dim=1), torch.argsort(perm))

@@ -72,11 +72,11 @@ def _run(root, select: str = "paper", **kwargs) -> dict[str, str]:
         files["realizations"],
         files["jacobian"],
         files["critical"],
-        files["ifv"],
-        files["table"],
-        files["medians"],
-        0,
-        {},
+        out=files["ifv"],
+        table=files["table"],
+        medians=files["medians"],
+        seed=0,
+        attrs={},
     )
     return files
 

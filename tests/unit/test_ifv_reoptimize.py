@@ -42,7 +42,7 @@ def test_ssim_rejects_small_images():
 def test_reoptimize_scores_and_stability():
     fn, x, real, gen = conv_realizations(4, 60)
     objectives = {"target": x, "random": random_objectives(4, 8, gen)}
-    scores = reoptimize(fn, make_render("rgb", (3, 16, 16)), real.params, objectives, 2, 40, torch.device("cpu"))
+    scores = reoptimize(fn, make_render("rgb", (3, 16, 16)), real.params, objectives, 2, 40, device=torch.device("cpu"))
     assert set(scores) == {"target", "random"} and scores["target"].shape == (4,)
     # a converged realization barely moves under its own objective, and more under a random one
     assert scores["target"].median() > 0.9

@@ -124,7 +124,7 @@ def test_jacobian_chunks_give_the_same_file(inputs, realizations, tmp_path):
     outs = []
     for i, chunks in enumerate(CHUNKS):
         outs.append(tmp_path / f"jac_{i}.h5")
-        run_jacobian(FVSpec.from_dict({**spec, **chunks}), checkpoint, real, outs[-1], CPU, {})
+        run_jacobian(FVSpec.from_dict({**spec, **chunks}), checkpoint, real, outs[-1], device=CPU, attrs={})
     a, b = (store.read_h5(path, "fv_jacobian") for path in outs)
     assert set(a) == set(b) >= {"gram", "dy", "responses"}
     for key in ("gram", "dy", "responses"):
@@ -137,7 +137,7 @@ def test_cross_ifv_chunks_give_the_same_file(inputs, realizations, tmp_path):
     outs = []
     for i, chunks in enumerate(CHUNKS):
         outs.append(tmp_path / f"cross_{i}.h5")
-        run_cross(FVSpec.from_dict({**spec, **chunks}), "other", checkpoint, real, outs[-1], CPU, {})
+        run_cross(FVSpec.from_dict({**spec, **chunks}), "other", checkpoint, real, outs[-1], device=CPU, attrs={})
     a, b = (store.read_h5(path, "fv_cross") for path in outs)
     assert set(a) == set(b)
     for key, value in a.items():

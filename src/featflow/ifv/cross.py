@@ -26,6 +26,7 @@ def invert_with(
     render: Any,
     params: torch.Tensor,
     k: int,
+    *,
     device: torch.device,
     sample_chunk: int = 16,
     feature_chunk: int | None = None,
@@ -47,6 +48,7 @@ def run_cross(
     checkpoint_b: str | Path,
     realizations_a: str | Path,
     out: str | Path,
+    *,
     device: torch.device,
     attrs: dict[str, Any],
 ) -> None:
@@ -68,9 +70,9 @@ def run_cross(
         render,
         torch.from_numpy(real["params"]).to(fv_dtype(spec_b)),
         spec_b.k,
-        device,
-        spec_b.sample_chunk,
-        spec_b.jacobian_chunk,
+        device=device,
+        sample_chunk=spec_b.sample_chunk,
+        feature_chunk=spec_b.jacobian_chunk,
     )
     canonical = real["canonical"].astype(bool)
     similarity = pred.numpy()[canonical]

@@ -67,6 +67,7 @@ def reoptimize(
     objectives: dict[str, torch.Tensor],
     k: int,
     steps: int,
+    *,
     device: torch.device,
     lr: float = 0.05,
     batch_size: int = 256,

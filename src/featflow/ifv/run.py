@@ -36,6 +36,7 @@ def run_jacobian(
     checkpoint: str | Path,
     realizations: str | Path,
     out: str | Path,
+    *,
     device: torch.device,
     attrs: dict[str, Any],
 ) -> None:
@@ -61,7 +62,7 @@ def run_jacobian(
     log.info("Jacobians of %d realizations, n_f = %d, n_p = %d (stored: %s)", n, n_f, n_p, spec.store_jacobian)
 
 
-def run_critical_space(spec: FVSpec, jacobian: str | Path, out: str | Path, attrs: dict[str, Any]) -> None:
+def run_critical_space(spec: FVSpec, jacobian: str | Path, out: str | Path, *, attrs: dict[str, Any]) -> None:
     """Every distinct critical space of Algorithm 1 over rho (kind ``fv_critical_space``): ``rho`` (m,),
     ``dim`` (m,), ``bases/space_<i>`` (n_f, dim_i)."""
     cs = spec.critical_space
@@ -133,6 +134,7 @@ def run_ifv(
     realizations: str | Path,
     jacobian: str | Path,
     critical: str | Path,
+    *,
     out: str | Path,
     table: str | Path,
     medians: str | Path,
@@ -170,25 +172,22 @@ def run_ifv(
     canonical = real["canonical"].astype(bool)
     med = {key: value.median().item() for key, value in angles.items()}
     log.info(
-        "critical spaces: %d distinct (dims %s); the paper's rule picks dim %d, featflow's chance rule dim %d; "
-        "used (fv.critical_space.select = %s): dim %d",
-        len(spaces["dim"]),
-        ", ".join(str(int(d)) for d in spaces["dim"]),
-        dims[picks["paper"]],
-        dims[picks["chance"]],
-        spec.critical_space.select,
-        dims[best],
+        "critical spaces: %(n)d distinct (dims %(dims)s); the paper's rule picks dim %(paper)d, featflow's chance "
+        "rule dim %(chance)d; used (fv.critical_space.select = %(select)s): dim %(used)d",
+        {
+            "n": len(spaces["dim"]),
+            "dims": ", ".join(str(int(d)) for d in spaces["dim"]),
+            "paper": dims[picks["paper"]],
+            "chance": dims[picks["chance"]],
+            "select": spec.critical_space.select,
+            "used": dims[best],
+        },
     )
     log.info(
-        "IFV median angular distance (deg): prediction %.2f projected onto Z^-1 C (dim C = %d), %.2f raw; full "
-        "space %.2f; feature response %.2f; random %.2f (%.2f projected)",
-        med["prediction"],
-        dims[best],
-        med["prediction_raw"],
-        med["prediction_full"],
-        med["response"],
-        med["random"],
-        med["random_projected"],
+        "IFV median angular distance (deg): prediction %(prediction).2f projected onto Z^-1 C (dim C = %(dim)d), "
+        "%(prediction_raw).2f raw; full space %(prediction_full).2f; feature response %(response).2f; random "
+        "%(random).2f (%(random_projected).2f projected)",
+        {**med, "dim": dims[best]},
     )
     n_bad, n_recovered = int((~flags["stationary"]).sum()), int(flags["recovers"].sum())
     log.info(
@@ -272,6 +271,7 @@ def run_reoptimize(
     realizations: str | Path,
     ifv: str | Path,
     out: str | Path,
+    *,
     device: torch.device,
     seed: int,
     attrs: dict[str, Any],
@@ -302,9 +302,9 @@ def run_reoptimize(
         objectives,
         spec.k,
         spec.reoptimize.steps,
-        device,
-        spec.lr,
-        spec.batch_size,
+        device=device,
+        lr=spec.lr,
+        batch_size=spec.batch_size,
     )
     flags = unstable(scores["target"], spec.reoptimize.unstable_ssim)
     log.info(

@@ -14,7 +14,9 @@ def jacobian(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> N
     from featflow.fv.spec import FVSpec
     from featflow.ifv.run import run_jacobian
 
-    run_jacobian(FVSpec.from_dict(spec), inputs.checkpoint, inputs.realizations, outputs[0], ctx.device, ctx.attrs)
+    run_jacobian(
+        FVSpec.from_dict(spec), inputs.checkpoint, inputs.realizations, outputs[0], device=ctx.device, attrs=ctx.attrs
+    )
 
 
 def critical_space(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
@@ -22,7 +24,7 @@ def critical_space(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job
     from featflow.fv.spec import FVSpec
     from featflow.ifv.run import run_critical_space
 
-    run_critical_space(FVSpec.from_dict(spec), inputs[0], outputs[0], ctx.attrs)
+    run_critical_space(FVSpec.from_dict(spec), inputs[0], outputs[0], attrs=ctx.attrs)
 
 
 def critical_space_figure(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
@@ -49,11 +51,11 @@ def ifv(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
         i.realizations,
         i.jacobian,
         i.critical,
-        outputs.h5,
-        outputs.table,
-        outputs.medians,
-        ctx.seed,
-        ctx.attrs,
+        out=outputs.h5,
+        table=outputs.table,
+        medians=outputs.medians,
+        seed=ctx.seed,
+        attrs=ctx.attrs,
     )
 
 
@@ -71,7 +73,14 @@ def reoptimize(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) ->
 
     i = inputs
     run_reoptimize(
-        FVSpec.from_dict(spec), i.checkpoint, i.realizations, i.ifv, outputs[0], ctx.device, ctx.seed, ctx.attrs
+        FVSpec.from_dict(spec),
+        i.checkpoint,
+        i.realizations,
+        i.ifv,
+        outputs[0],
+        device=ctx.device,
+        seed=ctx.seed,
+        attrs=ctx.attrs,
     )
 
 
@@ -93,8 +102,8 @@ def cross_ifv(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> 
         inputs.checkpoint,
         inputs.realizations,
         outputs[0],
-        ctx.device,
-        ctx.attrs,
+        device=ctx.device,
+        attrs=ctx.attrs,
     )
 
 
