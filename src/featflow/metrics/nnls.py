@@ -192,7 +192,9 @@ def nnls_codes(
     check_every: int = 10,
 ) -> torch.Tensor:
     """Non-negative codes of every row of ``a`` against a fixed ``dictionary`` (see :func:`nnls_codes_report`)."""
-    return nnls_codes_report(a, dictionary, iterations, tol, chunk, ridge, form, check_every)[0]
+    return nnls_codes_report(
+        a, dictionary, iterations=iterations, tol=tol, chunk=chunk, ridge=ridge, form=form, check_every=check_every
+    )[0]
 
 
 def nnls_codes_report(

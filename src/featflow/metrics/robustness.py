@@ -181,7 +181,8 @@ def noisy_accuracy(
     batch_size: int = 2048,
 ) -> np.ndarray:
     """Accuracy of ``classify`` on ``draws`` noisy copies of every image: (len(sigmas),)."""
-    return noisy_correct(images, labels, classify, sigmas, draws, noise, batch_size) / (images.shape[0] * draws)
+    correct = noisy_correct(images, labels, classify, sigmas, draws, noise, batch_size=batch_size)
+    return correct / (images.shape[0] * draws)
 
 
 def check_classes(label_counts: Sequence[int], key: str = "robustness.images") -> None:
