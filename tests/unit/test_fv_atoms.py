@@ -14,8 +14,8 @@ from torch import nn
 from featflow.activations import pool
 from featflow.complexity.meta import by_complexity, cluster_atoms, meta_table
 from featflow.config import ModelSpec
+from featflow.dictionary.nmf import NMFDictionary
 from featflow.fv.atoms import (
-    Encoder,
     PicturesSpec,
     atom_pictures,
     baseline_cosine,
@@ -57,7 +57,9 @@ def setup():
         atoms = unit(fn(COLORS[:, :, None, None].expand(-1, *SHAPE)))
     spec = PicturesSpec(adam_steps=150, k=2)
     features = list(range(6))
-    pics = atom_pictures(fn, SHAPE, Encoder(atoms, ridge=0.01), features, spec, 0, torch.device("cpu"))
+    pics = atom_pictures(
+        fn, SHAPE, NMFDictionary(atoms, ridge=0.01), features, spec, seed=0, device=torch.device("cpu")
+    )
     return fn, atoms, features, spec, pics
 
 
@@ -80,14 +82,22 @@ def test_the_dot_product_objective_reaches_the_same_colors(setup):
     fn, atoms, features, _, _ = setup
     for target in ("code", "atom"):
         spec = PicturesSpec(adam_steps=150, k=0, target=target)
-        pics = atom_pictures(fn, SHAPE, Encoder(atoms, ridge=0.01), features, spec, 0, torch.device("cpu"))
+        pics = atom_pictures(
+            fn, SHAPE, NMFDictionary(atoms, ridge=0.01), features, spec, seed=0, device=torch.device("cpu")
+        )
         torch.testing.assert_close(pics["images"].mean(dim=(2, 3)), COLORS, atol=0.05, rtol=0)
 
 
 def test_the_optimizer_raises_the_objective_from_its_start(setup):
     fn, atoms, features, _, pics = setup
     start = atom_pictures(
-        fn, SHAPE, Encoder(atoms, ridge=0.01), features, PicturesSpec(adam_steps=0), 0, torch.device("cpu")
+        fn,
+        SHAPE,
+        NMFDictionary(atoms, ridge=0.01),
+        features,
+        PicturesSpec(adam_steps=0),
+        seed=0,
+        device=torch.device("cpu"),
     )
     assert (pics["objective"] > 2 * start["objective"]).all()
     assert (pics["cosine"] > start["cosine"]).all()
@@ -98,7 +108,7 @@ def test_one_batch_gives_each_features_picture_alone():
     picture does not depend on the features drawn beside it (or on their order). On a small CNN's hidden layer."""
     fn = response_fn(small_cnn(), "act", "gap")
     gen = torch.Generator().manual_seed(0)
-    dictionary = Encoder(unit(torch.rand((24, 16), generator=gen)), ridge=0.01)
+    dictionary = NMFDictionary(unit(torch.rand((24, 16), generator=gen)), ridge=0.01)
     spec, cpu = PicturesSpec(adam_steps=40), torch.device("cpu")
     pics = atom_pictures(fn, SHAPE, dictionary, [3, 7, 11, 19], spec, seed=0, device=cpu)
     for row, feature in [(0, 3), (2, 11)]:
@@ -117,11 +127,11 @@ def test_the_fft_parametrizations_reach_the_colors_too(setup):
         pics = atom_pictures(
             fn,
             SHAPE,
-            Encoder(atoms, ridge=0.01),
+            NMFDictionary(atoms, ridge=0.01),
             features,
             PicturesSpec(parametrization=kind, lr=1.0, adam_steps=150),
-            0,
-            torch.device("cpu"),
+            seed=0,
+            device=torch.device("cpu"),
         )
         assert (pics["cosine"] > 0.99).all(), (kind, pics["cosine"])
 
@@ -166,14 +176,21 @@ def test_maximizing_the_code_pictures_the_feature_where_the_atom_direction_does_
     d_1 (b = .443), so d_1 is the nearer atom, z_1 > z_0 and z_0 is below the top image's: flagged. The code
     target keeps y_1 / y_0 below .3, where d_0 is nearest, z_0 the largest code and above the top image's."""
     fn = response_fn(mean_color_net(), "1", "gap")
-    dictionary = Encoder(unit(torch.tensor([[1, 0.3, 0], [1, 0.6, 0], [0, 0, 1.0]])), ridge=0.01)
+    dictionary = NMFDictionary(unit(torch.tensor([[1, 0.3, 0], [1, 0.6, 0], [0, 0, 1.0]])), ridge=0.01)
     data = torch.rand((200, 3), generator=torch.Generator().manual_seed(0))
     codes = dictionary.encode(data)[:, 0]
     top, start = codes.max().numpy(), data[codes.argmax()][None, :, None, None].expand(1, 3, 8, 8)
     cpu = torch.device("cpu")
     pics = {
         target: atom_pictures(
-            fn, (3, 8, 8), dictionary, [0], PicturesSpec(adam_steps=150, target=target), 0, cpu, None, start
+            fn,
+            (3, 8, 8),
+            dictionary,
+            [0],
+            PicturesSpec(adam_steps=150, target=target),
+            seed=0,
+            device=cpu,
+            start_images=start,
         )
         for target in ("atom", "code")
     }
@@ -193,7 +210,7 @@ def test_the_code_response_is_the_encoders_code_and_its_exact_gradient():
     <= 0; the gradient is that of the active set's linear solve (checked by finite differences in float64)."""
     gen = torch.Generator().manual_seed(0)
     atoms = unit(torch.rand((12, 6), generator=gen, dtype=torch.float64))
-    dictionary = Encoder(atoms, code_iterations=5000, ridge=0.01, code_tol=1e-12)
+    dictionary = NMFDictionary(atoms, code_iterations=5000, ridge=0.01, code_tol=1e-12)
     y = torch.rand((5, 6), generator=gen, dtype=torch.float64)
     features = torch.tensor([0, 3, 5, 7, 11])
     c = code_response(dictionary, features)(y)

@@ -1,26 +1,32 @@
-"""Pictures of dictionary features (SPEC 1.7, Fel et al.'s Fig. 3): FV of a feature of the NMF dictionary.
+"""Pictures of dictionary features (SPEC 1.7, Fel et al.'s Fig. 3): FV of a feature of the branch's dictionary.
 
-A feature i of the complexity branch's dictionary has an atom d_i in the space of its layer's activations,
-pooled the way the experiment pooled them (:func:`featflow.activations.pool`), and a code z_i(y) from the branch's
-encoder (ridge NNLS, :func:`featflow.complexity.pipeline.encoder`; here :class:`Encoder`, the same solver and
-settings). Its picture (``target: code``, the default)
-maximizes z_i + (z_i - max_{j != i} z_j) of the response y = pool(f_l(P(v))) through the FV branch's
-parametrizations P and optimizer (:func:`featflow.fv.optimize.optimize_batch`), with the codes differentiable
-through their active set (:func:`code_response`); ``target: atom`` maximizes the FV objective S_x(y) along
-x = d_i / |d_i| instead, whose picture may code feature i 0 (issue 26.5). Each picture starts at the feature's
-top-activating image (``start: top``) or from noise drawn from (seed, feature id); all features in one batch,
-each row's optimization its own (Adam; L-BFGS shares its line search across the batch).
+A feature i of the complexity branch's dictionary, any method (:mod:`featflow.dictionary`: NMF, Semi-NMF, a sparse
+autoencoder, one read from a file), has a decoder atom d_i in the space of its layer's activations, pooled the way
+the experiment pooled them (:func:`featflow.activations.pool`), and a code z_i(y) from the dictionary's own encoder
+(``encode``: the branch's codes). Its picture (``target: code``, the default) maximizes z_i + (z_i - max_{j != i}
+z_j) of the response y = pool(f_l(P(v))) through the FV branch's parametrizations P and optimizer
+(:func:`featflow.fv.optimize.optimize_batch`), the codes differentiable in y (:func:`code_response`: exactly on the
+active set of a ridge-NNLS code, by autograd through a feed-forward encoder); ``target: atom`` maximizes the FV
+objective along x = d_i / |d_i| instead (sign-preserving, :func:`atom_objective`), whose picture may code feature i
+0 (issue 26.5). Each picture starts at the feature's top-activating image (``start: top``) or from noise drawn from
+(seed, feature id); all features in one batch, each row's optimization its own (Adam; L-BFGS shares its line search
+across the batch).
+
+Signed atoms (Semi-NMF, SAEs) and signed layers: every registered method's codes are >= 0, so feature i is the
+direction +d_i (never -d_i); the cosine ranks (``rank``, ``best_data_rank``) rank atoms by signed cosine
+cos(y, d_j), the code rank and the flag compare signed codes, and the top image is the one of largest code; all of
+this is what the non-negative case computed, and holds as stated for signed atoms and responses.
 
 The branch reads the dictionary, K and the codes from the complexity branch's files (files are the contract
-between branches): ``dictionary.h5`` (atoms, layer), ``vinfo.h5`` (K per feature), ``codes_{split}.h5`` and the
-split's activations (top-activating images, best cosine ranks). Written (kind ``feature-pictures``): per picture
-the feature id, its role (simplest, most complex, requested), K, the image, its response y, the objective, the
-gradient norm, its own code z_i (the encoder's) beside the largest code of the split's images (``top_codes``), the
-rank of z_i among the picture's codes (``code_rank``), the rank of d_i among all atoms by cosine to y (``rank``)
-beside the best such rank of any image of the split (``best_data_rank``), cos(y, d_i) beside uniform noise's and
-the top image's, and ``flagged``: own code below the top image's or not the largest (warned about, red in the
-figure). ``pictures_parametrizations.csv`` compares the same features through ``complexity.pictures.compare``
-(rgb, fft and maco by default).
+between branches): ``dictionary.h5`` (read through :func:`featflow.dictionary.files.read`, with its layer),
+``vinfo.h5`` (K per feature), ``codes_{split}.h5`` and the split's activations (top-activating images, best cosine
+ranks). Written (kind ``feature-pictures``): per picture the feature id, its role (simplest, most complex,
+requested), K, the image, its response y, the objective, the gradient norm, its own code z_i (the encoder's)
+beside the largest code of the split's images (``top_codes``), the rank of z_i among the picture's codes
+(``code_rank``), the rank of d_i among all atoms by cosine to y (``rank``) beside the best such rank of any image
+of the split (``best_data_rank``), cos(y, d_i) beside uniform noise's and the top image's, and ``flagged``: own
+code below the top image's or not the largest (warned about, red in the figure). ``pictures_parametrizations.csv``
+compares the same features through ``complexity.pictures.compare`` (rgb, fft and maco by default).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -39,10 +45,14 @@ from featflow import store
 from featflow.activations import pool
 from featflow.config import Spec
 from featflow.data import load_split
+from featflow.dictionary import files
+from featflow.dictionary.base import Dictionary
+from featflow.dictionary.nmf import NMFDictionary
+from featflow.dictionary.spec import DictionarySpec
 from featflow.fv.objectives import objective, unit
 from featflow.fv.optimize import optimize_batch
 from featflow.fv.param import Spectrum, data_spectrum, init_params, params_of
-from featflow.metrics.nnls import nnls_codes, ridge_mu
+from featflow.metrics.nnls import ridge_mu
 from featflow.models import forward_to, load_checkpoint
 from featflow.repro import torch_generator
 
@@ -75,35 +85,6 @@ class PicturesSpec(Spec):
     lbfgs_steps: int = 0
     compare: tuple[str, ...] = ("rgb", "fft", "maco")
     spectrum_images: int = 2000
-
-
-@dataclasses.dataclass(frozen=True)
-class CodeSpec(Spec):
-    """The complexity branch's encoder settings (``complexity.dictionary.code_*``): a picture's codes solve the
-    problem the branch's codes solve (ridge NNLS, :mod:`featflow.metrics.nnls`)."""
-
-    code_iterations: int = 1000
-    code_tol: float = 1e-4
-    code_ridge: float = 1e-2
-
-
-@dataclasses.dataclass(frozen=True)
-class Encoder:
-    """Atoms (k, d) with the branch's encoder: ``encode`` is :func:`featflow.metrics.nnls.nnls_codes` with the
-    settings of ``featflow.complexity.pipeline.encoder`` (which the fv branch may not import)."""
-
-    atoms: torch.Tensor
-    code_iterations: int = 1000
-    ridge: float = 1e-2
-    code_tol: float = 1e-4
-
-    @classmethod
-    def of(cls, atoms: torch.Tensor, spec: CodeSpec) -> Encoder:
-        return cls(atoms, spec.code_iterations, spec.code_ridge, spec.code_tol)
-
-    def encode(self, y: torch.Tensor) -> torch.Tensor:
-        """(n, d) responses -> (n, k) codes >= 0."""
-        return nnls_codes(y.to(self.atoms), self.atoms, self.code_iterations, self.code_tol, ridge=self.ridge)
 
 
 def select_features(complexity: np.ndarray, n_features: int, ids: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
@@ -141,17 +122,42 @@ def _feature_generator(seed: int, feature: int) -> torch.Generator:
     return torch_generator(int(np.random.SeedSequence([seed, feature]).generate_state(1)[0]))
 
 
-def code_response(dictionary: Encoder, features: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    """responses y (B, d) -> codes c (B, k) of the branch's encoder, differentiable in y; row b's own feature
-    ``features[b]`` continued below 0 where it is inactive.
+@runtime_checkable
+class Gated(Protocol):
+    """A feed-forward encoder that says how far each latent is from turning on (ReLU, TopK, JumpReLU SAEs)."""
 
-    The ridge NNLS code is piecewise linear in y: on its active set S, z_S = (D_S D_S^T + mu I)^-1 D_S y exactly,
+    def pre_activations(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre-activations (n, k), the threshold each must pass to be active (broadcastable to (n, k))), both
+        differentiable in ``a``: latent j is active (code > 0) exactly where pre_j > threshold_j."""
+        ...
+
+
+def code_response(dictionary: Dictionary, features: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """responses y (B, d) -> codes c (B, k) of the dictionary's encoder, differentiable in y; row b's own feature
+    ``features[b]`` continued below 0 where it is inactive (its code is 0 there, with no gradient), so that the
+    optimizer knows how far the feature is from turning on.
+
+    A ridge-NNLS-coded dictionary (:class:`~featflow.dictionary.nmf.NMFDictionary`: NMF, Semi-NMF; atoms of any
+    sign) is differentiated exactly on its active set (:func:`_nnls_response`). Any other dictionary is a
+    feed-forward encoder, differentiated by autograd through its ``encode``; its own-feature continuation needs
+    :class:`Gated` (:func:`_encoder_response`)."""
+    if isinstance(dictionary, NMFDictionary):
+        return _nnls_response(dictionary, features)
+    if not isinstance(dictionary, Gated):
+        raise TypeError(
+            f"complexity.pictures: a {type(dictionary).__name__} dictionary has no pre_activations(a); its "
+            "pictures need the pre-activations and thresholds of its encoder (featflow.fv.atoms.Gated)"
+        )
+    return _encoder_response(dictionary, features)
+
+
+def _nnls_response(dictionary: NMFDictionary, features: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The ridge NNLS code is piecewise linear in y: on its active set S, z_S = (D_S D_S^T + mu I)^-1 D_S y exactly,
     and z is the unique optimum when z_S >= 0 and every inactive margin d_j^T y - (G z)_j <= 0 (KKT,
-    G = D D^T + mu I). Each row keeps its active set from the previous call while it passes that check (an
-    optimizer's step rarely changes it); a row that fails takes the active set of the branch's solver
-    (:func:`featflow.metrics.nnls.nnls_codes`). An inactive feature's code is 0 with no gradient, so row b's
-    own feature i is given its margin (d_i^T y - (G z)_i) / G_ii <= 0 there instead: continuous at 0, and it tells
-    the optimizer how far the feature is from turning on."""
+    G = D D^T + mu I; none of this needs D >= 0, so Semi-NMF's signed atoms are coded the same way). Each row
+    keeps its active set from the previous call while it passes that check (an optimizer's step rarely changes
+    it); a row that fails takes the active set of the dictionary's own encoder (``encode``). Row b's own feature
+    i, where inactive, is given its margin (d_i^T y - (G z)_i) / G_ii <= 0 instead: continuous at 0."""
     atoms = dictionary.atoms
     gram = atoms @ atoms.T
     reg = gram + ridge_mu(gram, dictionary.ridge) * torch.eye(len(atoms), device=atoms.device, dtype=atoms.dtype)
@@ -169,8 +175,7 @@ def code_response(dictionary: Encoder, features: torch.Tensor) -> Callable[[torc
         slack = 1e-6 * cross.abs().amax(1, keepdim=True)
         fails = ((z < 0) | ((active == 0) & (margin > slack))).any(1)
         if fails.any():
-            codes = nnls_codes(y[fails], atoms, dictionary.code_iterations, dictionary.code_tol, ridge=dictionary.ridge)
-            active[fails] = (codes > 0).to(active)
+            active[fails] = (dictionary.encode(y[fails]) > 0).to(active)
         kept[:] = [active]
         return active
 
@@ -184,12 +189,32 @@ def code_response(dictionary: Encoder, features: torch.Tensor) -> Callable[[torc
     return fn
 
 
+def _encoder_response(dictionary: Gated, features: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """An SAE's code is ``encode(y)`` with autograd (exact: a TopK / ReLU / JumpReLU code is piecewise linear in
+    y). The choice of continuation: row b's own feature i, where inactive, is pre_i(y) - threshold_i(y) <= 0 (the
+    pre-activation minus the threshold it must pass: 0 for ReLU, JumpReLU's theta_i, for TopK the ``active``-th
+    largest pre-activation of the row (at least 0), the one i must overtake). It rises to 0 as the feature turns
+    on; a ReLU code is continuous there, a TopK or JumpReLU code jumps from 0 to its threshold, as the encoder
+    does."""
+    k = dictionary.atoms.shape[0]
+    own = torch.nn.functional.one_hot(features.to(dictionary.atoms.device), k).to(dictionary.atoms)
+
+    def fn(y: torch.Tensor) -> torch.Tensor:
+        codes = dictionary.encode(y)
+        pre, threshold = dictionary.pre_activations(y)
+        off = own * (codes.detach() <= 0)
+        return codes + off * (pre - threshold)
+
+    return fn
+
+
 def atom_pictures(
     fn: ResponseFn,
     image_shape: tuple[int, int, int],
-    dictionary: Encoder,
+    dictionary: Dictionary,
     features: Sequence[int],
     spec: PicturesSpec,
+    *,
     seed: int,
     device: torch.device,
     spectrum: Spectrum | None = None,
@@ -198,13 +223,14 @@ def atom_pictures(
     """Pictures of the dictionary's atoms ``features``, one batch, each started at its ``start_images`` row
     (n, C, H, W) or, without them, from noise drawn from (seed, id).
 
-    ``target: code`` maximizes :func:`code_objective` on the feature's code through the branch's encoder
-    (:func:`code_response`): z_i large and the largest of the picture's codes; ``target: atom`` maximizes S_x(y)
-    with x = d_i / |d_i| on the response itself (the picture's response may then be nearer another atom, and
-    z_i 0); ``spec.k`` is the exponent of S_x there. Returns, on the CPU: ``images`` (n, C, H, W), ``responses``
-    y (n, d), ``objective`` (n,), ``grad_norm`` (n,) at the end, ``cosine`` cos(y, d_i) (n,), ``code`` z_i(y)
-    from the branch's encoder (n,), ``code_rank`` of z_i among the picture's codes (n,; 1 = largest) and
-    ``rank`` of d_i among all atoms by cosine to y (n,; 1 = nearest).
+    ``target: code`` maximizes :func:`code_objective` on the feature's code through the dictionary's encoder
+    (:func:`code_response`): z_i large and the largest of the picture's codes; ``target: atom`` maximizes
+    :func:`atom_objective` (S_x(y), sign kept) with x = d_i / |d_i| on the response itself (the picture's response
+    may then be nearer another atom, and z_i 0); ``spec.k`` is the exponent of S_x there. Returns, on the CPU:
+    ``images`` (n, C, H, W), ``responses`` y (n, d), ``objective`` (n,), ``grad_norm`` (n,) at the end,
+    ``cosine`` cos(y, d_i) (n,), ``code`` z_i(y) from the dictionary's encoder (n,), ``code_rank`` of z_i among
+    the picture's codes (n,; 1 = largest) and ``rank`` of d_i among all atoms by signed cosine to y (n,; 1 =
+    nearest; -d_i is not feature i: the codes are >= 0).
     """
     if spec.target not in TARGETS:
         raise ValueError(f"config key 'complexity.pictures.target': '{spec.target}', expected one of {TARGETS}")
@@ -225,21 +251,33 @@ def atom_pictures(
     if start_images is not None:
         starts = [params_of(spec.parametrization, start_images, spec.decorrelate, spectrum)]
     atoms = dictionary.atoms.to(device)
-    if spec.target == "code":  # the objective itself as a one-value response, maximized as S_1(.) with k = 0
+    # the objective itself as a one-value response, maximized as S_1(.) with k = 0
+    if spec.target == "code":
         codes_of = code_response(dictionary, ids)
         rows = torch.arange(len(ids), device=device)
 
         def target(images: torch.Tensor) -> torch.Tensor:
             return code_objective(codes_of(fn(images)), rows, ids.to(device))[:, None]
 
-        x, k = torch.ones((len(ids), 1), device=device), 0
     else:
-        target, x, k = fn, unit(atoms[ids.to(device)]), spec.k
+        directions = unit(atoms[ids.to(device)])
+
+        def target(images: torch.Tensor) -> torch.Tensor:
+            return atom_objective(directions, fn(images), spec.k)[:, None]
+
+    x = torch.ones((len(ids), 1), device=device)
     v = optimize_batch(
-        target, render, torch.cat(starts).to(device), x, k, spec.adam_steps, spec.lbfgs_steps, spec.lr
+        target,
+        render,
+        torch.cat(starts).to(device),
+        x,
+        0,
+        adam_steps=spec.adam_steps,
+        lbfgs_steps=spec.lbfgs_steps,
+        lr=spec.lr,
     ).requires_grad_(True)
     images = render(v)
-    value = objective(x, target(images), k)
+    value = objective(x, target(images), 0)
     (grad,) = torch.autograd.grad(value.sum(), v)
     with torch.no_grad():
         y = fn(images)
@@ -258,6 +296,15 @@ def atom_pictures(
         "rank": 1 + (cos > own[:, None]).sum(1),
     }
     return {key: value.cpu() for key, value in out.items()}
+
+
+def atom_objective(x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+    """S_x(y) with its sign kept, (x^T y) |x^T y / ||y|||^k per row: equal to the FV branch's S_x
+    (:func:`featflow.fv.objectives.objective`) where x^T y >= 0, always the case for non-negative atoms and
+    responses. A signed atom or layer can give x^T y < 0, where S_x with an odd k, (x^T y)^(k+1) / ||y||^k, would
+    be maximized by driving y towards -d_i (not feature i); this one is increasing in x^T y at any sign."""
+    dot = (x * y).sum(dim=1)
+    return dot * (dot / y.norm(dim=1).clamp_min(1e-12)).abs() ** k
 
 
 def code_objective(codes: torch.Tensor, rows: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -299,10 +346,11 @@ def best_data_rank(acts_path: Path_, layer: str, atoms: np.ndarray, features: np
 def compare_parametrizations(
     fn: ResponseFn,
     shape: tuple[int, int, int],
-    dictionary: Encoder,
+    dictionary: Dictionary,
     features: np.ndarray,
-    top_code: np.ndarray,
     spec: PicturesSpec,
+    *,
+    top_code: np.ndarray,
     seed: int,
     device: torch.device,
     spectrum: Spectrum | None,
@@ -316,7 +364,15 @@ def compare_parametrizations(
     for kind in spec.compare:
         other = dataclasses.replace(spec, parametrization=kind, decorrelate=spec.decorrelate and kind != "maco")
         pics = done.get(kind) or atom_pictures(
-            fn, shape, dictionary, features, other, seed, device, spectrum, start_images
+            fn,
+            shape,
+            dictionary,
+            features,
+            other,
+            seed=seed,
+            device=device,
+            spectrum=spectrum,
+            start_images=start_images,
         )
         code, code_rank = pics["code"].numpy(), pics["code_rank"].numpy()
         rows.append(
@@ -351,7 +407,8 @@ def _compare_numbers(table: pd.DataFrame) -> dict[str, str]:
 
 def run_pictures(
     spec: PicturesSpec,
-    code_spec: CodeSpec,
+    dictionary_spec: DictionarySpec,
+    *,
     pool_mode: str,
     split: str,
     checkpoint: Path_,
@@ -368,18 +425,19 @@ def run_pictures(
     attrs: dict[str, Any],
 ) -> None:
     """Pictures of the simplest, most complex and requested features (kind ``feature-pictures``), the figure
-    of each beside its top-activating images of ``split``, and the table comparing parametrizations (CSV)."""
+    of each beside its top-activating images of ``split``, and the table comparing parametrizations (CSV).
+    ``dictionary_spec``: the whole ``complexity.dictionary`` section, which rebuilds the stored dictionary of any
+    method with the encoder its codes came from (:func:`featflow.dictionary.files.read`)."""
     from featflow.plots.pictures import feature_pictures
 
-    layer = str(store.read_attrs(dict_path, "complexity-dictionary")["layer"])
-    atoms_all = store.read_h5(dict_path, "complexity-dictionary")["atoms"]
+    layer = str(store.read_attrs(dict_path, files.KIND)["layer"])
+    dictionary = files.read(dict_path, dictionary_spec, device)
+    atoms_all = dictionary.atoms.cpu().numpy()
     complexity = store.read_h5(vinfo_path, "complexity-vinfo")["complexity"]
     features, roles = select_features(complexity, spec.n_features, spec.ids)
     dead = features[np.linalg.norm(atoms_all[features], axis=1) == 0].tolist()
     if dead:
         raise ValueError(f"config key 'complexity.pictures.ids': features {dead} have a zero atom (no direction)")
-    # the branch's own encoder (ridge NNLS, the configured mu and tolerance): z_i(picture) as the codes were made
-    dictionary = Encoder.of(torch.from_numpy(atoms_all).float().to(device), code_spec)
     atoms = dictionary.atoms[torch.from_numpy(features).to(device)]
 
     model, ckpt = load_checkpoint(checkpoint, device)
@@ -397,7 +455,9 @@ def run_pictures(
     if "maco" in (spec.parametrization, *spec.compare):
         spectrum = data_spectrum(load_split(data_path, "train", rows=slice(0, spec.spectrum_images)).x)
     fn = response_fn(model, layer, pool_mode)
-    pics = atom_pictures(fn, shape, dictionary, features, spec, seed, device, spectrum, starts)
+    pics = atom_pictures(
+        fn, shape, dictionary, features, spec, seed=seed, device=device, spectrum=spectrum, start_images=starts
+    )
     base = baseline_cosine(fn, shape, atoms, torch_generator(seed + 1))
 
     arrays = {
@@ -425,24 +485,22 @@ def run_pictures(
         shape,
         dictionary,
         features,
-        arrays["top_codes"][:, 0],
         spec,
-        seed,
-        device,
-        spectrum,
-        starts,
-        {spec.parametrization: pics},
+        top_code=arrays["top_codes"][:, 0],
+        seed=seed,
+        device=device,
+        spectrum=spectrum,
+        start_images=starts,
+        done={spec.parametrization: pics},
     )
     cos, base_cos, top_cos_ = (float(np.median(arrays[key])) for key in ("cosine", "baseline_cosine", "top_cosine"))
     ratio = arrays["code"] / np.maximum(arrays["top_codes"][:, 0], 1e-12)
     log.info(
-        "%d pictures at %s (%s), target %s from %s: %d flagged; per feature (z_i / max z_i, code rank, cosine rank, "
-        "best cosine rank of any image) %s",
+        "%d pictures at %s, target %s: %d flagged; per feature (z_i / max z_i, code rank, cosine rank, best "
+        "cosine rank of any image) %s",
         len(features),
-        layer,
-        pool_mode,
-        spec.target,
-        spec.start,
+        f"{layer} ({pool_mode})",
+        f"{spec.target} from {spec.start}",
         len(failed),
         dict(
             zip(
@@ -499,10 +557,10 @@ def run_pictures(
         arrays["images"],
         top_images,
         features,
-        arrays["complexity"],
-        ratio,
-        arrays["code_rank"],
-        [ROLES[r] for r in roles],
-        arrays["flagged"],
+        complexity=arrays["complexity"],
+        code_ratio=ratio,
+        code_rank=arrays["code_rank"],
+        roles=[ROLES[r] for r in roles],
+        flagged=arrays["flagged"],
     )
     store.save_figure(fig, figure, numbers)

@@ -13,7 +13,7 @@ def fv_targets(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) ->
     from featflow.fv.run import run_targets
     from featflow.fv.spec import FVSpec
 
-    run_targets(FVSpec.from_dict(spec), inputs.checkpoint, outputs[0], seed=ctx.seed, attrs=ctx.attrs)
+    run_targets(FVSpec.from_dict(spec), inputs.checkpoint, outputs[0], ctx.seed, ctx.attrs)
 
 
 def fv_optimize(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
@@ -26,9 +26,9 @@ def fv_optimize(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -
         inputs.checkpoint,
         inputs.targets,
         outputs[0],
-        device=ctx.device,
-        seed=ctx.seed,
-        attrs=ctx.attrs,
+        ctx.device,
+        ctx.seed,
+        ctx.attrs,
         data_path=inputs.get("data"),
     )
 
@@ -41,25 +41,27 @@ def fv_figure(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> 
 
 
 def feature_pictures(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
-    """Pictures of the simplest and most complex features, beside their top-activating images."""
-    from featflow.fv.atoms import CodeSpec, PicturesSpec, run_pictures
+    """Pictures of the simplest and most complex features, beside their top-activating images; the dictionary, of
+    any method, is rebuilt from its file with the whole ``complexity.dictionary`` section."""
+    from featflow.dictionary.spec import DictionarySpec
+    from featflow.fv.atoms import PicturesSpec, run_pictures
 
     i, o = inputs, outputs
     run_pictures(
         PicturesSpec.from_dict(spec["complexity"]["pictures"]),
-        CodeSpec.from_dict(spec["complexity"]["dictionary"]),
-        spec["experiment"]["activations"]["pool"],
-        spec["complexity"]["split"],
-        i.checkpoint,
-        i.dictionary,
-        i.vinfo,
-        i.codes,
-        i.activations,
-        i.data,
-        o.h5,
-        o.table,
-        o.pictures,
-        ctx.device,
-        ctx.seed,
-        ctx.attrs,
+        DictionarySpec.from_dict(spec["complexity"]["dictionary"]),
+        pool_mode=spec["experiment"]["activations"]["pool"],
+        split=spec["complexity"]["split"],
+        checkpoint=i.checkpoint,
+        dict_path=i.dictionary,
+        vinfo_path=i.vinfo,
+        codes_path=i.codes,
+        acts_path=i.activations,
+        data_path=i.data,
+        out=o.h5,
+        table=o.table,
+        figure=o.pictures,
+        device=ctx.device,
+        seed=ctx.seed,
+        attrs=ctx.attrs,
     )
