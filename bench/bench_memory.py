@@ -77,7 +77,7 @@ def _stage(name: str, root: Path) -> Path:
         extract_to_h5(ckpt, data, "train", EXTRACTED, ActivationsSpec(workers=0), extracted, device=cpu, attrs={})
         out = extracted
     elif name == "temporal":
-        decode_epoch(extracted, codes, spec, 1, out, {}, 0)
+        decode_epoch(acts_path=extracted, codes_path=codes, spec=spec, epoch=1, out=out, seed=0, attrs={})
     else:
         layer_idcor(acts, [["layer1", "act"]], n_perm=20, max_samples=500, fraction=0.9, seed=0).to_csv(out)
     return out

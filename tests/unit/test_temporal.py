@@ -170,7 +170,20 @@ def test_the_final_model_against_itself_with_one_recipe(tmp_path: Path):
 
     def fit(epoch: int, seed: int) -> Path:  # the same network at both "epochs", another NMF seed
         out = tmp_path / f"sediment_{epoch}.h5"
-        sediment_epoch(train, test, "", tmp_path / "net.pt", cx, one, "act", epoch, out, torch.device("cpu"), {}, seed)
+        sediment_epoch(
+            train_acts=train,
+            test_acts=test,
+            data_path="",
+            checkpoint=tmp_path / "net.pt",
+            spec=cx,
+            temporal=one,
+            layer="act",
+            epoch=epoch,
+            out=out,
+            device=torch.device("cpu"),
+            attrs={},
+            seed=seed,
+        )
         return out
 
     _, numbers, _ = _sedimentation([fit(1, seed=1), fit(12, seed=0)], 12, one)

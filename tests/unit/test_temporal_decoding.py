@@ -43,7 +43,7 @@ def test_decode_epoch_streams_and_matches_in_memory(tmp_path: Path, monkeypatch:
     for budget in (1 << 30, 5000):  # one chunk; chunks of ~25 rows that do not divide N
         monkeypatch.setattr(store, "CHUNK_BYTES", budget)
         out = tmp_path / f"decoding{budget}.h5"
-        decode_epoch(acts, codes_path, spec, 2, out, {}, 3)
+        decode_epoch(acts_path=acts, codes_path=codes_path, spec=spec, epoch=2, out=out, seed=3, attrs={})
         monkeypatch.undo()
         got = store.read_h5(out, "temporal-decoding")
         np.testing.assert_allclose(got["iv"], want_iv, atol=1e-10)

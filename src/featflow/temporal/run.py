@@ -36,7 +36,14 @@ PLANTED_ORDER = ("color", "orientation", "parity")  # SPEC 5.1: designed from si
 
 
 def decode_epoch(
-    acts_path: Path_, codes_path: Path_, spec: ComplexitySpec, epoch: int, out: Path_, attrs: dict[str, Any], seed: int
+    spec: ComplexitySpec,
+    epoch: int,
+    *,
+    acts_path: Path_,
+    codes_path: Path_,
+    out: Path_,
+    seed: int,
+    attrs: dict[str, Any],
 ) -> None:
     """I_V of every final feature (codes of the final dictionary on the same images) and of every planted factor
     from each layer of one checkpoint: the complexity branch's V-information, all features and factors in one
@@ -102,18 +109,19 @@ def checkpoint_importance(checkpoint: Path_, codes: np.ndarray, atoms: np.ndarra
 
 
 def sediment_epoch(
-    train_acts: Path_,
-    test_acts: Path_,
-    data_path: Path_,
-    checkpoint: Path_,
     spec: ComplexitySpec,
     temporal: TemporalSpec,
     layer: str,
     epoch: int,
+    *,
+    train_acts: Path_,
+    test_acts: Path_,
+    data_path: Path_,
+    checkpoint: Path_,
     out: Path_,
     device: torch.device,
-    attrs: dict[str, Any],
     seed: int,
+    attrs: dict[str, Any],
 ) -> None:
     """A dictionary of one epoch's network (:func:`sediment_spec`, the same recipe at every epoch): NMF on its
     training activations, codes of the analyzed split, the complexity K of its features from its own layers and
@@ -133,13 +141,16 @@ def sediment_epoch(
     k_feat = vinfo.complexity(iv)
     signed, absolute = checkpoint_importance(checkpoint, z, d, acts["logits"])
     log.info(
-        "epoch %d: dictionary of %d atoms on %s, relative error %.4f, K median %.4f, rho(K, |importance|) %s",
-        epoch,
-        atoms.shape[0],
-        layer,
-        err,
-        np.nanmedian(k_feat),
-        spearman_ci(k_feat, absolute),
+        "epoch %(epoch)d: dictionary of %(k)d atoms on %(layer)s, relative error %(err).4f, K median %(K).4f, "
+        "rho(K, |importance|) %(rho)s",
+        {
+            "epoch": epoch,
+            "k": atoms.shape[0],
+            "layer": layer,
+            "err": err,
+            "K": np.nanmedian(k_feat),
+            "rho": spearman_ci(k_feat, absolute),
+        },
     )
     store.write_h5(
         out,
@@ -290,12 +301,13 @@ def _sedimentation(
 
 
 def summarize(
+    temporal: TemporalSpec,
+    *,
     decoding_paths: Sequence[Path_],
     sediment_paths: Sequence[Path_],
     vinfo_path: Path_,
     dict_path: Path_,
     factors_path: Path_,
-    temporal: TemporalSpec,
     out: Path_,
     tables: Mapping[str, Path_],
     attrs: dict[str, Any],

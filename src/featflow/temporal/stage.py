@@ -14,13 +14,13 @@ def temporal_decoding(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: 
     from featflow.temporal.run import decode_epoch
 
     decode_epoch(
-        inputs.activations,
-        inputs.codes,
-        ComplexitySpec.from_dict(spec["complexity"]),
-        int(ctx.wildcards.epoch),
-        outputs[0],
-        ctx.attrs,
-        ctx.seed,
+        acts_path=inputs.activations,
+        codes_path=inputs.codes,
+        spec=ComplexitySpec.from_dict(spec["complexity"]),
+        epoch=int(ctx.wildcards.epoch),
+        out=outputs[0],
+        seed=ctx.seed,
+        attrs=ctx.attrs,
     )
 
 
@@ -33,18 +33,18 @@ def sediment(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> N
 
     cx = ComplexitySpec.from_dict(spec["complexity"])
     sediment_epoch(
-        inputs.train,
-        inputs.test,
-        inputs.data,
-        inputs.checkpoint,
-        cx,
-        TemporalSpec.from_dict(spec["temporal"]),
-        pipeline.dictionary_layer(cx, list(spec["experiment"]["layers"])),
-        int(ctx.wildcards.epoch),
-        outputs[0],
-        ctx.device,
-        ctx.attrs,
-        ctx.seed,
+        train_acts=inputs.train,
+        test_acts=inputs.test,
+        data_path=inputs.data,
+        checkpoint=inputs.checkpoint,
+        spec=cx,
+        temporal=TemporalSpec.from_dict(spec["temporal"]),
+        layer=pipeline.dictionary_layer(cx, list(spec["experiment"]["layers"])),
+        epoch=int(ctx.wildcards.epoch),
+        out=outputs[0],
+        device=ctx.device,
+        seed=ctx.seed,
+        attrs=ctx.attrs,
     )
 
 
@@ -55,21 +55,21 @@ def temporal(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> N
 
     i, o = inputs, outputs
     summarize(
-        list(i.decoding),
-        list(i.sediment),
-        i.vinfo,
-        i.dictionary,
-        i.factors,
-        TemporalSpec.from_dict(spec["temporal"]),
-        o.h5,
-        {
+        decoding_paths=list(i.decoding),
+        sediment_paths=list(i.sediment),
+        vinfo_path=i.vinfo,
+        dict_path=i.dictionary,
+        factors_path=i.factors,
+        temporal=TemporalSpec.from_dict(spec["temporal"]),
+        out=o.h5,
+        tables={
             "emergence_csv": o.csv,
             "emergence_parquet": o.parquet,
             "factors_csv": o.factors,
             "sediment_csv": o.sediment_csv,
             "sediment_parquet": o.sediment_parquet,
         },
-        ctx.attrs,
+        attrs=ctx.attrs,
     )
 
 
