@@ -205,13 +205,16 @@ def test_maximizing_the_code_pictures_the_feature_where_the_atom_direction_does_
     torch.testing.assert_close(new["code"], dictionary.encode(fn(new["images"]))[:, 0])
 
 
-def test_the_code_response_is_the_encoders_code_and_its_exact_gradient():
+@pytest.mark.parametrize("signed", [False, True])
+def test_the_code_response_is_the_encoders_code_and_its_exact_gradient(signed):
     """c(y) equals the branch's NNLS code (own feature included where on); off, the own entry is the KKT margin
-    <= 0; the gradient is that of the active set's linear solve (checked by finite differences in float64)."""
+    <= 0; the gradient is that of the active set's linear solve (checked by finite differences in float64). The
+    same for Semi-NMF's signed atoms on a signed layer."""
     gen = torch.Generator().manual_seed(0)
-    atoms = unit(torch.rand((12, 6), generator=gen, dtype=torch.float64))
+    draw = torch.randn if signed else torch.rand
+    atoms = unit(draw((12, 6), generator=gen, dtype=torch.float64))
     dictionary = NMFDictionary(atoms, code_iterations=5000, ridge=0.01, code_tol=1e-12)
-    y = torch.rand((5, 6), generator=gen, dtype=torch.float64)
+    y = draw((5, 6), generator=gen, dtype=torch.float64)
     features = torch.tensor([0, 3, 5, 7, 11])
     c = code_response(dictionary, features)(y)
     z = dictionary.encode(y)
@@ -245,3 +248,130 @@ def test_meta_features_recover_planted_groups_of_atoms_sorted_by_complexity():
     table = meta_table(labels, complexity)
     assert table["n_atoms"].tolist() == [10] * 4 and np.all(np.diff(table["mean_K"]) > 0)
     assert sorted(int(a) for a in table["atoms"][0].split()) == np.flatnonzero(group == 1).tolist()
+
+
+class TinySAE:
+    """A TopK sparse autoencoder by the dictionary contract: codes TopK(ReLU(W (a - b) + c)), ``active`` kept per
+    row; ``pre_activations`` the pre-activation and the threshold to pass (the active-th largest, at least 0)."""
+
+    def __init__(self, w: torch.Tensor, b: torch.Tensor, c: torch.Tensor, atoms: torch.Tensor, active: int) -> None:
+        self.w, self.b, self.c, self.atoms, self.active = w, b, c, atoms, active
+
+    signed_atoms, signed_codes = True, False
+
+    def pre_activations(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pre = (a - self.b) @ self.w.T + self.c
+        return pre, pre.topk(self.active, dim=1).values[:, -1:].clamp_min(0)
+
+    def encode(self, a: torch.Tensor) -> torch.Tensor:
+        pre, threshold = self.pre_activations(a)
+        return torch.where(pre >= threshold, pre.relu(), torch.zeros_like(pre))
+
+    def encode_report(self, a: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.encode(a), None
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.atoms + self.b
+
+
+def tiny_sae(k: int, d: int, active: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> TinySAE:
+    """Random weights; with k <= d the encoder rows are orthonormal (moving along w_i moves only pre_i)."""
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn((max(k, d), d), generator=gen, dtype=dtype)
+    w = torch.linalg.qr(w)[0][:k] if k <= d else unit(w)
+    b = 0.1 * torch.randn(d, generator=gen, dtype=dtype)
+    c = 0.05 * torch.randn(k, generator=gen, dtype=dtype)
+    return TinySAE(w, b, c, unit(torch.randn((k, d), generator=gen, dtype=dtype)), active)
+
+
+def test_the_code_response_of_an_sae_is_its_encoders_code_with_autograds_gradient():
+    """Through a feed-forward encoder (TopK SAE): c(y) is encode(y) but for an inactive own feature, which is its
+    pre-activation minus the threshold it must pass (< 0); the gradient matches finite differences (float64)."""
+    sae = tiny_sae(8, 12, active=3, dtype=torch.float64)
+    assert not isinstance(sae, NMFDictionary)
+    y = torch.randn((6, 12), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    z = sae.encode(y)
+    rows, features = torch.arange(6), torch.tensor([0, 1, 2, 3, 4, 5])
+    c = code_response(sae, features)(y)
+    off = z[rows, features] == 0
+    assert off.any() and (~off).any(), z  # both cases are tested
+    pre, threshold = sae.pre_activations(y)
+    others = torch.ones_like(z, dtype=torch.bool)
+    others[rows, features] = False
+    torch.testing.assert_close(c[others], z[others])
+    torch.testing.assert_close(c[rows, features][~off], z[rows, features][~off])
+    torch.testing.assert_close(c[rows, features][off], (pre - threshold)[rows, features][off])
+    assert (c[rows, features][off] < 0).all()
+    assert torch.autograd.gradcheck(lambda t: code_response(sae, features)(t), (y.requires_grad_(True),))
+
+
+def test_an_inactive_sae_features_continuation_rises_to_0_as_it_turns_on():
+    """Along y + t w_i (orthonormal encoder rows: only pre_i moves) the own feature's c_i is negative and strictly
+    increasing while feature i is off, within one step of 0 just before it turns on, and its code after."""
+    sae = tiny_sae(8, 12, active=3, dtype=torch.float64)
+    y = torch.randn((1, 12), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    feature = int(sae.encode(y)[0].eq(0).nonzero()[0])  # a feature off at y
+    steps = torch.linspace(0, 4, 401, dtype=torch.float64)[:, None]
+    path = y + steps * sae.w[feature]
+    c = code_response(sae, torch.full((len(path),), feature))(path)[:, feature]
+    on = sae.encode(path)[:, feature] > 0
+    first = int(on.nonzero()[0])  # it turns on along the path
+    assert first > 0 and on[first:].all()
+    before = c[:first]
+    assert (before < 0).all() and (before.diff() > 0).all()
+    assert -0.011 < float(before[-1]) < 0  # one step (0.01) from turning on
+    torch.testing.assert_close(c[first:], sae.encode(path)[first:, feature])
+
+
+def test_the_picture_of_an_sae_feature_raises_its_code_from_the_start_image():
+    """A random TopK SAE on a small random CNN's hidden layer: from the same start image, the picture of every
+    feature (on or off at the start) has a higher code, and features off at the start turn on."""
+    fn = response_fn(small_cnn(), "act", "gap")
+    start = torch.rand((1, *SHAPE), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        y0 = fn(start)
+    sae = tiny_sae(24, 16, active=4, seed=1)
+    sae.b = y0[0].clone()  # b_dec at the data's centre, as trained SAEs have it
+    z0 = sae.encode(y0)[0]
+    features = [*z0.nonzero()[:2, 0].tolist(), *z0.eq(0).nonzero()[:3, 0].tolist()]
+    pics = atom_pictures(
+        fn,
+        SHAPE,
+        sae,
+        features,
+        PicturesSpec(adam_steps=40, lr=0.1),
+        seed=0,
+        device=torch.device("cpu"),
+        start_images=start.expand(len(features), -1, -1, -1),
+    )
+    assert (pics["code"] > z0[features] + 1e-3).all(), (pics["code"], z0[features])
+    assert (pics["code"][2:] > 0).all()
+    torch.testing.assert_close(pics["code"], sae.encode(fn(pics["images"]))[torch.arange(5), features])
+
+
+def signed_color_net() -> Classifier:
+    """A signed layer: y = the image's mean color minus 1/2, in [-1/2, 1/2]^3."""
+    body = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return Classifier(body, torch.full((1, 3, 1, 1), 0.5), torch.ones(1, 3, 1, 1)).eval()
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_the_atom_target_drives_a_signed_layer_towards_plus_the_atom(k):
+    """A signed atom d = (1, -1, 0) / sqrt(2) on a signed layer, started where d^T y < 0: S_x(y) with an odd k,
+    (x^T y)^(k+1) / ||y||^k, grows as y moves to -d; the sign-kept objective drives y to +d at every k."""
+    fn = response_fn(signed_color_net(), "1", "gap")
+    atoms = unit(torch.tensor([[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]]))
+    start = torch.tensor([0.3, 0.6, 0.5])[None, :, None, None].expand(1, 3, 8, 8)
+    assert float(fn(start) @ atoms[0]) < 0
+    pics = atom_pictures(
+        fn,
+        (3, 8, 8),
+        NMFDictionary(atoms, ridge=0.01),
+        [0],
+        PicturesSpec(adam_steps=150, target="atom", k=k, lr=0.1),
+        seed=0,
+        device=torch.device("cpu"),
+        start_images=start,
+    )
+    assert float(pics["cosine"][0]) > 0.9, pics["responses"]
+    assert pics["rank"].tolist() == [1] and float(pics["objective"][0]) > 0
