@@ -53,10 +53,13 @@ def write_complexity_inputs(
             m = min(rows, n - start)
             latent = rng.normal(size=(m, 16))
             for name, w in zip(names, mixing, strict=True):
-                store.append_rows(acts, f"layers/{name}", np.maximum(latent @ w, 0.0).astype(np.float32))
+                layer = np.maximum(latent @ w, 0.0).astype(np.float32)
+                store.append_rows(acts, f"layers/{name}", layer)
             labels = rng.integers(0, CLASSES, m)
             store.append_rows(acts, "labels", labels)
-            store.append_rows(acts, "logits", rng.normal(size=(m, CLASSES)).astype(np.float32))
+            with torch.no_grad():  # the model's logits of its penultimate layer, as an extraction stores them
+                logits = model.body.fc(torch.from_numpy(layer)).numpy()
+            store.append_rows(acts, "logits", logits)
             store.append_rows(acts, "indices", np.arange(start, start + m))
             store.append_rows(acts, "factors", np.stack([latent[:, 0], latent[:, 1] ** 2], 1))
             store.append_rows(dic, "codes", np.abs(rng.normal(size=(m, k))).astype(np.float32))

@@ -26,6 +26,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from featflow import seeds
+from featflow.keys import merged as keys_merged
 
 SCHEMA_PACKAGE = "featflow.schemas"
 MAIN_SCHEMA = "config.schema.yaml"
@@ -148,10 +149,35 @@ def validate_config(config: Mapping[str, Any], check_paths: bool = True) -> dict
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("\n".join(_describe(e) for e in errors))
-    problems = _check_references(filled) + _check_seed_keys(config) + (_check_paths(filled) if check_paths else [])
+    problems = _check_references(filled) + _check_seed_keys(config) + _check_dictionaries(filled, schema, registry)
+    problems += _check_paths(filled) if check_paths else []
     if problems:
         raise ConfigError("\n".join(problems))
     return _key_sorted(seeds.expand(filled))
+
+
+def dictionary_of(config: Mapping[str, Any], experiment: str) -> dict[str, Any]:
+    """``complexity.dictionary`` with experiment ``experiment``'s own changes (``experiments.<name>.dictionary``)
+    merged in: the dictionary section every complexity job of that experiment reads."""
+    base = (config.get("complexity") or {}).get("dictionary") or {}
+    own = (config.get("experiments") or {}).get(experiment, {}).get("dictionary") or {}
+    return _key_sorted(keys_merged(base, own))
+
+
+def _check_dictionaries(config: Mapping[str, Any], schema: Mapping[str, Any], registry: Registry) -> list[str]:
+    """Each experiment's dictionary section (``complexity.dictionary`` and its own changes) against the section's
+    schema (which also asks method file for its path), errors named by the experiment's key."""
+    if not config.get("complexity"):
+        return []
+    section = {"$ref": "complexity.schema.yaml#/properties/dictionary"}
+    validator = _DefaultingValidator(section, registry=registry)
+    problems = []
+    for name in config.get("experiments") or {}:
+        merged = dictionary_of(config, name)
+        for error in validator.iter_errors(merged):
+            key = ".".join(map(str, error.absolute_path))
+            problems.append(f"config key 'experiments.{name}.dictionary.{key}': {error.message}")
+    return problems
 
 
 def _key_sorted(value: Any) -> Any:
@@ -255,14 +281,13 @@ def _check_positions(config: Mapping[str, Any]) -> list[str]:
     """A dictionary fit on positions needs each analyzed experiment's per-position maps of its dictionary layer,
     and pooled vectors in the same channels (global average pooling) to encode the images."""
     complexity = config.get("complexity") or {}
-    if not (complexity.get("dictionary") or {}).get("positions"):
-        return []
     problems = []
     for name in complexity.get("experiments") or []:
         exp = config.get("experiments", {}).get(name)
-        if exp is None:
-            continue  # reported by the complexity rules' check
-        layer = complexity["dictionary"]["layer"] or exp["layers"][-1]
+        dictionary = dictionary_of(config, name)
+        if exp is None or not dictionary.get("positions"):
+            continue  # an unknown experiment is reported by the complexity rules' check
+        layer = dictionary.get("layer") or exp["layers"][-1]
         if layer not in exp["activations"]["spatial"]:
             problems.append(
                 f"config key 'complexity.dictionary.positions': experiment '{name}' stores no per-position maps of "

@@ -18,6 +18,8 @@ __all__ = ["BRANCHES", "branch_targets", "enabled", "figures", "targets"]
 
 COMPLEXITY_LEAVES = (
     "features.csv",
+    "quality.csv",
+    "quality.html",
     "factors.csv",
     "features.html",
     "figures/importance.png",

@@ -15,7 +15,9 @@ from torchvision.datasets import ImageFolder
 
 from featflow import store
 from featflow.activations import extract_shard_to_h5, extract_to_h5, merge_shards
-from featflow.complexity import pipeline
+from featflow.complexity.codes import encode_split, merge_codes
+from featflow.complexity.dictionary import fit_dictionary
+from featflow.complexity.robustness import compute_robustness, merge_robustness
 from featflow.complexity.spec import ComplexitySpec
 from featflow.config import ActivationsSpec, DatasetSpec, ModelSpec, TrainSpec
 from featflow.data import labels_of, write_dataset
@@ -56,7 +58,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         attrs={},
     )
     paths["dictionary"] = root / "dictionary.h5"
-    pipeline.fit_dictionary(paths["acts"], paths["model"], SPEC, "act", paths["dictionary"], CPU, {"layer": "act"}, 0)
+    fit_dictionary(
+        SPEC, layer="act", activations=paths["acts"], checkpoint=paths["model"], out=paths["dictionary"], device=CPU,
+        seed=0, attrs={"layer": "act"},
+    )  # fmt: skip
     return paths
 
 
@@ -100,9 +105,9 @@ def test_the_first_activations_cover_every_class_and_shards_merge(run: dict[str,
 
 
 def test_robustness_sees_every_class_and_a_good_network_is_not_at_chance(run: dict[str, Path], tmp_path: Path) -> None:
-    args = (run["model"], run["data"], run["dictionary"], SPEC, "gap")
+    args = {"checkpoint": run["model"], "data": run["data"], "dictionary": run["dictionary"], "pool_mode": "gap"}
     one = tmp_path / "robustness.h5"
-    pipeline.compute_robustness(*args, one, CPU, {}, 5)
+    compute_robustness(SPEC, **args, out=one, device=CPU, seed=5, attrs={})
     rob, attrs = store.read_h5(one, "complexity-robustness"), store.read_attrs(one)
     np.testing.assert_array_equal(rob["indices"], np.arange(24))  # the rows used, as the frequency files record
     labels = labels_of(run["data"], "test")[rob["indices"]]
@@ -113,9 +118,9 @@ def test_robustness_sees_every_class_and_a_good_network_is_not_at_chance(run: di
     assert rob["at_chance"].tolist()[:2] == [False, False] and rob["at_chance"][-1], rob["accuracy"]
     shards = [tmp_path / f"robustness_{i}.h5" for i in range(3)]
     for i, path in enumerate(shards):
-        pipeline.compute_robustness(*args, path, CPU, {}, 5, i, 3)
+        compute_robustness(SPEC, **args, out=path, device=CPU, seed=5, attrs={}, shard=i, shards=3)
     merged = tmp_path / "merged.h5"
-    pipeline.merge_robustness(shards, SPEC, merged, {})
+    merge_robustness(SPEC, shards, out=merged, attrs={})
     m = store.read_h5(merged, "complexity-robustness")
     for key in ("indices", "label_counts", "accuracy", "at_chance"):
         np.testing.assert_array_equal(m[key], rob[key])
@@ -125,11 +130,12 @@ def test_robustness_sees_every_class_and_a_good_network_is_not_at_chance(run: di
 
 def test_the_codes_of_shards_merge_on_the_shuffled_split(run: dict[str, Path], tmp_path: Path) -> None:
     one, shards = tmp_path / "codes.h5", [tmp_path / f"codes_{i}.h5" for i in range(2)]
-    pipeline.encode_split(run["dictionary"], run["acts"], run["model"], SPEC, one, CPU, {})
+    files = {"dictionary": run["dictionary"], "activations": run["acts"], "checkpoint": run["model"]}
+    encode_split(SPEC, **files, out=one, device=CPU, attrs={})
     for i, path in enumerate(shards):
-        pipeline.encode_split(run["dictionary"], run["acts"], run["model"], SPEC, path, CPU, {}, i, 2)
+        encode_split(SPEC, **files, out=path, device=CPU, attrs={}, shard=i, shards=2)
     merged = tmp_path / "merged.h5"
-    pipeline.merge_codes(shards, merged, {})
+    merge_codes(shards, out=merged, attrs={})
     a, b = (store.read_h5(p, "complexity-codes")["codes"] for p in (one, merged))
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * float(a.max()))
 
@@ -138,9 +144,10 @@ def test_a_sample_of_one_class_is_refused_with_the_key(run: dict[str, Path], tmp
     whole = SPEC.to_dict()
     one_image = ComplexitySpec.from_dict({**whole, "robustness": {**whole["robustness"], "images": 1}})
     with pytest.raises(ValueError, match=r"complexity\.robustness\.images: .* 1 class"):
-        pipeline.compute_robustness(
-            run["model"], run["data"], run["dictionary"], one_image, "gap", tmp_path / "r.h5", CPU, {}, 5
-        )
+        compute_robustness(
+            one_image, checkpoint=run["model"], data=run["data"], dictionary=run["dictionary"], pool_mode="gap",
+            out=tmp_path / "r.h5", device=CPU, seed=5, attrs={},
+        )  # fmt: skip
     assert not (tmp_path / "r.h5").exists()
 
 

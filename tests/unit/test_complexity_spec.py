@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from featflow.complexity.pipeline import dictionary_layer
+from featflow.complexity.dictionary import dictionary_layer
 from featflow.complexity.report import hoyer
 from featflow.complexity.spec import ComplexitySpec
 from featflow.config import validate_config
@@ -34,9 +34,9 @@ def test_bad_values_name_the_key(section: dict, key: str) -> None:
 
 
 def test_dictionary_layer() -> None:
-    assert dictionary_layer(ComplexitySpec(), ["block1", "act"]) == "act"
+    assert dictionary_layer(ComplexitySpec().dictionary, ["block1", "act"]) == "act"
     with pytest.raises(ValueError, match="complexity.dictionary.layer"):
-        dictionary_layer(ComplexitySpec.from_dict({"dictionary": {"layer": "fc9"}}), ["block1", "act"])
+        dictionary_layer(ComplexitySpec.from_dict({"dictionary": {"layer": "fc9"}}).dictionary, ["block1", "act"])
 
 
 def test_hoyer_extremes() -> None:

@@ -11,8 +11,13 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
 
 from featflow import store
-from featflow.complexity import pipeline, report
+from featflow.complexity import report
+from featflow.complexity.codes import encode_split
+from featflow.complexity.importance import compute_importance
+from featflow.complexity.redundancy import compute_redundancy
 from featflow.complexity.spec import ComplexitySpec
+from featflow.complexity.vinfo import compute_vinfo
+from featflow.dictionary.nmf import coder
 from featflow.metrics import cka, vinfo
 from tests.complexity_data import write_complexity_inputs
 
@@ -73,7 +78,15 @@ def test_vinfo_stage_reads_its_inputs_once(tmp_path: Path, monkeypatch: pytest.M
     paths = write_complexity_inputs(tmp_path, N, d=16, n_layers=3, k=12, rows=128)
     spec = ComplexitySpec.from_dict({"dictionary": {"k": 12, "code_iterations": 200}})
     codes, cpu = tmp_path / "codes.h5", torch.device("cpu")
-    pipeline.encode_split(paths["dictionary"], paths["activations"], paths["checkpoint"], spec, codes, cpu, {})
+    encode_split(
+        spec,
+        dictionary=paths["dictionary"],
+        activations=paths["activations"],
+        checkpoint=paths["checkpoint"],
+        out=codes,
+        device=cpu,
+        attrs={},
+    )
     acts, attrs = store.read_h5(paths["activations"]), store.read_attrs(paths["activations"])
     acts["layers"]["copy"] = acts["layers"]["layer2"]
     copied = tmp_path / "copied.h5"
@@ -86,7 +99,17 @@ def test_vinfo_stage_reads_its_inputs_once(tmp_path: Path, monkeypatch: pytest.M
     results = []
     for path in (paths["activations"], copied):
         out = tmp_path / f"vinfo_{path.stem}.h5"
-        pipeline.compute_vinfo(codes, path, paths["data"], paths["dictionary"], spec, out, tmp_path / "f.csv", {}, 0)
+        compute_vinfo(
+            spec,
+            codes=codes,
+            activations=path,
+            data=paths["data"],
+            dictionary=paths["dictionary"],
+            out=out,
+            factors_csv=tmp_path / "f.csv",
+            seed=0,
+            attrs={},
+        )
         results.append({**store.read_h5(out), **store.read_attrs(out)})
     assert len(reads) == 2
     assert list(results[1]["merged_layers"]) == ["copy=layer2"]
@@ -97,15 +120,26 @@ def test_vinfo_stage_reads_its_inputs_once(tmp_path: Path, monkeypatch: pytest.M
 def _run_stages(root: Path, paths: dict[str, Path], spec: ComplexitySpec) -> dict[str, dict]:
     cpu = torch.device("cpu")
     out = {name: root / f"{name}.h5" for name in ("codes", "vinfo", "redundancy", "importance")}
-    pipeline.encode_split(paths["dictionary"], paths["activations"], paths["checkpoint"], spec, out["codes"], cpu, {})
-    pipeline.compute_vinfo(
-        out["codes"], paths["activations"], paths["data"], paths["dictionary"], spec, out["vinfo"],
-        root / "factors.csv", {}, 0,
-    )  # fmt: skip
-    pipeline.compute_redundancy(out["codes"], paths["activations"], "act", spec, out["redundancy"], {}, 0)
-    pipeline.compute_importance(
-        paths["checkpoint"], out["codes"], paths["activations"], paths["dictionary"], out["importance"], {}
+    encode_split(
+        spec,
+        dictionary=paths["dictionary"],
+        activations=paths["activations"],
+        checkpoint=paths["checkpoint"],
+        out=out["codes"],
+        device=cpu,
+        attrs={},
     )
+    compute_vinfo(
+        spec, codes=out["codes"], activations=paths["activations"], data=paths["data"], dictionary=paths["dictionary"],
+        out=out["vinfo"], factors_csv=root / "factors.csv", seed=0, attrs={},
+    )  # fmt: skip
+    compute_redundancy(
+        spec, codes=out["codes"], activations=paths["activations"], layer="act", out=out["redundancy"], seed=0, attrs={}
+    )
+    compute_importance(
+        spec, checkpoint=paths["checkpoint"], codes=out["codes"], activations=paths["activations"],
+        dictionary=paths["dictionary"], out=out["importance"], attrs={},
+    )  # fmt: skip
     results = {name: {**store.read_h5(path), **store.read_attrs(path)} for name, path in out.items()}
     results["usage"] = {"usage": report.usage(out["codes"])}
     z, images = report.top_samples(out["codes"], paths["activations"], paths["data"], "test", 3)
@@ -124,13 +158,15 @@ def test_stages_equal_across_chunk_sizes(tmp_path: Path, monkeypatch: pytest.Mon
     whole = runs[0]
     acts = store.read_h5(paths["activations"], "activations")
     atoms = torch.from_numpy(store.read_h5(paths["dictionary"])["atoms"])
-    codes = pipeline.encoder(atoms, spec).encode(torch.from_numpy(acts["layers"]["act"])).numpy()
+    codes = coder(atoms, spec.dictionary).encode(torch.from_numpy(acts["layers"]["act"])).numpy()
     np.testing.assert_allclose(whole["codes"]["codes"], codes, atol=1e-6)
     for run in runs[1:]:
         for name, ref in whole.items():
             for key, value in ref.items():
                 if np.asarray(value).dtype.kind == "f" and key != "codes_max_gap":  # gaps differ below code_tol
-                    np.testing.assert_allclose(run[name][key], value, atol=1e-6, rtol=1e-6, err_msg=f"{name}/{key}")
+                    # float32 codes: the batched products round differently with the batch's size (~1e-5 relative)
+                    tol = 1e-5 if key == "codes" else 1e-6
+                    np.testing.assert_allclose(run[name][key], value, atol=tol, rtol=tol, err_msg=f"{name}/{key}")
                 elif key == "codes_sums":  # the sums behind the error and accuracies, summed chunk by chunk
                     for part, total in value.items():
                         np.testing.assert_allclose(run[name][key][part], total, rtol=1e-6, err_msg=f"{name}/{part}")

@@ -15,6 +15,6 @@ def test_matches_autograd_gradient_x_input() -> None:
     predicted = logits.argmax(1)
     grad = torch.autograd.grad(logits.gather(1, predicted[:, None]).sum(), z)[0]
     gxi = (grad * z).detach()  # per-sample gradient x input
-    signed, absolute = importance(z.detach(), atoms, head.weight.detach(), predicted)
+    signed, absolute = importance(z.detach(), atoms, head.weight.detach()[predicted])
     torch.testing.assert_close(signed, gxi.mean(0))
     torch.testing.assert_close(absolute, gxi.abs().mean(0))

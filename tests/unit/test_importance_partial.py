@@ -15,15 +15,15 @@ def test_per_activation_importance_averages_the_alignment_over_the_active_sample
     atoms = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     weight = torch.tensor([[2.0, -1.0], [-3.0, 0.5]], dtype=torch.float64)  # (C, d): <d_i, w_c> = weight[c, i]
     classes = torch.tensor([0, 1, 0, 1])
-    total, count = active_alignment(codes, atoms, weight, classes)
+    total, count = active_alignment(codes, atoms, weight[classes])
     # feature 0 active in samples 1 (class 1: |-3|) and 2 (class 0: |2|); feature 1 in sample 0 (class 0: |-1|)
     torch.testing.assert_close(total / count, torch.tensor([2.5, 1.0], dtype=torch.float64))
     torch.testing.assert_close(count, torch.tensor([2.0, 1.0], dtype=torch.float64))
     # Gamma grows with the code, the per-activation importance does not
-    scaled = active_alignment(10 * codes, atoms, weight, classes)
+    scaled = active_alignment(10 * codes, atoms, weight[classes])
     torch.testing.assert_close(scaled[0] / scaled[1], total / count)
-    signed = importance(codes, atoms, weight, classes)[0]
-    torch.testing.assert_close(importance(10 * codes, atoms, weight, classes)[0], 10 * signed)
+    signed = importance(codes, atoms, weight[classes])[0]
+    torch.testing.assert_close(importance(10 * codes, atoms, weight[classes])[0], 10 * signed)
 
 
 def test_partial_spearman_equals_the_three_variable_closed_form() -> None:

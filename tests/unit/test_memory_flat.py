@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from featflow import store
-from featflow.complexity import pipeline
+from featflow.complexity import codes as codes_stage
 from featflow.complexity.spec import ComplexitySpec
 from featflow.dictionary.nmf import NMFDictionary
 from tests.complexity_data import write_complexity_inputs
@@ -33,10 +33,9 @@ def test_codes_free_each_chunk_before_reading_the_next(tmp_path: Path, monkeypat
             assert all(ref() is None for ref in alive), "a chunk's tensors outlive it"
 
     monkeypatch.setattr(NMFDictionary, "encode_report", tracked_encode)
-    monkeypatch.setattr(pipeline.store, "iter_rows", checked_rows)
+    monkeypatch.setattr(codes_stage.store, "iter_rows", checked_rows)
     spec = ComplexitySpec.from_dict({})
     out = tmp_path / "codes.h5"
-    pipeline.encode_split(
-        inputs["dictionary"], inputs["activations"], inputs["checkpoint"], spec, out, torch.device("cpu"), {}
-    )
+    files = {key: inputs[key] for key in ("dictionary", "activations", "checkpoint")}
+    codes_stage.encode_split(spec, **files, out=out, device=torch.device("cpu"), attrs={})
     assert len(alive) == 10 and store.shapes(out, "complexity-codes")["codes"] == (90, 12)

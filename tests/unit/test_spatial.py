@@ -10,7 +10,7 @@ import torch
 
 from featflow import store
 from featflow.activations import extract_shard_to_h5, extract_to_h5, merge_shards
-from featflow.complexity import pipeline
+from featflow.complexity.dictionary import fit_dictionary
 from featflow.complexity.spec import ComplexitySpec
 from featflow.config import ActivationsSpec, ModelSpec
 from featflow.models import build_model, forward_to, load_checkpoint
@@ -63,14 +63,17 @@ def _planted_positions(root: Path, atoms: np.ndarray, n: int = 60, side: int = 6
     weights /= weights.sum((1, 2), keepdims=True)  # every image holds each atom equally: its pooled vector is flat
     maps = np.einsum("nhwk,kc->nchw", weights, atoms).astype(np.float32)
     path = root / "acts.h5"
+    spec = ModelSpec(arch="mlp", dataset="d", width=c)
+    torch.manual_seed(0)
+    checkpoint, model = root / "mlp.pt", build_model(spec, (c,), 3)
+    save_checkpoint(checkpoint, model, spec, (c,), 3, {})
+    with torch.no_grad():  # the head reads the pooled vectors (c wide): the logits an extraction would store
+        logits = model.body.fc(torch.from_numpy(maps.mean((2, 3)))).numpy()
     with store.h5_writer(path, "activations", {"layers": ["conv"], "spatial": ["conv"]}) as handle:
         store.append_rows(handle, "layers/conv", maps.mean((2, 3)))
         store.append_rows(handle, "spatial/conv", maps)
         store.append_rows(handle, "labels", rng.integers(0, 3, n))
-    spec = ModelSpec(arch="mlp", dataset="d", width=c)
-    torch.manual_seed(0)
-    checkpoint = root / "mlp.pt"
-    save_checkpoint(checkpoint, build_model(spec, (c,), 3), spec, (c,), 3, {})
+        store.append_rows(handle, "logits", logits)
     return path, checkpoint
 
 
@@ -87,7 +90,7 @@ def test_a_dictionary_fit_on_positions_recovers_the_position_atoms(tmp_path: Pat
     dictionary |= {"batch_size": batch_size, "epochs": 30} if batch_size else {}
     spec = ComplexitySpec.from_dict({"dictionary": dictionary})
     out = tmp_path / "dictionary.h5"
-    pipeline.fit_dictionary(acts, checkpoint, spec, "conv", out, CPU, {}, 0)
+    fit_dictionary(spec, layer="conv", activations=acts, checkpoint=checkpoint, out=out, device=CPU, seed=0, attrs={})
     found = store.read_h5(out, "complexity-dictionary")
     attrs = store.read_attrs(out)
     assert attrs["fit_on"] == "positions" and attrs["fit_samples"] == 60 * 36
@@ -98,7 +101,10 @@ def test_a_dictionary_fit_on_positions_recovers_the_position_atoms(tmp_path: Pat
     assert cos[rows, cols].min() > 0.95, cos
     assert found["codes"].shape == (60, 4)
     pooled = ComplexitySpec.from_dict({"dictionary": {**dictionary, "positions": False}})
-    pipeline.fit_dictionary(acts, checkpoint, pooled, "conv", tmp_path / "pooled.h5", CPU, {}, 0)
+    fit_dictionary(
+        pooled, layer="conv", activations=acts, checkpoint=checkpoint, out=tmp_path / "pooled.h5", device=CPU, seed=0,
+        attrs={},
+    )  # fmt: skip
     cos = store.read_h5(tmp_path / "pooled.h5", "complexity-dictionary")["atoms"] @ atoms.T
     assert store.read_attrs(tmp_path / "pooled.h5")["fit_samples"] == 60
     assert cos[linear_sum_assignment(-cos)].min() < 0.9

@@ -13,7 +13,7 @@ from matplotlib import pyplot as plt
 from scipy.stats import spearmanr
 
 from featflow import store
-from featflow.complexity.pipeline import seed_stability
+from featflow.complexity.vinfo import seed_stability
 from featflow.metrics.stats import spearman_ci
 from featflow.summary import branch_of, experiment_of, relation_table, write_summary
 

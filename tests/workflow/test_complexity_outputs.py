@@ -142,8 +142,8 @@ def test_feature_pictures_drive_their_features(dag_run: Path) -> None:
     """Issues 17.4, 26.5: pictures of the simplest, most complex and requested features at the dictionary's layer,
     pooled as the activations; each picture's own code is the branch encoder's code of its response, flagged when
     below the top image's or not the largest; the parametrization table and the meta-features are written."""
-    from featflow.complexity.pipeline import encoder
-    from featflow.complexity.spec import ComplexitySpec, DictionarySpec
+    from featflow.dictionary.nmf import coder
+    from featflow.dictionary.spec import DictionarySpec
     from featflow.fv.atoms import PicturesSpec, response_fn
     from featflow.models import load_checkpoint
 
@@ -168,7 +168,7 @@ def test_feature_pictures_drive_their_features(dag_run: Path) -> None:
     with torch.no_grad():
         y = response_fn(model, "act", "gap")(torch.from_numpy(pics["images"]))
         dictionary = DictionarySpec.from_dict(cfg["dictionary"])
-        z = encoder(torch.from_numpy(atoms_all).float(), ComplexitySpec(dictionary=dictionary)).encode(y).numpy()
+        z = coder(torch.from_numpy(atoms_all).float(), dictionary).encode(y).numpy()
     y = y.numpy()
     rows = np.arange(m)
     np.testing.assert_allclose(z[rows, pics["feature"]], pics["code"], atol=1e-4, rtol=1e-3)

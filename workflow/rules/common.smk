@@ -10,7 +10,7 @@ from pathlib import Path
 _PATHS = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
 os.environ.update(PYTHONPATH=os.pathsep.join([SRC, *_PATHS]))
 
-from featflow.config import OWN_ARCHS
+from featflow.config import OWN_ARCHS, dictionary_of
 from featflow.names import checked
 from featflow.keys import keyed, pick
 from featflow.repro import script_code
@@ -134,20 +134,22 @@ def fv_spec(rule):
     return lambda wc: keyed(CFG["fv"][wc.fv], FV_KEYS[rule], neutral)
 
 
-# complexity values and experiment values read by each complexity stage (featflow.complexity.pipeline); CODES are
-# the encoder's (pipeline.encoder), which the V-information's second seed and the robustness codes use too.
-CODES = ("dictionary.code_iterations", "dictionary.code_ridge", "dictionary.code_tol")
+# complexity values and experiment values read by each complexity stage (featflow.complexity.<stage>); CODES are
+# the encoder's (featflow.dictionary.files.read: the method and the NNLS keys), which the V-information's second
+# seed, the robustness codes, the pictures and the flow use too.
+CODES = ("dictionary.method", "dictionary.code_iterations", "dictionary.code_ridge", "dictionary.code_tol")
 CX_KEYS = {
     "dictionary": (("dictionary",), ("layers",)),
     "codes": (CODES, ()),
     "complexity": (("split", "vinfo", *CODES), ()),
     "redundancy": (("redundancy",), ()),
     "robustness": (("split", "robustness", *CODES), ("activations.pool",)),
-    "importance": ((), ()),
+    "importance": (("dictionary.method",), ()),
     "feature_table": ((), ()),
-    "complexity_figures": (("split", "figures", "dictionary.code_ridge"), ()),
+    "complexity_figures": (("split", "figures", "dictionary.method", "dictionary.code_ridge"), ()),
+    "dictionary_quality": (CODES, ()),
     "meta_features": (("split", "meta_features"), ()),  # featflow.complexity.meta.run_meta_features
-    "feature_pictures": (("split", "pictures", *CODES), ("activations.pool",)),  # featflow.fv.atoms.run_pictures
+    "feature_pictures": (("split", "pictures", "dictionary"), ("activations.pool",)),  # featflow.fv.atoms.run_pictures
     # featflow.complexity.flow.run_flow: the vinfo split and ridge, the blocks, the encoder (ablated codes);
     # images batched as extracted
     "feature_flow": (
@@ -192,12 +194,24 @@ def robustness_inputs(wc):
     }
 
 
+# complexity.dictionary sections of one method each: only the experiment's method's is in a key
+METHOD_SECTIONS = ("topk", "file")
+
+
+def experiment_complexity(name):
+    """The complexity section as experiment ``name``'s jobs read it: its dictionary changes merged in, the sections
+    of the other dictionary methods left out."""
+    own = dictionary_of(CFG, name)
+    unused = [key for key in METHOD_SECTIONS if key != own["method"]]
+    return {**CFG["complexity"], "dictionary": {k: v for k, v in own.items() if k not in unused}}
+
+
 def complexity_spec(rule):
     """The key of a complexity rule: the complexity values and experiment values its stage reads."""
     section, exp = CX_KEYS[rule]
     cx_knobs, exp_knobs = CX_KNOBS.get(rule, ((), ()))
     return lambda wc: {
-        "complexity": keyed(CFG["complexity"], section, cx_knobs),
+        "complexity": keyed(experiment_complexity(wc.experiment), section, cx_knobs),
         "experiment": keyed(experiment(wc.experiment), exp, exp_knobs),
     }
 

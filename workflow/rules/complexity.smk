@@ -1,7 +1,9 @@
-# Complexity branch (SPEC 1): overcomplete NMF dictionary on the penultimate layer, then per-feature
+# Complexity branch (SPEC 1): an overcomplete dictionary (featflow.dictionary: nmf, seminmf, topk, file) on the
+# penultimate layer (or complexity.dictionary.layer), then per-feature
 # V-information complexity, redundancy, robustness, importance, the feature table and figures.
 # Results path grammar (CX = results/{experiment}/complexity):
-#   CX/dictionary.h5                  atoms D* (k, d), train codes, relative error, accuracy with z D*
+#   CX/dictionary.h5                  atoms D (k, d) and the method's arrays, train codes, relative error, accuracy
+#                                     with the reconstruction
 #   CX/codes_{split}.h5               codes of a split with D* fixed (batched NNLS)
 #   CX/shards/codes_{split}_{shard}.h5, CX/shards/robustness_{shard}.h5   temporary slices merged into codes and
 #                                     robustness when complexity.shards > 1 (scale-out)
@@ -9,6 +11,8 @@
 #   CX/redundancy.h5, CX/robustness.h5, CX/importance.h5
 #   CX/features.csv|.parquet          the feature table (a row per feature)
 #   CX/features.html                  the feature table with the run's facts, shown inline in the report
+#   CX/quality.csv|.html              the dictionary's quality: R^2, mean L0, dead features, accuracy with the
+#                                     reconstruction, atoms matched across two seeds
 #   CX/figures/{importance,iv_curves,relations,umap,top_images}.png
 #   CX/pictures.h5, CX/figures/pictures.png   FV pictures of the simplest and most complex atoms d_i (the FV
 #                                     branch's featflow.fv.atoms) beside their top-activating images
@@ -235,7 +239,7 @@ rule importance:
     resources:
         mem_mb=2000,
         runtime=10,
-        gpu=0,  # closed form: one (k, d) x (d, C) product
+        gpu=0,  # one (n, d) x (d, k) product per chunk and the readout's gradient
     params:
         stage="complexity",
         spec=complexity_spec("importance"),
@@ -243,6 +247,38 @@ rule importance:
         code=script_hash("importance"),
     script:
         "../scripts/importance.py"
+
+
+rule dictionary_quality:
+    input:
+        dictionary="results/{experiment}/complexity/dictionary.h5",
+        codes=f"results/{{experiment}}/complexity/codes_{CX_SPLIT}.h5",
+        activations=f"results/{{experiment}}/activations/{CX_SPLIT}.h5",
+    output:
+        csv="results/{experiment}/complexity/quality.csv",
+        html=report(
+            "results/{experiment}/complexity/quality.html",
+            caption="../report/complexity_quality.rst",
+            category="Complexity",
+        ),
+    log:
+        "logs/dictionary_quality/{experiment}.log",
+    benchmark:
+        "benchmarks/dictionary_quality/{experiment}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,  # one decoding pass over the split's codes
+    params:
+        stage="complexity",
+        spec=complexity_spec("dictionary_quality"),
+        seed=SEED,
+        code=script_hash("dictionary_quality"),
+    script:
+        "../scripts/dictionary_quality.py"
 
 
 rule feature_table:

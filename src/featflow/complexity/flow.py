@@ -7,9 +7,8 @@ stage measures two things.
 
 *Code retention under main-branch ablation* (the intervention that tests the claim): with block b's main branch
 replaced by zeros (:func:`featflow.models.residual.main_zeroed`: only the skip passes), the dictionary's layer is
-recomputed for every image and re-encoded with the same dictionary and the same ridge NNLS as the complexity
-branch's codes (:func:`featflow.complexity.pipeline.encoder`); the retention of z_i at block b is Pearson's
-correlation over the images between its stored codes and these ablated codes. Named choices: a feature whose
+recomputed for every image and re-encoded by the same dictionary as the complexity branch's codes (as
+:func:`featflow.dictionary.files.read` rebuilds it); the retention of z_i at block b is Pearson's correlation over the images between its stored codes and these ablated codes. Named choices: a feature whose
 stored code is constant has no retention (NaN); one whose ablated code is constant (its variance below 1e-12 of
 the stored code's) keeps nothing of it (0). Retention near 1 means the feature survives without the block's
 main branch (it rides the skip); near 0 that the block builds it. rho(K, retention) per block, with its
@@ -295,6 +294,7 @@ def _figure_numbers(
 def run_flow(
     spec: ComplexitySpec,
     acts_spec: ActivationsSpec,
+    *,
     checkpoint: Path_,
     dict_path: Path_,
     codes_path: Path_,
@@ -313,7 +313,7 @@ def run_flow(
     """Code retention of every feature under each residual block's main-branch ablation; I_V and CKA of every
     feature and planted factor from each block's skip and main paths; the file, the table and the figure
     (:mod:`featflow.plots.flow`)."""
-    from featflow.complexity.pipeline import encoder
+    from featflow.dictionary import files
     from featflow.plots.flow import flow_figure
 
     model, payload = load_checkpoint(checkpoint, device)
@@ -356,7 +356,7 @@ def run_flow(
                 f"feature flow: block outputs {checked} differ from {acts_path} by {deviation:.2g} (relative): the "
                 "checkpoint, data or activations do not belong together; rerun the activations and codes rules"
             )
-        encode = encoder(atoms.float().to(device), spec).encode
+        encode = files.read(dict_path, spec.dictionary, device).encode
         retention = code_retention(
             model,
             blocks,

@@ -89,6 +89,7 @@ def top_meta_rows(codes_path: Path_, labels: np.ndarray, n: int) -> tuple[np.nda
 
 def run_meta_features(
     spec: MetaSpec,
+    *,
     split: str,
     dict_path: Path_,
     vinfo_path: Path_,

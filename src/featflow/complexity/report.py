@@ -1,6 +1,7 @@
 """The complexity branch's feature table and figures (rules feature_table, complexity_figures), written from the
 branch's files: atoms, codes, I_V, redundancy, robustness and importance. Apart from the torch code that computes
-them (:mod:`featflow.complexity.pipeline`), so that these jobs import no torch (``tests/unit/test_imports.py``).
+them (the stage modules of :mod:`featflow.complexity`), so that these jobs import no torch
+(``tests/unit/test_imports.py``).
 """
 
 from __future__ import annotations
@@ -44,12 +45,15 @@ def hoyer(atoms: np.ndarray) -> np.ndarray:
 
 
 def table_metadata(vinfo_path: Path_, robustness_path: Path_, dict_path: Path_) -> dict[str, Any]:
-    """The run-level facts a reader of the feature table needs: code ridge, reconstruction, K's stability across
-    NMF seeds, merged layers, the dictionary layer's readability, accuracy under noise per sigma and its flags."""
+    """The run-level facts a reader of the feature table needs: the dictionary method, reconstruction, K's stability
+    across dictionary seeds, merged layers, the dictionary layer's readability, accuracy under noise per sigma and its
+    flags."""
     vi = store.read_attrs(vinfo_path, "complexity-vinfo")
     rob, rob_attrs = store.read_h5(robustness_path), store.read_attrs(robustness_path)
     dic = store.read_attrs(dict_path, "complexity-dictionary")
     meta = {
+        "method": str(dic.get("method", "nmf")),
+        "nnls_codes": "codes_tol" in dic,  # an iterative NNLS encoder (nmf, seminmf): its ridge is a fact of the run
         "relative_error": float(dic["relative_error"]),
         "accuracy": float(dic["accuracy"]),
         "accuracy_reconstructed": float(dic["accuracy_reconstructed"]),
@@ -94,6 +98,7 @@ def usage(codes_path: Path_) -> np.ndarray:
 
 
 def feature_table(
+    *,
     dict_path: Path_,
     codes_path: Path_,
     vinfo_path: Path_,
@@ -184,6 +189,7 @@ def importance_numbers(table: pd.DataFrame, rho: Rho, seed: int) -> dict[str, st
 
 
 def figures(
+    *,
     table_path: Path_,
     vinfo_path: Path_,
     dict_path: Path_,
@@ -256,7 +262,7 @@ def figures(
     )
     stability = {}
     if "k_seed_spearman" in meta:
-        stability["K across two NMF seeds (Spearman, matched atoms)"] = (
+        stability["K across two dictionary seeds (Spearman, matched atoms)"] = (
             f"{meta['k_seed_spearman']:.3f} (median matched atom cosine {meta['atom_match_cosine_median']:.3f})"
         )
     store.save_figure(
@@ -264,9 +270,10 @@ def figures(
         outs["top_images"],
         {
             "K range": f"{np.nanmin(k):.3f} .. {np.nanmax(k):.3f}",
-            "code ridge": f"{spec.dictionary.code_ridge:g}",
+            "dictionary": meta.get("method", spec.dictionary.method),
+            **({"code ridge": f"{spec.dictionary.code_ridge:g}"} if meta.get("nnls_codes", True) else {}),
             "relative reconstruction error": f"{meta['relative_error']:.4f}",
-            "accuracy with z D*": (
+            "accuracy with the reconstruction": (
                 f"{meta['accuracy_reconstructed']:.4f} (of {meta['accuracy']:.4f}; paper: > 99% kept)"
             ),
             **stability,

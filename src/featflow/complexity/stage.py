@@ -7,134 +7,163 @@ only the modules its own stage reaches (featflow.repro.import_closure follows an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from featflow.smk import Files, Job
 
-
-def dictionary(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
-    """The overcomplete NMF dictionary of the experiment's dictionary layer (train split)."""
-    from featflow.complexity import pipeline
+if TYPE_CHECKING:
     from featflow.complexity.spec import ComplexitySpec
 
-    cx = ComplexitySpec.from_dict(spec["complexity"])
-    layer = pipeline.dictionary_layer(cx, list(spec["experiment"]["layers"]))
-    pipeline.fit_dictionary(
-        inputs.activations, inputs.checkpoint, cx, layer, outputs[0], ctx.device, ctx.attrs, ctx.seed
+
+def _spec(spec: dict[str, Any]) -> ComplexitySpec:
+    from featflow.complexity.spec import ComplexitySpec
+
+    return ComplexitySpec.from_dict(spec["complexity"])
+
+
+def dictionary(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """The overcomplete dictionary of the experiment's dictionary layer (train split), any method."""
+    from featflow.complexity.dictionary import dictionary_layer, fit_dictionary
+
+    cx = _spec(spec)
+    fit_dictionary(
+        cx,
+        layer=dictionary_layer(cx.dictionary, list(spec["experiment"]["layers"])),
+        activations=inputs.activations,
+        checkpoint=inputs.checkpoint,
+        out=outputs[0],
+        device=ctx.device,
+        seed=ctx.seed,
+        attrs=ctx.attrs,
     )
 
 
 def codes(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
-    """The codes of one split with the dictionary fixed (batched NNLS), or the merge of its shards."""
-    from featflow.complexity import pipeline
-    from featflow.complexity.spec import ComplexitySpec
+    """The codes of one split with the dictionary fixed, or the merge of its shards."""
+    from featflow.complexity.codes import encode_split, merge_codes
 
-    cx = ComplexitySpec.from_dict(spec["complexity"])
+    cx = _spec(spec)
     if cx.shards > 1:
-        pipeline.merge_codes(list(inputs.shards), outputs[0], ctx.attrs)
-    else:
-        pipeline.encode_split(
-            inputs.dictionary, inputs.activations, inputs.checkpoint, cx, outputs[0], ctx.device, ctx.attrs
-        )
+        merge_codes(list(inputs.shards), out=outputs[0], attrs=ctx.attrs)
+        return
+    encode_split(cx, **_code_files(inputs), out=outputs[0], device=ctx.device, attrs=ctx.attrs)
+
+
+def _code_files(inputs: Files) -> dict[str, Any]:
+    return {"dictionary": inputs.dictionary, "activations": inputs.activations, "checkpoint": inputs.checkpoint}
 
 
 def codes_shard(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """The codes of one contiguous slice of a split (``complexity.shards`` > 1)."""
-    from featflow.complexity import pipeline
-    from featflow.complexity.spec import ComplexitySpec
+    from featflow.complexity.codes import encode_split
 
-    cx = ComplexitySpec.from_dict(spec["complexity"])
-    pipeline.encode_split(
-        inputs.dictionary,
-        inputs.activations,
-        inputs.checkpoint,
+    cx = _spec(spec)
+    encode_split(
         cx,
-        outputs[0],
-        ctx.device,
-        ctx.attrs,
-        int(ctx.wildcards.shard),
-        cx.shards,
+        **_code_files(inputs),
+        out=outputs[0],
+        device=ctx.device,
+        attrs=ctx.attrs,
+        shard=int(ctx.wildcards.shard),
+        shards=cx.shards,
     )
 
 
 def complexity(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """I_V of every feature and planted factor from every layer, and K."""
-    from featflow.complexity import pipeline
-    from featflow.complexity.spec import ComplexitySpec
+    from featflow.complexity.vinfo import compute_vinfo
 
-    pipeline.compute_vinfo(
-        inputs.codes,
-        inputs.activations,
-        inputs.data,
-        inputs.dictionary,
-        ComplexitySpec.from_dict(spec["complexity"]),
-        outputs.vinfo,
-        outputs.factors,
-        ctx.attrs,
-        ctx.seed,
+    compute_vinfo(
+        _spec(spec),
+        codes=inputs.codes,
+        activations=inputs.activations,
+        data=inputs.data,
+        dictionary=inputs.dictionary,
+        out=outputs.vinfo,
+        factors_csv=outputs.factors,
+        seed=ctx.seed,
+        attrs=ctx.attrs,
     )
 
 
 def redundancy(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """Redundancy of every feature under random neuron masks of the dictionary layer."""
     from featflow import store
-    from featflow.complexity import pipeline
-    from featflow.complexity.spec import ComplexitySpec
+    from featflow.complexity.redundancy import compute_redundancy
 
-    layer = store.read_attrs(inputs.dictionary, "complexity-dictionary")["layer"]
-    cx = ComplexitySpec.from_dict(spec["complexity"])
-    pipeline.compute_redundancy(inputs.codes, inputs.activations, layer, cx, outputs[0], ctx.attrs, ctx.seed)
+    compute_redundancy(
+        _spec(spec),
+        codes=inputs.codes,
+        activations=inputs.activations,
+        layer=store.read_attrs(inputs.dictionary, "complexity-dictionary")["layer"],
+        out=outputs[0],
+        seed=ctx.seed,
+        attrs=ctx.attrs,
+    )
+
+
+def _robustness(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job, *, shard: int, shards: int) -> None:
+    from featflow.complexity.robustness import compute_robustness
+
+    compute_robustness(
+        _spec(spec),
+        checkpoint=inputs.checkpoint,
+        data=inputs.data,
+        dictionary=inputs.dictionary,
+        pool_mode=spec["experiment"]["activations"]["pool"],
+        out=outputs[0],
+        device=ctx.device,
+        seed=ctx.seed,
+        attrs=ctx.attrs,
+        shard=shard,
+        shards=shards,
+    )
 
 
 def robustness(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """Sensitivity of every feature to Gaussian input noise and the accuracy under it, or the merge of its shards."""
-    from featflow.complexity import pipeline
-    from featflow.complexity.spec import ComplexitySpec
+    from featflow.complexity.robustness import merge_robustness
 
-    cx = ComplexitySpec.from_dict(spec["complexity"])
+    cx = _spec(spec)
     if cx.shards > 1:
-        pipeline.merge_robustness(list(inputs.shards), cx, outputs[0], ctx.attrs)
+        merge_robustness(cx, list(inputs.shards), out=outputs[0], attrs=ctx.attrs)
     else:
-        pipeline.compute_robustness(
-            inputs.checkpoint,
-            inputs.data,
-            inputs.dictionary,
-            cx,
-            spec["experiment"]["activations"]["pool"],
-            outputs[0],
-            ctx.device,
-            ctx.attrs,
-            ctx.seed,
-        )
+        _robustness(spec, inputs, outputs, ctx, shard=0, shards=1)
 
 
 def robustness_shard(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """The summed robustness statistics of one contiguous slice of the images (``complexity.shards`` > 1)."""
-    from featflow.complexity import pipeline
-    from featflow.complexity.spec import ComplexitySpec
-
-    cx = ComplexitySpec.from_dict(spec["complexity"])
-    pipeline.compute_robustness(
-        inputs.checkpoint,
-        inputs.data,
-        inputs.dictionary,
-        cx,
-        spec["experiment"]["activations"]["pool"],
-        outputs[0],
-        ctx.device,
-        ctx.attrs,
-        ctx.seed,
-        int(ctx.wildcards.shard),
-        cx.shards,
-    )
+    _robustness(spec, inputs, outputs, ctx, shard=int(ctx.wildcards.shard), shards=_spec(spec).shards)
 
 
 def importance(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
-    """Importance of every feature for the classifier (closed form)."""
-    from featflow.complexity import pipeline
+    """Importance of every feature for the classifier (gradient x input of the codes)."""
+    from featflow.complexity.importance import compute_importance
 
-    pipeline.compute_importance(
-        inputs.checkpoint, inputs.codes, inputs.activations, inputs.dictionary, outputs[0], ctx.attrs
+    compute_importance(
+        _spec(spec),
+        checkpoint=inputs.checkpoint,
+        codes=inputs.codes,
+        activations=inputs.activations,
+        dictionary=inputs.dictionary,
+        out=outputs[0],
+        attrs=ctx.attrs,
+    )
+
+
+def dictionary_quality(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
+    """The dictionary's quality numbers (R^2, L0, dead features, accuracy recovered, seed stability)."""
+    from featflow.complexity.quality import dictionary_quality as quality
+
+    quality(
+        _spec(spec),
+        experiment=ctx.wildcards.experiment,
+        dictionary=inputs.dictionary,
+        codes=inputs.codes,
+        activations=inputs.activations,
+        csv=outputs.csv,
+        html=outputs.html,
+        attrs=ctx.attrs,
     )
 
 
@@ -144,36 +173,35 @@ def feature_table(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job)
 
     i = inputs
     write_table(
-        i.dictionary,
-        i.codes,
-        i.vinfo,
-        i.redundancy,
-        i.robustness,
-        i.importance,
-        outputs.csv,
-        outputs.parquet,
-        outputs.html,
+        dict_path=i.dictionary,
+        codes_path=i.codes,
+        vinfo_path=i.vinfo,
+        redundancy_path=i.redundancy,
+        robustness_path=i.robustness,
+        importance_path=i.importance,
+        csv=outputs.csv,
+        parquet=outputs.parquet,
+        html=outputs.html,
     )
 
 
 def complexity_figures(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """The branch's figures, each with this run's numbers."""
     from featflow.complexity.report import figures
-    from featflow.complexity.spec import ComplexitySpec
 
     i = inputs
     figures(
-        i.table,
-        i.vinfo,
-        i.dictionary,
-        i.codes,
-        i.activations,
-        i.data,
-        i.robustness,
-        i.factors,
-        ComplexitySpec.from_dict(spec["complexity"]),
-        dict(outputs.items()),
-        ctx.seed,
+        table_path=i.table,
+        vinfo_path=i.vinfo,
+        dict_path=i.dictionary,
+        codes_path=i.codes,
+        acts_path=i.activations,
+        data_path=i.data,
+        robustness_path=i.robustness,
+        factors_csv=i.factors,
+        spec=_spec(spec),
+        outs=dict(outputs.items()),
+        seed=ctx.seed,
     )
 
 
@@ -181,27 +209,26 @@ def feature_flow(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) 
     """Code retention under each residual block's main-branch ablation; I_V and CKA of every feature from each
     block's skip path and main branch."""
     from featflow.complexity.flow import run_flow
-    from featflow.complexity.spec import ComplexitySpec
     from featflow.config import ActivationsSpec
 
     i = inputs
     run_flow(
-        ComplexitySpec.from_dict(spec["complexity"]),
+        _spec(spec),
         ActivationsSpec.from_dict(spec["experiment"]["activations"]),
-        i.checkpoint,
-        i.dictionary,
-        i.codes,
-        i.activations,
-        i.data,
-        i.vinfo,
-        i.factors,
-        outputs.h5,
-        outputs.table,
-        outputs.flow,
-        ctx.device,
-        ctx.seed,
-        ctx.attrs,
-        ctx.threads,
+        checkpoint=i.checkpoint,
+        dict_path=i.dictionary,
+        codes_path=i.codes,
+        acts_path=i.activations,
+        data_path=i.data,
+        vinfo_path=i.vinfo,
+        factors_csv=i.factors,
+        out=outputs.h5,
+        table_csv=outputs.table,
+        figure=outputs.flow,
+        device=ctx.device,
+        seed=ctx.seed,
+        attrs=ctx.attrs,
+        threads=ctx.threads,
     )
 
 
@@ -212,13 +239,13 @@ def meta_features(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job)
 
     run_meta_features(
         MetaSpec.from_dict(spec["complexity"]["meta_features"]),
-        spec["complexity"]["split"],
-        inputs.dictionary,
-        inputs.vinfo,
-        inputs.codes,
-        inputs.activations,
-        inputs.data,
-        outputs.table,
-        outputs.gallery,
-        ctx.seed,
+        split=spec["complexity"]["split"],
+        dict_path=inputs.dictionary,
+        vinfo_path=inputs.vinfo,
+        codes_path=inputs.codes,
+        acts_path=inputs.activations,
+        data_path=inputs.data,
+        table=outputs.table,
+        figure=outputs.gallery,
+        seed=ctx.seed,
     )

@@ -104,12 +104,14 @@ class Method:
 
     ``fit(rows, spec, ctx)`` returns a :class:`Dictionary`; ``load(arrays, spec, device)`` rebuilds the one whose
     ``state()`` gave ``arrays``; ``spec`` is the whole ``complexity.dictionary`` section
-    (:class:`featflow.dictionary.spec.DictionarySpec`), of which a method reads its own keys. ``nonnegative_input``: the method needs activations >= 0 (NMF), checked on the
-    layer before the fit.
+    (:class:`featflow.dictionary.spec.DictionarySpec`), of which a method reads its own keys.
+    ``nonnegative_input``: the method needs activations >= 0 (NMF), checked on the layer before the fit.
+    ``seeded``: a fit depends on the seed (False for a dictionary read from a file: no second seed to compare).
     """
 
     name: str
     fit: Callable[[Rows, DictionarySpec, FitContext], Dictionary]
     load: Callable[[dict[str, np.ndarray], DictionarySpec, torch.device], Dictionary]
     nonnegative_input: bool = False
+    seeded: bool = True
     summary: str = ""

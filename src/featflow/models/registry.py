@@ -218,3 +218,32 @@ def classifier_head(model: Classifier) -> nn.Linear:
     if not linears:
         raise ValueError("model has no nn.Linear classifier head")
     return linears[-1]
+
+
+def readout(model: Classifier, layer: str) -> nn.Module:
+    """The logits as a function of ``layer``'s (pooled) output: the modules of the body that follow ``layer`` when it
+    is one of the body's top-level children (featflow's own networks run their children in order: after ``fc1``
+    come ``act`` and ``fc``), else the classifier head (the layer it reads). Which of these is right is checked on
+    stored activations by :func:`check_readout`, not assumed."""
+    children = list(model.body.named_children())
+    names = [name for name, _ in children]
+    if layer in names and names.index(layer) < len(names) - 1:
+        return nn.Sequential(*(module for _, module in children[names.index(layer) + 1 :]))
+    return classifier_head(model)
+
+
+def check_readout(head: nn.Module, acts: torch.Tensor, logits: torch.Tensor, layer: str) -> None:
+    """Refuse a readout that does not give the model's logits from the layer's stored activations: importance and
+    the accuracy with reconstructions need the logits as a function of the dictionary layer."""
+    try:
+        with torch.no_grad():
+            got = head(acts.to(next(head.parameters()))).to(logits)
+        ok = got.shape == logits.shape and bool(torch.allclose(got, logits, rtol=1e-3, atol=1e-3 * logits.abs().max()))
+    except (RuntimeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"complexity.dictionary.layer '{layer}': the logits are not a function of its pooled output by the modules "
+            "that follow it; expected the penultimate layer or a later vector layer (e.g. fc1 or act of featflow's own "
+            "networks)"
+        )

@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 
 from featflow import store
-from featflow.complexity import pipeline
+from featflow.complexity.dictionary import fit
 from featflow.complexity.spec import ComplexitySpec
-from featflow.dictionary.nmf import relative_error
+from featflow.complexity.vinfo import vinfo_layers
 from featflow.metrics import vinfo
 from featflow.metrics.stats import spearman_ci
 from featflow.temporal import emergence
@@ -81,7 +81,7 @@ def decode_epoch(
 
 def sediment_spec(spec: ComplexitySpec, temporal: TemporalSpec) -> ComplexitySpec:
     """The one dictionary recipe of sedimentation, at every epoch the final one included: the complexity branch's
-    NMF with the sediment's atoms and iterations (one fit, no second seed)."""
+    dictionary method with the sediment's atoms and iterations (one fit, no second seed)."""
     sed = temporal.sediment
     changes = {"second_seed": False}
     if sed.k is not None:
@@ -99,12 +99,8 @@ def checkpoint_importance(checkpoint: Path_, codes: np.ndarray, atoms: np.ndarra
 
     model, _ = load_checkpoint(checkpoint, "cpu")
     weight = classifier_head(model).weight.detach().double()
-    signed, absolute = importance(
-        torch.from_numpy(codes).double(),
-        torch.from_numpy(atoms).double(),
-        weight,
-        torch.from_numpy(np.asarray(logits).argmax(1)),
-    )
+    classes = torch.from_numpy(np.asarray(logits).argmax(1))
+    signed, absolute = importance(torch.from_numpy(codes).double(), torch.from_numpy(atoms).double(), weight[classes])
     return torch.stack([signed, absolute]).numpy()
 
 
@@ -127,14 +123,13 @@ def sediment_epoch(
     training activations, codes of the analyzed split, the complexity K of its features from its own layers and
     their importance through its own classifier head."""
     sed = sediment_spec(spec, temporal)
-    atoms = pipeline._fit_atoms(train_acts, layer, sed, device, seed).float()
+    dictionary = fit(train_acts, layer, sed.dictionary, device, seed)
     acts, acts_attrs = store.read_h5(test_acts, "activations"), store.read_attrs(test_acts, "activations")
     a = torch.from_numpy(acts["layers"][layer]).float().to(device)
-    codes = pipeline.encoder(atoms, sed).encode(a)
-    err = relative_error(a, codes, atoms)
-    layers, merged = vinfo.distinct_layers(
-        pipeline.vinfo_layers(acts, list(acts_attrs["layers"]), data_path, spec.split, spec)
-    )
+    codes = dictionary.encode(a)
+    err = float((a - dictionary.decode(codes)).norm() / a.norm().clamp_min(1e-12))
+    atoms = dictionary.atoms
+    layers, merged = vinfo.distinct_layers(vinfo_layers(acts, list(acts_attrs["layers"]), data_path, spec.split, spec))
     z, d = codes.cpu().numpy(), atoms.cpu().numpy()
     v = spec.vinfo
     iv = vinfo.v_information(layers, z, v.test_fraction, seed, v.ridge_scale)

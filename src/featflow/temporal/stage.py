@@ -26,7 +26,7 @@ def temporal_decoding(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: 
 
 def sediment(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """An epoch's own dictionary (one recipe at every epoch), its codes' I_V, K and importance."""
-    from featflow.complexity import pipeline
+    from featflow.complexity.dictionary import dictionary_layer
     from featflow.complexity.spec import ComplexitySpec
     from featflow.temporal.run import sediment_epoch
     from featflow.temporal.spec import TemporalSpec
@@ -39,7 +39,7 @@ def sediment(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> N
         checkpoint=inputs.checkpoint,
         spec=cx,
         temporal=TemporalSpec.from_dict(spec["temporal"]),
-        layer=pipeline.dictionary_layer(cx, list(spec["experiment"]["layers"])),
+        layer=dictionary_layer(cx.dictionary, list(spec["experiment"]["layers"])),
         epoch=int(ctx.wildcards.epoch),
         out=outputs[0],
         device=ctx.device,
