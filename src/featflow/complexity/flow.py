@@ -9,8 +9,9 @@ stage measures two things.
 replaced by zeros (:func:`featflow.models.residual.main_zeroed`: only the skip passes), the dictionary's layer is
 recomputed for every image and re-encoded by the same dictionary as the complexity branch's codes (as
 :func:`featflow.dictionary.files.read` rebuilds it); the retention of z_i at block b is Pearson's correlation
-over the images between its stored codes and these ablated codes. Named choices: a feature whose stored code is constant has no retention (NaN); one whose ablated code is constant (its variance below 1e-12 of
-the stored code's) keeps nothing of it (0). Retention near 1 means the feature survives without the block's
+over the images between its stored codes and these ablated codes. Named choices: a feature whose stored code
+is constant has no retention (NaN); one whose ablated code is constant (its variance below 1e-12 of the stored
+code's) keeps nothing of it (0). Retention near 1 means the feature survives without the block's
 main branch (it rides the skip); near 0 that the block builds it. rho(K, retention) per block, with its
 bootstrap CI, states the claim as a number (the paper: negative); the claim registry reads rho(K, mean
 retention over blocks).
