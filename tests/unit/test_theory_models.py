@@ -95,7 +95,9 @@ def test_linear_training_decreases_the_hinge_loss_and_lr_is_the_inverse_curvatur
     f1 = np.concatenate([h, np.ones((2, 200, 1))], axis=2)
     np.testing.assert_allclose(lr, 1 / np.linalg.eigvalsh(f1.transpose(0, 2, 1) @ f1 / 200)[:, -1])
     a0 = rng.normal(0, 0.1, (2, 12))
-    a, c, curve = two_layer.train_linear(h, h, y, y, a0, np.zeros(2), 5 * lr, 500, 0.0, np.array([0, 500]))
+    a, c, curve = two_layer.train_linear(
+        h, h, y, y, a0, np.zeros(2), lr=5 * lr, steps=500, weight_decay=0.0, record=np.array([0, 500])
+    )
     loss = lambda a, c: np.maximum(0, 1 - y * (np.einsum("snp,sp->sn", h, a) + c[:, None])).mean(1)  # noqa: E731
     assert (loss(a, c) < 0.5 * loss(a0, np.zeros(2))).all()
     assert (curve[:, 1] > 0.9).all()
@@ -115,7 +117,7 @@ def runs():
         data = (train.x, train.y.astype(float), test.x, test.y.astype(float))
         consts = two_layer.schedule_constants(spec, 5, float(train.phi.var(axis=0).sum()), design_gamma(shi))
         init = two_layer.init_params(spec.m, shi.d, shi.k, consts["sigma_a"], spec.seeds, rng)
-        net = two_layer.train_network(spec, init, *data, consts)
+        net = two_layer.train_network(spec, init, *data, consts=consts)
         base = fixed_features.train_baselines(spec, init, *data, net.steps)
         eff = m[:, :5].sum(axis=1) / np.linalg.norm(m[:, :5].sum(axis=1))
         cos = {k: alignment.feature_cosines(p.W, np.stack([eff, -eff])) for k, p in net.snapshots.items()}
@@ -193,7 +195,7 @@ def test_nearly_frozen_features_reproduce_the_frozen_schedule():
         spec = TheorySpec(m=10, seeds=2, steps=30, eval_every=10, feature_lr_scale=scale)
         consts = two_layer.schedule_constants(spec, 3, float(train.phi.var(axis=0).sum()), design_gamma(shi))
         init = two_layer.init_params(10, 30, 3, consts["sigma_a"], 2, np.random.default_rng(6))
-        runs[scale] = two_layer.train_network(spec, init, *data, consts)
+        runs[scale] = two_layer.train_network(spec, init, *data, consts=consts)
     np.testing.assert_allclose(runs[1e-12].test_acc, runs[0.0].test_acc)
     np.testing.assert_allclose(runs[1e-12].snapshots["end"].a, runs[0.0].snapshots["end"].a, rtol=1e-6)
     np.testing.assert_array_equal(runs[0.0].snapshots["end"].W, runs[0.0].snapshots["step2"].W)

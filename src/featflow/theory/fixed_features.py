@@ -55,6 +55,7 @@ def ntk(
     kern_test: np.ndarray,
     y: np.ndarray,
     y_test: np.ndarray,
+    *,
     lr_scale: float,
     steps: int,
     weight_decay: float,
@@ -150,7 +151,7 @@ def _kernel(train: np.ndarray, test: np.ndarray, kernel: str, gamma: float) -> t
 
 
 def _search(
-    train: np.ndarray, test: np.ndarray, y: np.ndarray, y_test: np.ndarray, grid: Grid, kernel: str, name: str
+    train: np.ndarray, test: np.ndarray, y: np.ndarray, y_test: np.ndarray, grid: Grid, *, kernel: str, name: str
 ) -> tuple[float, float, float, float, float, bool, str]:
     """One seed: (test accuracy, C, C trace(K)/n, gamma, CV accuracy, at an edge, which) of the cross-validated
     SVC; on a tie the smallest C, then the smallest gamma (scikit-learn's order over the grid {C, gamma})."""
@@ -197,7 +198,7 @@ def svm_optimum(
     theta = Phi^T beta). A choice at the edge of a grid is logged as a warning and recorded.
     """
     rows = [
-        _search(train[s].astype(np.float64), test[s].astype(np.float64), y, y_test, grid, kernel, name)
+        _search(train[s].astype(np.float64), test[s].astype(np.float64), y, y_test, grid, kernel=kernel, name=name)
         for s in range(train.shape[0])
     ]
     acc, C, scale, gamma, cv, at_edge, edge = (np.array(column) for column in zip(*rows, strict=True))
@@ -234,10 +235,28 @@ def train_baselines(
     h, _ = hidden(init, x)
     h_test, _ = hidden(init, x_test)
     rf = train_linear(
-        h, h_test, y, y_test, init.a, init.c, lipschitz_lr(h) * spec.baseline_lr_scale, steps, spec.weight_decay, grid
+        h,
+        h_test,
+        y,
+        y_test,
+        init.a,
+        init.c,
+        lr=lipschitz_lr(h) * spec.baseline_lr_scale,
+        steps=steps,
+        weight_decay=spec.weight_decay,
+        record=grid,
     )[2]
     kern, kern_test = ntk_kernels(init, x.astype(np.float32), x_test.astype(np.float32))
-    tangent = ntk(kern, kern_test, y, y_test, spec.baseline_lr_scale, steps, spec.weight_decay, grid)
+    tangent = ntk(
+        kern,
+        kern_test,
+        y,
+        y_test,
+        lr_scale=spec.baseline_lr_scale,
+        steps=steps,
+        weight_decay=spec.weight_decay,
+        record=grid,
+    )
     optima = {
         "random_features": svm_optimum(h, h_test, y, y_test, search, name="random features"),
         "ntk": svm_optimum(kern, kern_test, y, y_test, search, kernel="precomputed", name="NTK"),

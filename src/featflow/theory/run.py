@@ -59,7 +59,7 @@ def train_to_h5(
     spec, data = TheorySpec.from_dict(spec_dict), load_shi(data_path)
     init, consts = _setup(spec, data, seed)
     x, y, x_test, y_test = _labels(data)
-    run = train_network(spec, init, x, y, x_test, y_test, consts)
+    run = train_network(spec, init, x, y, x_test, y_test, consts=consts)
     arrays = {
         "steps": run.steps,
         "test_acc": run.test_acc,
@@ -138,13 +138,16 @@ def alignment_to_h5(
         "structured": np.bool_(data.spec.structured),
     }
     log.info(
-        "alignment: mean cosine by stage %s; probe after step 1 %s (standardized %s), step 2 %s; step-2 neurons "
-        "to the training E[y x] %.3f, its cosine with the test set's %.3f",
-        np.round(cosines.mean(axis=(1, 2)), 3),
-        np.round(probes[0], 3),
-        np.round(standardized, 3),
-        np.round(probes[1], 3),
-        float(to_train.mean()),
-        float(v_train @ v_test),
+        "alignment: mean cosine by stage %(cosine)s; probe after step 1 %(step1)s (standardized %(standardized)s), "
+        "step 2 %(step2)s; step-2 neurons to the training E[y x] %(train).3f, its cosine with the test set's "
+        "%(test).3f",
+        {
+            "cosine": np.round(cosines.mean(axis=(1, 2)), 3),
+            "step1": np.round(probes[0], 3),
+            "standardized": np.round(standardized, 3),
+            "step2": np.round(probes[1], 3),
+            "train": float(to_train.mean()),
+            "test": float(v_train @ v_test),
+        },
     )
     store.write_h5(out, "theory_alignment", arrays, {**attrs, "structured": data.spec.structured})

@@ -178,6 +178,7 @@ def train_linear(
     y_test: np.ndarray,
     a: np.ndarray,
     c: np.ndarray,
+    *,
     lr: np.ndarray,
     steps: int,
     weight_decay: float,
@@ -249,6 +250,7 @@ def train_network(
     y: np.ndarray,
     x_test: np.ndarray,
     y_test: np.ndarray,
+    *,
     consts: dict[str, float],
 ) -> NetworkRun:
     """Two aggressive steps from ``init``, then T small steps (W and b frozen unless ``feature_lr_scale`` > 0).
@@ -270,10 +272,12 @@ def train_network(
     record = grid[3:] - 2
     if spec.feature_lr_scale == 0:
         h_test, _ = hidden(params, x_test)
-        a, c, tail = train_linear(h, h_test, y, y_test, params.a, params.c, lr, steps, spec.weight_decay, record)
+        a, c, tail = train_linear(
+            h, h_test, y, y_test, params.a, params.c, lr=lr, steps=steps, weight_decay=spec.weight_decay, record=record
+        )
         params = Params(params.W, params.b, a, c)
     else:
-        params, tail = _train_all(params, x, y, x_test, y_test, lr, steps, spec, record)
+        params, tail = _train_all(params, x, y, x_test, y_test, lr=lr, steps=steps, spec=spec, record=record)
     snaps["end"] = params
     log.info("network: test accuracy after step 2 %s, at the end %s", np.round(head[2], 3), np.round(tail[:, -1], 3))
     return NetworkRun(grid, np.column_stack([*head, tail]), accuracy(predict(params, x), y), snaps)
@@ -285,6 +289,7 @@ def _train_all(
     y: np.ndarray,
     x_test: np.ndarray,
     y_test: np.ndarray,
+    *,
     lr: np.ndarray,
     steps: int,
     spec: TheorySpec,
