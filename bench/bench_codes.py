@@ -6,15 +6,15 @@ d 512, k 1,024 and k 2,048. Prints the markdown rows for bench/RESULTS.md.
 - Equal threads: OMP / MKL / OpenBLAS at 1 before numpy loads, ``torch.set_num_threads(1)`` and threadpoolctl,
   so torch, numpy and scipy each run on one thread. Times are CPU seconds of this process
   (``time.process_time``: the shared machine's load cancels), 3 repeats each side, min and median.
-- The problem is the stage's: the encoder is ``featflow.complexity.pipeline.encoder`` with the default
+- The problem is the stage's: the encoder is ``featflow.dictionary.nmf.coder`` with the default
   config's ``complexity.dictionary`` (float32, code_ridge 1e-2, code_tol 1e-4, code_iterations 1000) on the
   atoms of a ridge NMF fit; the reference is scipy's exact active-set ``nnls`` per sample on the augmented
   system [D^T; sqrt(mu) I] z = [a; 0] (float64).
 - Equal accuracy: each sample's true relative objective gap to scipy's optimum, (F(z) - F*) / F*, max and
   median, beside the solver's certified per-sample bound (its duality gap / F(z)).
-- The stage's path: ``pipeline.encode_split`` on an activations file (tests/complexity_data.py, the default
-  d = 64, k = 128) with the atoms of ``pipeline.fit_dictionary`` on it, i.e. reading, encoding, reconstruction
-  accuracy and the HDF5 append, against scipy on the same rows.
+- The stage's path: ``featflow.complexity.codes.encode_split`` on an activations file (tests/complexity_data.py,
+  the default d = 64, k = 128) with the atoms of ``featflow.complexity.dictionary.fit_dictionary`` on it, i.e.
+  reading, encoding, reconstruction accuracy and the HDF5 append, against scipy on the same rows.
 - Research widths: scipy's per-sample time from 3 repeats on the first ``--ref-rows`` rows (one full pass gives
   the optimum of every row); ours on all rows; the ratio is per sample.
 """
@@ -46,9 +46,10 @@ sys.path.insert(0, str(ROOT))  # tests.complexity_data: the stage's input files
 from benchutil import activations, cpu_runs  # noqa: E402
 
 from featflow import store  # noqa: E402
-from featflow.complexity import pipeline  # noqa: E402
+from featflow.complexity.codes import encode_split  # noqa: E402
+from featflow.complexity.dictionary import fit_dictionary  # noqa: E402
 from featflow.complexity.spec import ComplexitySpec  # noqa: E402
-from featflow.dictionary.nmf import fit_nmf  # noqa: E402
+from featflow.dictionary.nmf import coder, fit_nmf  # noqa: E402
 from tests.complexity_data import write_complexity_inputs  # noqa: E402
 
 
@@ -79,7 +80,7 @@ def compare(
 ) -> str:
     """One table row: the stage's encoder (or ``ours_fn``) against scipy on the same rows, at equal accuracy."""
     mu = spec.dictionary.code_ridge * float((atoms**2).sum(1).mean())
-    enc = pipeline.encoder(torch.from_numpy(atoms).float(), spec)
+    enc = coder(torch.from_numpy(atoms).float(), spec.dictionary)
     (z, report), ours = cpu_runs(lambda: enc.encode_report(torch.from_numpy(a).float()))
     if ours_fn is not None:
         _, ours = cpu_runs(ours_fn)
@@ -117,12 +118,29 @@ def stage_row(spec: ComplexitySpec, n: int) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_complexity_inputs(Path(tmp), n, d=64, k=spec.dictionary.k)
         cpu, dic = torch.device("cpu"), Path(tmp) / "fitted.h5"
-        pipeline.fit_dictionary(paths["activations"], paths["checkpoint"], spec, "act", dic, cpu, {}, 0)
+        fit_dictionary(
+            spec,
+            layer="act",
+            activations=paths["activations"],
+            checkpoint=paths["checkpoint"],
+            out=dic,
+            device=cpu,
+            seed=0,
+            attrs={},
+        )
 
         def encode() -> None:
             out = Path(tmp) / "codes.h5"
             out.unlink(missing_ok=True)
-            pipeline.encode_split(dic, paths["activations"], paths["checkpoint"], spec, out, cpu, {})
+            encode_split(
+                spec,
+                dictionary=dic,
+                activations=paths["activations"],
+                checkpoint=paths["checkpoint"],
+                out=out,
+                device=cpu,
+                attrs={},
+            )
 
         encode()  # warm-up: the checkpoint's first load
         atoms = store.read_items(dic, "complexity-dictionary", ["atoms"])["atoms"].astype(np.float64)

@@ -51,8 +51,13 @@ def _stage(name: str, root: Path) -> Path:
     import torch
 
     from featflow.activations import extract_to_h5
-    from featflow.complexity import pipeline
+    from featflow.complexity.codes import encode_split
+    from featflow.complexity.dictionary import fit_dictionary
+    from featflow.complexity.importance import compute_importance
+    from featflow.complexity.redundancy import compute_redundancy
+    from featflow.complexity.robustness import compute_robustness
     from featflow.complexity.spec import ComplexitySpec
+    from featflow.complexity.vinfo import compute_vinfo
     from featflow.config import ActivationsSpec
     from featflow.frequency.idcor import layer_idcor
     from featflow.temporal.run import decode_epoch
@@ -61,18 +66,30 @@ def _stage(name: str, root: Path) -> Path:
     acts, dic, data, ckpt = (root / f for f in ("activations.h5", "dictionary.h5", "data.h5", "model.pt"))
     codes, out, extracted = root / "codes.h5", root / f"out_{name}.h5", root / "extracted.h5"
     if name == "dictionary":
-        pipeline.fit_dictionary(acts, ckpt, spec, "act", out, cpu, {}, 0)
+        fit_dictionary(spec, layer="act", activations=acts, checkpoint=ckpt, out=out, device=cpu, seed=0, attrs={})
     elif name == "codes":
-        pipeline.encode_split(dic, acts, ckpt, spec, codes, cpu, {})
+        encode_split(spec, dictionary=dic, activations=acts, checkpoint=ckpt, out=codes, device=cpu, attrs={})
         out = codes
     elif name == "vinfo":
-        pipeline.compute_vinfo(codes, acts, data, dic, spec, out, root / "factors.csv", {}, 0)
+        compute_vinfo(
+            spec,
+            codes=codes,
+            activations=acts,
+            data=data,
+            dictionary=dic,
+            out=out,
+            factors_csv=root / "factors.csv",
+            seed=0,
+            attrs={},
+        )
     elif name == "redundancy":
-        pipeline.compute_redundancy(codes, acts, "act", spec, out, {}, 0)
+        compute_redundancy(spec, codes=codes, activations=acts, layer="act", out=out, seed=0, attrs={})
     elif name == "importance":
-        pipeline.compute_importance(ckpt, codes, acts, dic, out, {})
+        compute_importance(spec, checkpoint=ckpt, codes=codes, activations=acts, dictionary=dic, out=out, attrs={})
     elif name == "robustness":
-        pipeline.compute_robustness(ckpt, data, dic, spec, "gap", out, cpu, {}, 0)
+        compute_robustness(
+            spec, checkpoint=ckpt, data=data, dictionary=dic, pool_mode="gap", out=out, device=cpu, seed=0, attrs={}
+        )
     elif name == "activations":
         extract_to_h5(ckpt, data, "train", EXTRACTED, ActivationsSpec(workers=0), extracted, device=cpu, attrs={})
         out = extracted

@@ -9,8 +9,8 @@ CPU seconds of this process (``time.process_time``: the machine is shared), 3 re
 planted non-negative activations of `benchutil.activations` (96 sparse atoms plus noise), float32 on both sides
 (scikit-learn's fastest dtype).
 
-- The stage's call: :func:`featflow.dictionary.fit_nmf` with the default config's ``complexity.dictionary`` keys
-  (k, iterations, solver, tol, code_ridge) and the float32 matrix, as ``complexity.pipeline._fit_atoms`` calls it.
+- The stage's call: :func:`featflow.dictionary.nmf.fit_nmf` with the default config's ``complexity.dictionary``
+  keys (k, iterations, solver, tol, code_ridge) and the float32 matrix, as the NMF method's fit calls it.
 - Equal error. Every run's time is that of a fresh run stopped at the first iteration that reaches the target
   (found once on a trace whose own error evaluations are not timed, then timed 3 times without them).
   Objectives: the stage minimizes ``||A - Z D||^2 + mu ||Z||^2`` with unit atoms, which no reference solves;
@@ -51,8 +51,11 @@ from sklearn.decomposition import NMF  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from featflow.dictionary.nmf import NMFDictionary, fit_nmf  # noqa: E402
-from featflow.dictionary.nmf import default_extrapolation  # noqa: E402
+from featflow.dictionary.nmf import (  # noqa: E402
+    NMFDictionary,
+    default_extrapolation,  # noqa: E402
+    fit_nmf,
+)
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 SIZES = {"default": (2000, 64, 128), "10k": (10000, 512, 2048), "50k": (50000, 512, 2048), "smoke": (3000, 64, 256)}

@@ -7,9 +7,9 @@ seconds of this process (``time.process_time``) with min / median:
 - library call: ``vinfo.ridge_r2`` on the in-memory float64 arrays (one chunk);
 - library call in 170-row chunks (``ridge_r2_chunks`` over ``array_chunks(rows=170)``): the cost must not depend
   on the chunk size;
-- stage path: ``pipeline.compute_vinfo`` on an activations file and a codes file written with ``store.append_rows``
-  as the stages write them, read through ``store.iter_rows`` at its default chunk size (the rows per chunk are
-  printed), output file included;
+- stage path: ``featflow.complexity.vinfo.compute_vinfo`` on an activations file and a codes file written with
+  ``store.append_rows`` as the stages write them, read through ``store.iter_rows`` at its default chunk size (the
+  rows per chunk are printed), output file included;
 - reference: ``Ridge(alpha=lambda, solver="cholesky")`` fitted on the float64 training rows (prepared outside
   the timer) and ``r2_score`` of its predictions on the held-out rows, the same split and lambda.
 
@@ -46,8 +46,9 @@ from sklearn.metrics import r2_score  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from featflow import store  # noqa: E402
-from featflow.complexity import pipeline  # noqa: E402
+from featflow.complexity.codes import KIND as CODES_KIND  # noqa: E402
 from featflow.complexity.spec import ComplexitySpec  # noqa: E402
+from featflow.complexity.vinfo import compute_vinfo  # noqa: E402
 from featflow.metrics import vinfo  # noqa: E402
 
 SIZES = {"default": (2000, 64, 128), "10k": (10_000, 512, 2048), "20k": (20_000, 2048, 4096)}
@@ -71,14 +72,14 @@ def write_inputs(root: Path, x: np.ndarray, z: np.ndarray) -> dict[str, Path]:
     paths = {name: root / f"{name}.h5" for name in ("activations", "codes", "dictionary")}
     with (
         store.h5_writer(paths["activations"], "activations", {"layers": ["act"]}) as acts,
-        store.h5_writer(paths["codes"], pipeline.CODES_KIND, {}) as codes,
+        store.h5_writer(paths["codes"], CODES_KIND, {}) as codes,
     ):
         for start in range(0, x.shape[0], 256):  # the extraction's batches
             store.append_rows(acts, "layers/act", x[start : start + 256])
             store.append_rows(acts, "indices", np.arange(start, min(start + 256, x.shape[0])))
             store.append_rows(codes, "codes", z[start : start + 256])
     atoms = np.abs(np.random.default_rng(SEED).normal(size=(z.shape[1], x.shape[1]))).astype(np.float32)
-    store.write_h5(paths["dictionary"], "complexity-dictionary", {"atoms": atoms}, {"layer": "act"})
+    store.write_h5(paths["dictionary"], "complexity-dictionary", {"atoms": atoms}, {"layer": "act", "method": "nmf"})
     return paths
 
 
@@ -116,9 +117,10 @@ def bench_size(label: str, n: int, d: int, k: int, repeats: int, root: Path) -> 
     out = root / "vinfo.h5"
 
     def stage() -> np.ndarray:
-        pipeline.compute_vinfo(
-            paths["codes"], paths["activations"], root, paths["dictionary"], spec, out, root / "f.csv", {}, SEED
-        )
+        compute_vinfo(
+            spec, codes=paths["codes"], activations=paths["activations"], data=root, dictionary=paths["dictionary"],
+            out=out, factors_csv=root / "f.csv", seed=SEED, attrs={},
+        )  # fmt: skip
         return store.read_h5(out, "complexity-vinfo")["iv"][0]
 
     staged, t_stage = cpu_runs(stage, repeats)

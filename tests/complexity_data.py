@@ -40,7 +40,7 @@ def write_complexity_inputs(
     mixing = [rng.normal(size=(16, d)) for _ in names]
     atoms = _atoms(rng, k, d)
     acts_attrs = {"layers": names, "factor_names": ["a", "b"]}
-    dict_attrs = {"layer": "act"}
+    dict_attrs = {"layer": "act", "method": "nmf"}
     data_attrs = {"classes": [str(c) for c in range(CLASSES)], "factor_names": []}
     with (
         store.h5_writer(paths["activations"], "activations", acts_attrs) as acts,

@@ -194,16 +194,20 @@ def robustness_inputs(wc):
     }
 
 
-# complexity.dictionary sections of one method each: only the experiment's method's is in a key
-METHOD_SECTIONS = ("topk", "file")
-
-
 def experiment_complexity(name):
     """The complexity section as experiment ``name``'s jobs read it: its dictionary changes merged in, the sections
-    of the other dictionary methods left out."""
+    of the other dictionary methods (the mappings of complexity.dictionary, one per method) left out."""
     own = dictionary_of(CFG, name)
-    unused = [key for key in METHOD_SECTIONS if key != own["method"]]
-    return {**CFG["complexity"], "dictionary": {k: v for k, v in own.items() if k not in unused}}
+    mine = {k: v for k, v in own.items() if not isinstance(v, dict) or k == own["method"]}
+    return {**CFG["complexity"], "dictionary": mine}
+
+
+def dictionary_file(wc):
+    """The file the experiment's dictionary method reads (its section's ``path``: method file), so that a changed
+    file reruns the dictionary job."""
+    own = dictionary_of(CFG, wc.experiment)
+    path = (own.get(own["method"]) or {}).get("path")
+    return [path] if path else []
 
 
 def complexity_spec(rule):

@@ -34,6 +34,7 @@ rule dictionary:
     input:
         activations="results/{experiment}/activations/train.h5",
         checkpoint=experiment_model,
+        file=dictionary_file,
     output:
         "results/{experiment}/complexity/dictionary.h5",
     log:
@@ -46,7 +47,7 @@ rule dictionary:
     resources:
         mem_mb=4000,
         runtime=30,
-        gpu=1,  # NMF iterations are matrix products: an accelerator helps at paper scale
+        gpu=1,  # NMF / Semi-NMF iterations and SAE steps are matrix products: an accelerator helps at paper scale
     params:
         stage="dictionary",
         spec=complexity_spec("dictionary"),

@@ -94,7 +94,7 @@ def dictionary_quality(
     seeds = matched_cosines(atoms["atoms"], atoms["atoms_seed2"]) if "atoms_seed2" in atoms else None
     row = {
         "experiment": experiment,
-        "method": meta.get("method", "nmf"),
+        "method": meta["method"],
         "layer": layer,
         "k": k,
         "d": d,

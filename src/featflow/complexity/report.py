@@ -52,7 +52,7 @@ def table_metadata(vinfo_path: Path_, robustness_path: Path_, dict_path: Path_) 
     rob, rob_attrs = store.read_h5(robustness_path), store.read_attrs(robustness_path)
     dic = store.read_attrs(dict_path, "complexity-dictionary")
     meta = {
-        "method": str(dic.get("method", "nmf")),
+        "method": str(dic["method"]),
         "nnls_codes": "codes_tol" in dic,  # an iterative NNLS encoder (nmf, seminmf): its ridge is a fact of the run
         "relative_error": float(dic["relative_error"]),
         "accuracy": float(dic["accuracy"]),

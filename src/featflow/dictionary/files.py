@@ -37,7 +37,7 @@ def read(
     """The dictionary stored in ``path`` (the second seed's with ``which="seed2"``), coded as ``spec`` says (the
     NNLS keys of nmf / seminmf). The file's method must be ``spec.method``: a stale file is an error."""
     attrs = store.read_attrs(path, KIND)
-    stored = attrs.get("method", "nmf")
+    stored = attrs.get("method")
     if stored != spec.method:
         raise store.StoreError(
             f"{path}: a '{stored}' dictionary, but complexity.dictionary.method is '{spec.method}'; rerun its "
