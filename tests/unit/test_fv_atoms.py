@@ -14,6 +14,7 @@ from torch import nn
 from featflow.activations import pool
 from featflow.complexity.meta import by_complexity, cluster_atoms, meta_table
 from featflow.config import ModelSpec
+from featflow.dictionary.loaded import SAEDictionary
 from featflow.dictionary.nmf import NMFDictionary
 from featflow.fv.atoms import (
     PicturesSpec,
@@ -252,20 +253,21 @@ def test_meta_features_recover_planted_groups_of_atoms_sorted_by_complexity():
 
 class TinySAE:
     """A TopK sparse autoencoder by the dictionary contract: codes TopK(ReLU(W (a - b) + c)), ``active`` kept per
-    row; ``pre_activations`` the pre-activation and the threshold to pass (the active-th largest, at least 0)."""
+    row; ``gate`` the pre-activation and the threshold to reach (the active-th largest, at least 0)."""
 
     def __init__(self, w: torch.Tensor, b: torch.Tensor, c: torch.Tensor, atoms: torch.Tensor, active: int) -> None:
         self.w, self.b, self.c, self.atoms, self.active = w, b, c, atoms, active
 
     signed_atoms, signed_codes = True, False
 
-    def pre_activations(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def gate(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pre = (a - self.b) @ self.w.T + self.c
         return pre, pre.topk(self.active, dim=1).values[:, -1:].clamp_min(0)
 
     def encode(self, a: torch.Tensor) -> torch.Tensor:
-        pre, threshold = self.pre_activations(a)
-        return torch.where(pre >= threshold, pre.relu(), torch.zeros_like(pre))
+        pre = (a - self.b) @ self.w.T + self.c
+        top = pre.topk(self.active, dim=1)
+        return torch.zeros_like(pre).scatter(1, top.indices, top.values.relu())
 
     def encode_report(self, a: torch.Tensor) -> tuple[torch.Tensor, None]:
         return self.encode(a), None
@@ -284,10 +286,33 @@ def tiny_sae(k: int, d: int, active: int, seed: int = 0, dtype: torch.dtype = to
     return TinySAE(w, b, c, unit(torch.randn((k, d), generator=gen, dtype=dtype)), active)
 
 
-def test_the_code_response_of_an_sae_is_its_encoders_code_with_autograds_gradient():
-    """Through a feed-forward encoder (TopK SAE): c(y) is encode(y) but for an inactive own feature, which is its
-    pre-activation minus the threshold it must pass (< 0); the gradient matches finite differences (float64)."""
+def file_sae(kind: str) -> SAEDictionary:
+    """The file method's SAE (featflow.dictionary.loaded) of a random TinySAE's weights: ReLU, JumpReLU, TopK or
+    both (float64)."""
     sae = tiny_sae(8, 12, active=3, dtype=torch.float64)
+    threshold = 0.1 + 0.3 * torch.rand(8, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    return SAEDictionary(
+        atoms=sae.atoms,
+        encoder=sae.w.T,
+        b_enc=sae.c,
+        b_dec=sae.b,
+        threshold=threshold if "jump" in kind else None,
+        active=3 if "topk" in kind else None,
+    )
+
+
+SAES = {
+    "tiny topk": lambda: tiny_sae(8, 12, active=3, dtype=torch.float64),
+    **{f"file {kind}": lambda kind=kind: file_sae(kind) for kind in ("relu", "jumprelu", "topk", "jumprelu topk")},
+}
+
+
+@pytest.mark.parametrize("name", SAES)
+def test_the_code_response_of_an_sae_is_its_encoders_code_with_autograds_gradient(name):
+    """Through a feed-forward encoder (TopK, ReLU, JumpReLU SAEs): c(y) is encode(y) but for an inactive own
+    feature, which is its pre-activation minus the threshold it must reach (< 0); the gradient matches finite
+    differences (float64)."""
+    sae = SAES[name]()
     assert not isinstance(sae, NMFDictionary)
     y = torch.randn((6, 12), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     z = sae.encode(y)
@@ -295,7 +320,7 @@ def test_the_code_response_of_an_sae_is_its_encoders_code_with_autograds_gradien
     c = code_response(sae, features)(y)
     off = z[rows, features] == 0
     assert off.any() and (~off).any(), z  # both cases are tested
-    pre, threshold = sae.pre_activations(y)
+    pre, threshold = sae.gate(y)
     others = torch.ones_like(z, dtype=torch.bool)
     others[rows, features] = False
     torch.testing.assert_close(c[others], z[others])

@@ -92,17 +92,35 @@ class SAEDictionary:
     def signed_codes(self) -> bool:
         return False  # ReLU, JumpReLU (ReLU times a mask) and TopK of ReLU: codes >= 0
 
-    def encode(self, a: torch.Tensor) -> torch.Tensor:
-        """(n, d) activations -> (n, k) codes >= 0 by the file's encoder."""
+    def pre_activations(self, a: torch.Tensor) -> torch.Tensor:
+        """(n, d) -> (n, k) ``(a - c b_dec) W_enc + b_enc``."""
         a = a.to(self.atoms)
-        pre = (a - self.b_dec if self.center else a) @ self.encoder + self.b_enc
-        z = torch.relu(pre)
-        if self.threshold is not None:
-            z = z * (pre > self.threshold)
+        return (a - self.b_dec if self.center else a) @ self.encoder + self.b_enc
+
+    def encode(self, a: torch.Tensor) -> torch.Tensor:
+        """(n, d) activations -> (n, k) codes >= 0 by the file's encoder (differentiable in ``a``)."""
+        pre = self.pre_activations(a)
+        z = self._jump(pre)
         if self.active is not None:
             values, index = z.topk(self.active, dim=1)
             z = torch.zeros_like(z).scatter_(1, index, values)
         return z
+
+    def gate(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre-activations, the threshold each must reach), differentiable in ``a``: ``encode`` is pre where pre
+        >= threshold (ties aside), else 0. The threshold is 0 (ReLU), the JumpReLU threshold, and for a TopK SAE
+        at least the row's ``active``-th largest ReLU'd code. The pictures of features differentiate the codes
+        through it and continue an inactive feature below 0 by pre - threshold (:class:`featflow.fv.atoms.Gated`)."""
+        pre = self.pre_activations(a)
+        threshold = pre.new_zeros(()) if self.threshold is None else self.threshold.clamp_min(0)
+        if self.active is not None:
+            threshold = torch.maximum(threshold, self._jump(pre).topk(self.active, dim=1).values[:, -1:])
+        return pre, threshold
+
+    def _jump(self, pre: torch.Tensor) -> torch.Tensor:
+        """ReLU, times ``pre > threshold`` for a JumpReLU SAE."""
+        z = torch.relu(pre)
+        return z if self.threshold is None else z * (pre > self.threshold)
 
     def encode_report(self, a: torch.Tensor) -> tuple[torch.Tensor, None]:
         return self.encode(a), None

@@ -124,11 +124,11 @@ def _feature_generator(seed: int, feature: int) -> torch.Generator:
 
 @runtime_checkable
 class Gated(Protocol):
-    """A feed-forward encoder that says how far each latent is from turning on (ReLU, TopK, JumpReLU SAEs)."""
+    """A feed-forward (SAE) encoder whose codes are gated pre-activations: ReLU, JumpReLU, TopK, BatchTopK."""
 
-    def pre_activations(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(pre-activations (n, k), the threshold each must pass to be active (broadcastable to (n, k))), both
-        differentiable in ``a``: latent j is active (code > 0) exactly where pre_j > threshold_j."""
+    def gate(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre-activations (n, k), the threshold each must reach (broadcastable to (n, k))), differentiable in
+        ``a``: ``encode(a)`` is pre_j where pre_j >= threshold_j, else 0."""
         ...
 
 
@@ -139,14 +139,14 @@ def code_response(dictionary: Dictionary, features: torch.Tensor) -> Callable[[t
 
     A ridge-NNLS-coded dictionary (:class:`~featflow.dictionary.nmf.NMFDictionary`: NMF, Semi-NMF; atoms of any
     sign) is differentiated exactly on its active set (:func:`_nnls_response`). Any other dictionary is a
-    feed-forward encoder, differentiated by autograd through its ``encode``; its own-feature continuation needs
-    :class:`Gated` (:func:`_encoder_response`)."""
+    feed-forward encoder (an SAE), differentiated by autograd through its :class:`Gated` ``gate``
+    (:func:`_encoder_response`)."""
     if isinstance(dictionary, NMFDictionary):
         return _nnls_response(dictionary, features)
     if not isinstance(dictionary, Gated):
         raise TypeError(
-            f"complexity.pictures: a {type(dictionary).__name__} dictionary has no pre_activations(a); its "
-            "pictures need the pre-activations and thresholds of its encoder (featflow.fv.atoms.Gated)"
+            f"complexity.pictures: a {type(dictionary).__name__} dictionary has no gate(a); its pictures need the "
+            "pre-activations and thresholds of its encoder (featflow.fv.atoms.Gated)"
         )
     return _encoder_response(dictionary, features)
 
@@ -190,20 +190,19 @@ def _nnls_response(dictionary: NMFDictionary, features: torch.Tensor) -> Callabl
 
 
 def _encoder_response(dictionary: Gated, features: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    """An SAE's code is ``encode(y)`` with autograd (exact: a TopK / ReLU / JumpReLU code is piecewise linear in
-    y). The choice of continuation: row b's own feature i, where inactive, is pre_i(y) - threshold_i(y) <= 0 (the
-    pre-activation minus the threshold it must pass: 0 for ReLU, JumpReLU's theta_i, for TopK the ``active``-th
-    largest pre-activation of the row (at least 0), the one i must overtake). It rises to 0 as the feature turns
-    on; a ReLU code is continuous there, a TopK or JumpReLU code jumps from 0 to its threshold, as the encoder
-    does."""
+    """An SAE's code from its gate, pre_j where pre_j >= threshold_j else 0 (its ``encode``), with autograd (exact:
+    the code is piecewise linear in y). The choice of continuation: row b's own feature i, where inactive, is
+    pre_i(y) - threshold_i(y) < 0, the pre-activation minus the threshold it must reach (0 for ReLU, JumpReLU's
+    theta_i, BatchTopK's learned threshold, for TopK the row's ``active``-th largest pre-activation, at least 0:
+    the one i must overtake). It rises to 0 as the feature turns on; a ReLU code is continuous there, a TopK or
+    JumpReLU code jumps from 0 to its threshold, as the encoder does."""
     k = dictionary.atoms.shape[0]
     own = torch.nn.functional.one_hot(features.to(dictionary.atoms.device), k).to(dictionary.atoms)
 
     def fn(y: torch.Tensor) -> torch.Tensor:
-        codes = dictionary.encode(y)
-        pre, threshold = dictionary.pre_activations(y)
-        off = own * (codes.detach() <= 0)
-        return codes + off * (pre - threshold)
+        pre, threshold = dictionary.gate(y)
+        on = (pre >= threshold).to(pre).detach()
+        return on * pre + own * (1 - on) * (pre - threshold)
 
     return fn
 
