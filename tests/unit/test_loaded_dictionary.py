@@ -107,13 +107,15 @@ def test_a_torch_linear_pair_is_read_transposed_and_encodes_as_the_module_does(t
 
 
 def test_a_jumprelu_threshold_zeroes_the_codes_below_it(tmp_path: Path) -> None:
+    """SAELens's inference form ReLU(pre) * (pre > threshold): a negative threshold lets no negative code through."""
     sae, a = _sae(), _activations()
     pre = (a - sae["b_dec"]) @ sae["W_enc"] + sae["b_enc"]
-    sae["threshold"] = np.full(K, float(np.median(pre[pre > 0])), dtype=np.float32)
-    write(tmp_path / "jump.safetensors", sae)
+    threshold = np.full(K, float(np.median(pre[pre > 0])), dtype=np.float32)
+    threshold[::3] = -0.5
+    write(tmp_path / "jump.safetensors", sae | {"threshold": threshold})
     z = _fit(tmp_path / "jump.safetensors", a).encode(torch.from_numpy(a)).numpy()
-    expected = _relu(pre) * (pre > sae["threshold"])
-    assert (expected != _relu(pre)).any()
+    expected = _relu(pre) * (pre > threshold)
+    assert (expected != _relu(pre)).any() and (expected != pre * (pre > threshold)).any()
     np.testing.assert_allclose(z, expected, atol=1e-5)
 
 
