@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.watch import run_watched
+from tools.make_dictionary_file import random_sae
+from tools.make_dictionary_file import write as write_sae
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 COPIED = ("Snakefile", "workflow", "envs", "profiles", "src")
+SAE_FILE = "data/sae_fc1.safetensors"  # tiny.yaml's planted-file reads it
 
 
 def copy_workflow(dest: Path, config: Path) -> Path:
@@ -105,6 +108,7 @@ def dag_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if not done.exists() and not failed.exists():
             shutil.rmtree(built, ignore_errors=True)  # a half-built run of a worker that died
             copy_workflow(built, ROOT / "tests" / "workflow" / "tiny.yaml")
+            write_sae(built / SAE_FILE, random_sae(k=24, d=32, seed=0))  # experiment planted-file's dictionary
             result = snakemake(built)
             (done if result.returncode == 0 else failed).write_text(result.stderr[-6000:])
     if failed.exists():

@@ -33,6 +33,7 @@ FV_RULES = {
 }
 COMPLEXITY_RULES = {
     *("dictionary", "codes", "complexity", "redundancy", "robustness", "importance", "feature_table"),
+    "dictionary_quality",
     *("complexity_figures", "feature_pictures", "meta_features", "feature_flow", "codes_shard", "robustness_shard"),
 }
 SHARDED = ("codes", "codes_shard", "robustness", "robustness_shard")  # tiny.yaml: complexity.shards 2
@@ -93,6 +94,11 @@ def readers(path: str) -> set[str] | None:
     the key's branch may read it (only the branch is checked then)."""
     if KNOBS.match(path) or STRUCTURAL.match(path):
         return set()
+    if re.match(r"^experiments\.planted-file\.dictionary\.file\.", path):
+        return {"dictionary"}  # the section of the experiment's own method (tiny.yaml: planted-file reads a file)
+    # an experiment's dictionary changes (experiments.<name>.dictionary) mean what complexity.dictionary's mean
+    path = re.sub(r"^experiments\.[\w-]+\.dictionary\.", "complexity.dictionary.", path)
+    encoder = {"dictionary", "complexity", "feature_flow", "feature_pictures", *SHARDED, "dictionary_quality"}
     rules: list[tuple[str, set[str]]] = [
         (r"^complexity\.figures\.", {"complexity_figures"}),
         (r"^complexity\.pictures\.", {"feature_pictures"}),
@@ -102,14 +108,10 @@ def readers(path: str) -> set[str] | None:
         (r"^complexity\.flow\.blocks$", {"feature_flow"}),
         (r"^complexity\.redundancy\.", {"redundancy"}),
         (r"^complexity\.robustness\.", {"robustness", "robustness_shard"}),
-        (
-            r"^complexity\.dictionary\.code_(iterations|tol)$",
-            {"dictionary", "complexity", "feature_flow", "feature_pictures", *SHARDED},
-        ),
-        (
-            r"^complexity\.dictionary\.code_ridge$",
-            {"dictionary", "complexity", "feature_flow", "feature_pictures", *SHARDED, "complexity_figures"},
-        ),
+        (r"^complexity\.dictionary\.code_(iterations|tol)$", encoder),
+        (r"^complexity\.dictionary\.code_ridge$", {*encoder, "complexity_figures"}),
+        (r"^complexity\.dictionary\.method$", {*encoder, "complexity_figures", "importance"}),
+        (r"^complexity\.dictionary\.(topk|file)\.", set()),  # the sections of methods no experiment uses here
         (r"^complexity\.dictionary\.", {"dictionary"}),
         (r"^fv\.\w+\.reoptimize\.", {"reoptimize"}),
         (r"^fv\.\w+\.critical_space\.select$", {"ifv"}),
@@ -140,6 +142,8 @@ def branch(path: str) -> set[str]:
         return {"data", "critical_space_figure"} | ({"theory_train", "theory_baselines"} if "shi" in path else set())
     if head == "models":
         return {"train", "critical_space_figure"}  # the figure marks the classes its model never saw
+    if head == "experiments" and ".dictionary." in path:
+        return COMPLEXITY_RULES
     if head == "experiments":
         return {"activations", "activations_shard", "dictionary", "robustness", "codes", "importance", "complexity"} | {
             "complexity_figures",

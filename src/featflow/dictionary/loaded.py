@@ -392,5 +392,6 @@ METHOD = Method(
     "file",
     fit=_fit,
     load=_load,
+    seeded=False,  # the same file at every seed: no second seed to compare
     summary="a dictionary trained elsewhere (SAE or decoder atoms) read from a .safetensors / .npz / .pt file",
 )
