@@ -1,0 +1,337 @@
+"""A TopK sparse autoencoder (Gao et al. 2024, "Scaling and evaluating sparse autoencoders") and BatchTopK
+(Bussmann et al. 2024), trained with Adam on a layer's rows streamed from the activations file.
+
+``z = TopK(ReLU(W_enc (a - b_dec) + b_enc))`` keeps ``active`` latents per sample and ``a ~ z D + b_dec``, with
+unit-norm decoder atoms ``D`` (k, d): the ``d_i`` of importance and of the pictures. The recipe is Gao et al.'s:
+decoder rows random unit vectors, encoder initialized as the decoder's transpose, ``b_dec`` at the data mean
+(their geometric median: the mean here, one streamed pass), the loss the batch's normalized MSE (the FVU) plus
+``aux_coef`` times the AuxK loss (sec. 2.4: the top ``auxk`` latents among those not active for ``dead_steps``
+steps reconstruct the residual), the decoder gradient's component parallel to each atom removed before each
+step and the atoms renormalized after it. The activations are scaled by one scalar so that their mean squared norm
+is ``d`` while training (Adam's step then means the same on every layer); the scale is folded into the stored
+biases (ReLU and TopK commute with a positive scale), so codes and reconstructions are in the layer's units and
+``state()`` keeps it only as a record. BatchTopK keeps the ``active * b`` largest ReLU pre-activations of a batch
+of ``b`` samples; new inputs keep the latents whose pre-activation reaches a threshold: the mean over one pass
+with the final weights of each batch's smallest kept value (Bussmann et al. average it over training batches).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from featflow.dictionary.base import FitContext, Method, Rows
+from featflow.dictionary.spec import DictionarySpec, TopKSpec
+
+log = logging.getLogger(__name__)
+
+_EPS = 1e-12
+
+
+def topk_codes(pre: torch.Tensor, active: int) -> torch.Tensor:
+    """TopK: each row keeps its ``active`` largest pre-activations, ReLU'd (fewer nonzeros where fewer are > 0)."""
+    top = torch.topk(pre, active, dim=1)
+    return torch.zeros_like(pre).scatter(1, top.indices, top.values.relu())
+
+
+def batch_topk_codes(pre: torch.Tensor, active: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """BatchTopK: the batch keeps its ``active * b`` largest ReLU'd pre-activations (mean L0 ``active``); also
+    returns the smallest kept value (what the inference threshold averages)."""
+    top = torch.topk(pre.relu().flatten(), active * pre.shape[0])
+    codes = torch.zeros_like(pre).flatten().scatter(0, top.indices, top.values).view_as(pre)
+    return codes, top.values[-1]
+
+
+@dataclass
+class TopKDictionary:
+    """A sparse autoencoder behind the :class:`~featflow.dictionary.base.Dictionary` contract, in the layer's units.
+
+    ``atoms`` (k, d) unit-norm decoder rows, ``w_enc`` (k, d) encoder (pre-activations ``(a - b_dec) w_enc^T +
+    b_enc``), ``b_enc`` (k,), ``b_dec`` (d,); ``active`` latents per sample (TopK) or, with ``threshold`` set
+    (BatchTopK), every latent whose pre-activation reaches it. ``scale``: the training's input scale, already
+    folded into the biases (a record). ``encode`` runs without autograd; :meth:`encode_grad` is the same map,
+    differentiable in its input (the pictures maximize a code through it).
+    """
+
+    atoms: torch.Tensor
+    w_enc: torch.Tensor
+    b_enc: torch.Tensor
+    b_dec: torch.Tensor
+    active: int
+    threshold: float | None = None
+    scale: float = 1.0
+
+    @property
+    def signed_atoms(self) -> bool:
+        return True
+
+    @property
+    def signed_codes(self) -> bool:
+        return False
+
+    def pre_activations(self, a: torch.Tensor) -> torch.Tensor:
+        """(n, d) -> (n, k) ``W_enc (a - b_dec) + b_enc``."""
+        return torch.addmm(self.b_enc, a.to(self.atoms) - self.b_dec, self.w_enc.T)
+
+    def encode_grad(self, a: torch.Tensor) -> torch.Tensor:
+        """(n, d) activations -> (n, k) codes >= 0, differentiable in ``a``."""
+        pre = self.pre_activations(a)
+        if self.threshold is None:
+            return topk_codes(pre, self.active)
+        return pre.relu() * (pre >= self.threshold)
+
+    def encode(self, a: torch.Tensor) -> torch.Tensor:
+        """(n, d) activations -> (n, k) codes >= 0 (no autograd)."""
+        with torch.no_grad():
+            return self.encode_grad(a)
+
+    def encode_report(self, a: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """Codes and None: a closed-form encoder has no tolerance to report."""
+        return self.encode(a), None
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(n, k) codes -> (n, d) reconstructions ``z D + b_dec``."""
+        return torch.addmm(self.b_dec, z.to(self.atoms), self.atoms)
+
+    def state(self) -> dict[str, np.ndarray]:
+        arrays = {
+            "atoms": self.atoms,
+            "W_enc": self.w_enc,
+            "b_enc": self.b_enc,
+            "b_dec": self.b_dec,
+            "scale": torch.tensor(self.scale),
+        }
+        if self.threshold is not None:
+            arrays["threshold"] = torch.tensor(self.threshold)
+        return {name: value.detach().float().cpu().numpy() for name, value in arrays.items()}
+
+    def to(self, device: torch.device | str) -> TopKDictionary:
+        return dataclasses.replace(
+            self,
+            atoms=self.atoms.to(device),
+            w_enc=self.w_enc.to(device),
+            b_enc=self.b_enc.to(device),
+            b_dec=self.b_dec.to(device),
+        )
+
+
+@dataclass
+class Params:
+    """The trained tensors in the training's scaled units (``a * scale``), each a leaf with a gradient."""
+
+    atoms: torch.Tensor
+    w_enc: torch.Tensor
+    b_enc: torch.Tensor
+    b_dec: torch.Tensor
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.atoms, self.w_enc, self.b_enc, self.b_dec]
+
+    def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.b_enc, x - self.b_dec, self.w_enc.T)
+
+
+@dataclass(frozen=True)
+class Moments:
+    """One streamed pass over the rows: their count, mean (d,), mean squared norm and total variance."""
+
+    rows: int
+    mean: torch.Tensor
+    sq_norm: float
+    variance: float
+
+    @property
+    def scale(self) -> float:
+        """The scalar that brings the rows' mean squared norm to ``d``."""
+        return math.sqrt(self.mean.shape[0] / max(self.sq_norm, _EPS))
+
+
+def moments(rows: Rows) -> Moments:
+    """Mean and second moment of the rows in float64, streamed in file order (memory independent of ``n``)."""
+    count, total, sq = 0, torch.zeros(rows.d, dtype=torch.float64, device=rows.device), 0.0
+    for batch in rows.batches(65536):
+        count += batch.shape[0]
+        total += batch.sum(0, dtype=torch.float64)
+        sq += float(batch.double().pow(2).sum())
+    if count == 0:
+        raise ValueError("topk: the layer has no rows to train on")
+    mean = total / count
+    return Moments(count, mean.float(), sq / count, sq - count * float(mean.pow(2).sum()))
+
+
+def init_params(k: int, mean: torch.Tensor, generator: torch.Generator) -> Params:
+    """Gao et al.'s initialization: random unit decoder rows, the encoder their transpose, ``b_enc`` 0, ``b_dec``
+    at the data mean (scaled units)."""
+    atoms = torch.randn(k, mean.shape[0], generator=generator, device=generator.device, dtype=torch.float32)
+    atoms = atoms.to(mean.device)
+    atoms /= atoms.norm(dim=1, keepdim=True).clamp_min(_EPS)
+    params = Params(atoms, atoms.clone(), torch.zeros(k, device=mean.device), mean.clone())
+    for tensor in params.tensors():
+        tensor.requires_grad_(True)
+    return params
+
+
+def aux_loss(
+    pre: torch.Tensor, dead: torch.Tensor, residual: torch.Tensor, atoms: torch.Tensor, auxk: int
+) -> torch.Tensor:
+    """AuxK (Gao et al. sec. 2.4): the ``auxk`` largest ReLU'd pre-activations among the ``dead`` latents
+    reconstruct the (detached) residual through their atoms; normalized MSE, as the main loss. Only dead latents'
+    encoder rows, biases and atoms receive its gradient (and ``b_dec`` through the encoder's input)."""
+    masked = torch.where(dead, pre, torch.full_like(pre, -math.inf))
+    top = torch.topk(masked, min(auxk, pre.shape[1]), dim=1)
+    codes = torch.zeros_like(pre).scatter(1, top.indices, top.values.clamp_min(0.0))
+    residual = residual.detach()
+    spread = (residual - residual.mean(0)).pow(2).sum().clamp_min(_EPS)
+    return (codes @ atoms - residual).pow(2).sum() / spread
+
+
+def _unit_atoms_step(params: Params, optimizer: torch.optim.Optimizer) -> None:
+    """Gao et al.: drop the decoder gradient's component along each atom, step, renormalize the atoms."""
+    atoms = params.atoms
+    grad = atoms.grad
+    grad -= (grad * atoms).sum(1, keepdim=True) * atoms.detach()
+    optimizer.step()
+    with torch.no_grad():
+        atoms /= atoms.norm(dim=1, keepdim=True).clamp_min(_EPS)
+
+
+def train(
+    params: Params, rows: Rows, topk: TopKSpec, *, scale: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Adam over ``topk.epochs`` passes of ``topk.batch_size`` rows (shuffled blocks from ``generator``), in place
+    on ``params``; logs loss, FVU and dead latents per epoch. Returns the steps since each latent last fired."""
+    k, d = params.atoms.shape
+    auxk = topk.auxk or max(1, d // 2)
+    optimizer = torch.optim.Adam(params.tensors(), lr=topk.lr)
+    idle = torch.zeros(k, dtype=torch.long, device=params.atoms.device)
+    for epoch in range(topk.epochs):
+        totals = torch.zeros(3, dtype=torch.float64, device=params.atoms.device)  # loss, error, variance
+        steps = 0
+        for batch in rows.batches(topk.batch_size, generator=generator):
+            x = batch * scale
+            pre = params.pre_activations(x)
+            codes = batch_topk_codes(pre, topk.active)[0] if topk.batch_topk else topk_codes(pre, topk.active)
+            residual = x - torch.addmm(params.b_dec, codes, params.atoms)
+            error, variance = residual.pow(2).sum(), (x - x.mean(0)).pow(2).sum().clamp_min(_EPS)
+            loss = error / variance
+            dead = idle >= topk.dead_steps
+            if topk.aux_coef > 0 and bool(dead.any()):
+                loss = loss + topk.aux_coef * aux_loss(pre, dead, residual, params.atoms, auxk)
+            optimizer.zero_grad()
+            loss.backward()
+            _unit_atoms_step(params, optimizer)
+            idle = torch.where((codes > 0).any(0), 0, idle + 1)
+            totals += torch.stack([loss.detach(), error.detach(), variance.detach()]).double()
+            steps += 1
+        loss_sum, error_sum, variance_sum = totals.tolist()
+        n_dead = int((idle >= topk.dead_steps).sum())
+        log.info(
+            f"topk: epoch {epoch + 1}/{topk.epochs}, loss {loss_sum / max(steps, 1):.4f}, "
+            f"FVU {error_sum / max(variance_sum, _EPS):.4f}, dead latents {n_dead} of {k}"
+        )
+    return idle
+
+
+@dataclass(frozen=True)
+class FitStats:
+    """One pass over the training rows with the final weights: FVU, latents that never fired, and BatchTopK's
+    threshold (the mean of each batch's smallest kept pre-activation; None for TopK), in scaled units."""
+
+    fvu: float
+    dead: int
+    threshold: float | None
+
+
+def final_pass(params: Params, rows: Rows, topk: TopKSpec, *, scale: float, variance: float) -> FitStats:
+    """FVU against the rows' total ``variance`` (scaled units), never-firing latents and BatchTopK's threshold."""
+    k = params.atoms.shape[0]
+    fired = torch.zeros(k, dtype=torch.bool, device=params.atoms.device)
+    error, smallest, batches = 0.0, 0.0, 0
+    with torch.no_grad():
+        for batch in rows.batches(topk.batch_size):
+            x = batch * scale
+            pre = params.pre_activations(x)
+            if topk.batch_topk:
+                codes, low = batch_topk_codes(pre, topk.active)
+                smallest += float(low)
+            else:
+                codes = topk_codes(pre, topk.active)
+            error += float((x - torch.addmm(params.b_dec, codes, params.atoms)).double().pow(2).sum())
+            fired |= (codes > 0).any(0)
+            batches += 1
+    threshold = smallest / batches if topk.batch_topk else None
+    return FitStats(error / max(variance * scale**2, _EPS), int((~fired).sum()), threshold)
+
+
+def fold(params: Params, *, active: int, scale: float, threshold: float | None) -> TopKDictionary:
+    """The dictionary in the layer's units: pre-activations and codes divide by ``scale`` (positive homogeneity of
+    ReLU and TopK), so ``b_enc``, ``b_dec`` and the threshold do; atoms and encoder weights are unchanged."""
+    return TopKDictionary(
+        atoms=params.atoms.detach().clone(),
+        w_enc=params.w_enc.detach().clone(),
+        b_enc=params.b_enc.detach() / scale,
+        b_dec=params.b_dec.detach() / scale,
+        active=active,
+        threshold=None if threshold is None else float(np.float32(threshold / scale)),
+        scale=float(np.float32(scale)),
+    )
+
+
+def _check(topk: TopKSpec, k: int) -> None:
+    if topk.active > k:
+        raise ValueError(
+            f"complexity.dictionary.topk.active {topk.active} exceeds complexity.dictionary.k {k}; lower it"
+        )
+
+
+def _fit(rows: Rows, spec: DictionarySpec, ctx: FitContext) -> TopKDictionary:
+    """Moments pass, Adam epochs, final pass (FVU, dead latents, BatchTopK's threshold), folded to the layer's
+    units."""
+    topk = spec.topk
+    _check(topk, ctx.k)
+    stats = moments(rows)
+    params = init_params(ctx.k, stats.mean * stats.scale, ctx.generator)
+    train(params, rows, topk, scale=stats.scale, generator=ctx.generator)
+    final = final_pass(params, rows, topk, scale=stats.scale, variance=stats.variance)
+    kind = "BatchTopK" if topk.batch_topk else "TopK"
+    log.info(
+        f"topk ({ctx.layer}): {kind}, k={ctx.k}, active {topk.active}, FVU {final.fvu:.4f} on the {stats.rows} "
+        f"training rows, {final.dead} latents never active"
+    )
+    return fold(params, active=topk.active, scale=stats.scale, threshold=final.threshold)
+
+
+def _load(arrays: dict[str, np.ndarray], spec: DictionarySpec, device: torch.device) -> TopKDictionary:
+    """Rebuild from ``state()``'s arrays; a BatchTopK file needs ``topk.batch_topk`` and the reverse."""
+    if spec.topk.batch_topk != ("threshold" in arrays):
+        raise ValueError(
+            f"complexity.dictionary.topk.batch_topk is {spec.topk.batch_topk} but the stored SAE was trained "
+            f"{'with' if 'threshold' in arrays else 'without'} it; rerun its dictionary job"
+        )
+    _check(spec.topk, arrays["atoms"].shape[0])
+
+    def tensor(name: str) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(arrays[name])).float().to(device)
+
+    return TopKDictionary(
+        atoms=tensor("atoms"),
+        w_enc=tensor("W_enc"),
+        b_enc=tensor("b_enc"),
+        b_dec=tensor("b_dec"),
+        active=spec.topk.active,
+        threshold=float(arrays["threshold"]) if "threshold" in arrays else None,
+        scale=float(arrays.get("scale", 1.0)),
+    )
+
+
+METHOD = Method(
+    "topk",
+    fit=_fit,
+    load=_load,
+    summary="TopK sparse autoencoder (Gao et al. 2024), z = TopK(ReLU(W_enc (a - b_dec) + b_enc)), a ~ z D + b_dec",
+)
