@@ -207,3 +207,21 @@ def test_blocked_gram_equals_the_product() -> None:
 
     x = torch.rand(37, 90, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(_gram_t(x, blocks=4, min_k=8), x @ x.T, rtol=1e-12, atol=1e-12)
+
+
+def test_the_nmf_method_fits_as_fit_nmf_did() -> None:
+    """NMF behind the dictionary contract is the stage's former call: the same atoms from the same rows, seed and
+    keys (full batch), and the same codes from its encoder."""
+    from featflow.dictionary import method
+    from featflow.dictionary.base import FitContext, Rows
+    from featflow.dictionary.spec import DictionarySpec
+
+    a = torch.rand(300, 12, generator=torch.Generator().manual_seed(3))
+    spec = DictionarySpec(k=16, iterations=40)
+    rows = Rows(300, 12, lambda s: a[s].numpy(), torch.device("cpu"))
+    fitted = method("nmf").fit(rows, spec, FitContext(16, torch.Generator().manual_seed(5), "act"))
+    direct = fit_nmf(a, 16, 40, "hals", spec.tol, torch.Generator().manual_seed(5), spec.code_ridge).atoms
+    torch.testing.assert_close(fitted.atoms, direct.float(), rtol=0, atol=0)
+    codes = NMFDictionary(direct.float(), spec.code_iterations, spec.code_ridge, spec.code_tol).encode(a)
+    torch.testing.assert_close(fitted.encode(a), codes, rtol=0, atol=0)
+    assert not fitted.signed_atoms and not fitted.signed_codes
