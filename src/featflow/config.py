@@ -533,3 +533,4 @@ class ExperimentSpec(Spec):
     dataset: str
     layers: tuple[str, ...]
     activations: ActivationsSpec = ActivationsSpec()
+    dictionary: dict[str, Any] = dataclasses.field(default_factory=dict)  # changes to complexity.dictionary
