@@ -218,3 +218,28 @@ def test_describe_reads_shapes_without_loading_the_arrays(tmp_path: Path, monkey
     monkeypatch.setattr(np, "load", lambda *args, **kwargs: pytest.fail("np.load"))
     monkeypatch.setattr(safetensors.torch, "load_file", lambda *args, **kwargs: pytest.fail("load_file"))
     assert loaded.describe(tmp_path / f"sae{suffix}") == (K, D, "sae")
+
+
+def test_a_file_sae_runs_the_dictionary_and_codes_stages(tmp_path: Path) -> None:
+    """Through the complexity branch's entry points: the stored dictionary is the file's, its codes its formula."""
+    from featflow import store
+    from featflow.complexity.codes import encode_split
+    from featflow.complexity.dictionary import fit_dictionary
+    from featflow.complexity.spec import ComplexitySpec
+    from tests.complexity_data import write_complexity_inputs
+
+    paths = write_complexity_inputs(tmp_path, n=40, d=D, n_layers=1, k=6)
+    main([str(tmp_path / "sae.safetensors"), "--k", str(K), "--d", str(D), "--seed", "4"])
+    spec = ComplexitySpec.from_dict(
+        {"dictionary": {"method": "file", "file": {"path": str(tmp_path / "sae.safetensors")}}}
+    )
+    out, codes, cpu = tmp_path / "dictionary.h5", tmp_path / "codes.h5", torch.device("cpu")
+    inputs = {"activations": paths["activations"], "checkpoint": paths["checkpoint"]}
+    fit_dictionary(spec, layer="act", **inputs, out=out, device=cpu, seed=0, attrs={})
+    encode_split(spec, dictionary=out, **inputs, out=codes, device=cpu, attrs={})
+    arrays = random_sae(K, D, 4)
+    np.testing.assert_array_equal(store.read_items(out, "complexity-dictionary", ["atoms"])["atoms"], arrays["W_dec"])
+    acts = store.read_items(paths["activations"], "activations", ["layers/act"])["layers/act"]
+    expected = _relu((acts - arrays["b_dec"]) @ arrays["W_enc"] + arrays["b_enc"])
+    assert (expected > 0).mean() > 0.1
+    np.testing.assert_allclose(store.read_h5(codes, "complexity-codes")["codes"], expected, atol=1e-5)
