@@ -106,6 +106,20 @@ def test_a_torch_linear_pair_is_read_transposed_and_encodes_as_the_module_does(t
     assert loaded.describe(tmp_path / "sae.pth") == (K, D, "sae")
 
 
+def test_a_checkpoint_holding_the_sae_under_one_prefix_is_read_under_it(tmp_path: Path) -> None:
+    sae, a = _sae(), _activations()
+    tensors = {name: torch.from_numpy(value) for name, value in sae.items()}
+    torch.save(
+        {"state_dict": {f"module.{name}": value for name, value in tensors.items()}, "epoch": 3}, tmp_path / "c.pt"
+    )
+    z = _fit(tmp_path / "c.pt", a).encode(torch.from_numpy(a)).numpy()
+    np.testing.assert_allclose(z, _relu((a - sae["b_dec"]) @ sae["W_enc"] + sae["b_enc"]), atol=1e-5)
+    assert loaded.describe(tmp_path / "c.pt") == (K, D, "sae")
+    torch.save({"a": tensors, "b": tensors}, tmp_path / "two.pt")  # two SAEs: which one is not guessed
+    with pytest.raises(ValueError, match=rf"{KEY} .*no decoder atoms; the file holds \['a.W_dec'"):
+        _fit(tmp_path / "two.pt", a)
+
+
 def test_a_jumprelu_threshold_zeroes_the_codes_below_it(tmp_path: Path) -> None:
     """SAELens's inference form ReLU(pre) * (pre > threshold): a negative threshold lets no negative code through."""
     sae, a = _sae(), _activations()

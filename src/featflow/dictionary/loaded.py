@@ -3,7 +3,8 @@
 The dictionary is not refit: the file's atoms (and, for a sparse autoencoder, its encoder) are used as they are,
 and the file's ``k`` counts (``complexity.dictionary.k`` is ignored). Formats, by suffix: ``.safetensors``,
 ``.npz`` and ``.pt`` / ``.pth`` (``torch.load(weights_only=True)``: a dict of tensors or a module's
-``state_dict``; nested dicts are read with dotted names). Recognized keys (exact names; k atoms of width d):
+``state_dict``; nested dicts are read with dotted names). Recognized keys (exact names, at the root or all under
+one prefix such as ``state_dict.`` or ``module.``; k atoms of width d):
 
 =====================  ======================================================  ===========
 role                   keys                                                    shape
@@ -169,7 +170,7 @@ def describe(path: str | os.PathLike) -> tuple[int, int, str]:
     """``(k, d, kind)`` of a dictionary file from its shapes alone (kind ``sae`` with an encoder, ``decoder``
     without); .safetensors and .npz read only their headers, .pt memory-maps its tensors."""
     path = Path(path)
-    shapes = _shapes(path)
+    shapes = _under_prefix(_shapes(path))
     roles = _roles(shapes, path)
     k, d = _canonical(shapes[roles["atoms"][0]], roles["atoms"][1])
     return k, d, "sae" if "W_enc" in roles else "decoder"
@@ -225,6 +226,19 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         elif isinstance(value, torch.Tensor | int | float | bool | np.ndarray):
             items[f"{prefix}{name}"] = value
     return items
+
+
+def _under_prefix(items: dict[str, Any]) -> dict[str, Any]:
+    """The items as named under the one prefix that holds the decoder atoms when none is at the root (a
+    checkpoint's ``state_dict.``, DataParallel's ``module.``, a parent module's ``sae.``); else all of them."""
+    accepted = [name for name, _ in ROLES["atoms"]]
+    if any(name in items for name in accepted):
+        return items
+    prefixes = {name[: -len(atom)] for name in items for atom in accepted if name.endswith(f".{atom}")}
+    if len(prefixes) != 1:
+        return items
+    (prefix,) = prefixes
+    return {name.removeprefix(prefix): value for name, value in items.items() if name.startswith(prefix)}
 
 
 def _canonical(shape: tuple[int, ...], transposed: bool) -> tuple[int, ...]:
@@ -285,7 +299,7 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
             items = {name: npz[name] for name in npz.files}
     else:
         items = _torch_items(path)
-    raw = {name: _numpy(value) for name, value in items.items()}
+    raw = {name: _numpy(value) for name, value in _under_prefix(items).items()}
     roles = _roles({name: value.shape for name, value in raw.items()}, path)
     arrays = {role: raw[key].T if flip else raw[key] for role, (key, flip) in roles.items()}
     if "W_enc" in arrays:
