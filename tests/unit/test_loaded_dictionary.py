@@ -222,6 +222,10 @@ def test_the_width_is_checked_against_the_layer_before_the_file_is_read(tmp_path
     monkeypatch.setattr(loaded, "read", lambda path: pytest.fail("the file was read before its width was checked"))
     with pytest.raises(ValueError, match=rf"{KEY} .*width d={D}, but layer 'block3' has width {D + 2}"):
         _fit(tmp_path / "sae.safetensors", np.zeros((4, D + 2), np.float32))
+    assert loaded.check(_spec(tmp_path / "sae.safetensors"), width=D, layer="block3") == (
+        tmp_path / "sae.safetensors",
+        K,
+    )
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".npz"])

@@ -378,22 +378,24 @@ def build(arrays: dict[str, np.ndarray], spec: DictionarySpec, device: torch.dev
     )
 
 
-def _fit(rows: Rows, spec: DictionarySpec, ctx: FitContext) -> Dictionary:
-    """Read the configured file (no fit), after checking its width against the layer's."""
+def check(spec: DictionarySpec, *, width: int, layer: str) -> tuple[Path, int]:
+    """The configured file and its ``k``, checked from its header against a layer of ``width`` channels (at
+    config time, before any job, and again by the fit): set, existing, known format and names, the same width."""
     path = check_path(spec)
-    k, d, kind = describe(path)
-    if d != rows.d:
+    k, d, _ = describe(path)
+    if d != width:
         raise ValueError(
-            f"{KEY} '{path}': a dictionary of width d={d}, but layer '{ctx.layer}' has width {rows.d}; use the file "
+            f"{KEY} '{path}': a dictionary of width d={d}, but layer '{layer}' has width {width}; use the file "
             "trained on this layer's activations or set complexity.dictionary.layer to the layer it was trained on"
         )
+    return path, k
+
+
+def _fit(rows: Rows, spec: DictionarySpec, ctx: FitContext) -> Dictionary:
+    """Read the configured file (no fit), after checking its width against the layer's."""
+    path, k = check(spec, width=rows.d, layer=ctx.layer)
     log.info(
-        "file: %s dictionary from %s, k=%d atoms of width %d (the file's k; complexity.dictionary.k=%d ignored)",
-        kind,
-        path,
-        k,
-        d,
-        ctx.k,
+        "file: %d atoms of width %d from %s (the file's k; complexity.dictionary.k=%d ignored)", k, rows.d, path, ctx.k
     )
     return build(read(path), spec, rows.device)
 
