@@ -33,8 +33,9 @@ SAELens's run-time input normalization and gated SAEs are not supported and are 
 arbitrary encoder modules and a normalized dictionary: save ``model.get_dictionary()`` as ``atoms``.
 
 A file with decoder atoms only (no encoder) is coded like an NMF dictionary: ridge-NNLS codes with the
-``code_*`` keys (:func:`featflow.dictionary.nmf.coder`), its atoms scaled to unit rows first (the ridge is
-relative to the atoms' scale and NNLS codes rescale with the atoms, so reconstructions are unchanged).
+``code_*`` keys (:func:`featflow.dictionary.nmf.coder`), its atoms scaled to unit rows first, as the NNLS-coded
+methods' atoms are: the ridge then weighs every atom alike, and a code is in units of a unit atom (the code of
+the file's atom times that atom's norm; without the ridge the reconstructions are the same).
 """
 
 from __future__ import annotations
