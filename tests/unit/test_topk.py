@@ -210,13 +210,21 @@ def test_fold_keeps_the_trained_map_in_layer_units() -> None:
     assert torch.allclose(batch.encode(a), pre.relu() * (pre >= 0.5) / scale, atol=1e-5)
 
 
-def test_encode_grad_is_differentiable(sae: TopKDictionary) -> None:
-    x = torch.from_numpy(planted(n=8, seed=2)[0]).requires_grad_(True)
-    codes = sae.encode_grad(x)
+@pytest.mark.parametrize("batch", [False, True])
+def test_gate_gives_the_codes_and_gradients(batch: bool, sae: TopKDictionary, batch_sae: TopKDictionary) -> None:
+    """The pictures' view of the encoder (featflow.fv.atoms.Gated): codes are pre where pre >= threshold, and
+    they are differentiable in the input."""
+    from featflow.fv.atoms import Gated
+
+    dictionary = batch_sae if batch else sae
+    assert isinstance(dictionary, Gated)
+    x = torch.from_numpy(planted(n=64, seed=2)[0]).requires_grad_(True)
+    pre, threshold = dictionary.gate(x)
+    codes = dictionary.encode(x)
+    assert torch.allclose(codes, pre * (pre >= threshold), atol=1e-6)
     latent = int(codes.sum(0).argmax())
     codes[:, latent].sum().backward()
     assert x.grad is not None and float(x.grad.abs().sum()) > 0
-    assert not sae.encode(x).requires_grad
 
 
 def test_active_above_k_is_an_early_error(data: tuple[np.ndarray, np.ndarray]) -> None:

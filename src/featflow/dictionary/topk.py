@@ -54,8 +54,8 @@ class TopKDictionary:
     ``atoms`` (k, d) unit-norm decoder rows, ``w_enc`` (k, d) encoder (pre-activations ``(a - b_dec) w_enc^T +
     b_enc``), ``b_enc`` (k,), ``b_dec`` (d,); ``active`` latents per sample (TopK) or, with ``threshold`` set
     (BatchTopK), every latent whose pre-activation reaches it. ``scale``: the training's input scale, already
-    folded into the biases (a record). ``encode`` runs without autograd; :meth:`encode_grad` is the same map,
-    differentiable in its input (the pictures maximize a code through it).
+    folded into the biases (a record). ``encode`` is differentiable in its input and :meth:`gate` gives the
+    pre-activations with the thresholds they must reach (the pictures maximize a code through them).
     """
 
     atoms: torch.Tensor
@@ -78,17 +78,23 @@ class TopKDictionary:
         """(n, d) -> (n, k) ``W_enc (a - b_dec) + b_enc``."""
         return torch.addmm(self.b_enc, a.to(self.atoms) - self.b_dec, self.w_enc.T)
 
-    def encode_grad(self, a: torch.Tensor) -> torch.Tensor:
-        """(n, d) activations -> (n, k) codes >= 0, differentiable in ``a``."""
+    def encode(self, a: torch.Tensor) -> torch.Tensor:
+        """(n, d) activations -> (n, k) codes >= 0, differentiable in ``a`` (no weight requires a gradient, so no
+        graph is built unless ``a`` asks for one)."""
         pre = self.pre_activations(a)
         if self.threshold is None:
             return topk_codes(pre, self.active)
         return pre.relu() * (pre >= self.threshold)
 
-    def encode(self, a: torch.Tensor) -> torch.Tensor:
-        """(n, d) activations -> (n, k) codes >= 0 (no autograd)."""
-        with torch.no_grad():
-            return self.encode_grad(a)
+    def gate(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre-activations, the threshold each must reach), differentiable in ``a``: ``encode`` is pre where pre
+        >= threshold (ties aside), else 0. TopK: the row's ``active``-th largest ReLU'd pre-activation (at least
+        0); BatchTopK: the learned threshold. The pictures of features differentiate codes through it
+        (:class:`featflow.fv.atoms.Gated`)."""
+        pre = self.pre_activations(a)
+        if self.threshold is None:
+            return pre, pre.relu().topk(self.active, dim=1).values[:, -1:]
+        return pre, pre.new_tensor(self.threshold)
 
     def encode_report(self, a: torch.Tensor) -> tuple[torch.Tensor, None]:
         """Codes and None: a closed-form encoder has no tolerance to report."""
