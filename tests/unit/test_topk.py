@@ -19,6 +19,7 @@ from featflow.dictionary import method
 from featflow.dictionary.base import Dictionary, FitContext, Rows
 from featflow.dictionary.spec import DictionarySpec, TopKSpec
 from featflow.dictionary.topk import (
+    Adam,
     TopKDictionary,
     aux_loss,
     batch_topk_codes,
@@ -133,6 +134,22 @@ def test_init_is_gao_et_al() -> None:
     assert torch.equal(params.w_enc, params.atoms)
     assert torch.equal(params.b_dec, mean) and not bool(params.b_enc.any())
     assert all(tensor.requires_grad and tensor.is_leaf for tensor in params.tensors())
+
+
+def test_adam_matches_torch_optim() -> None:
+    generator = torch.Generator().manual_seed(5)
+    start = [torch.randn(7, 3, generator=generator), torch.randn(4, generator=generator)]
+    ours = [t.clone().requires_grad_(True) for t in start]
+    theirs = [t.clone().requires_grad_(True) for t in start]
+    mine, reference = Adam(ours, lr=3e-3), torch.optim.Adam(theirs, lr=3e-3)
+    target = torch.randn(7, 3, generator=generator)
+    for _ in range(20):
+        for params, optimizer in ((ours, mine), (theirs, reference)):
+            optimizer.zero_grad()
+            ((params[0] - target).pow(2).sum() + params[1].pow(3).sum()).backward()
+            optimizer.step()
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ours, theirs, strict=True))
+    assert not torch.allclose(ours[0], start[0], atol=1e-3)
 
 
 def test_aux_gradient_reaches_only_dead_latents() -> None:
