@@ -6,6 +6,8 @@ response is pooled as the experiment's activations; k-means meta-features recove
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,7 @@ from featflow.complexity.meta import by_complexity, cluster_atoms, meta_table
 from featflow.config import ModelSpec
 from featflow.dictionary.loaded import SAEDictionary
 from featflow.dictionary.nmf import NMFDictionary
+from featflow.dictionary.topk import TopKDictionary
 from featflow.fv.atoms import (
     PicturesSpec,
     atom_pictures,
@@ -251,58 +254,35 @@ def test_meta_features_recover_planted_groups_of_atoms_sorted_by_complexity():
     assert sorted(int(a) for a in table["atoms"][0].split()) == np.flatnonzero(group == 1).tolist()
 
 
-class TinySAE:
-    """A TopK sparse autoencoder by the dictionary contract: codes TopK(ReLU(W (a - b) + c)), ``active`` kept per
-    row; ``gate`` the pre-activation and the threshold to reach (the active-th largest, at least 0)."""
-
-    def __init__(self, w: torch.Tensor, b: torch.Tensor, c: torch.Tensor, atoms: torch.Tensor, active: int) -> None:
-        self.w, self.b, self.c, self.atoms, self.active = w, b, c, atoms, active
-
-    signed_atoms, signed_codes = True, False
-
-    def gate(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pre = (a - self.b) @ self.w.T + self.c
-        return pre, pre.topk(self.active, dim=1).values[:, -1:].clamp_min(0)
-
-    def encode(self, a: torch.Tensor) -> torch.Tensor:
-        pre = (a - self.b) @ self.w.T + self.c
-        top = pre.topk(self.active, dim=1)
-        return torch.zeros_like(pre).scatter(1, top.indices, top.values.relu())
-
-    def encode_report(self, a: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return self.encode(a), None
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return z @ self.atoms + self.b
-
-
-def tiny_sae(k: int, d: int, active: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> TinySAE:
-    """Random weights; with k <= d the encoder rows are orthonormal (moving along w_i moves only pre_i)."""
+def tiny_sae(k: int, d: int, active: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> TopKDictionary:
+    """The topk method's SAE (featflow.dictionary.topk: codes TopK(ReLU(W (a - b) + c))) with random weights; with
+    k <= d the encoder rows are orthonormal (moving along w_i moves only pre_i)."""
     gen = torch.Generator().manual_seed(seed)
     w = torch.randn((max(k, d), d), generator=gen, dtype=dtype)
     w = torch.linalg.qr(w)[0][:k] if k <= d else unit(w)
     b = 0.1 * torch.randn(d, generator=gen, dtype=dtype)
     c = 0.05 * torch.randn(k, generator=gen, dtype=dtype)
-    return TinySAE(w, b, c, unit(torch.randn((k, d), generator=gen, dtype=dtype)), active)
+    return TopKDictionary(unit(torch.randn((k, d), generator=gen, dtype=dtype)), w, c, b, active=active)
 
 
 def file_sae(kind: str) -> SAEDictionary:
-    """The file method's SAE (featflow.dictionary.loaded) of a random TinySAE's weights: ReLU, JumpReLU, TopK or
+    """The file method's SAE (featflow.dictionary.loaded) of :func:`tiny_sae`'s weights: ReLU, JumpReLU, TopK or
     both (float64)."""
     sae = tiny_sae(8, 12, active=3, dtype=torch.float64)
     threshold = 0.1 + 0.3 * torch.rand(8, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     return SAEDictionary(
         atoms=sae.atoms,
-        encoder=sae.w.T,
-        b_enc=sae.c,
-        b_dec=sae.b,
+        encoder=sae.w_enc.T,
+        b_enc=sae.b_enc,
+        b_dec=sae.b_dec,
         threshold=threshold if "jump" in kind else None,
         active=3 if "topk" in kind else None,
     )
 
 
 SAES = {
-    "tiny topk": lambda: tiny_sae(8, 12, active=3, dtype=torch.float64),
+    "topk": lambda: tiny_sae(8, 12, active=3, dtype=torch.float64),
+    "batchtopk": lambda: dataclasses.replace(tiny_sae(8, 12, active=3, dtype=torch.float64), threshold=0.2),
     **{f"file {kind}": lambda kind=kind: file_sae(kind) for kind in ("relu", "jumprelu", "topk", "jumprelu topk")},
 }
 
@@ -337,7 +317,7 @@ def test_an_inactive_sae_features_continuation_rises_to_0_as_it_turns_on():
     y = torch.randn((1, 12), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     feature = int(sae.encode(y)[0].eq(0).nonzero()[0])  # a feature off at y
     steps = torch.linspace(0, 4, 401, dtype=torch.float64)[:, None]
-    path = y + steps * sae.w[feature]
+    path = y + steps * sae.w_enc[feature]
     c = code_response(sae, torch.full((len(path),), feature))(path)[:, feature]
     on = sae.encode(path)[:, feature] > 0
     first = int(on.nonzero()[0])  # it turns on along the path
@@ -356,7 +336,7 @@ def test_the_picture_of_an_sae_feature_raises_its_code_from_the_start_image():
     with torch.no_grad():
         y0 = fn(start)
     sae = tiny_sae(24, 16, active=4, seed=1)
-    sae.b = y0[0].clone()  # b_dec at the data's centre, as trained SAEs have it
+    sae.b_dec = y0[0].clone()  # b_dec at the data's centre, as trained SAEs have it
     z0 = sae.encode(y0)[0]
     features = [*z0.nonzero()[:2, 0].tolist(), *z0.eq(0).nonzero()[:3, 0].tolist()]
     pics = atom_pictures(

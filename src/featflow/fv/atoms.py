@@ -327,13 +327,16 @@ def baseline_cosine(
 
 def flagged(code: np.ndarray, top_code: np.ndarray, code_rank: np.ndarray) -> np.ndarray:
     """A picture that does not show its feature: its own code below the feature's largest code over the data (the
-    top image beats it), or another feature's code the largest of the picture's (code_rank > 1)."""
+    top image beats it), or another feature's code the largest of the picture's (code_rank > 1). Codes are >= 0
+    for every method (NNLS, ReLU / TopK / JumpReLU SAEs), signed atoms or not, so the largest code is the most
+    active feature; a dictionary with signed codes would be compared by signed value (the +d_i side)."""
     return (code < top_code) | (code_rank > 1)
 
 
 def best_data_rank(acts_path: Path_, layer: str, atoms: np.ndarray, features: np.ndarray) -> np.ndarray:
     """Per feature the best (lowest) rank of d_i among all atoms by cosine to the response of any image of the
-    split (one pass in chunks): what a picture's cosine rank can be held to."""
+    split (one pass in chunks): what a picture's cosine rank can be held to. Signed cosine, as the pictures' ranks:
+    with signed atoms (Semi-NMF, SAEs) or a signed layer a response near -d_j ranks d_j last, not first."""
     unit_atoms = atoms / np.maximum(np.linalg.norm(atoms, axis=1, keepdims=True), 1e-12)
     best = np.full(len(features), len(atoms), dtype=np.int64)
     for _, (chunk,) in store.iter_rows([(acts_path, "activations", f"layers/{layer}")]):
