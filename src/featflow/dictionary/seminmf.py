@@ -30,7 +30,6 @@ from featflow.dictionary.nmf import (
     NMFResult,
     _accelerated,
     _gram_t,
-    _normalize,
     _normalize_t,
     _objective,
     _sweeps,
@@ -82,6 +81,12 @@ def atoms_solve(zz: torch.Tensor, za: torch.Tensor, ridge: float) -> torch.Tenso
         gram.diagonal().add_(_JITTER * float(gram.diagonal().mean()))
     factor = torch.linalg.cholesky(gram)
     return torch.cholesky_solve(za.double(), factor).to(za.dtype)
+
+
+def _unit(atoms: torch.Tensor) -> torch.Tensor:
+    """Atoms scaled to unit norm; zero atoms stay zero (then replaced by :func:`_revive`)."""
+    norms = atoms.norm(dim=1, keepdim=True)
+    return atoms / torch.where(norms > _EPS, norms, torch.ones_like(norms))
 
 
 def _revive(atoms: torch.Tensor, a: torch.Tensor, generator: torch.Generator) -> int:
@@ -213,9 +218,7 @@ def fit_seminmf_online(
             cross = forget * cross + z.T @ batch / batch.shape[0]
             ridged = gram.clone()
             ridged.diagonal().mul_(1.0 + ridge)
-            atoms = _normalize(
-                torch.ones(1, k, dtype=batch.dtype, device=batch.device), atoms_solve(ridged, cross, ridge)
-            )[1]
+            atoms = _unit(atoms_solve(ridged, cross, ridge))
             _revive(atoms, batch, generator)
         log.info("online seminmf: epoch %d/%d done", epoch + 1, epochs)
     if atoms is None:
