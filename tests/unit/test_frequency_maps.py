@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from featflow.frequency.fourier_masks import predict
 from featflow.frequency.freq_maps import (
     authors_p_value,
     canonical_correlations,
@@ -21,6 +20,7 @@ from featflow.frequency.freq_maps import (
     support_summary,
     svcca,
 )
+from featflow.frequency.masks import predict
 from featflow.models.attacks import pgd_linf
 from tests.unit.test_frequency_masks import SIZE, LowPassNet, low_pass_band
 

@@ -8,14 +8,15 @@ import pytest
 import torch
 from torch import nn
 
+from featflow.frequency.bands import band_energies
 from featflow.frequency.figures import paired_band_ci
-from featflow.frequency.fourier_masks import (
+from featflow.frequency.fourier_masks import holdout_parts, image_summary
+from featflow.frequency.masks import (
+    ImageMaskFit,
     apply_mask,
-    band_energies,
     complement,
     complement_support,
     heldout_accuracies,
-    holdout_parts,
     invariance_loss,
     learn_dataset_mask,
     learn_image_masks,
@@ -326,3 +327,33 @@ def test_band_differences_carry_a_bootstrap_ci_over_images() -> None:
     low, high = paired_band_ci(energy, base)
     np.testing.assert_allclose([low[0], high[0], low[2], high[2]], [0.05, 0.05, -0.02, -0.02])
     assert low[1] < 0 < high[1] and high[1] - low[1] == pytest.approx(3.92 * noise.std() / 20, rel=0.15)
+
+
+def test_image_summary_of_known_masks(setup) -> None:
+    """Masks that keep the network's whole band keep every prediction; an all-ones mask has an empty complement
+    (counted as empty, left out of the complement's accuracy), the band's complement is its out-of-band share."""
+    net, x, y, band = setup
+    masks = torch.stack([torch.ones(1, SIZE, SIZE), band[None]] * 4)  # (8, 1, H, W): ones, band, ones, band, ...
+    fit = ImageMaskFit(masks, np.arange(8), np.array([True] * 6 + [False] * 2))
+    summary = image_summary(net, x[:8], y[:8], fit, "cpu")
+    assert summary["image_kept"] == 1.0
+    assert summary["image_complement_empty"] == 0.5
+    assert summary["image_complement_support"] == pytest.approx(float(1 - band.mean()) / 2)  # median of 0s and 1-b
+    assert summary["image_density"] == pytest.approx(float(masks.mean()))
+    assert summary["image_steps_max"] == 7 and summary["image_converged"] == 0.75
+
+
+def test_mask_numerics_read_and_write_no_files() -> None:
+    """One concern per module: the masks and their measurements import no reader or writer of files (the masks
+    stage, featflow.frequency.fourier_masks, does that)."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    for name, allowed in (
+        ("featflow.frequency.masks", {"featflow.frequency.spec", "featflow.models.attacks"}),
+        ("featflow.frequency.bands", set()),
+    ):
+        tree = ast.parse(Path(importlib.import_module(name).__file__).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert {m for m in imported if m.startswith("featflow")} <= allowed, name

@@ -179,7 +179,7 @@ def test_masked_images_is_apply_mask():
     and a per-image mask)."""
     import torch
 
-    from featflow.frequency.fourier_masks import apply_mask
+    from featflow.frequency.masks import apply_mask
 
     rng = np.random.default_rng(1)
     images = rng.random((3, 2, 8, 8), dtype=np.float32)

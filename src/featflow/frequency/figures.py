@@ -18,7 +18,7 @@ MASKS_KIND = "fourier_masks"  # the kind of a model's masks file (featflow.frequ
 
 def masked_images(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """x_M = Re(ifft2(M * fft2(x))) of stored images (N, C, H, W) under their masks, in numpy: what
-    :func:`featflow.frequency.fourier_masks.apply_mask` computes, for the gallery of the comparison."""
+    :func:`featflow.frequency.masks.apply_mask` computes, for the gallery of the comparison."""
     return np.fft.ifft2(np.fft.fft2(images) * masks).real.astype(images.dtype)
 
 

@@ -35,8 +35,9 @@ from tqdm import tqdm
 
 from featflow import store
 from featflow.frequency.figures import MAPS_KIND
-from featflow.frequency.fourier_masks import apply_mask, predict, seeded_test_images
 from featflow.frequency.idcor import idcor, standardize, twonn
+from featflow.frequency.images import seeded_test_images
+from featflow.frequency.masks import apply_mask, predict
 from featflow.frequency.spec import MapsSpec
 from featflow.metrics.cka import linear_cka
 from featflow.models import load_checkpoint

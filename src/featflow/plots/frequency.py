@@ -104,7 +104,7 @@ def channel_names(n_channels: int) -> tuple[str, ...]:
 
 def frequency_extent(height: int, width: int) -> tuple[float, float, float, float]:
     """imshow extent of an fftshifted (H, W) grid in cycles per image: f_x to the right, f_y up, 0 at the center
-    pixel (H // 2, W // 2) as in :func:`featflow.frequency.fourier_masks.band_index`."""
+    pixel (H // 2, W // 2) as in :func:`featflow.frequency.bands.band_index`."""
     return (-(width // 2) - 0.5, width - 1 - width // 2 + 0.5, -(height - 1 - height // 2) - 0.5, height // 2 + 0.5)
 
 
