@@ -55,7 +55,8 @@ def _check(a: torch.Tensor, k: int) -> None:
 def _rows(a: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
     """``count`` distinct rows of ``a`` drawn by ``generator`` (with repeats only if ``a`` has fewer rows), scaled
     to unit norm: the initial atoms and the replacements of dead atoms (Ding et al. start from k-means centroids;
-    a row of the data is a centroid of one sample)."""
+    a row of the data is a centroid of one sample; overcomplete's SemiNMF draws codes |N(0, mean|A| / k)| and
+    solves for the atoms, which starts every atom near the data's mean direction)."""
     n = a.shape[0]
     if count <= n:
         index = torch.randperm(n, generator=generator, device=generator.device)[:count]
