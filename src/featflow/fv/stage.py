@@ -13,7 +13,7 @@ def fv_targets(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) ->
     from featflow.fv.run import run_targets
     from featflow.fv.spec import FVSpec
 
-    run_targets(FVSpec.from_dict(spec), inputs.checkpoint, outputs[0], ctx.seed, ctx.attrs)
+    run_targets(FVSpec.from_dict(spec), inputs.checkpoint, outputs[0], seed=ctx.seed, attrs=ctx.attrs)
 
 
 def fv_optimize(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
@@ -26,9 +26,9 @@ def fv_optimize(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -
         inputs.checkpoint,
         inputs.targets,
         outputs[0],
-        ctx.device,
-        ctx.seed,
-        ctx.attrs,
+        device=ctx.device,
+        seed=ctx.seed,
+        attrs=ctx.attrs,
         data_path=inputs.get("data"),
     )
 
