@@ -26,7 +26,9 @@ from featflow.dictionary.topk import (
     final_pass,
     fold,
     init_params,
+    keep,
     moments,
+    reconstruct,
     topk_codes,
     train,
 )
@@ -158,13 +160,33 @@ def test_aux_gradient_reaches_only_dead_latents() -> None:
     x = torch.randn(32, 10, generator=generator)
     dead = torch.zeros(24, dtype=torch.bool)
     dead[[1, 5, 6, 20]] = True
-    pre = params.pre_activations(x)
-    residual = x - topk_codes(pre, 3) @ params.atoms
-    aux_loss(pre, dead, residual, params.atoms, auxk=3).backward()
+    residual = x - reconstruct(params, keep(params, x, active=3, batch_topk=False), 32)
+    aux_loss(params, x, dead, residual, auxk=3).backward()
     for grad in (params.w_enc.grad, params.atoms.grad, params.b_enc.grad[:, None]):
         per_latent = grad.abs().sum(1)
         assert bool((per_latent[~dead] == 0).all())
         assert bool((per_latent[dead] > 0).any())
+
+
+@pytest.mark.parametrize("batch_topk", [False, True])
+def test_sparse_training_step_is_the_dense_one(batch_topk: bool) -> None:
+    """The training's kept-pairs forward (values recomputed from gathered encoder rows) gives the dense TopK
+    autoencoder's reconstruction and the same gradient for every parameter."""
+    generator = torch.Generator().manual_seed(6)
+    x = torch.randn(40, 12, generator=generator)
+    sparse, dense = (init_params(30, x.mean(0), torch.Generator().manual_seed(7)) for _ in range(2))
+    with torch.no_grad():
+        for params in (sparse, dense):
+            params.b_enc.copy_(torch.linspace(-0.5, 0.5, 30))
+    kept = keep(sparse, x, active=4, batch_topk=batch_topk)
+    pre = dense.pre_activations(x)
+    codes = batch_topk_codes(pre, 4)[0] if batch_topk else topk_codes(pre, 4)
+    ours, reference = reconstruct(sparse, kept, 40), torch.addmm(dense.b_dec, codes, dense.atoms)
+    assert torch.allclose(ours, reference, atol=1e-5)
+    (x - ours).pow(2).sum().backward()
+    (x - reference).pow(2).sum().backward()
+    for mine, theirs in zip(sparse.tensors(), dense.tensors(), strict=True):
+        assert torch.allclose(mine.grad, theirs.grad, atol=1e-4)
 
 
 def test_auxk_revives_latents_of_a_bad_init(data: tuple[np.ndarray, np.ndarray]) -> None:

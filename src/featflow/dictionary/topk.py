@@ -13,6 +13,10 @@ biases (ReLU and TopK commute with a positive scale), so codes and reconstructio
 ``state()`` keeps it only as a record. BatchTopK keeps the ``active * b`` largest ReLU pre-activations of a batch
 of ``b`` samples; new inputs keep the latents whose pre-activation reaches a threshold: the mean over one pass
 with the final weights of each batch's smallest kept value (Bussmann et al. average it over training batches).
+A training step computes the dense pre-activations once without autograd, picks the kept latents, and recomputes
+their values from the gathered encoder rows: the backward pass and the decoder cost O(batch x active x d) instead of
+(batch x k x d) products (the sparse kernels of Gao et al.; the AuxK loss runs on the dead latents' rows only). Same
+seed, same weights on the CPU; on CUDA the gathered rows' gradients are summed with atomics (last bits may differ).
 """
 
 from __future__ import annotations
@@ -139,7 +143,9 @@ class Params:
         return [self.atoms, self.w_enc, self.b_enc, self.b_dec]
 
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.b_enc, x - self.b_dec, self.w_enc.T)
+        """``W_enc (x - b_dec) + b_enc`` as ``W_enc x + (b_enc - W_enc b_dec)``: ``b_dec``'s gradient then costs a
+        matrix-vector product, not a (batch, k) x (k, d) one."""
+        return torch.addmm(self.b_enc - self.w_enc @ self.b_dec, x, self.w_enc.T)
 
 
 @dataclass(frozen=True)
@@ -182,18 +188,57 @@ def init_params(k: int, mean: torch.Tensor, generator: torch.Generator) -> Param
     return params
 
 
-def aux_loss(
-    pre: torch.Tensor, dead: torch.Tensor, residual: torch.Tensor, atoms: torch.Tensor, auxk: int
-) -> torch.Tensor:
+@dataclass(frozen=True)
+class Kept:
+    """The latents a batch keeps, as (sample ``rows``, latent ``cols``) pairs with their ReLU'd ``values`` (autograd
+    through the gathered encoder rows), and BatchTopK's smallest kept pre-activation (None for TopK)."""
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    values: torch.Tensor
+    smallest: torch.Tensor | None
+
+
+def keep(params: Params, x: torch.Tensor, *, active: int, batch_topk: bool) -> Kept:
+    """Which latents a batch keeps (TopK per row, or BatchTopK's ``active * b`` largest of the batch) from dense
+    pre-activations without autograd, then their values recomputed from the gathered encoder rows with it: the
+    gradient of TopK reaches only the kept latents, so the backward pass costs O(b active d), not a (b, k) x (k, d)
+    product (the sparse kernels of Gao et al.)."""
+    b, k = x.shape[0], params.atoms.shape[0]
+    with torch.no_grad():
+        pre = params.pre_activations(x)
+        if batch_topk:
+            top = torch.topk(pre.relu().flatten(), active * b)
+            rows, cols, smallest = top.indices // k, top.indices % k, top.values[-1]
+        else:
+            cols = torch.topk(pre, active, dim=1).indices.flatten()
+            rows, smallest = torch.arange(b, device=x.device).repeat_interleave(active), None
+    values = ((params.w_enc[cols] * (x[rows] - params.b_dec)).sum(1) + params.b_enc[cols]).relu()
+    return Kept(rows, cols, values, smallest)
+
+
+def reconstruct(params: Params, kept: Kept, b: int) -> torch.Tensor:
+    """``z D + b_dec`` from the kept pairs: (b, d)."""
+    parts = kept.values[:, None] * params.atoms[kept.cols]
+    if kept.smallest is None:  # TopK: each row's pairs are contiguous
+        summed = parts.view(b, -1, parts.shape[1]).sum(1)
+    else:
+        summed = torch.zeros(b, parts.shape[1], device=parts.device, dtype=parts.dtype).index_add(0, kept.rows, parts)
+    return summed + params.b_dec
+
+
+def aux_loss(params: Params, x: torch.Tensor, dead: torch.Tensor, residual: torch.Tensor, auxk: int) -> torch.Tensor:
     """AuxK (Gao et al. sec. 2.4): the ``auxk`` largest ReLU'd pre-activations among the ``dead`` latents
-    reconstruct the (detached) residual through their atoms; normalized MSE, as the main loss. Only dead latents'
-    encoder rows, biases and atoms receive its gradient (and ``b_dec`` through the encoder's input)."""
-    masked = torch.where(dead, pre, torch.full_like(pre, -math.inf))
-    top = torch.topk(masked, min(auxk, pre.shape[1]), dim=1)
-    codes = torch.zeros_like(pre).scatter(1, top.indices, top.values.clamp_min(0.0))
+    reconstruct the (detached) residual through their atoms; normalized MSE, as the main loss. Computed on the dead
+    latents' rows only, so only they receive its gradient (and ``b_dec`` through the encoder's input)."""
+    index = dead.nonzero().squeeze(1)
+    w_enc = params.w_enc[index]
+    pre = torch.addmm(params.b_enc[index] - w_enc @ params.b_dec, x, w_enc.T)
+    top = torch.topk(pre, min(auxk, index.numel()), dim=1)
+    codes = torch.zeros_like(pre).scatter(1, top.indices, top.values.relu())
     residual = residual.detach()
     spread = (residual - residual.mean(0)).pow(2).sum().clamp_min(_EPS)
-    return (codes @ atoms - residual).pow(2).sum() / spread
+    return (codes @ params.atoms[index] - residual).pow(2).sum() / spread
 
 
 class Adam:
@@ -246,18 +291,17 @@ def train(
         steps = 0
         for batch in rows.batches(topk.batch_size, generator=generator):
             x = batch * scale
-            pre = params.pre_activations(x)
-            codes = batch_topk_codes(pre, topk.active)[0] if topk.batch_topk else topk_codes(pre, topk.active)
-            residual = x - torch.addmm(params.b_dec, codes, params.atoms)
+            kept = keep(params, x, active=topk.active, batch_topk=topk.batch_topk)
+            residual = x - reconstruct(params, kept, x.shape[0])
             error, variance = residual.pow(2).sum(), (x - x.mean(0)).pow(2).sum().clamp_min(_EPS)
             loss = error / variance
             dead = idle >= topk.dead_steps
             if topk.aux_coef > 0 and bool(dead.any()):
-                loss = loss + topk.aux_coef * aux_loss(pre, dead, residual, params.atoms, auxk)
+                loss = loss + topk.aux_coef * aux_loss(params, x, dead, residual, auxk)
             optimizer.zero_grad()
             loss.backward()
             _unit_atoms_step(params, optimizer)
-            idle = torch.where((codes > 0).any(0), 0, idle + 1)
+            idle = torch.where(_fired(kept, k) > 0, 0, idle + 1)
             totals += torch.stack([loss.detach(), error.detach(), variance.detach()]).double()
             steps += 1
         loss_sum, error_sum, variance_sum = totals.tolist()
@@ -267,6 +311,11 @@ def train(
             f"FVU {error_sum / max(variance_sum, _EPS):.4f}, dead latents {n_dead} of {k}"
         )
     return idle
+
+
+def _fired(kept: Kept, k: int) -> torch.Tensor:
+    """(k,) how many of the batch's samples each latent is active in."""
+    return torch.zeros(k, device=kept.values.device).index_add_(0, kept.cols, (kept.values > 0).float())
 
 
 @dataclass(frozen=True)
@@ -287,14 +336,11 @@ def final_pass(params: Params, rows: Rows, topk: TopKSpec, *, scale: float, vari
     with torch.no_grad():
         for batch in rows.batches(topk.batch_size):
             x = batch * scale
-            pre = params.pre_activations(x)
-            if topk.batch_topk:
-                codes, low = batch_topk_codes(pre, topk.active)
-                smallest += float(low)
-            else:
-                codes = topk_codes(pre, topk.active)
-            error += float((x - torch.addmm(params.b_dec, codes, params.atoms)).double().pow(2).sum())
-            fired |= (codes > 0).any(0)
+            kept = keep(params, x, active=topk.active, batch_topk=topk.batch_topk)
+            if kept.smallest is not None:
+                smallest += float(kept.smallest)
+            error += float((x - reconstruct(params, kept, x.shape[0])).double().pow(2).sum())
+            fired |= _fired(kept, k) > 0
             batches += 1
     threshold = smallest / batches if topk.batch_topk else None
     return FitStats(error / max(variance * scale**2, _EPS), int((~fired).sum()), threshold)
