@@ -213,13 +213,13 @@ def keep(params: Params, x: torch.Tensor, *, active: int, batch_topk: bool) -> K
         else:
             cols = torch.topk(pre, active, dim=1).indices.flatten()
             rows, smallest = torch.arange(b, device=x.device).repeat_interleave(active), None
-    values = ((params.w_enc[cols] * (x[rows] - params.b_dec)).sum(1) + params.b_enc[cols]).relu()
+    values = ((params.w_enc.index_select(0, cols) * (x[rows] - params.b_dec)).sum(1) + params.b_enc[cols]).relu()
     return Kept(rows, cols, values, smallest)
 
 
 def reconstruct(params: Params, kept: Kept, b: int) -> torch.Tensor:
     """``z D + b_dec`` from the kept pairs: (b, d)."""
-    parts = kept.values[:, None] * params.atoms[kept.cols]
+    parts = kept.values[:, None] * params.atoms.index_select(0, kept.cols)
     if kept.smallest is None:  # TopK: each row's pairs are contiguous
         summed = parts.view(b, -1, parts.shape[1]).sum(1)
     else:
