@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from featflow import dictionary, store
+from featflow import store
 from featflow.complexity.spec import ComplexitySpec
+from featflow.dictionary import registry as dictionary
 from featflow.dictionary.base import Dictionary
 from tests.complexity_data import write_complexity_inputs
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from featflow.dictionary import files, loaded, method
+from featflow.dictionary import files, loaded
 from featflow.dictionary.base import FitContext, Rows
 from featflow.dictionary.nmf import NMFDictionary
+from featflow.dictionary.registry import method
 from featflow.dictionary.spec import DictionarySpec, FileSpec
 from tools.make_dictionary_file import main, random_sae, write
 

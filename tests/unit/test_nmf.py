@@ -212,8 +212,8 @@ def test_blocked_gram_equals_the_product() -> None:
 def test_the_nmf_method_fits_as_fit_nmf_did() -> None:
     """NMF behind the dictionary contract is the stage's former call: the same atoms from the same rows, seed and
     keys (full batch), and the same codes from its encoder."""
-    from featflow.dictionary import method
     from featflow.dictionary.base import FitContext, Rows
+    from featflow.dictionary.registry import method
     from featflow.dictionary.spec import DictionarySpec
 
     a = torch.rand(300, 12, generator=torch.Generator().manual_seed(3))

@@ -5,8 +5,7 @@ import pytest
 import torch
 from scipy.optimize import nnls
 
-from featflow.metrics.nnls import nnls_codes
-from featflow.metrics.nnls import hals_sweeps
+from featflow.metrics.nnls import hals_sweeps, nnls_codes
 
 torch.set_num_threads(1)  # tiny matrices: threads only add overhead on a shared machine
 

@@ -14,9 +14,9 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from featflow.dictionary import method
 from featflow.dictionary.base import FitContext, Rows
 from featflow.dictionary.nmf import coder, relative_error
+from featflow.dictionary.registry import method
 from featflow.dictionary.seminmf import METHOD, _rows, fit_seminmf, fit_seminmf_online
 from featflow.dictionary.spec import DictionarySpec
 

@@ -77,7 +77,11 @@ def _third_party_imports(folder: Path) -> set[str]:
                 names |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-    return {n for n in names if n not in sys.stdlib_module_names and n not in ("featflow", "tests", "tools") and n not in local}
+    return {
+        n
+        for n in names
+        if n not in sys.stdlib_module_names and n not in ("featflow", "tests", "tools") and n not in local
+    }
 
 
 def _distributions(modules: set[str]) -> set[str]:

@@ -15,8 +15,8 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from featflow.dictionary import method
 from featflow.dictionary.base import Dictionary, FitContext, Rows
+from featflow.dictionary.registry import method
 from featflow.dictionary.spec import DictionarySpec, TopKSpec
 from featflow.dictionary.topk import (
     Adam,

@@ -20,8 +20,9 @@ import torch
 from featflow import store
 from featflow.complexity.codes import encode_layer
 from featflow.complexity.spec import ComplexitySpec
-from featflow.dictionary import files, method
+from featflow.dictionary import files
 from featflow.dictionary.base import Dictionary, FitContext, Rows
+from featflow.dictionary.registry import method
 from featflow.dictionary.spec import DictionarySpec
 from featflow.models import load_checkpoint
 

@@ -1,27 +1,3 @@
-"""Dictionary methods behind one contract (:mod:`featflow.dictionary.base`) and their registry.
-
-A method is one module exposing ``METHOD`` (a :class:`~featflow.dictionary.base.Method`) and one line below; the
-modules are imported when a method is asked for, so that reading a spec imports no torch.
-"""
-
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from featflow.dictionary.base import Method
-
-METHODS = {
-    "nmf": "featflow.dictionary.nmf",
-    "seminmf": "featflow.dictionary.seminmf",
-    "topk": "featflow.dictionary.topk",
-    "file": "featflow.dictionary.loaded",
-}
-
-
-def method(name: str) -> Method:
-    """The registered method ``name`` (config key ``complexity.dictionary.method``)."""
-    if name not in METHODS:
-        raise ValueError(f"complexity.dictionary.method '{name}': expected one of {sorted(METHODS)}")
-    return importlib.import_module(METHODS[name]).METHOD
+"""Dictionary methods behind one contract (:mod:`featflow.dictionary.base`), registered in
+:mod:`featflow.dictionary.registry`; :mod:`featflow.dictionary.files` stores any of them. Nothing is imported here,
+so that reading a spec (:mod:`featflow.dictionary.spec`) imports no torch."""

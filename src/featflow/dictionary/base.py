@@ -4,8 +4,8 @@ A fitted :class:`Dictionary` has decoder atoms ``D`` (k, d), the ``d_i`` of impo
 ``encode`` (n, d) -> (n, k) codes and ``decode`` (n, k) -> (n, d) reconstructions, and says whether its atoms and
 codes may be negative. A :class:`Method` fits one from a layer's :class:`Rows` (the whole matrix or streamed
 passes of batches, read from the activations file on demand) and rebuilds one from the arrays it stored
-(``state``) and its config section. The registry of methods is :data:`featflow.dictionary.METHODS`; the complexity
-stages know this contract, never a method.
+(``state``) and its config section. The registry of methods is :data:`featflow.dictionary.registry.METHODS`;
+the complexity stages know this contract, never a method.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ import h5py
 import torch
 
 from featflow import store
-from featflow.dictionary import method
 from featflow.dictionary.base import Dictionary
+from featflow.dictionary.registry import method
 from featflow.dictionary.spec import DictionarySpec
 
 KIND = "complexity-dictionary"
