@@ -54,9 +54,9 @@ def test_stopped_run_equals_the_full_run_after_as_many_epochs(data):
 
 
 def test_checkpoint_at_the_last_epoch_is_the_final_model(data, tmp_path):
-    final = train_model(SPEC, data, tmp_path / "final.pt", torch.device("cpu"), {"stage": "train"})
-    last = train_model(SPEC, data, tmp_path / "e3.pt", torch.device("cpu"), {"stage": "train"}, epoch=3)
-    first = train_model(SPEC, data, tmp_path / "e1.pt", torch.device("cpu"), {"stage": "train"}, epoch=1)
+    final = train_model(SPEC, data, tmp_path / "final.pt", device=torch.device("cpu"), attrs={"stage": "train"})
+    last = train_model(SPEC, data, tmp_path / "e3.pt", device=torch.device("cpu"), attrs={"stage": "train"}, epoch=3)
+    first = train_model(SPEC, data, tmp_path / "e1.pt", device=torch.device("cpu"), attrs={"stage": "train"}, epoch=1)
     assert last == final
     a, b = read_checkpoint(tmp_path / "final.pt"), read_checkpoint(tmp_path / "e3.pt")
     assert _equal(a["state_dict"], b["state_dict"])

@@ -45,7 +45,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = {"folder": folder, "data": root / "data.h5", "model": root / "m.pt", "acts": root / "acts.h5"}
     write_dataset(DatasetSpec(kind="imagefolder", path=str(folder), image_size=16), paths["data"], {})
     spec = ModelSpec(arch="smallcnn", dataset="f", width=8, train=TrainSpec(epochs=6, batch_size=16, lr=0.05))
-    result = train_model(spec, paths["data"], paths["model"], CPU, {})
+    result = train_model(spec, paths["data"], paths["model"], device=CPU, attrs={})
     assert result["test_acc"] >= 0.9, result  # far above chance (0.25)
     extract_to_h5(
         paths["model"],

@@ -120,7 +120,9 @@ def test_a_named_weights_model_runs_train_and_activations_at_224(
     monkeypatch.setenv("TORCH_HOME", str(hub))
     data = tmp_path / "imagenet.h5"
     write_dataset(DatasetSpec(kind="imagefolder", path=str(imagenet), n_train=4, n_test=6, image_size=224), data, {})
-    result = train_model(_spec("IMAGENET1K_V1"), data, tmp_path / "m.pt", torch.device("cpu"), {}, workers=2)
+    result = train_model(
+        _spec("IMAGENET1K_V1"), data, tmp_path / "m.pt", device=torch.device("cpu"), attrs={}, workers=2
+    )
     assert 0 <= result["test_acc"] <= 1
     spec = ActivationsSpec(batch_size=4, workers=2)
     extract_to_h5(

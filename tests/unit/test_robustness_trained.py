@@ -18,7 +18,7 @@ SIGMAS = (0.01, 0.1, 0.5, 100.0)  # normalized-input units; the last one leaves 
 def test_sensitivity_rises_over_the_unflagged_sigmas_of_a_trained_network(tmp_path) -> None:
     write_dataset(DatasetSpec(kind="digits", n_test=200, image_size=16, grayscale=True), tmp_path / "d.h5", {})
     spec = ModelSpec(arch="smallcnn", dataset="digits", width=8, train=TrainSpec(epochs=4, batch_size=32, lr=0.05))
-    train_model(spec, tmp_path / "d.h5", tmp_path / "m.pt", torch.device("cpu"), {"stage": "train"})
+    train_model(spec, tmp_path / "d.h5", tmp_path / "m.pt", device=torch.device("cpu"), attrs={"stage": "train"})
     model, _ = load_checkpoint(tmp_path / "m.pt")
     train, test = load_split(tmp_path / "d.h5", "train"), load_split(tmp_path / "d.h5", "test")
     with torch.no_grad():

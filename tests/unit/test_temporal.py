@@ -128,7 +128,7 @@ def test_epoch_0_checkpoint_is_the_runs_initialization(tmp_path: Path):
     data = tmp_path / "planted.h5"
     write_dataset(DatasetSpec(kind="planted", n_train=40, n_test=20, image_size=16), data, {})
     spec = ModelSpec(arch="smallcnn", dataset="planted", width=4, train=TrainSpec(epochs=2, batch_size=16, seed=3))
-    train_model(spec, data, tmp_path / "e0.pt", torch.device("cpu"), {"stage": "train"}, epoch=0)
+    train_model(spec, data, tmp_path / "e0.pt", device=torch.device("cpu"), attrs={"stage": "train"}, epoch=0)
     saved = read_checkpoint(tmp_path / "e0.pt")
     train = load_split(data, "train")
     torch.manual_seed(3)

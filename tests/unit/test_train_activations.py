@@ -20,7 +20,7 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
     write_dataset(DatasetSpec(kind="digits", n_test=300, image_size=16, grayscale=True), tmp / "d.h5", {})
     spec = ModelSpec(arch="smallcnn", dataset="digits", width=8, train=TrainSpec(epochs=4, batch_size=32, lr=0.05))
-    result = train_model(spec, tmp / "d.h5", tmp / "m.pt", torch.device("cpu"), {"stage": "train"})
+    result = train_model(spec, tmp / "d.h5", tmp / "m.pt", device=torch.device("cpu"), attrs={"stage": "train"})
     return tmp, result
 
 

@@ -154,7 +154,7 @@ def test_download_gives_the_same_checkpoint(inputs, tmp_path):
     states = []
     for download in (False, True):
         spec = ModelSpec(arch="smallcnn", dataset="planted", width=4, download=download, train=TrainSpec(epochs=1))
-        train_model(spec, data, tmp_path / f"cnn_{download}.pt", CPU, {})
+        train_model(spec, data, tmp_path / f"cnn_{download}.pt", device=CPU, attrs={})
         states.append(torch.load(tmp_path / f"cnn_{download}.pt", weights_only=False)["state_dict"])
     assert states[0].keys() == states[1].keys()
     for key, value in states[0].items():

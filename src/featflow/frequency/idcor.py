@@ -183,8 +183,9 @@ def idcor(
     n_perm: int = 100,
     fraction: float = 0.9,
     scale: bool = True,
-    seed: int = 0,
+    *,
     device: torch.device | str = "cpu",
+    seed: int = 0,
     strata: np.ndarray | torch.Tensor | None = None,
 ) -> IdCorResult:
     """Intrinsic-dimension correlation of paired rows ``x`` (N, Dx) and ``y`` (N, Dy).

@@ -14,7 +14,9 @@ def train(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None
     from featflow.config import ModelSpec
     from featflow.models.train import train_model
 
-    train_model(ModelSpec.from_dict(spec), inputs.data, outputs[0], ctx.device, ctx.attrs, ctx.threads)
+    train_model(
+        ModelSpec.from_dict(spec), inputs.data, outputs[0], device=ctx.device, attrs=ctx.attrs, workers=ctx.threads
+    )
 
 
 def activations(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
@@ -68,9 +70,9 @@ def train_checkpoint(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: J
         ModelSpec.from_dict(spec),
         inputs.data,
         outputs[0],
-        ctx.device,
-        ctx.attrs,
-        ctx.threads,
+        device=ctx.device,
+        attrs=ctx.attrs,
+        workers=ctx.threads,
         epoch=int(ctx.wildcards.epoch),
     )
 

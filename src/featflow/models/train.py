@@ -179,6 +179,7 @@ def train_model(
     spec: ModelSpec,
     data_path: str | Path,
     out_path: str | Path,
+    *,
     device: torch.device,
     attrs: dict[str, Any],
     workers: int = 0,

@@ -53,7 +53,7 @@ def _labels(data: ShiData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
 
 
 def train_to_h5(
-    spec_dict: Mapping[str, Any], data_path: str | Path, out: str | Path, seed: int, attrs: Mapping[str, Any]
+    spec_dict: Mapping[str, Any], data_path: str | Path, out: str | Path, *, seed: int, attrs: Mapping[str, Any]
 ) -> None:
     """Rule theory_train: the network on one data set, all seeds; curves and parameter snapshots."""
     spec, data = TheorySpec.from_dict(spec_dict), load_shi(data_path)
@@ -76,7 +76,7 @@ def train_to_h5(
 
 
 def baselines_to_h5(
-    spec_dict: Mapping[str, Any], data_path: str | Path, out: str | Path, seed: int, attrs: Mapping[str, Any]
+    spec_dict: Mapping[str, Any], data_path: str | Path, out: str | Path, *, seed: int, attrs: Mapping[str, Any]
 ) -> None:
     """Rule theory_baselines: random features, NTK, linear on x and RBF SVM on one data set, each at its
     cross-validated optimum (the chosen C, gamma and grid-edge flags under ``choice``)."""
@@ -103,6 +103,7 @@ def alignment_to_h5(
     network_path: str | Path,
     data_path: str | Path,
     out: str | Path,
+    *,
     seed: int,
     attrs: Mapping[str, Any],
 ) -> None:

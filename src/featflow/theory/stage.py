@@ -12,21 +12,21 @@ def theory_train(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) 
     """The two-layer network (two aggressive steps, then small steps) on one shi data set."""
     from featflow.theory.run import train_to_h5
 
-    train_to_h5(spec, inputs.data, outputs[0], ctx.seed, ctx.attrs)
+    train_to_h5(spec, inputs.data, outputs[0], seed=ctx.seed, attrs=ctx.attrs)
 
 
 def theory_baselines(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """The fixed-feature models on one shi data set, each solved to its optimum too."""
     from featflow.theory.run import baselines_to_h5
 
-    baselines_to_h5(spec, inputs.data, outputs[0], ctx.seed, ctx.attrs)
+    baselines_to_h5(spec, inputs.data, outputs[0], seed=ctx.seed, attrs=ctx.attrs)
 
 
 def theory_alignment(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """Neuron alignment with the class-relevant patterns, probes and MDS maps."""
     from featflow.theory.run import alignment_to_h5
 
-    alignment_to_h5(spec, inputs.network, inputs.data, outputs[0], ctx.seed, ctx.attrs)
+    alignment_to_h5(spec, inputs.network, inputs.data, outputs[0], seed=ctx.seed, attrs=ctx.attrs)
 
 
 def theory_figure_accuracy(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
