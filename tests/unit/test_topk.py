@@ -99,6 +99,14 @@ def test_recovers_planted_atoms(data: tuple[np.ndarray, np.ndarray], sae: TopKDi
     assert float(fvu) < 0.02
 
 
+def test_a_last_batch_of_one_sample_does_not_derail_training() -> None:
+    """16 x 256 + 1 rows: the last batch holds one sample, whose own variance is 0 (the loss is normalized by the
+    data's variance: by the batch's, that step's loss was ~1e12 and Adam's moments never recovered, cosine 0.59)."""
+    a, truth = planted(n=16 * 256 + 1)
+    found = fit(a, spec_of())
+    assert matched_cosines(found.atoms.numpy(), truth).min() > 0.95
+
+
 def test_batch_topk_recovers_and_thresholds(data: tuple[np.ndarray, np.ndarray], batch_sae: TopKDictionary) -> None:
     assert matched_cosines(batch_sae.atoms.numpy(), data[1]).min() > 0.95
     assert batch_sae.threshold is not None and batch_sae.threshold > 0
@@ -201,8 +209,8 @@ def test_auxk_revives_latents_of_a_bad_init(data: tuple[np.ndarray, np.ndarray])
         with torch.no_grad():
             params.w_enc[16:] *= 1e-3
         topk = TopKSpec(active=ACTIVE, epochs=10, lr=1e-2, aux_coef=coef, dead_steps=10)
-        train(params, rows, topk, scale=stats.scale, generator=generator)
-        outcome[coef] = final_pass(params, rows, topk, scale=stats.scale, variance=stats.variance)
+        train(params, rows, topk, stats=stats, generator=generator)
+        outcome[coef] = final_pass(params, rows, topk, stats=stats)
     without, revived = outcome[0.0], outcome[1 / 32]
     assert without.dead >= 14  # the crippled latents stay dead
     assert revived.dead <= without.dead - 4

@@ -4,8 +4,8 @@
 ``z = TopK(ReLU(W_enc (a - b_dec) + b_enc))`` keeps ``active`` latents per sample and ``a ~ z D + b_dec``, with
 unit-norm decoder atoms ``D`` (k, d): the ``d_i`` of importance and of the pictures. The recipe is Gao et al.'s:
 decoder rows random unit vectors, encoder initialized as the decoder's transpose, ``b_dec`` at the data mean
-(their geometric median: the mean here, one streamed pass), the loss the batch's normalized MSE (the FVU) plus
-``aux_coef`` times the AuxK loss (sec. 2.4: the top ``auxk`` latents among those not active for ``dead_steps``
+(their geometric median: the mean here, one streamed pass), the loss the batch's squared error over the data's
+variance (the FVU; theirs over the batch's own) plus ``aux_coef`` times the AuxK loss (sec. 2.4: the top ``auxk`` latents among those not active for ``dead_steps``
 steps reconstruct the residual), the decoder gradient's component parallel to each atom removed before each
 step and the atoms renormalized after it. The activations are scaled by one scalar so that their mean squared norm
 is ``d`` while training (Adam's step then means the same on every layer); the scale is folded into the stored
@@ -162,6 +162,11 @@ class Moments:
         """The scalar that brings the rows' mean squared norm to ``d``."""
         return math.sqrt(self.mean.shape[0] / max(self.sq_norm, _EPS))
 
+    @property
+    def row_variance(self) -> float:
+        """The rows' variance per row (the trace of their covariance) in the training's scaled units."""
+        return max(self.variance / self.rows * self.scale**2, _EPS)
+
 
 def moments(rows: Rows) -> Moments:
     """Mean and second moment of the rows in float64, streamed in file order (memory independent of ``n``)."""
@@ -229,7 +234,8 @@ def reconstruct(params: Params, kept: Kept, b: int) -> torch.Tensor:
 
 def aux_loss(params: Params, x: torch.Tensor, dead: torch.Tensor, residual: torch.Tensor, auxk: int) -> torch.Tensor:
     """AuxK (Gao et al. sec. 2.4): the ``auxk`` largest ReLU'd pre-activations among the ``dead`` latents
-    reconstruct the (detached) residual through their atoms; normalized MSE, as the main loss. Computed on the dead
+    reconstruct the (detached) residual through their atoms; its squared error relative to the residual's energy
+    (Gao et al. centre the residual: a batch of one sample would then divide by 0). Computed on the dead
     latents' rows only, so only they receive its gradient (and ``b_dec`` through the encoder's input)."""
     index = dead.nonzero().squeeze(1)
     w_enc = params.w_enc[index]
@@ -237,8 +243,7 @@ def aux_loss(params: Params, x: torch.Tensor, dead: torch.Tensor, residual: torc
     top = torch.topk(pre, min(auxk, index.numel()), dim=1)
     codes = torch.zeros_like(pre).scatter(1, top.indices, top.values.relu())
     residual = residual.detach()
-    spread = (residual - residual.mean(0)).pow(2).sum().clamp_min(_EPS)
-    return (codes @ params.atoms[index] - residual).pow(2).sum() / spread
+    return (codes @ params.atoms[index] - residual).pow(2).sum() / residual.pow(2).sum().clamp_min(_EPS)
 
 
 class Adam:
@@ -278,23 +283,27 @@ def _unit_atoms_step(params: Params, optimizer: Adam) -> None:
 
 
 def train(
-    params: Params, rows: Rows, topk: TopKSpec, *, scale: float, generator: torch.Generator | None
+    params: Params, rows: Rows, topk: TopKSpec, *, stats: Moments, generator: torch.Generator | None
 ) -> torch.Tensor:
     """Adam over ``topk.epochs`` passes of ``topk.batch_size`` rows (shuffled blocks from ``generator``), in place
-    on ``params``; logs loss, FVU and dead latents per epoch. Returns the steps since each latent last fired."""
+    on ``params``; logs loss, FVU and dead latents per epoch. Returns the steps since each latent last fired.
+
+    The loss is the batch's squared error over its rows' share of the data's variance (the FVU of the batch
+    against the data set's variance; Gao et al. divide by the batch's own variance, which a small last batch
+    makes tiny) plus ``aux_coef`` times AuxK."""
     k, d = params.atoms.shape
     auxk = topk.auxk or max(1, d // 2)
     optimizer = Adam(params.tensors(), lr=topk.lr)
     idle = torch.zeros(k, dtype=torch.long, device=params.atoms.device)
     for epoch in range(topk.epochs):
-        totals = torch.zeros(3, dtype=torch.float64, device=params.atoms.device)  # loss, error, variance
-        steps = 0
+        totals = torch.zeros(2, dtype=torch.float64, device=params.atoms.device)  # loss, error
+        steps = seen = 0
         for batch in rows.batches(topk.batch_size, generator=generator):
-            x = batch * scale
+            x = batch * stats.scale
             kept = keep(params, x, active=topk.active, batch_topk=topk.batch_topk)
             residual = x - reconstruct(params, kept, x.shape[0])
-            error, variance = residual.pow(2).sum(), (x - x.mean(0)).pow(2).sum().clamp_min(_EPS)
-            loss = error / variance
+            error = residual.pow(2).sum()
+            loss = error / (x.shape[0] * stats.row_variance)
             dead = idle >= topk.dead_steps
             if topk.aux_coef > 0 and bool(dead.any()):
                 loss = loss + topk.aux_coef * aux_loss(params, x, dead, residual, auxk)
@@ -302,13 +311,13 @@ def train(
             loss.backward()
             _unit_atoms_step(params, optimizer)
             idle = torch.where(_fired(kept, k) > 0, 0, idle + 1)
-            totals += torch.stack([loss.detach(), error.detach(), variance.detach()]).double()
-            steps += 1
-        loss_sum, error_sum, variance_sum = totals.tolist()
+            totals += torch.stack([loss.detach(), error.detach()]).double()
+            steps, seen = steps + 1, seen + x.shape[0]
+        loss_sum, error_sum = totals.tolist()
         n_dead = int((idle >= topk.dead_steps).sum())
         log.info(
             f"topk: epoch {epoch + 1}/{topk.epochs}, loss {loss_sum / max(steps, 1):.4f}, "
-            f"FVU {error_sum / max(variance_sum, _EPS):.4f}, dead latents {n_dead} of {k}"
+            f"FVU {error_sum / max(seen * stats.row_variance, _EPS):.4f}, dead latents {n_dead} of {k}"
         )
     return idle
 
@@ -328,14 +337,14 @@ class FitStats:
     threshold: float | None
 
 
-def final_pass(params: Params, rows: Rows, topk: TopKSpec, *, scale: float, variance: float) -> FitStats:
-    """FVU against the rows' total ``variance`` (scaled units), never-firing latents and BatchTopK's threshold."""
+def final_pass(params: Params, rows: Rows, topk: TopKSpec, *, stats: Moments) -> FitStats:
+    """FVU against the rows' variance, never-firing latents and BatchTopK's threshold."""
     k = params.atoms.shape[0]
     fired = torch.zeros(k, dtype=torch.bool, device=params.atoms.device)
     error, smallest, batches = 0.0, 0.0, 0
     with torch.no_grad():
         for batch in rows.batches(topk.batch_size):
-            x = batch * scale
+            x = batch * stats.scale
             kept = keep(params, x, active=topk.active, batch_topk=topk.batch_topk)
             if kept.smallest is not None:
                 smallest += float(kept.smallest)
@@ -343,7 +352,7 @@ def final_pass(params: Params, rows: Rows, topk: TopKSpec, *, scale: float, vari
             fired |= _fired(kept, k) > 0
             batches += 1
     threshold = smallest / batches if topk.batch_topk else None
-    return FitStats(error / max(variance * scale**2, _EPS), int((~fired).sum()), threshold)
+    return FitStats(error / (stats.rows * stats.row_variance), int((~fired).sum()), threshold)
 
 
 def fold(params: Params, *, active: int, scale: float, threshold: float | None) -> TopKDictionary:
@@ -374,8 +383,8 @@ def _fit(rows: Rows, spec: DictionarySpec, ctx: FitContext) -> TopKDictionary:
     _check(topk, ctx.k)
     stats = moments(rows)
     params = init_params(ctx.k, stats.mean * stats.scale, ctx.generator)
-    train(params, rows, topk, scale=stats.scale, generator=ctx.generator)
-    final = final_pass(params, rows, topk, scale=stats.scale, variance=stats.variance)
+    train(params, rows, topk, stats=stats, generator=ctx.generator)
+    final = final_pass(params, rows, topk, stats=stats)
     kind = "BatchTopK" if topk.batch_topk else "TopK"
     log.info(
         f"topk ({ctx.layer}): {kind}, k={ctx.k}, active {topk.active}, FVU {final.fvu:.4f} on the {stats.rows} "
