@@ -43,8 +43,8 @@ from bench_seminmf import signed_activations  # noqa: E402
 from benchutil import cpu_runs  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from featflow.dictionary import method  # noqa: E402
 from featflow.dictionary.base import FitContext, Rows  # noqa: E402
+from featflow.dictionary.registry import method  # noqa: E402
 from featflow.dictionary.spec import DictionarySpec, TopKSpec  # noqa: E402
 
 SIZES = {"default": (4000, 64, 128, 30), "research": (20000, 512, 4096, 2)}  # n, d, k, epochs
