@@ -33,6 +33,7 @@ def copy_workflow(dest: Path, config: Path) -> Path:
             shutil.copy2(src, dest / name)
     (dest / "config").mkdir()
     shutil.copy2(config, dest / "config" / "config.yaml")
+    write_sae(dest / SAE_FILE, random_sae(k=24, d=32, seed=0))  # tiny.yaml's planted-file reads it (method file)
     return dest
 
 
@@ -108,7 +109,6 @@ def dag_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if not done.exists() and not failed.exists():
             shutil.rmtree(built, ignore_errors=True)  # a half-built run of a worker that died
             copy_workflow(built, ROOT / "tests" / "workflow" / "tiny.yaml")
-            write_sae(built / SAE_FILE, random_sae(k=24, d=32, seed=0))  # experiment planted-file's dictionary
             result = snakemake(built)
             (done if result.returncode == 0 else failed).write_text(result.stderr[-6000:])
     if failed.exists():
