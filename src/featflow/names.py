@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +28,15 @@ from typing import Any
 
 from featflow import keys, store
 from featflow.config import PLANTED_CLASS_NAMES as PLANTED_CLASSES
-from featflow.config import ConfigError, DatasetSpec, ModelSpec, is_weights_name, load_yaml, validate_config
+from featflow.config import (
+    ConfigError,
+    DatasetSpec,
+    ModelSpec,
+    dictionary_of,
+    is_weights_name,
+    load_yaml,
+    validate_config,
+)
 from featflow.repro import package_version, script_code
 
 # (channels, classes) of the data set kinds whose images are not read from a folder.
@@ -220,10 +229,9 @@ def check_names(config: Mapping[str, Any]) -> list[str]:
                 f"'{fv['layer']}' of model '{fv['model']}'; expected at most {width} (or null for all)"
             )
     complexity = config.get("complexity") or {}
-    layer = (complexity.get("dictionary") or {}).get("layer")
-    for name in complexity.get("experiments", []) if layer else ():
-        exp = config["experiments"].get(name)
-        if exp and layer not in exp["layers"]:
+    for name in complexity.get("experiments", []):
+        exp, layer = config["experiments"].get(name), dictionary_of(config, name).get("layer")
+        if exp and layer and layer not in exp["layers"]:
             problems.append(
                 f"config key 'complexity.dictionary.layer': '{layer}' is not among experiment '{name}''s layers "
                 f"{exp['layers']}; expected one of them (activations are extracted only for those)"
@@ -237,6 +245,32 @@ def check_names(config: Mapping[str, Any]) -> list[str]:
             f"complexity.dictionary.k = {n_atoms} atoms; expected ids in 0..{n_atoms - 1}"
         )
     return sorted(set(problems))
+
+
+def pooled_width(shape: tuple[int, ...], pool: str) -> int:
+    """Values per image of a layer of output ``shape`` pooled as ``activations.pool`` (featflow.activations.pool)."""
+    cells = {"gap": 1, "grid2": 4, "grid4": 16}[pool] if len(shape) == 3 else 1
+    return int(shape[0]) * cells if len(shape) == 3 else math.prod(shape)
+
+
+def check_dictionaries(config: Mapping[str, Any], check_files: bool) -> list[str]:
+    """Each analyzed experiment's dictionary method checks its own keys against its layer's pooled width, where the
+    method has a config-time check (a dictionary file's header: its width is the layer's), before any job."""
+    from featflow.dictionary.registry import method
+    from featflow.dictionary.spec import DictionarySpec
+
+    problems = []
+    for name in (config.get("complexity") or {}).get("experiments", []) if check_files else ():
+        exp, own = config["experiments"].get(name), dictionary_of(config, name)
+        check = method(own["method"]).check if exp else None
+        layer = own.get("layer") or (exp["layers"][-1] if exp else None)
+        shapes = layer_shapes(config["models"][exp["model"]], config["datasets"][exp["dataset"]]) if check else {}
+        if check and layer in shapes:
+            try:
+                check(DictionarySpec.from_dict(own), pooled_width(shapes[layer], exp["activations"]["pool"]), layer)
+            except (ValueError, FileNotFoundError) as err:
+                problems.append(f"experiment '{name}': {err}")
+    return problems
 
 
 def check_weights(config: Mapping[str, Any], check_files: bool) -> list[str]:
@@ -299,6 +333,7 @@ def checked(config: Mapping[str, Any], check_paths: bool = True) -> dict[str, An
     :func:`check_weights`: every problem as one ConfigError."""
     filled = validate_config(config, check_paths)
     problems = check_names(filled) + check_shards(filled) + check_weights(filled, check_paths)
+    problems += check_dictionaries(filled, check_paths)
     if problems:
         raise ConfigError("\n".join(problems))
     return filled

@@ -107,3 +107,32 @@ def test_a_new_method_is_one_file_and_one_registry_line(tmp_path: Path, monkeypa
     np.testing.assert_allclose(z, expected, rtol=1e-3, atol=1e-3)
     assert store.read_attrs(out, "complexity-dictionary")["method"] == "rows"
     assert isinstance(dictionary.method("rows").load({"atoms": atoms}, spec.dictionary, cpu), Dictionary)
+
+
+def test_a_dictionary_file_is_checked_against_its_layer_before_any_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Method file at config time: the file's width against the layer's pooled width (the default cnn's fc1: 64),
+    named by experiment and key; the right width passes, a missing file is refused too."""
+    import yaml
+
+    from featflow.config import ConfigError
+    from featflow.names import checked
+    from tools.make_dictionary_file import random_sae, write
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    monkeypatch.chdir(ROOT)  # the shipped data the default reads
+    write(tmp_path / "right.safetensors", random_sae(k=32, d=64, seed=0))
+    write(tmp_path / "wrong.npz", random_sae(k=32, d=48, seed=0))
+    for file, problem in [
+        ("right.safetensors", None),
+        ("wrong.npz", r"experiment 'planted-sae': .*width d=48, but layer 'fc1' has width 64"),
+        ("missing.pt", r"experiment 'planted-sae': .*no such file"),
+    ]:
+        own = {"method": "file", "file": {"path": str(tmp_path / file)}}
+        config["experiments"]["planted-sae"]["dictionary"] = own
+        if problem is None:
+            checked(config)
+        else:
+            with pytest.raises(ConfigError, match=problem):
+                checked(config)

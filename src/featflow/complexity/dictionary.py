@@ -119,6 +119,5 @@ def fit_dictionary(
         if ds.second_seed and method(ds.method).seeded:
             files.write(handle, fit(activations, layer, ds, device, seed + 1), files.SECOND)
         encode_layer(handle, acts_path=activations, layer=layer, dictionary=dictionary, model=model, device=device)
-    log.info(
-        "%s dictionary on %s (%d %s): k=%d, d=%d", ds.method, layer, fit_samples, on, dictionary.atoms.shape[0], width
-    )
+    k = dictionary.atoms.shape[0]
+    log.info("%s dictionary on %s (%d %s): %s", ds.method, layer, fit_samples, on, {"k": k, "d": width})

@@ -350,7 +350,7 @@ def run_flow(
             return {name: acts[f"layers/{name}"][start:stop] for name in checked}
 
         fits, helds, deviation = path_moments(
-            model, blocks, images("flow"), targets, fit, acts_spec.pool, device, stored
+            model, blocks, images("flow"), targets, fit=fit, pool_mode=acts_spec.pool, device=device, stored=stored
         )
         if deviation > 1e-3:
             raise store.StoreError(
@@ -363,10 +363,10 @@ def run_flow(
             blocks,
             images("ablation"),
             lambda start, stop: np.asarray(codes["codes"][start:stop], np.float64),
-            layer,
-            acts_spec.pool,
-            encode,
-            device,
+            layer=layer,
+            pool_mode=acts_spec.pool,
+            encode=encode,
+            device=device,
         )
     iv, cka = path_information(fits, helds, blocks, spec.vinfo.ridge_scale)
     feats, facts = slice(0, k_atoms), slice(k_atoms, None)
@@ -374,8 +374,18 @@ def run_flow(
     no_codes = np.full((len(blocks), len(factor_names)), np.nan)
     table = pd.concat(
         [
-            _table([str(i) for i in range(k_atoms)], "feature", k, iv[..., feats], cka[..., feats], retention, blocks),
-            _table(factor_names, "factor", f_k, iv[..., facts], cka[..., facts], no_codes, blocks),
+            _table(
+                [str(i) for i in range(k_atoms)],
+                "feature",
+                k,
+                iv=iv[..., feats],
+                cka=cka[..., feats],
+                retention=retention,
+                blocks=blocks,
+            ),
+            _table(
+                factor_names, "factor", f_k, iv=iv[..., facts], cka=cka[..., facts], retention=no_codes, blocks=blocks
+            ),
         ],
         ignore_index=True,
     )
@@ -421,5 +431,14 @@ def run_flow(
         },
     )
     names = [block.name for block in blocks]
-    fig = flow_figure(names, iv[..., feats], cka[..., feats], retention, k, table, retention_rho, rhos["share"])
+    fig = flow_figure(
+        names,
+        iv[..., feats],
+        cka[..., feats],
+        retention=retention,
+        k=k,
+        table=table,
+        retention_rho=retention_rho,
+        share_rho=rhos["share"],
+    )
     store.save_figure(fig, figure, numbers)

@@ -156,15 +156,13 @@ def compute_vinfo(
             log.info("factor %-12s K = %.4f  I_V per layer %s", name, f_k[j], np.round(f_iv[:, j], 4).tolist())
     table = pd.DataFrame(rows, columns=["factor", "complexity", *[f"iv_{layer}" for layer in layers]])
     store.write_table(table, factors_csv, Path(factors_csv).with_suffix(".parquet"))
-    log.info(
-        "features: K median %.4f (range %.4f..%.4f), %d constant features, %d poorly readable from %s",
-        np.nanmedian(k_feat),
-        np.nanmin(k_feat),
-        np.nanmax(k_feat),
-        int(np.isnan(k_feat).sum()),
-        extra["dictionary_layer_unreadable"],
-        dict_layer,
-    )
+    summary = {
+        "K median": round(float(np.nanmedian(k_feat)), 4),
+        "K range": (round(float(np.nanmin(k_feat)), 4), round(float(np.nanmax(k_feat)), 4)),
+        "constant features": int(np.isnan(k_feat).sum()),
+        f"poorly readable from {dict_layer}": extra["dictionary_layer_unreadable"],
+    }
+    log.info("features: %s", summary)
     store.write_h5(
         out, "complexity-vinfo", {"iv": iv, "complexity": k_feat}, {**attrs, "layers": list(layers), **extra}
     )

@@ -107,6 +107,8 @@ class Method:
     (:class:`featflow.dictionary.spec.DictionarySpec`), of which a method reads its own keys.
     ``nonnegative_input``: the method needs activations >= 0 (NMF), checked on the layer before the fit.
     ``seeded``: a fit depends on the seed (False for a dictionary read from a file: no second seed to compare).
+    ``check(spec, width, layer)``: the config-time check of the method's own keys against the layer's pooled width
+    (before any job; raises ValueError naming the key), where the method has one.
     """
 
     name: str
@@ -114,4 +116,5 @@ class Method:
     load: Callable[[dict[str, np.ndarray], DictionarySpec, torch.device], Dictionary]
     nonnegative_input: bool = False
     seeded: bool = True
+    check: Callable[[DictionarySpec, int, str], object] | None = None
     summary: str = ""

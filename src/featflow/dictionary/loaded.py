@@ -410,5 +410,6 @@ METHOD = Method(
     fit=_fit,
     load=_load,
     seeded=False,  # the same file at every seed: no second seed to compare
+    check=lambda spec, width, layer: check(spec, width=width, layer=layer),
     summary="a dictionary trained elsewhere (SAE or decoder atoms) read from a .safetensors / .npz / .pt file",
 )

@@ -416,7 +416,15 @@ def _fit(rows: Rows, spec: DictionarySpec, ctx: FitContext) -> NMFDictionary:
     """Full-batch HALS / MU (``batch_size`` null; float32: the blocked HALS recomputes its residuals from the Gram
     every block, so it reaches float64's error, bench/RESULTS.md) or the online fit streamed from the file."""
     if spec.batch_size is None:
-        fit = fit_nmf(rows.matrix(), ctx.k, spec.iterations, spec.solver, spec.tol, ctx.generator, spec.code_ridge)
+        fit = fit_nmf(
+            rows.matrix(),
+            ctx.k,
+            spec.iterations,
+            spec.solver,
+            tol=spec.tol,
+            generator=ctx.generator,
+            ridge=spec.code_ridge,
+        )
         atoms = fit.atoms
     else:
         atoms = fit_nmf_online(
