@@ -21,12 +21,12 @@ from featflow import store
 from featflow.activations import extract_to_h5, pool
 from featflow.config import ActivationsSpec, ModelSpec
 from featflow.dictionary.nmf import fit_nmf
-from featflow.metrics.nnls import nnls_codes
 from featflow.fv.objectives import objective
 from featflow.fv.optimize import feature_fn
 from featflow.fv.param import init_params
 from featflow.fv.targets import make_targets
 from featflow.ifv.jacobian import jacobian_batched
+from featflow.metrics.nnls import nnls_codes
 from featflow.models import build_model, capture
 from featflow.models.checkpoint import save_checkpoint
 
