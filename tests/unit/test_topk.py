@@ -222,7 +222,7 @@ def test_same_seed_same_weights_and_state_round_trip(data: tuple[np.ndarray, np.
     spec = spec_of(k=24, epochs=3, batch_topk=True)
     first, again, other = fit(a, spec), fit(a, spec), fit(a, spec, seed=1)
     state = first.state()
-    assert set(state) == {"atoms", "W_enc", "b_enc", "b_dec", "scale", "threshold"}
+    assert set(state) == {"atoms", "W_enc", "b_enc", "b_dec", "scale", "threshold", "active"}
     assert all(np.array_equal(state[name], value) for name, value in again.state().items())
     assert not np.array_equal(state["atoms"], other.state()["atoms"])
     loaded = method("topk").load(state, spec, torch.device("cpu"))
@@ -232,11 +232,13 @@ def test_same_seed_same_weights_and_state_round_trip(data: tuple[np.ndarray, np.
     assert loaded.encode_report(x)[1] is None
 
 
-def test_load_refuses_a_mismatched_config(sae: TopKDictionary) -> None:
-    with pytest.raises(ValueError, match="complexity.dictionary.topk.batch_topk"):
-        method("topk").load(sae.state(), spec_of(batch_topk=True), torch.device("cpu"))
-    with pytest.raises(ValueError, match="complexity.dictionary.topk.active"):
-        method("topk").load(sae.state(), spec_of(active=40), torch.device("cpu"))
+def test_state_alone_defines_the_encoder(batch_sae: TopKDictionary) -> None:
+    """A job whose spec carries only part of complexity.dictionary (the codes jobs key on the method and the NNLS
+    keys) rebuilds the trained encoder: ``active`` and BatchTopK's threshold travel in the state."""
+    loaded = method("topk").load(batch_sae.state(), DictionarySpec(method="topk"), torch.device("cpu"))
+    assert loaded.active == ACTIVE and loaded.threshold == batch_sae.threshold
+    x = torch.from_numpy(planted(n=300, seed=5)[0])
+    assert torch.equal(loaded.encode(x), batch_sae.encode(x))
 
 
 def test_fold_keeps_the_trained_map_in_layer_units() -> None:

@@ -5,14 +5,15 @@
 unit-norm decoder atoms ``D`` (k, d): the ``d_i`` of importance and of the pictures. The recipe is Gao et al.'s:
 decoder rows random unit vectors, encoder initialized as the decoder's transpose, ``b_dec`` at the data mean
 (their geometric median: the mean here, one streamed pass), the loss the batch's squared error over the data's
-variance (the FVU; theirs over the batch's own) plus ``aux_coef`` times the AuxK loss (sec. 2.4: the top ``auxk`` latents among those not active for ``dead_steps``
-steps reconstruct the residual), the decoder gradient's component parallel to each atom removed before each
-step and the atoms renormalized after it. The activations are scaled by one scalar so that their mean squared norm
-is ``d`` while training (Adam's step then means the same on every layer); the scale is folded into the stored
-biases (ReLU and TopK commute with a positive scale), so codes and reconstructions are in the layer's units and
-``state()`` keeps it only as a record. BatchTopK keeps the ``active * b`` largest ReLU pre-activations of a batch
-of ``b`` samples; new inputs keep the latents whose pre-activation reaches a threshold: the mean over one pass
-with the final weights of each batch's smallest kept value (Bussmann et al. average it over training batches).
+variance (the FVU; theirs over the batch's own) plus ``aux_coef`` times the AuxK loss (sec. 2.4: the top ``auxk``
+latents among those not active for ``dead_steps`` steps reconstruct the residual), the decoder gradient's
+component parallel to each atom removed before each step and the atoms renormalized after it. The activations are
+scaled by one scalar so that their mean squared norm is ``d`` while training (Adam's step then means the same on
+every layer); the scale is folded into the stored biases (ReLU and TopK commute with a positive scale), so codes
+and reconstructions are in the layer's units and ``state()`` keeps it only as a record. BatchTopK keeps the
+``active * b`` largest ReLU pre-activations of a batch of ``b`` samples; new inputs keep the latents whose
+pre-activation reaches a threshold: the mean over one pass with the final weights of each batch's smallest kept
+value (Bussmann et al. average it over training batches).
 A training step computes the dense pre-activations once without autograd, picks the kept latents, and recomputes
 their values from the gathered encoder rows: the backward pass and the decoder cost O(batch x active x d) instead of
 (batch x k x d) products (the sparse kernels of Gao et al.; the AuxK loss runs on the dead latents' rows only). Same
@@ -118,7 +119,8 @@ class TopKDictionary:
         }
         if self.threshold is not None:
             arrays["threshold"] = torch.tensor(self.threshold)
-        return {name: value.detach().float().cpu().numpy() for name, value in arrays.items()}
+        state = {name: value.detach().float().cpu().numpy() for name, value in arrays.items()}
+        return {**state, "active": np.asarray(self.active, dtype=np.int64)}
 
     def to(self, device: torch.device | str) -> TopKDictionary:
         return dataclasses.replace(
@@ -394,13 +396,8 @@ def _fit(rows: Rows, spec: DictionarySpec, ctx: FitContext) -> TopKDictionary:
 
 
 def _load(arrays: dict[str, np.ndarray], spec: DictionarySpec, device: torch.device) -> TopKDictionary:
-    """Rebuild from ``state()``'s arrays; a BatchTopK file needs ``topk.batch_topk`` and the reverse."""
-    if spec.topk.batch_topk != ("threshold" in arrays):
-        raise ValueError(
-            f"complexity.dictionary.topk.batch_topk is {spec.topk.batch_topk} but the stored SAE was trained "
-            f"{'with' if 'threshold' in arrays else 'without'} it; rerun its dictionary job"
-        )
-    _check(spec.topk, arrays["atoms"].shape[0])
+    """Rebuild from ``state()``'s arrays alone: they hold ``active`` and, for BatchTopK, the threshold, so the
+    encoder is the trained one whatever part of ``complexity.dictionary`` a job's spec carries (``spec`` unused)."""
 
     def tensor(name: str) -> torch.Tensor:
         return torch.from_numpy(np.asarray(arrays[name])).float().to(device)
@@ -410,9 +407,9 @@ def _load(arrays: dict[str, np.ndarray], spec: DictionarySpec, device: torch.dev
         w_enc=tensor("W_enc"),
         b_enc=tensor("b_enc"),
         b_dec=tensor("b_dec"),
-        active=spec.topk.active,
+        active=int(arrays["active"]),
         threshold=float(arrays["threshold"]) if "threshold" in arrays else None,
-        scale=float(arrays.get("scale", 1.0)),
+        scale=float(arrays["scale"]),
     )
 
 
