@@ -162,8 +162,8 @@ def main() -> None:
                 if reach is not None:
                     fvu, dead, times = ours(a, k, reach, args.lr)
                     print(
-                        f"| {size} ({n}, {d}, {k}, {ACTIVE}, {reach}) | featflow topk, equal FVU | {fmt(times)} "
-                        f"| {fvu:.4f} | {dead} |"
+                        f"| {size} ({n}, {d}, {k}, {ACTIVE}, {reach}), lr {args.lr:g} | featflow topk, equal FVU "
+                        f"| {fmt(times)} | {fvu:.4f} | {dead} |"
                     )
     print()
     print(f"spec: {dataclasses.asdict(TopKSpec())}")
