@@ -15,7 +15,7 @@ class TopKSpec(Spec):
     active: int = 8
     epochs: int = 30
     batch_size: int = 256
-    lr: float = 1e-3
+    lr: float = 3e-3
     batch_topk: bool = False
     auxk: int | None = None
     aux_coef: float = 0.03125
