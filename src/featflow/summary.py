@@ -193,14 +193,54 @@ def paper_labels(claims_csv: str | Path, figure: str | Path) -> dict[str, str]:
     return {"vs paper": "; ".join(verdicts)}
 
 
+QUALITY_COLUMNS = {
+    "experiment": "experiment",
+    "method": "method",
+    "layer": "layer",
+    "r2": "R^2",
+    "l0_mean": "mean L0",
+    "dead": "dead features",
+    "accuracy_recovered": "accuracy recovered",
+    "seed_cosine_median": "two seeds: median matched cosine",
+}
+
+
+def quality_lines(paths: Sequence[str | Path]) -> list[str]:
+    """The dictionary quality table (featflow.complexity.quality), one row per analyzed experiment."""
+    if not paths:
+        return []
+    rows = pd.concat([store.read_table(path) for path in paths], ignore_index=True)
+    lines = [
+        "Dictionary quality",
+        "==================",
+        "",
+        "Each experiment's dictionary on the analyzed split (Fel et al. 2024 keep > 99% of the accuracy with the "
+        "reconstruction).",
+        "",
+        ".. list-table:: dictionaries",
+        "   :header-rows: 1",
+        "",
+    ]
+    lines += [("   * - " if i == 0 else "     - ") + name for i, name in enumerate(QUALITY_COLUMNS.values())]
+    for row in rows.itertuples():
+        values = [getattr(row, key) for key in QUALITY_COLUMNS]
+        cells = [f"{v:.4g}" if isinstance(v, float) else _rst(str(v)) for v in values]
+        lines += [("   * - " if i == 0 else "     - ") + cell for i, cell in enumerate(cells)]
+    return [*lines, ""]
+
+
 def write_summary(
-    figures: Sequence[str | Path], rst: str | Path, csv: str | Path, claims: str | Path | None = None
+    figures: Sequence[str | Path],
+    rst: str | Path,
+    csv: str | Path,
+    claims: str | Path | None = None,
+    quality: Sequence[str | Path] = (),
 ) -> pd.DataFrame:
-    """Write the landing page (the verdict per claim from ``claims``, the claims table, when given; then the
-    relations of K per experiment and one list-table of headline numbers per branch) and the numbers as CSV
-    (a row per number, with its experiment)."""
+    """Write the landing page (the verdict per claim from ``claims``, the claims table, when given; the dictionary
+    quality table; then the relations of K per experiment and one list-table of headline numbers per branch) and the
+    numbers as CSV (a row per number, with its experiment)."""
     table = summary_table(figures)
-    head = verdict_lines(claims) if claims else []
+    head = (verdict_lines(claims) if claims else []) + quality_lines(quality)
     if head:
         head += ["Headline numbers", "================", ""]
     lines = [
@@ -233,4 +273,5 @@ def write_summary(
 def summary(spec: dict[str, Any], inputs: Files, outputs: Files, ctx: Job) -> None:
     """The report's landing page from every figure of the run (``stage(spec, inputs, outputs, ctx)``)."""
     claims = getattr(inputs, "claims", None)
-    write_summary(list(getattr(inputs, "figures", inputs)), outputs.rst, outputs.csv, claims)
+    quality = list(getattr(inputs, "quality", []))
+    write_summary(list(getattr(inputs, "figures", inputs)), outputs.rst, outputs.csv, claims, quality)

@@ -144,3 +144,23 @@ def test_every_relation_of_k_is_listed_for_every_experiment(tmp_path, monkeypatc
     assert (
         experiment_of("results/fv/cnn/figures/angular.png") == "" and experiment_of("results/x/temporal/a.png") == "x"
     )
+
+
+def test_the_landing_page_shows_every_dictionarys_quality(tmp_path, monkeypatch) -> None:
+    """Issue 29: the quality table (one row per analyzed experiment: method, layer, R^2, mean L0, dead features,
+    accuracy recovered, matched atoms of two seeds) heads the landing page, from the quality.csv files."""
+    from featflow.complexity.quality import COLUMNS
+
+    monkeypatch.chdir(tmp_path)
+    paths = []
+    for name, method, r2 in [("planted", "nmf", 0.99991), ("planted-sae", "topk", 0.9947)]:
+        row = dict.fromkeys(COLUMNS, 0) | {"experiment": name, "method": method, "layer": "fc1", "r2": r2}
+        row |= {"l0_mean": 8.0, "dead": 3, "accuracy_recovered": 1.002, "seed_cosine_median": 0.32}
+        store.write_table(pd.DataFrame([row]), f"{name}.csv")
+        paths.append(f"{name}.csv")
+    write_summary([], "summary.rst", "summary.csv", quality=paths)
+    rst = (tmp_path / "summary.rst").read_text()
+    assert rst.index("Dictionary quality") < rst.index(".. list-table:: dictionaries")
+    rows = rst.split(".. list-table:: dictionaries")[1]
+    assert "planted-sae" in rows and "topk" in rows and "0.9947" in rows and "0.9999" in rows and "1.002" in rows
+    assert rows.count("   * - ") == 3  # the header and one row per experiment
