@@ -138,8 +138,9 @@ def test_epoch_0_checkpoint_is_the_runs_initialization(tmp_path: Path):
     assert all(torch.equal(init[key], saved["state_dict"][key]) for key in init)
 
 
-def _activations(path: Path, x: np.ndarray, weights: list[np.ndarray], rng: np.random.Generator) -> Path:
-    """An activations file of a fixed random ReLU network (layers l1, l2, act) on inputs ``x``."""
+def _activations(path: Path, x: np.ndarray, weights: list[np.ndarray], head: torch.nn.Module) -> Path:
+    """An activations file of a fixed random ReLU network (layers l1, l2, act) on inputs ``x``, its logits those
+    of ``head`` reading act (as an extraction stores them)."""
     layers, h = {}, x
     for name, w in zip(("l1", "l2", "act"), weights, strict=True):
         h = np.maximum(h @ w, 0)
@@ -149,7 +150,7 @@ def _activations(path: Path, x: np.ndarray, weights: list[np.ndarray], rng: np.r
         "layers": layers,
         "labels": np.zeros(n, np.int64),
         "indices": np.arange(n),
-        "logits": rng.normal(size=(n, 3)),
+        "logits": head(torch.from_numpy(layers["act"])).detach().numpy(),
     }
     store.write_h5(path, "activations", arrays, {"layers": list(layers), "accuracy": 1.0})
     return path
@@ -161,10 +162,11 @@ def test_the_final_model_against_itself_with_one_recipe(tmp_path: Path):
     sedimentation reads that fraction from its checkpoint to the final model's dictionary of the same recipe."""
     rng = np.random.default_rng(0)
     weights = [rng.normal(size=(12, 24)) / 12**0.5, rng.normal(size=(24, 24)) / 24**0.5, rng.normal(size=(24, 32)) / 5]
-    train = _activations(tmp_path / "train.h5", rng.normal(size=(600, 12)), weights, rng)
-    test = _activations(tmp_path / "test.h5", rng.normal(size=(600, 12)), weights, rng)
     spec = ModelSpec(arch="smallcnn", dataset="planted", width=8, train=TrainSpec(epochs=1))
-    save_checkpoint(tmp_path / "net.pt", build_model(spec, (3, 16, 16), 3), spec, (3, 16, 16), 3, {})
+    net = build_model(spec, (3, 16, 16), 3)
+    save_checkpoint(tmp_path / "net.pt", net, spec, (3, 16, 16), 3, {})
+    train = _activations(tmp_path / "train.h5", rng.normal(size=(600, 12)), weights, net.body.fc)
+    test = _activations(tmp_path / "test.h5", rng.normal(size=(600, 12)), weights, net.body.fc)
     cx = ComplexitySpec(vinfo=VinfoSpec(include_input=False))
     one = TemporalSpec(sediment=SedimentSpec(k=32, iterations=30))
 

@@ -24,6 +24,7 @@ from featflow import store
 from featflow.complexity.dictionary import fit
 from featflow.complexity.spec import ComplexitySpec
 from featflow.complexity.vinfo import vinfo_layers
+from featflow.dictionary.base import Dictionary
 from featflow.metrics import vinfo
 from featflow.metrics.stats import spearman_ci
 from featflow.temporal import emergence
@@ -91,16 +92,23 @@ def sediment_spec(spec: ComplexitySpec, temporal: TemporalSpec) -> ComplexitySpe
     return dataclasses.replace(spec, dictionary=dataclasses.replace(spec.dictionary, **changes))
 
 
-def checkpoint_importance(checkpoint: Path_, codes: np.ndarray, atoms: np.ndarray, logits: np.ndarray) -> np.ndarray:
-    """(2, k) signed and absolute gradient x input of a checkpoint's features: the complexity branch's closed form
-    (featflow.metrics.importance) with that checkpoint's classifier head and predicted classes."""
+def checkpoint_importance(
+    checkpoint: Path_, *, dictionary: Dictionary, codes: np.ndarray, acts_path: Path_, layer: str, logits: np.ndarray
+) -> np.ndarray:
+    """(2, k) signed and absolute gradient x input of a checkpoint's features: the complexity branch's form
+    (featflow.complexity.importance: the predicted logit's gradient at the reconstruction, through the layer's
+    readout; the class weight for the penultimate layer) with that checkpoint's network and predicted classes."""
+    from featflow.complexity.codes import layer_readout
+    from featflow.complexity.importance import logit_gradients
     from featflow.metrics.importance import importance
-    from featflow.models import classifier_head, load_checkpoint
+    from featflow.models import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint, "cpu")
-    weight = classifier_head(model).weight.detach().double()
+    head = layer_readout(model, acts_path, layer).double()
+    z, fitted = torch.from_numpy(codes).double(), dictionary.to("cpu")
     classes = torch.from_numpy(np.asarray(logits).argmax(1))
-    signed, absolute = importance(torch.from_numpy(codes).double(), torch.from_numpy(atoms).double(), weight[classes])
+    grads = logit_gradients(head, fitted.decode(z.float()).double(), classes)
+    signed, absolute = importance(z, fitted.atoms.double(), grads)
     return torch.stack([signed, absolute]).numpy()
 
 
@@ -119,9 +127,9 @@ def sediment_epoch(
     seed: int,
     attrs: dict[str, Any],
 ) -> None:
-    """A dictionary of one epoch's network (:func:`sediment_spec`, the same recipe at every epoch): NMF on its
-    training activations, codes of the analyzed split, the complexity K of its features from its own layers and
-    their importance through its own classifier head."""
+    """A dictionary of one epoch's network (:func:`sediment_spec`, the same recipe at every epoch): the experiment's
+    dictionary method on its training activations, codes of the analyzed split, the complexity K of its features
+    from its own layers and their importance through its own network (:func:`checkpoint_importance`)."""
     sed = sediment_spec(spec, temporal)
     dictionary = fit(train_acts, layer, sed.dictionary, device, seed)
     acts, acts_attrs = store.read_h5(test_acts, "activations"), store.read_attrs(test_acts, "activations")
@@ -134,7 +142,9 @@ def sediment_epoch(
     v = spec.vinfo
     iv = vinfo.v_information(layers, z, v.test_fraction, seed, v.ridge_scale)
     k_feat = vinfo.complexity(iv)
-    signed, absolute = checkpoint_importance(checkpoint, z, d, acts["logits"])
+    signed, absolute = checkpoint_importance(
+        checkpoint, dictionary=dictionary, codes=z, acts_path=test_acts, layer=layer, logits=acts["logits"]
+    )
     log.info(
         "epoch %(epoch)d: dictionary of %(k)d atoms on %(layer)s, relative error %(err).4f, K median %(K).4f, "
         "rho(K, |importance|) %(rho)s",
