@@ -116,3 +116,9 @@ def targets(config: Mapping[str, Any]) -> list[str]:
     there are figures."""
     paths = [t for branch in branch_targets(config).values() for t in branch]
     return paths + ([CLAIMS, *SUMMARY] if figures(config) else [])
+
+
+def quality_tables(paths: list[str]) -> list[str]:
+    """The dictionary quality tables among a run's targets (one per analyzed experiment and training seed): the
+    landing page's dictionary table reads them."""
+    return [path for path in paths if path.endswith("/complexity/quality.csv")]

@@ -14,7 +14,7 @@ from featflow.config import OWN_ARCHS, dictionary_of
 from featflow.names import checked
 from featflow.keys import keyed, pick
 from featflow.repro import script_code
-from featflow.targets import enabled, figures, targets
+from featflow.targets import enabled, figures, quality_tables, targets
 
 # Validated before any job runs: a bad key, type, range, missing data path or layer name stops here.
 CFG = checked(config)

@@ -9,7 +9,7 @@ rule summary:
     input:
         figures=SUMMARY_FIGURES,
         claims=CLAIMS_CSV,  # the verdict per claim heads the page (workflow/rules/claims.smk)
-        quality=[path for path in TARGETS if path.endswith("/complexity/quality.csv")],  # one row per dictionary
+        quality=quality_tables(TARGETS),  # the dictionary quality table, one row per dictionary
     output:
         rst="results/summary.rst",
         csv="results/summary.csv",
