@@ -270,8 +270,8 @@ def figures(
         outs["top_images"],
         {
             "K range": f"{np.nanmin(k):.3f} .. {np.nanmax(k):.3f}",
-            "dictionary": meta.get("method", spec.dictionary.method),
-            **({"code ridge": f"{spec.dictionary.code_ridge:g}"} if meta.get("nnls_codes", True) else {}),
+            "dictionary": meta["method"],
+            **({"code ridge": f"{spec.dictionary.code_ridge:g}"} if meta["nnls_codes"] else {}),
             "relative reconstruction error": f"{meta['relative_error']:.4f}",
             "accuracy with the reconstruction": (
                 f"{meta['accuracy_reconstructed']:.4f} (of {meta['accuracy']:.4f}; paper: > 99% kept)"
