@@ -26,7 +26,6 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from featflow import seeds
-from featflow.keys import merged as keys_merged
 
 SCHEMA_PACKAGE = "featflow.schemas"
 MAIN_SCHEMA = "config.schema.yaml"
@@ -156,12 +155,21 @@ def validate_config(config: Mapping[str, Any], check_paths: bool = True) -> dict
     return _key_sorted(seeds.expand(filled))
 
 
+def merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` merged into a copy of ``base`` mapping by mapping, as Snakemake merges ``--configfile`` files."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def dictionary_of(config: Mapping[str, Any], experiment: str) -> dict[str, Any]:
     """``complexity.dictionary`` with experiment ``experiment``'s own changes (``experiments.<name>.dictionary``)
-    merged in: the dictionary section every complexity job of that experiment reads."""
+    merged in: the dictionary section every complexity job of that experiment reads (the validated sections hold
+    every key, so the merge keeps their sorted order)."""
     base = (config.get("complexity") or {}).get("dictionary") or {}
     own = (config.get("experiments") or {}).get(experiment, {}).get("dictionary") or {}
-    return _key_sorted(keys_merged(base, own))
+    return merged(base, own)
 
 
 def _check_dictionaries(config: Mapping[str, Any], schema: Mapping[str, Any], registry: Registry) -> list[str]:

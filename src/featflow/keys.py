@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from featflow.config import merged
+
 
 def pick(data: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
     """The sub-mapping of ``data`` at the dotted ``paths`` (``"critical_space"``, ``"activations.pool"``); a path
@@ -28,14 +30,6 @@ def pick(data: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
                     out[head] = merged(out.get(head, {}), inner)
         else:
             out[head] = data[head]
-    return out
-
-
-def merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """``extra`` merged into a copy of ``base`` mapping by mapping, as Snakemake merges ``--configfile`` files."""
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
     return out
 
 

@@ -26,7 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from featflow import keys, store
+from featflow import store
 from featflow.config import PLANTED_CLASS_NAMES as PLANTED_CLASSES
 from featflow.config import (
     ConfigError,
@@ -37,6 +37,7 @@ from featflow.config import (
     load_yaml,
     validate_config,
 )
+from featflow.config import merged as config_merged
 from featflow.repro import package_version, script_code
 
 # (channels, classes) of the data set kinds whose images are not read from a folder.
@@ -343,7 +344,7 @@ def check_files(paths: Sequence[str | Path]) -> dict[str, Any]:
     """Load config files in order (later ones merged into earlier ones, as ``--configfile`` does) and check them."""
     merged: dict[str, Any] = {}
     for path in paths:
-        merged = keys.merged(merged, load_yaml(path))
+        merged = config_merged(merged, load_yaml(path))
     return checked(merged)
 
 

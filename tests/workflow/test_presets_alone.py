@@ -22,6 +22,7 @@ from tests.workflow.test_targets import MINIMAL
 PRESETS = sorted((ROOT / "config" / "presets").glob("*.yaml"))
 DEFAULT = yaml.safe_load((ROOT / "config/config.yaml").read_text())
 COMPLEXITY = {"dictionary", "codes", "complexity", "redundancy", "robustness", "importance", "feature_table"}
+COMPLEXITY |= {"dictionary_quality"}
 FV = {"fv_targets", "fv_optimize", "fv_figure", "jacobian", "critical_space", "ifv", "reoptimize"}
 FV_FIGURES = {"ifv_figures", "reoptimize_figure", "critical_space_figure"}
 THEORY = {"theory_train", "theory_baselines", "theory_alignment", "theory_figure_accuracy", "theory_figure_alignment"}

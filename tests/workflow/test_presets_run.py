@@ -26,8 +26,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from featflow.config import ModelSpec
-from featflow.keys import merged
+from featflow.config import ModelSpec, merged
 from featflow.models import build_model
 from featflow.names import checked
 from tests.folder_data import write_cifar10, write_imagefolder

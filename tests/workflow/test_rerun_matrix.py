@@ -95,9 +95,11 @@ def readers(path: str) -> set[str] | None:
     if KNOBS.match(path) or STRUCTURAL.match(path):
         return set()
     if re.match(r"^experiments\.planted-file\.dictionary\.file\.", path):
-        return {"dictionary"}  # the section of the experiment's own method (tiny.yaml: planted-file reads a file)
-    # an experiment's dictionary changes (experiments.<name>.dictionary) mean what complexity.dictionary's mean
-    path = re.sub(r"^experiments\.[\w-]+\.dictionary\.", "complexity.dictionary.", path)
+        return {"dictionary", "feature_pictures"}  # its own method's section (tiny.yaml: planted-file reads a file)
+    # an experiment's dictionary changes (experiments.<name>.dictionary) mean what complexity.dictionary's mean,
+    # less the flow (tiny.yaml's flow follows planted-res, which changes no dictionary key)
+    if re.match(r"^experiments\.[\w-]+\.dictionary\.", path):
+        return (readers(re.sub(r"^experiments\.[\w-]+\.", "complexity.", path)) or set()) - {"feature_flow"}
     encoder = {"dictionary", "complexity", "feature_flow", "feature_pictures", *SHARDED, "dictionary_quality"}
     rules: list[tuple[str, set[str]]] = [
         (r"^complexity\.figures\.", {"complexity_figures"}),
@@ -112,7 +114,7 @@ def readers(path: str) -> set[str] | None:
         (r"^complexity\.dictionary\.code_ridge$", {*encoder, "complexity_figures"}),
         (r"^complexity\.dictionary\.method$", {*encoder, "complexity_figures", "importance"}),
         (r"^complexity\.dictionary\.(topk|file)\.", set()),  # the sections of methods no experiment uses here
-        (r"^complexity\.dictionary\.", {"dictionary"}),
+        (r"^complexity\.dictionary\.", {"dictionary", "feature_pictures"}),  # pictures: the whole section
         (r"^fv\.\w+\.reoptimize\.", {"reoptimize"}),
         (r"^fv\.\w+\.critical_space\.select$", {"ifv"}),
         (r"^fv\.\w+\.critical_space\.", {"critical_space"}),
@@ -294,15 +296,15 @@ def test_every_leaf_plans_what_reads_it(oracle):
 # The table (and the list-valued settings of item 2): change -> what a dry run plans, rule -> jobs.
 CLAIMS = {"claims": 1}
 ROWS = {
-    # two experiments analyzed (planted, planted-res); the flow follows planted-res only
-    "complexity.figures.top_images": (["complexity", "figures", "top_images"], 6, {"complexity_figures": 2}),
-    "complexity.pictures.ids + 5": (["complexity", "pictures", "ids"], [0, 5], {"feature_pictures": 2}),
+    # three experiments analyzed (planted, planted-res, planted-file); the flow follows planted-res only
+    "complexity.figures.top_images": (["complexity", "figures", "top_images"], 6, {"complexity_figures": 3}),
+    "complexity.pictures.ids + 5": (["complexity", "pictures", "ids"], [0, 5], {"feature_pictures": 3}),
     "complexity.vinfo.ridge_scale": (  # complexity and what reads it (other branches may read vinfo too)
         ["complexity", "vinfo", "ridge_scale"],
         0.01,
         {
-            **{"complexity": 2, "feature_table": 2, "complexity_figures": 2, "feature_pictures": 2},
-            **{"meta_features": 2, "feature_flow": 1},
+            **{"complexity": 3, "feature_table": 3, "complexity_figures": 3, "feature_pictures": 3},
+            **{"meta_features": 3, "feature_flow": 1},
         },
     ),
     # rules whose files a registered claim reads also replan the claims table (featflow.claims, one job)
