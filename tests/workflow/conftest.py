@@ -13,13 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.watch import run_watched
-from tools.make_dictionary_file import random_sae
-from tools.make_dictionary_file import write as write_sae
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 COPIED = ("Snakefile", "workflow", "envs", "profiles", "src")
-SAE_FILE = "data/sae_fc1.safetensors"  # tiny.yaml's planted-file reads it
 
 
 def copy_workflow(dest: Path, config: Path) -> Path:
@@ -33,7 +30,6 @@ def copy_workflow(dest: Path, config: Path) -> Path:
             shutil.copy2(src, dest / name)
     (dest / "config").mkdir()
     shutil.copy2(config, dest / "config" / "config.yaml")
-    write_sae(dest / SAE_FILE, random_sae(k=24, d=32, seed=0))  # tiny.yaml's planted-file reads it (method file)
     return dest
 
 

@@ -29,7 +29,7 @@ def test_every_registered_claim_has_a_verdict_per_experiment(dag_run: Path) -> N
     rows = table.set_index(["claim", "experiment"])
     # one row per configured experiment of the claim's kind: planted and planted-res analyzed, planted-res followed
     # through its skips, planted over training, three FV experiments, two mask models, the theory run
-    assert {e for c, e in rows.index if c == "complexity_importance"} == {"planted", "planted-res", "planted-file"}
+    assert {e for c, e in rows.index if c == "complexity_importance"} == {"planted", "planted-res"}
     assert {e for c, e in rows.index if c == "flow_retention"} == {"planted-res"}
     assert {e for c, e in rows.index if c == "critical_space_ones"} == set(TINY["fv"])
     assert {e for c, e in rows.index if c == "masked_accuracy"} == {"cnn", "cnn-pgd"}
@@ -55,7 +55,7 @@ def test_the_landing_page_starts_with_one_row_per_claim(dag_run: Path) -> None:
     head, _, numbers = page.partition("Headline numbers\n=====")
     claims, _, quality = head.partition("Dictionary quality\n=====")  # then one row per analyzed experiment
     assert len([line for line in claims.splitlines() if line.startswith("   * - ")]) == len(CLAIMS) + 1
-    assert len([line for line in quality.splitlines() if line.startswith("   * - ")]) == 1 + 3
+    assert len([line for line in quality.splitlines() if line.startswith("   * - ")]) == 1 + 2
     assert "planted ranking" in numbers  # the full table of numbers follows
 
 

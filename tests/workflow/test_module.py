@@ -11,7 +11,7 @@ from pathlib import Path
 
 from featflow import store
 from tests.watch import run_watched
-from tests.workflow.conftest import ROOT, SAE_FILE, SNAKEMAKE, random_sae, write_sae
+from tests.workflow.conftest import ROOT, SNAKEMAKE
 
 TARGET = "results/data/planted.h5"
 
@@ -20,7 +20,6 @@ def test_featflow_runs_as_a_module_from_another_folder(tmp_path: Path) -> None:
     outer = tmp_path / "analysis"
     outer.mkdir()
     shutil.copy2(ROOT / "tests" / "workflow" / "tiny.yaml", outer / "config.yaml")
-    write_sae(outer / SAE_FILE, random_sae(k=24, d=32, seed=0))  # tiny.yaml's planted-file, checked before any job
     (outer / "Snakefile").write_text(
         textwrap.dedent(
             f"""\

@@ -94,12 +94,6 @@ def readers(path: str) -> set[str] | None:
     the key's branch may read it (only the branch is checked then)."""
     if KNOBS.match(path) or STRUCTURAL.match(path):
         return set()
-    if re.match(r"^experiments\.planted-file\.dictionary\.file\.", path):
-        return {"dictionary", "feature_pictures"}  # its own method's section (tiny.yaml: planted-file reads a file)
-    # an experiment's dictionary changes (experiments.<name>.dictionary) mean what complexity.dictionary's mean,
-    # less the flow (tiny.yaml's flow follows planted-res, which changes no dictionary key)
-    if re.match(r"^experiments\.[\w-]+\.dictionary\.", path):
-        return (readers(re.sub(r"^experiments\.[\w-]+\.", "complexity.", path)) or set()) - {"feature_flow"}
     encoder = {"dictionary", "complexity", "feature_flow", "feature_pictures", *SHARDED, "dictionary_quality"}
     rules: list[tuple[str, set[str]]] = [
         (r"^complexity\.figures\.", {"complexity_figures"}),
@@ -296,15 +290,15 @@ def test_every_leaf_plans_what_reads_it(oracle):
 # The issue's table (and the list-valued settings of item 2): change -> what a dry run plans, rule -> jobs.
 CLAIMS = {"claims": 1}
 ROWS = {
-    # three experiments analyzed (planted, planted-res, planted-file); the flow follows planted-res only
-    "complexity.figures.top_images": (["complexity", "figures", "top_images"], 6, {"complexity_figures": 3}),
-    "complexity.pictures.ids + 5": (["complexity", "pictures", "ids"], [0, 5], {"feature_pictures": 3}),
+    # two experiments analyzed (planted, planted-res); the flow follows planted-res only
+    "complexity.figures.top_images": (["complexity", "figures", "top_images"], 6, {"complexity_figures": 2}),
+    "complexity.pictures.ids + 5": (["complexity", "pictures", "ids"], [0, 5], {"feature_pictures": 2}),
     "complexity.vinfo.ridge_scale": (  # complexity and what reads it (other branches may read vinfo too)
         ["complexity", "vinfo", "ridge_scale"],
         0.01,
         {
-            **{"complexity": 3, "feature_table": 3, "complexity_figures": 3, "feature_pictures": 3},
-            **{"meta_features": 3, "feature_flow": 1},
+            **{"complexity": 2, "feature_table": 2, "complexity_figures": 2, "feature_pictures": 2},
+            **{"meta_features": 2, "feature_flow": 1},
         },
     ),
     # rules whose files a registered claim reads also replan the claims table (featflow.claims, one job)
