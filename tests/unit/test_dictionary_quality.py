@@ -12,8 +12,9 @@ from sklearn.metrics import r2_score
 
 from featflow import store
 from featflow.complexity.codes import encode_split
-from featflow.complexity.quality import dictionary_quality, matched_cosines
+from featflow.complexity.quality import dictionary_quality
 from featflow.complexity.spec import ComplexitySpec
+from featflow.temporal.emergence import match
 from tests.complexity_data import write_complexity_inputs
 
 
@@ -41,13 +42,13 @@ def test_quality_row_equals_its_definitions(tmp_path: Path) -> None:
     assert row.l0_mean == (z != 0).sum() / len(z) and row.dead == int((~(z != 0).any(0)).sum())
     facts = store.read_attrs(codes, "complexity-codes")
     assert row.accuracy_recovered == facts["accuracy_reconstructed"] / facts["accuracy"]
-    np.testing.assert_allclose(row.seed_cosine_median, np.median(matched_cosines(dic["atoms"], dic["atoms_seed2"])))
+    np.testing.assert_allclose(row.seed_cosine_median, np.median(match(dic["atoms"], dic["atoms_seed2"])[2]))
     assert row.method == "nmf" and row.layer == "act" and (row.k, row.d) == (12, 8) and row.code_version == "abc"
     assert pd.read_csv(tmp_path / "quality.csv").shape == (1, len(row))
     assert "R<sup>2</sup>" in (tmp_path / "quality.html").read_text()
 
 
-def test_matched_cosines_pair_each_atom_with_its_copy() -> None:
+def test_seeds_are_matched_atom_to_atom_by_cosine() -> None:
     atoms = np.eye(4)[:3] + 0.1
     shuffled = -atoms[[2, 0, 1]] * -2.0  # the same directions, reordered and rescaled
-    np.testing.assert_allclose(matched_cosines(atoms, shuffled), 1.0)
+    np.testing.assert_allclose(match(atoms, shuffled)[2], 1.0)

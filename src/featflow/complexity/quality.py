@@ -21,6 +21,7 @@ from featflow import store
 from featflow.complexity.codes import KIND as CODES_KIND
 from featflow.complexity.spec import ComplexitySpec
 from featflow.dictionary import files
+from featflow.temporal.emergence import match
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +46,6 @@ COLUMNS = (
     "code_version",
     "seed",
 )
-
-
-def matched_cosines(atoms: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Cosines of the one-to-one (Hungarian) matching of two dictionaries' atoms that maximizes their sum."""
-    from scipy.optimize import linear_sum_assignment
-
-    def unit(m: np.ndarray) -> np.ndarray:
-        return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
-
-    cos = unit(atoms) @ unit(other).T
-    rows, cols = linear_sum_assignment(-cos)
-    return cos[rows, cols]
 
 
 def dictionary_quality(
@@ -91,7 +80,7 @@ def dictionary_quality(
         l0, n = l0 + float(nonzero.sum()), n + len(z)
     total = shifted_sq - float(np.square(shifted_sum).sum()) / max(n, 1)
     atoms = store.read_items(dictionary, files.KIND, ["atoms", "atoms_seed2"])
-    seeds = matched_cosines(atoms["atoms"], atoms["atoms_seed2"]) if "atoms_seed2" in atoms else None
+    seeds = match(atoms["atoms"], atoms["atoms_seed2"])[2] if "atoms_seed2" in atoms else None
     row = {
         "experiment": experiment,
         "method": meta["method"],

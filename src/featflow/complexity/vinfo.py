@@ -65,17 +65,14 @@ def vinfo_layers(
 def seed_stability(atoms: np.ndarray, atoms2: np.ndarray, k_feat: np.ndarray, k_feat2: np.ndarray) -> dict[str, float]:
     """Agreement of K across two dictionary seeds: atoms matched one-to-one by cosine (Hungarian assignment), then
     Spearman's rho of K over the matched pairs, and the median matched cosine (how far the atoms agree)."""
-    from scipy.optimize import linear_sum_assignment
     from scipy.stats import spearmanr
 
-    def unit(m: np.ndarray) -> np.ndarray:
-        return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+    from featflow.temporal.emergence import match
 
-    cos = unit(atoms) @ unit(atoms2).T
-    rows, cols = linear_sum_assignment(-cos)
+    rows, cols, cos = match(atoms, atoms2)
     ok = np.isfinite(k_feat[rows]) & np.isfinite(k_feat2[cols])
     rho = float(spearmanr(k_feat[rows][ok], k_feat2[cols][ok]).statistic) if ok.sum() > 2 else float("nan")
-    return {"k_seed_spearman": rho, "atom_match_cosine_median": float(np.median(cos[rows, cols]))}
+    return {"k_seed_spearman": rho, "atom_match_cosine_median": float(np.median(cos))}
 
 
 def compute_vinfo(

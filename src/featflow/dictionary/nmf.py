@@ -438,14 +438,15 @@ def _fit(rows: Rows, spec: DictionarySpec, ctx: FitContext) -> NMFDictionary:
     return coder(atoms.float(), spec)
 
 
-def _load(arrays: dict[str, np.ndarray], spec: DictionarySpec, device: torch.device) -> NMFDictionary:
-    return coder(torch.from_numpy(arrays["atoms"]).float().to(device), spec)
+def load_coded(arrays: dict[str, np.ndarray], spec: DictionarySpec, device: torch.device) -> NMFDictionary:
+    """An NNLS-coded dictionary (NMF, Semi-NMF) from its stored atoms: :func:`coder` on the device."""
+    return coder(torch.from_numpy(np.asarray(arrays["atoms"])).float().to(device), spec)
 
 
 METHOD = Method(
     "nmf",
     fit=_fit,
-    load=_load,
+    load=load_coded,
     nonnegative_input=True,
     summary="NMF A ~ Z D (Z, D >= 0), ridge-NNLS codes",
 )

@@ -21,7 +21,6 @@ import logging
 import math
 from collections.abc import Callable, Iterable
 
-import numpy as np
 import torch
 
 from featflow.dictionary.base import FitContext, Method, Rows
@@ -34,6 +33,7 @@ from featflow.dictionary.nmf import (
     _objective,
     _sweeps,
     coder,
+    load_coded,
     relative_error,
 )
 from featflow.dictionary.spec import DictionarySpec
@@ -245,14 +245,10 @@ def _fit(rows: Rows, spec: DictionarySpec, ctx: FitContext) -> NMFDictionary:
     return coder(atoms.float(), spec)
 
 
-def _load(arrays: dict[str, np.ndarray], spec: DictionarySpec, device: torch.device) -> NMFDictionary:
-    return coder(torch.from_numpy(np.asarray(arrays["atoms"])).float().to(device), spec)
-
-
 METHOD = Method(
     "seminmf",
     fit=_fit,
-    load=_load,
+    load=load_coded,
     nonnegative_input=False,
     summary="Semi-NMF A ~ Z D (Z >= 0, D signed; Ding et al. 2010), ridge-NNLS codes",
 )
